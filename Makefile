@@ -1,0 +1,45 @@
+# edgeq: `make demo` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgeq-installed
+DIGITS := examples/digits/artifacts
+DEVICE ?= qemu-mps2-an386
+
+.PHONY: setup demo test deploy bench toolchain clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "edgeq: installing into $(VENV) (first run takes a few minutes)"
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,examples]'
+	@touch $@
+
+# Cross compiler and emulator for the emulated boards; installed when missing and root.
+toolchain:
+	@bash scripts/ensure-toolchain.sh
+
+$(DIGITS)/digits.keras: examples/digits/train.py | $(STAMP)
+	@$(BIN)/python examples/digits/train.py --out $(DIGITS)
+
+demo: setup $(DIGITS)/digits.keras
+	@$(BIN)/edgeq deploy $(DIGITS)/digits.keras --device $(DEVICE) \
+		--data $(DIGITS)/calib.npz --val $(DIGITS)/val.npz
+
+# make deploy MODEL=path DEVICE=name [DATA=calib.npz] [VAL=val.npz] [QUANT=int8]
+deploy: setup
+	@test -n "$(MODEL)" || { echo "usage: make deploy MODEL=... DEVICE=... [DATA=...] [VAL=...] [QUANT=...]"; exit 2; }
+	@$(BIN)/edgeq deploy $(MODEL) --device $(DEVICE) $(if $(DATA),--data $(DATA)) \
+		$(if $(VAL),--val $(VAL)) $(if $(QUANT),--quant $(QUANT))
+
+test: setup
+	@$(BIN)/python -m pytest -q
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build $(DIGITS)
