@@ -1,0 +1,110 @@
+"""What the user sees: one line per stage, loud warnings, a progress bar on long work.
+
+Everything else (TensorFlow's C++ and Python logging, the converter's MLIR chatter, absl
+warnings) goes to a log file: `quiet_logs` points file descriptor 2 at it for the whole run,
+so even native code that writes to stderr lands there. The user's own stderr is kept for
+warnings and errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator, TextIO, TypeVar
+
+T = TypeVar("T")
+
+_user_err: TextIO = sys.stderr
+_warnings: list[str] = []
+
+
+def quiet_tensorflow() -> None:
+    """Lower TensorFlow's own verbosity; must run before TensorFlow is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # its notice is noise, its rounding differs run to run
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@contextlib.contextmanager
+def quiet_logs(log_path: Path) -> Iterator[Path]:
+    """Send fd 2 and Python logging/warnings to `log_path` until the block ends."""
+    global _user_err
+    quiet_tensorflow()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    previous_err = _user_err
+    _user_err = os.fdopen(os.dup(saved_fd), "w", buffering=1)
+    handler = logging.FileHandler(log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    try:
+        yield log_path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        logging.captureWarnings(False)
+        sys.stderr.flush()
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        _user_err.close()
+        _user_err = previous_err
+
+
+def info(message: str) -> None:
+    print(message, flush=True)
+
+
+def warn(message: str) -> None:
+    """A warning the user must not miss: it also goes into the report."""
+    _warnings.append(message)
+    print(f"edgeq: WARNING: {message}", file=_user_err, flush=True)
+
+
+def error(message: str) -> None:
+    print(f"edgeq: error: {message}", file=_user_err, flush=True)
+
+
+def take_warnings() -> list[str]:
+    """The warnings raised since the last call (they belong in the report)."""
+    taken = list(_warnings)
+    _warnings.clear()
+    return taken
+
+
+@contextlib.contextmanager
+def stage(name: str, detail: str = "") -> Iterator[None]:
+    """Print `name  detail ... 1.2 s` as one line when the stage ends."""
+    start = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - start
+    text = f"{name:<9} {detail}".rstrip()
+    info(f"  {text}  ({elapsed:.1f} s)")
+
+
+def progress(items: Iterable[T], total: int, label: str, stream: TextIO | None = None) -> Iterator[T]:
+    """A one-line progress bar on a terminal; silent when output is not a terminal."""
+    out = stream or sys.stdout
+    show = out.isatty() and total > 0
+    width = 24
+    for done, item in enumerate(items, 1):
+        yield item
+        if show and (done == total or done % max(1, total // 100) == 0):
+            filled = width * done // total
+            out.write(f"\r  {label:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            out.flush()
+    if show:
+        out.write("\r" + " " * (width + len(label) + 30) + "\r")
+        out.flush()

@@ -1,0 +1,237 @@
+"""Load a trained model (Keras 3, Keras 2 .h5, SavedModel, float .tflite) and its data sets.
+
+Data sets are checked against the model's input here, once, so that later stages can trust
+them: every sample has the model's input shape, a numeric dtype and finite values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeq.errors import BadInput
+
+FORMATS = ("keras", "h5", "saved_model", "tflite")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]  # without the batch dimension
+    dtype: str  # numpy dtype name
+
+
+@dataclass(frozen=True)
+class Model:
+    path: Path
+    format: str  # one of FORMATS
+    name: str
+    sha256: str
+    input: TensorSpec
+    output: TensorSpec
+    keras: Any = None  # the Keras (3 or tf_keras) model, for keras/h5
+    saved_model: Any = None  # the loaded SavedModel, for saved_model
+    tflite: bytes | None = None  # the float flatbuffer, for tflite
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray  # (samples, *input shape)
+    y: np.ndarray | None  # class ids or targets, or None
+    source: str
+    synthetic: bool = False  # random inputs: no accuracy can be claimed
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def has_class_labels(self) -> bool:
+        return self.y is not None and self.y.ndim == 1 and np.issubdtype(self.y.dtype, np.integer)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    if path.is_dir():  # a SavedModel: its graph and variables identify it
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "saved_model"
+        raise BadInput(f"{path}: a directory without saved_model.pb is not a SavedModel")
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        return "keras"
+    if suffix in (".h5", ".hdf5"):
+        return "h5"
+    if suffix == ".tflite":
+        return "tflite"
+    raise BadInput(f"{path}: unsupported model file '{suffix or path.name}' "
+                   "(edgeq reads .keras, .h5, SavedModel directories and .tflite)")
+
+
+def _spec(shape, dtype, path: Path, what: str) -> TensorSpec:
+    dims = tuple(shape)[1:]
+    if any(d is None for d in dims):
+        raise BadInput(f"{path}: the {what} shape {tuple(shape)} has unknown dimensions besides the batch; "
+                       "microcontroller runtimes need a fixed shape")
+    return TensorSpec(tuple(int(d) for d in dims), np.dtype(getattr(dtype, "name", dtype)).name)
+
+
+def _single(tensors, path: Path, what: str):
+    if len(tensors) != 1:
+        raise BadInput(f"{path}: the model has {len(tensors)} {what}s; edgeq handles models with one {what}")
+    return tensors[0]
+
+
+def _load_keras(path: Path):
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as keras3_error:
+        if path.suffix.lower() not in (".h5", ".hdf5"):
+            raise BadInput(f"{path}: Keras could not read the model ({keras3_error})") from keras3_error
+        # Keras 3 cannot read every Keras 2 HDF5 file (custom layers, legacy configs); tf_keras can.
+        try:
+            import tf_keras
+
+            return tf_keras.models.load_model(path, compile=False)
+        except Exception as keras2_error:
+            raise BadInput(f"{path}: neither Keras 3 ({keras3_error}) nor tf_keras ({keras2_error}) "
+                           "could read the model") from keras2_error
+
+
+def load_model(path: str | Path) -> Model:
+    """Read a model file or SavedModel directory; errors name the path and the reason."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{path}: no such file or directory")
+    fmt = detect_format(path)
+    common = dict(path=path, format=fmt, name=path.stem if path.is_file() else path.name, sha256=file_sha256(path))
+    if fmt == "tflite":
+        from edgeq.graph import read_graph
+
+        data = path.read_bytes()
+        graph = read_graph(data, str(path))
+        inp = _single(graph.input_tensors(), path, "input")
+        out = _single(graph.output_tensors(), path, "output")
+        if inp.type != "FLOAT32":
+            raise BadInput(f"{path}: the input is {inp.type}; edgeq takes a float .tflite and quantizes it itself")
+        return Model(**common, input=_spec(inp.shape, np.float32, path, "input"),
+                     output=_spec(out.shape, np.float32, path, "output"), tflite=data)
+    if fmt == "saved_model":
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(str(path))
+            fn = loaded.signatures["serving_default"]
+        except KeyError:
+            raise BadInput(f"{path}: the SavedModel has no 'serving_default' signature") from None
+        except Exception as exc:
+            raise BadInput(f"{path}: TensorFlow could not load the SavedModel ({exc})") from exc
+        args = fn.structured_input_signature[1]
+        inp = _single(list(args.values()), path, "input")
+        out = _single(list(fn.structured_outputs.values()), path, "output")
+        return Model(**common, input=_spec(inp.shape, inp.dtype.as_numpy_dtype, path, "input"),
+                     output=_spec(out.shape, out.dtype.as_numpy_dtype, path, "output"), saved_model=loaded)
+    model = _load_keras(path)
+    inp = _single(list(model.inputs), path, "input")
+    out = _single(list(model.outputs), path, "output")
+    return Model(**common, input=_spec(inp.shape, inp.dtype, path, "input"),
+                 output=_spec(out.shape, out.dtype, path, "output"), keras=model)
+
+
+# ---- data sets ---------------------------------------------------------------------------
+
+
+def _from_function(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
+    module_name, _, func_name = spec.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise BadInput(f"data '{spec}': cannot import {func_name} from {module_name} ({exc})") from exc
+    xs, ys = [], []
+    for i, sample in enumerate(func()):
+        if isinstance(sample, (tuple, list)) and len(sample) == 2:
+            xs.append(np.asarray(sample[0]))
+            ys.append(sample[1])
+        else:
+            xs.append(np.asarray(sample))
+    if not xs:
+        raise BadInput(f"data '{spec}': the function returned no samples")
+    shapes = {x.shape for x in xs}
+    if len(shapes) > 1:
+        first = xs[0].shape
+        bad = next(i for i, x in enumerate(xs) if x.shape != first)
+        raise BadInput(f"data '{spec}': sample {bad} has shape {xs[bad].shape}, sample 0 has {first}")
+    y = np.asarray(ys) if ys and len(ys) == len(xs) else None
+    return np.stack(xs), y
+
+
+def read_arrays(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The raw arrays behind a data spec: a .npy, a .npz (x, optional y), or module:function."""
+    path = Path(spec)
+    if path.suffix in (".npy", ".npz"):
+        if not path.exists():
+            raise BadInput(f"{path}: no such file")
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise BadInput(f"{path}: not a readable NumPy file ({exc})") from exc
+        if path.suffix == ".npy":
+            return loaded, None
+        with loaded:
+            if "x" not in loaded.files:
+                raise BadInput(f"{path}: no array 'x' (found: {', '.join(loaded.files) or 'nothing'}); "
+                               "an .npz holds inputs as 'x' and optional labels as 'y'")
+            return loaded["x"], (loaded["y"] if "y" in loaded.files else None)
+    if ":" in spec and not path.exists():
+        return _from_function(spec)
+    raise BadInput(f"{spec}: data must be a .npy, a .npz or package.module:function")
+
+
+def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source: str) -> Dataset:
+    """Validate samples against the model input; returns them as (N, *shape) arrays."""
+    if x.ndim == len(spec.shape) + 2 and x.shape[1] == 1:  # samples saved with their batch dimension
+        x = x[:, 0]
+    if x.ndim == 0 or x.shape[1:] != spec.shape:
+        got = x.shape[1:] if x.ndim else x.shape
+        raise BadInput(f"{source}: sample 0 has shape {got} but the model input is {spec.shape} "
+                       f"(array shape {x.shape}; expected (samples, {', '.join(map(str, spec.shape))}))")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise BadInput(f"{source}: inputs have dtype {x.dtype}; expected numbers ({spec.dtype})")
+    if np.issubdtype(x.dtype, np.floating):
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            raise BadInput(f"{source}: sample {bad} contains NaN or infinity")
+    if y is not None and len(y) != len(x):
+        raise BadInput(f"{source}: {len(x)} inputs but {len(y)} labels")
+    return Dataset(x=x.astype(spec.dtype, copy=False), y=y, source=source)
+
+
+def load_dataset(spec: str, model_input: TensorSpec) -> Dataset:
+    x, y = read_arrays(spec)
+    if len(x) == 0:
+        raise BadInput(f"{spec}: the data set is empty")
+    return check_dataset(x, y, model_input, spec)
+
+
+def random_dataset(model_input: TensorSpec, count: int = 100, seed: int = 0) -> Dataset:
+    """Uniform [0, 1) inputs, for when the user gives no calibration data."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((count, *model_input.shape)).astype(model_input.dtype)
+    return Dataset(x=x, y=None, source=f"random uniform [0, 1) inputs (seed {seed})", synthetic=True)

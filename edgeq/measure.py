@@ -1,0 +1,176 @@
+"""Measure a converted model: accuracy and latency in the LiteRT interpreter, the TFLM arena.
+
+These are emulated measurements on the host; `flash`-and-measure on a board is the other path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeq.console import progress
+from edgeq.errors import BadInput
+from edgeq.load import Dataset
+from edgeq.quant import round_half_away_from_zero, sqnr_db
+
+LATENCY_RUNS = 50
+
+
+@dataclass(frozen=True)
+class Outputs:
+    values: np.ndarray  # float (dequantized) outputs, (samples, *output shape)
+    raw: np.ndarray  # outputs in the model's own output dtype
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    samples: int
+    float_accuracy: float | None  # top-1 against the labels, 0-1
+    quantized_accuracy: float | None
+    agreement: float | None  # share of samples whose top-1 class matches the float model's
+    sqnr_db: float  # quantized outputs against the float outputs
+
+
+@dataclass(frozen=True)
+class Latency:
+    median_ms: float
+    p95_ms: float
+    runs: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class ArenaUse:
+    total_bytes: int
+    head_bytes: int  # non-persistent: activations, reused between ops
+    tail_bytes: int  # persistent: tensor structs, op data
+
+
+def _quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if np.issubdtype(dtype, np.floating) or x.dtype == dtype:
+        return x.astype(dtype, copy=False)
+    scale, zero_point = detail["quantization"]
+    if scale == 0:
+        raise BadInput(f"input tensor '{detail['name']}' is {dtype} without quantization parameters")
+    info = np.iinfo(dtype)
+    q = round_half_away_from_zero(x.astype(np.float64) / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if np.issubdtype(y.dtype, np.floating) or scale == 0:
+        return y.astype(np.float32)
+    return ((y.astype(np.int32) - zero_point) * scale).astype(np.float32)
+
+
+def litert_interpreter(tflite: bytes, threads: int = 1):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_litert(tflite: bytes, data: Dataset, threads: int = 1, label: str = "infer") -> Outputs:
+    """Run every sample through LiteRT; inputs quantized with the model's input parameters."""
+    interpreter = litert_interpreter(tflite, threads)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    raws = []
+    for sample in progress(data.x, len(data), label):
+        interpreter.set_tensor(inp["index"], _quantize_input(sample[None, ...], inp))
+        interpreter.invoke()
+        raws.append(interpreter.get_tensor(out["index"])[0].copy())
+    raw = np.stack(raws)
+    return Outputs(values=_dequantize_output(raw, out), raw=raw)
+
+
+def litert_latency(tflite: bytes, sample: np.ndarray, threads: int = 1, runs: int = LATENCY_RUNS) -> Latency:
+    """Median and 95th percentile of `runs` invokes after a warm-up, timed in this process."""
+    interpreter = litert_interpreter(tflite, threads)
+    inp = interpreter.get_input_details()[0]
+    interpreter.set_tensor(inp["index"], _quantize_input(sample[None, ...], inp))
+    for _ in range(5):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - start) * 1e3)
+    return Latency(statistics.median(times), float(np.percentile(times, 95)), runs, threads)
+
+
+def _top1(values: np.ndarray) -> np.ndarray:
+    return values.reshape(len(values), -1).argmax(axis=1)
+
+
+def compare(float_outputs: Outputs, quantized_outputs: Outputs, data: Dataset) -> Accuracy:
+    f, q = float_outputs.values, quantized_outputs.values
+    classifier = f.reshape(len(f), -1).shape[1] > 1
+    labelled = data.has_class_labels and classifier and not data.synthetic
+    return Accuracy(
+        samples=len(data),
+        float_accuracy=float(np.mean(_top1(f) == data.y)) if labelled else None,
+        quantized_accuracy=float(np.mean(_top1(q) == data.y)) if labelled else None,
+        agreement=float(np.mean(_top1(f) == _top1(q))) if classifier else None,
+        sqnr_db=float(sqnr_db(f, q)),
+    )
+
+
+_ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+
+
+def parse_arena_report(text: str) -> ArenaUse:
+    """Read the RecordingMicroAllocator's summary lines."""
+    found = {kind: int(n) for kind, n in _ARENA_LINE.findall(text)}
+    if set(found) != {"total", "head", "tail"}:
+        raise ValueError(f"no arena summary in the TFLM allocator report: {text[:200]!r}")
+    return ArenaUse(found["total"], found["head"], found["tail"])
+
+
+def tflm_arena(tflite: bytes) -> ArenaUse:
+    """The arena the TFLM interpreter allocates for this model, as its recording allocator reports it.
+
+    The allocator prints to the process's stderr from C++, so fd 2 is pointed at a temporary
+    file for the call.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    try:
+        interpreter = runtime.Interpreter.from_bytes(tflite)
+    except RuntimeError as exc:
+        raise BadInput(f"TensorFlow Lite Micro cannot prepare this model: {exc}") from exc
+    detail = interpreter.get_input_details(0)
+    interpreter.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
+    interpreter.invoke()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        try:
+            os.dup2(captured.fileno(), 2)
+            interpreter.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        return parse_arena_report(captured.read().decode(errors="replace"))
+
+
+def run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """Raw outputs of the TFLM interpreter for already-quantized inputs, one sample at a time."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(tflite)
+    outputs = []
+    for sample in x:
+        interpreter.set_input(sample[None, ...], 0)
+        interpreter.invoke()
+        outputs.append(interpreter.get_output(0)[0].copy())
+    return np.stack(outputs)

@@ -1,0 +1,55 @@
+"""Shared fixtures: small real models built here, and the reference models when ../shared has them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    if not SHARED_MODELS.is_dir():
+        pytest.skip(f"reference models not present ({SHARED_MODELS})")
+    return SHARED_MODELS
+
+
+def build_small_cnn(input_shape=(8, 8, 1), classes=10, seed=0):
+    """A small untrained CNN with every layer type a microcontroller model has."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input(input_shape),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(classes, activation="softmax"),
+    ])
+
+
+@pytest.fixture(scope="session")
+def small_cnn_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "small_cnn.keras"
+    build_small_cnn().save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> dict[str, Path]:
+    """Calibration and labelled validation sets for the small CNN's (8, 8, 1) input."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("data")
+    calib = folder / "calib.npz"
+    val = folder / "val.npz"
+    np.savez(calib, x=rng.random((32, 8, 8, 1), dtype=np.float32))
+    np.savez(val, x=rng.random((20, 8, 8, 1), dtype=np.float32), y=rng.integers(0, 10, 20))
+    return {"calib": calib, "val": val}
