@@ -60,7 +60,8 @@ def _quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
     if scale == 0:
         raise BadInput(f"input tensor '{detail['name']}' is {dtype} without quantization parameters")
     info = np.iinfo(dtype)
-    q = round_half_away_from_zero(x.astype(np.float64) / scale) + zero_point
+    # float32 division, as TFLite's QUANTIZE kernel does it, so ties land where they land there
+    q = round_half_away_from_zero(x.astype(np.float32) / np.float32(scale)) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
