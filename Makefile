@@ -25,7 +25,7 @@ toolchain:
 $(DIGITS)/digits.keras: examples/digits/train.py | $(STAMP)
 	@$(BIN)/python examples/digits/train.py --out $(DIGITS)
 
-demo: setup $(DIGITS)/digits.keras
+demo: setup toolchain $(DIGITS)/digits.keras
 	@$(BIN)/edgeq deploy $(DIGITS)/digits.keras --device $(DEVICE) \
 		--data $(DIGITS)/calib.npz --val $(DIGITS)/val.npz
 
@@ -35,7 +35,7 @@ deploy: setup
 	@$(BIN)/edgeq deploy $(MODEL) --device $(DEVICE) $(if $(DATA),--data $(DATA)) \
 		$(if $(VAL),--val $(VAL)) $(if $(QUANT),--quant $(QUANT))
 
-test: setup
+test: setup toolchain
 	@$(BIN)/python -m pytest -q
 
 bench: setup
