@@ -1,0 +1,194 @@
+"""Lowering of the convolution-like ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and
+pooling, in their int8, packed-int4-weight, int16x8 and float32 variants."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeq.aot.lower import Lowering, Step, _padding, c_dims, unsupported
+from edgeq.graph import Operator, Tensor
+
+
+def _window(lw: Lowering, op: Operator, inp: Tensor, out: Tensor, kh: int, kw: int) -> tuple[int, int, int, int]:
+    o = op.options
+    dh, dw = getattr(o, "dilationHFactor", 1) or 1, getattr(o, "dilationWFactor", 1) or 1
+    ph = _padding(o.padding, inp.shape[1], kh, o.strideH, dh, out.shape[1])
+    pw = _padding(o.padding, inp.shape[2], kw, o.strideW, dw, out.shape[2])
+    return ph, pw, dh, dw
+
+def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> str:
+    in_scale, _ = lw.quant(inp.index)
+    out_scale, _ = lw.quant(out.index)
+    fscales = lw.filter_quant(op, filt, channels)
+    if op.opcode == "FULLY_CONNECTED" and len(filt.scales) == 1:
+        # TFLM's per-tensor FULLY_CONNECTED multiplies the two scales in float32 first
+        reals = [float(np.float32(in_scale) * np.float32(filt.scales[0])) / float(np.float32(out_scale))]
+    else:
+        reals = [float(np.float32(in_scale)) * float(np.float32(s)) / float(np.float32(out_scale)) for s in fscales]
+    return lw.requant_arrays(step, reals)
+
+def conv(lw: Lowering, op: Operator) -> Step:
+    kind = lw.kind(op)
+    if kind == "?":
+        raise unsupported(lw.g, op)
+    inp, filt, out = lw.t(op.inputs[0]), lw.t(op.inputs[1]), lw.t(op.outputs[0])
+    o = op.options
+    oc, kh, kw, ic = filt.shape
+    if ic != inp.shape[3]:
+        raise unsupported(lw.g, op, "grouped convolution")
+    ph, pw, dh, dw = _window(lw, op, inp, out, kh, kw)
+    step = lw.new_step(op, f"eq_conv_{kind}")
+    step.macs = int(np.prod(out.shape)) * kh * kw * ic
+    window = f"{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}"
+    step.decls += [f"static const eq_dims input_dims = {c_dims(inp.shape)};",
+                   f"static const eq_dims filter_dims = {c_dims(filt.shape)};",
+                   f"static const eq_dims output_dims = {c_dims(out.shape)};"]
+    if kind == "f32":
+        act = lw.float_activation(step, op)
+        step.decls.append(f"static const eq_conv_params params = {{0, 0, {window}, {{0, 0}}}};")
+        step.call = (f"eq_conv_f32(0, &params, {act}, &input_dims, (const float *){lw.ptr(inp.index)}, "
+                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias_f32(op)}, &output_dims, "
+                     f"(float *)@T{out.index}@)")
+        return step
+    _, in_zp = lw.quant(inp.index)
+    _, out_zp = lw.quant(out.index)
+    quant = _requant(lw, step, op, inp, filt, out, oc)
+    lo, hi = lw.activation(op, out.index)
+    step.decls.append(f"static const eq_conv_params params = {{{-in_zp}, {out_zp}, {window}, {{{lo}, {hi}}}}};")
+    if kind == "s16":
+        step.call = (f"eq_conv_s16(0, &params, {quant}, &input_dims, (const int16_t *){lw.ptr(inp.index)}, "
+                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias64(step, op)}, &output_dims, "
+                     f"(int16_t *)@T{out.index}@)")
+        return step
+    w = lw.filter_values(filt).astype(np.int64)
+    bias = lw.arr(step, "bias", "int32_t",
+                    lw.fold(lw.bias_values(op, oc), -in_zp, w.reshape(oc, -1).sum(axis=1)))
+    ctx = "0"
+    if kind == "s4":
+        step.scratch_bytes = kh * kw * ic
+        step.decls.append(f"eq_context ctx = {{@S{op.index}@, {step.scratch_bytes}}};")
+        ctx = "&ctx"
+    step.call = (f"eq_conv_{kind}({ctx}, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
+                 f"&filter_dims, {lw.filter_ptr(filt)}, {bias}, &output_dims, (int8_t *)@T{out.index}@)")
+    return step
+
+def depthwise(lw: Lowering, op: Operator) -> Step:
+    kind = lw.kind(op)
+    if kind not in ("s8", "s16", "f32"):
+        raise unsupported(lw.g, op)
+    inp, filt, out = lw.t(op.inputs[0]), lw.t(op.inputs[1]), lw.t(op.outputs[0])
+    o = op.options
+    _, kh, kw, oc = filt.shape
+    ic = inp.shape[3]
+    if oc % ic:
+        raise unsupported(lw.g, op, f"{oc} output channels for {ic} input channels")
+    ph, pw, dh, dw = _window(lw, op, inp, out, kh, kw)
+    step = lw.new_step(op, f"eq_depthwise_conv_{kind}")
+    step.macs = int(np.prod(out.shape)) * kh * kw
+    window = f"{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}"
+    step.decls += [f"static const eq_dims input_dims = {c_dims(inp.shape)};",
+                   f"static const eq_dims filter_dims = {c_dims(filt.shape)};",
+                   f"static const eq_dims output_dims = {c_dims(out.shape)};"]
+    if kind == "f32":
+        act = lw.float_activation(step, op)
+        step.decls.append(f"static const eq_dw_conv_params params = {{0, 0, {oc // ic}, {window}, {{0, 0}}}};")
+        step.call = (f"eq_depthwise_conv_f32(0, &params, {act}, &input_dims, (const float *){lw.ptr(inp.index)}, "
+                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias_f32(op)}, &output_dims, "
+                     f"(float *)@T{out.index}@)")
+        return step
+    _, in_zp = lw.quant(inp.index)
+    _, out_zp = lw.quant(out.index)
+    quant = _requant(lw, step, op, inp, filt, out, oc)
+    lo, hi = lw.activation(op, out.index)
+    step.decls.append(f"static const eq_dw_conv_params params = {{{-in_zp}, {out_zp}, {oc // ic}, {window}, "
+                      f"{{{lo}, {hi}}}}};")
+    if kind == "s16":
+        step.call = (f"eq_depthwise_conv_s16(0, &params, {quant}, &input_dims, "
+                     f"(const int16_t *){lw.ptr(inp.index)}, &filter_dims, {lw.ptr(filt.index)}, "
+                     f"{lw.bias64(step, op)}, &output_dims, (int16_t *)@T{out.index}@)")
+        return step
+    step.scratch_bytes = oc * 4
+    w = filt.numpy().astype(np.int64)
+    bias = lw.arr(step, "bias", "int32_t",
+                    lw.fold(lw.bias_values(op, oc), -in_zp, w.reshape(-1, oc).sum(axis=0)))
+    step.decls.append(f"eq_context ctx = {{@S{op.index}@, {oc * 4}}};")
+    step.call = (f"eq_depthwise_conv_s8(&ctx, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
+                 f"&filter_dims, {lw.ptr(filt.index)}, {bias}, &output_dims, (int8_t *)@T{out.index}@)")
+    return step
+
+def fully_connected(lw: Lowering, op: Operator) -> Step:
+    kind = lw.kind(op)
+    if kind == "?":
+        raise unsupported(lw.g, op)
+    inp, filt, out = lw.t(op.inputs[0]), lw.t(op.inputs[1]), lw.t(op.outputs[0])
+    if not filt.is_constant:
+        raise unsupported(lw.g, op, "the weights must be constant")
+    units, depth = filt.shape
+    batches = inp.element_count // depth
+    step = lw.new_step(op, f"eq_fully_connected_{kind}")
+    step.macs = batches * units * depth
+    step.decls += [f"static const eq_dims input_dims = {{{batches}, 1, 1, {depth}}};",
+                   f"static const eq_dims filter_dims = {{{units}, 1, 1, {depth}}};",
+                   f"static const eq_dims output_dims = {{{batches}, 1, 1, {units}}};"]
+    if kind == "f32":
+        act = lw.float_activation(step, op)
+        step.call = (f"eq_fully_connected_f32(0, {act}, &input_dims, (const float *){lw.ptr(inp.index)}, "
+                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias_f32(op)}, &output_dims, "
+                     f"(float *)@T{out.index}@)")
+        return step
+    _, in_zp = lw.quant(inp.index)
+    _, out_zp = lw.quant(out.index)
+    quant = _requant(lw, step, op, inp, filt, out, units)
+    lo, hi = lw.activation(op, out.index)
+    step.decls.append(f"static const eq_fc_params params = {{{-in_zp}, {out_zp}, {{{lo}, {hi}}}}};")
+    if kind == "s16":
+        step.call = (f"eq_fully_connected_s16(0, &params, {quant}, &input_dims, "
+                     f"(const int16_t *){lw.ptr(inp.index)}, &filter_dims, {lw.ptr(filt.index)}, "
+                     f"{lw.bias64(step, op)}, &output_dims, (int16_t *)@T{out.index}@)")
+        return step
+    w = lw.filter_values(filt).astype(np.int64)
+    bias = lw.arr(step, "bias", "int32_t", lw.fold(lw.bias_values(op, units), -in_zp, w.sum(axis=1)))
+    ctx = "0"
+    if kind == "s4":
+        step.scratch_bytes = depth
+        step.decls.append(f"eq_context ctx = {{@S{op.index}@, {depth}}};")
+        ctx = "&ctx"
+    step.call = (f"eq_fully_connected_{kind}({ctx}, &params, {quant}, &input_dims, "
+                 f"(const int8_t *){lw.ptr(inp.index)}, &filter_dims, {lw.filter_ptr(filt)}, {bias}, "
+                 f"&output_dims, (int8_t *)@T{out.index}@)")
+    return step
+
+def pool(lw: Lowering, op: Operator) -> Step:
+    kind = lw.kind(op)
+    if kind not in ("s8", "f32"):
+        raise unsupported(lw.g, op)
+    inp, out = lw.t(op.inputs[0]), lw.t(op.outputs[0])
+    o = op.options
+    ph, pw, _, _ = _window(lw, op, inp, out, o.filterHeight, o.filterWidth)
+    name = "avg_pool" if op.opcode == "AVERAGE_POOL_2D" else "max_pool"
+    kernel = f"eq_{name}_{kind}"
+    step = lw.new_step(op, kernel)
+    if kind == "f32":
+        act, lo, hi = lw.float_activation(step, op) + ", ", 0, 0
+        ctype = "float"
+    else:
+        act, ctype = "", "int8_t"
+        lo, hi = lw.activation(op, out.index)
+    step.decls += [
+        f"static const eq_pool_params params = {{{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, "
+        f"{{{o.filterWidth}, {o.filterHeight}}}, {{{lo}, {hi}}}}};",
+        f"static const eq_dims input_dims = {c_dims(inp.shape)};",
+        f"static const eq_dims output_dims = {c_dims(out.shape)};",
+    ]
+    step.call = (f"{kernel}(0, &params, {act}&input_dims, (const {ctype} *){lw.ptr(inp.index)}, "
+                 f"&output_dims, ({ctype} *)@T{out.index}@)")
+    return step
+
+
+HANDLERS = {
+    "CONV_2D": conv,
+    "DEPTHWISE_CONV_2D": depthwise,
+    "FULLY_CONNECTED": fully_connected,
+    "AVERAGE_POOL_2D": pool,
+    "MAX_POOL_2D": pool,
+}

@@ -1,0 +1,15 @@
+/* DEQUANTIZE int8 -> float32: (float)(scale * (q - zero_point)) with a double product,
+ * as TFLite computes it. */
+#include "eq_kernels.h"
+
+eq_status eq_dequantize_s8_f32(const eq_context *ctx, const eq_affine_params *params,
+                               int32_t size, const int8_t *input, float *output)
+{
+    const double scale = (double)params->scale;
+    int32_t i;
+    (void)ctx;
+    for (i = 0; i < size; i++) {
+        output[i] = (float)(scale * (double)((int32_t)input[i] - params->zero_point));
+    }
+    return EQ_OK;
+}

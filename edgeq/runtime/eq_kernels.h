@@ -1,0 +1,134 @@
+/* edgeq-c runtime: the public kernel API. One function per source file. */
+#ifndef EQ_KERNELS_H
+#define EQ_KERNELS_H
+
+#include "eq_types.h"
+
+eq_status eq_conv_s8(const eq_context *ctx, const eq_conv_params *params,
+                     const eq_quant_params *quant, const eq_dims *input_dims,
+                     const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                     const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+
+int32_t eq_depthwise_conv_s8_scratch_size(const eq_dims *output_dims);
+eq_status eq_depthwise_conv_s8(const eq_context *ctx, const eq_dw_conv_params *params,
+                               const eq_quant_params *quant, const eq_dims *input_dims,
+                               const int8_t *input, const eq_dims *filter_dims,
+                               const int8_t *filter, const int32_t *bias,
+                               const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_fully_connected_s8(const eq_context *ctx, const eq_fc_params *params,
+                                const eq_quant_params *quant, const eq_dims *input_dims,
+                                const int8_t *input, const eq_dims *filter_dims,
+                                const int8_t *filter, const int32_t *bias,
+                                const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_avg_pool_s8(const eq_context *ctx, const eq_pool_params *params,
+                         const eq_dims *input_dims, const int8_t *input,
+                         const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_max_pool_s8(const eq_context *ctx, const eq_pool_params *params,
+                         const eq_dims *input_dims, const int8_t *input,
+                         const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_add_s8(const eq_context *ctx, const eq_add_params *params,
+                    const eq_strides *input1_strides, const int8_t *input1,
+                    const eq_strides *input2_strides, const int8_t *input2,
+                    const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_mul_s8(const eq_context *ctx, const eq_mul_params *params,
+                    const eq_strides *input1_strides, const int8_t *input1,
+                    const eq_strides *input2_strides, const int8_t *input2,
+                    const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_softmax_s8(const eq_context *ctx, const eq_softmax_params *params,
+                        int32_t rows, int32_t depth, const int8_t *input, int8_t *output);
+
+/* Copies `count` inputs along one axis: outer_size rows, each input contributing
+ * copy_sizes[i] bytes per row. */
+eq_status eq_concatenation_s8(const eq_context *ctx, int32_t count, const int8_t *const *inputs,
+                              const int32_t *copy_sizes, int32_t outer_size, int8_t *output);
+
+eq_status eq_pad_s8(const eq_context *ctx, const eq_pad_params *params,
+                    const eq_dims *input_dims, const int8_t *input,
+                    const eq_dims *output_dims, int8_t *output);
+
+eq_status eq_mean_s8(const eq_context *ctx, const eq_mean_params *params,
+                     const eq_dims *input_dims, const int8_t *input,
+                     const eq_dims *output_dims, int8_t *output);
+
+/* out[i] = table[(uint8_t)in[i]]: any int8 -> int8 element-wise function. */
+eq_status eq_lut_s8(const eq_context *ctx, const int8_t *table, int32_t size,
+                    const int8_t *input, int8_t *output);
+
+eq_status eq_quantize_f32_s8(const eq_context *ctx, const eq_affine_params *params,
+                             int32_t size, const float *input, int8_t *output);
+
+eq_status eq_dequantize_s8_f32(const eq_context *ctx, const eq_affine_params *params,
+                               int32_t size, const int8_t *input, float *output);
+
+/* int16x8: int16 activations (zero point 0), int8 weights, int64 bias. */
+eq_status eq_conv_s16(const eq_context *ctx, const eq_conv_params *params,
+                      const eq_quant_params *quant, const eq_dims *input_dims,
+                      const int16_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                      const int64_t *bias, const eq_dims *output_dims, int16_t *output);
+eq_status eq_depthwise_conv_s16(const eq_context *ctx, const eq_dw_conv_params *params,
+                                const eq_quant_params *quant, const eq_dims *input_dims,
+                                const int16_t *input, const eq_dims *filter_dims,
+                                const int8_t *filter, const int64_t *bias,
+                                const eq_dims *output_dims, int16_t *output);
+eq_status eq_fully_connected_s16(const eq_context *ctx, const eq_fc_params *params,
+                                 const eq_quant_params *quant, const eq_dims *input_dims,
+                                 const int16_t *input, const eq_dims *filter_dims,
+                                 const int8_t *filter, const int64_t *bias,
+                                 const eq_dims *output_dims, int16_t *output);
+eq_status eq_add_s16(const eq_context *ctx, const eq_add_params *params,
+                     const eq_strides *input1_strides, const int16_t *input1,
+                     const eq_strides *input2_strides, const int16_t *input2,
+                     const eq_dims *output_dims, int16_t *output);
+
+eq_status eq_quantize_f32_s16(const eq_context *ctx, const eq_affine_params *params,
+                              int32_t size, const float *input, int16_t *output);
+eq_status eq_dequantize_s16_f32(const eq_context *ctx, const eq_affine_params *params,
+                                int32_t size, const int16_t *input, float *output);
+
+/* Packed int4 weights (two a byte, low nibble first), int8 activations. The filter of
+ * one output channel is unpacked into caller scratch, then run as int8. */
+int32_t eq_conv_s4_scratch_size(const eq_dims *filter_dims);
+eq_status eq_conv_s4(const eq_context *ctx, const eq_conv_params *params,
+                     const eq_quant_params *quant, const eq_dims *input_dims,
+                     const int8_t *input, const eq_dims *filter_dims, const uint8_t *packed_filter,
+                     const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+int32_t eq_fully_connected_s4_scratch_size(const eq_dims *filter_dims);
+eq_status eq_fully_connected_s4(const eq_context *ctx, const eq_fc_params *params,
+                                const eq_quant_params *quant, const eq_dims *input_dims,
+                                const int8_t *input, const eq_dims *filter_dims,
+                                const uint8_t *packed_filter, const int32_t *bias,
+                                const eq_dims *output_dims, int8_t *output);
+
+/* float32 */
+eq_status eq_conv_f32(const eq_context *ctx, const eq_conv_params *params,
+                      const eq_activation_f32 *activation, const eq_dims *input_dims,
+                      const float *input, const eq_dims *filter_dims, const float *filter,
+                      const float *bias, const eq_dims *output_dims, float *output);
+eq_status eq_depthwise_conv_f32(const eq_context *ctx, const eq_dw_conv_params *params,
+                                const eq_activation_f32 *activation, const eq_dims *input_dims,
+                                const float *input, const eq_dims *filter_dims, const float *filter,
+                                const float *bias, const eq_dims *output_dims, float *output);
+eq_status eq_fully_connected_f32(const eq_context *ctx, const eq_activation_f32 *activation,
+                                 const eq_dims *input_dims, const float *input,
+                                 const eq_dims *filter_dims, const float *filter,
+                                 const float *bias, const eq_dims *output_dims, float *output);
+eq_status eq_avg_pool_f32(const eq_context *ctx, const eq_pool_params *params,
+                          const eq_activation_f32 *activation, const eq_dims *input_dims,
+                          const float *input, const eq_dims *output_dims, float *output);
+eq_status eq_max_pool_f32(const eq_context *ctx, const eq_pool_params *params,
+                          const eq_activation_f32 *activation, const eq_dims *input_dims,
+                          const float *input, const eq_dims *output_dims, float *output);
+eq_status eq_add_f32(const eq_context *ctx, const eq_activation_f32 *activation,
+                     const eq_strides *input1_strides, const float *input1,
+                     const eq_strides *input2_strides, const float *input2,
+                     const eq_dims *output_dims, float *output);
+eq_status eq_softmax_f32(const eq_context *ctx, float beta, int32_t rows, int32_t depth,
+                         const float *input, float *output);
+
+#endif /* EQ_KERNELS_H */

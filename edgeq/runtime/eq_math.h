@@ -1,0 +1,89 @@
+/* edgeq-c runtime: TFLite's fixed-point primitives, bit for bit.
+ *
+ * Semantics follow gemmlowp's SaturatingRoundingDoublingHighMul and
+ * RoundingDivideByPOT and TFLite's double-rounding MultiplyByQuantizedMultiplier.
+ * Shifts of negative values are arithmetic (true of every compiler edgeq targets);
+ * overflowing left shifts wrap through uint32_t as TFLite's code does in practice.
+ */
+#ifndef EQ_MATH_H
+#define EQ_MATH_H
+
+#include <stdint.h>
+
+/* Inner loops are written to vectorize. On hosts with SIMD, ask GCC to do so even at
+ * -O2 (whose cost model skips loops with a remainder); size-optimized and
+ * microcontroller builds are left alone. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE_SIZE__) && \
+    (defined(__x86_64__) || defined(__aarch64__))
+#define EQ_VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define EQ_VECTORIZE
+#endif
+
+#define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define EQ_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define EQ_CLAMP(x, lo, hi) EQ_MIN(EQ_MAX((x), (lo)), (hi))
+
+static inline int32_t eq_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
+{
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    /* division, not a shift: gemmlowp truncates toward zero here */
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+static inline int32_t eq_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t eq_shift_left_wrapping(int32_t x, int32_t amount)
+{
+    return (int32_t)((uint32_t)x << amount);
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier(int32_t x, multiplier, shift). */
+static inline int32_t eq_requantize(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return eq_rounding_divide_by_pot(
+        eq_sat_rounding_doubling_high_mul(eq_shift_left_wrapping(x, left), multiplier), right);
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier(int64_t x, multiplier, shift): the int16x8
+ * path, which rounds the multiplier to 16 bits first. */
+static inline int32_t eq_requantize_s64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+    const int32_t total_shift = 15 - shift;
+    const int64_t rounded = x * (int64_t)reduced + ((int64_t)1 << (total_shift - 1));
+    return (int32_t)(rounded >> total_shift);
+}
+
+static inline int32_t eq_count_leading_zeros(uint32_t x)
+{
+#if defined(__GNUC__)
+    return x == 0 ? 32 : __builtin_clz(x);
+#else
+    int32_t n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while ((x & 0x80000000u) == 0) {
+        x <<= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+#endif /* EQ_MATH_H */
