@@ -59,11 +59,14 @@ def cmd_profiles(args) -> int:
 
     if args.name:
         profile = get_profile(args.name)
-        console.info(json.dumps(asdict(profile), indent=2) if args.json else format_profile(profile))
+        if args.json:
+            console.emit_json(json.dumps(asdict(profile), indent=2))
+        else:
+            console.info(format_profile(profile))
     else:
         profiles = load_profiles()
         if args.json:
-            console.info(json.dumps([asdict(p) for p in profiles.values()], indent=2))
+            console.emit_json(json.dumps([asdict(p) for p in profiles.values()], indent=2))
         else:
             console.info(format_profile_table(list(profiles.values())))
     return 0
@@ -89,7 +92,7 @@ def cmd_measure(args) -> int:
     from edgeq.graph import read_graph
     from edgeq.load import TensorSpec, load_dataset
     from edgeq.measure import compare, litert_latency, run_litert, tflm_arena
-    from edgeq.pipeline import arena_with_margin
+    from edgeq.pipeline import firmware_arena
     from edgeq.report import assess_fit, fit_dict, kb
 
     profile = _profile(args.device)
@@ -106,12 +109,12 @@ def cmd_measure(args) -> int:
         acc = compare(run_litert(float_tflite, val, threads, "float"), run_litert(tflite, val, threads, "model"), val)
         lat = litert_latency(tflite, val.x[0], threads)
         arena = tflm_arena(tflite) if profile.is_microcontroller else None
-    fit = assess_fit(profile, len(tflite), arena_with_margin(arena.total_bytes) if arena else None)
+    fit = assess_fit(profile, len(tflite), firmware_arena(arena))
     result = {"samples": acc.samples, "accuracy": acc.quantized_accuracy, "float_accuracy": acc.float_accuracy,
               "agreement": acc.agreement, "sqnr_db": acc.sqnr_db, "host_ms_median": lat.median_ms,
               "tflm_arena_bytes": arena.total_bytes if arena else None, "fit": fit_dict(fit)}
     if args.json:
-        console.info(json.dumps(result, indent=2))
+        console.emit_json(json.dumps(result, indent=2))
     else:
         if acc.quantized_accuracy is not None:
             console.info(f"accuracy {100 * acc.quantized_accuracy:.2f} %"
@@ -127,7 +130,7 @@ def cmd_generate(args) -> int:
     from edgeq import codegen
     from edgeq.graph import read_graph
     from edgeq.measure import tflm_arena
-    from edgeq.pipeline import arena_with_margin, check_runtime_ops
+    from edgeq.pipeline import check_runtime_ops
     from edgeq.plan import choose_runtime
 
     profile = _profile(args.device)
@@ -137,8 +140,8 @@ def cmd_generate(args) -> int:
     tflite = path.read_bytes()
     graph = read_graph(tflite, str(path))
     runtime = choose_runtime(profile, args.runtime)
-    check_runtime_ops(graph, runtime)
-    arena = arena_with_margin(tflm_arena(tflite).total_bytes) if runtime == "tflm" else None
+    check_runtime_ops(tflite, graph, runtime)
+    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
     out = Path(args.out) if args.out else path.with_name(f"{path.stem}_{runtime}")
     with console.stage("generate", f"{runtime} project"):
         project = codegen.render_project(runtime, profile, tflite, graph, arena, path.stem)
@@ -163,6 +166,8 @@ def cmd_deploy(args) -> int:
                      f"{100 * acc['quantized']:.2f} % ({acc['drop_pp']:+.2f} pp drop)")
     console.info("")
     console.info((args.out_dir / "report.md").read_text())
+    if args.json:
+        console.emit_json((args.out_dir / "report.json").read_text())
     if result.fit.verdict != "fits":
         raise DoesNotFit(f"{r['model']['name']} does not fit {profile.name}: " + "; ".join(result.fit.reasons()))
     console.info(f"report: {args.out_dir / 'report.md'}  ({args.out_dir / 'report.json'})")
@@ -230,6 +235,7 @@ def _log_path(args) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console.quiet_tensorflow()
+    console.machine_output(args.json)
     log_path = _log_path(args)
     try:
         if args.verbose:

@@ -21,6 +21,16 @@ T = TypeVar("T")
 
 _user_err: TextIO = sys.stderr
 _warnings: list[str] = []
+_machine_output = False  # --json: stdout carries only the JSON document
+
+
+def machine_output(enabled: bool = True) -> None:
+    global _machine_output
+    _machine_output = enabled
+
+
+def emit_json(text: str) -> None:
+    print(text, flush=True)
 
 
 def quiet_tensorflow() -> None:
@@ -64,7 +74,8 @@ def quiet_logs(log_path: Path) -> Iterator[Path]:
 
 
 def info(message: str) -> None:
-    print(message, flush=True)
+    if not _machine_output:
+        print(message, flush=True)
 
 
 def warn(message: str) -> None:
@@ -90,8 +101,7 @@ def stage(name: str, detail: str = "") -> Iterator[None]:
     start = time.perf_counter()
     yield
     elapsed = time.perf_counter() - start
-    text = f"{name:<9} {detail}".rstrip()
-    info(f"  {text}  ({elapsed:.1f} s)")
+    info(f"  {name:<9} {detail + '  ' if detail else ''}({elapsed:.1f} s)")
 
 
 def progress(items: Iterable[T], total: int, label: str, stream: TextIO | None = None) -> Iterator[T]:

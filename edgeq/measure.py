@@ -10,12 +10,13 @@ import re
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edgeq.console import progress
 from edgeq.errors import BadInput
+from edgeq.graph import read_graph
 from edgeq.load import Dataset
 from edgeq.quant import round_half_away_from_zero, sqnr_db
 
@@ -50,6 +51,7 @@ class ArenaUse:
     total_bytes: int
     head_bytes: int  # non-persistent: activations, reused between ops
     tail_bytes: int  # persistent: tensor structs, op data
+    smallest_bytes: int | None = None  # the smallest arena AllocateTensors succeeds in
 
 
 def _quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -138,15 +140,20 @@ def parse_arena_report(text: str) -> ArenaUse:
 
 
 def tflm_arena(tflite: bytes) -> ArenaUse:
-    """The arena the TFLM interpreter allocates for this model, as its recording allocator reports it.
+    """The arena the TFLM interpreter allocates for this model, as its recording allocator reports it,
+    and the smallest arena it can be given.
 
     The allocator prints to the process's stderr from C++, so fd 2 is pointed at a temporary
     file for the call.
     """
     from tflite_micro.python.tflite_micro import runtime
 
+    # Room for every activation at once plus the interpreter's own structs: recording reports what
+    # was used, whatever the size given, but TFLM's default (10x the model) is too small for
+    # models whose activations outweigh their weights.
+    activations = sum(t.nbytes + 16 for t in read_graph(tflite).tensors if not t.is_constant)
     try:
-        interpreter = runtime.Interpreter.from_bytes(tflite)
+        interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=10 * len(tflite) + 2 * activations + 65536)
     except RuntimeError as exc:
         raise BadInput(f"TensorFlow Lite Micro cannot prepare this model: {exc}") from exc
     detail = interpreter.get_input_details(0)
@@ -161,7 +168,43 @@ def tflm_arena(tflite: bytes) -> ArenaUse:
             os.dup2(saved, 2)
             os.close(saved)
         captured.seek(0)
-        return parse_arena_report(captured.read().decode(errors="replace"))
+        recorded = parse_arena_report(captured.read().decode(errors="replace"))
+    return replace(recorded, smallest_bytes=tflm_smallest_arena(tflite, recorded.total_bytes))
+
+
+def _allocates_in_child(tflite: bytes, arena_size: int) -> bool:
+    """Whether TFLM's AllocateTensors succeeds in `arena_size` bytes, tried in a forked child.
+
+    The interpreter can crash (not raise) when preparation fails for lack of memory, so each
+    attempt runs in its own process; a crash counts as "does not fit".
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    pid = os.fork()
+    if pid == 0:  # the child: no Python cleanup, only the verdict as exit status
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+            runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def tflm_smallest_arena(tflite: bytes, recorded_total: int) -> int:
+    """The smallest arena (to 16 bytes) in which TFLM's AllocateTensors succeeds.
+
+    The recording allocator's total leaves out the memory planner's temporary memory, which
+    AllocateTensors needs and frees again, so a firmware given exactly that total can fail to start.
+    """
+    low, high = 0, max(16, (recorded_total + 15) // 16 * 16)
+    while not _allocates_in_child(tflite, high):
+        low, high = high, high * 2
+    while high - low > 16:
+        middle = (low + high) // 32 * 16
+        low, high = (low, middle) if _allocates_in_child(tflite, middle) else (middle, high)
+    return high
 
 
 def run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:

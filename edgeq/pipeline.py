@@ -18,9 +18,7 @@ from edgeq.load import Dataset, Model, load_dataset, load_model, random_dataset
 from edgeq.measure import Accuracy, ArenaUse, Latency, compare, litert_latency, run_litert, tflm_arena
 from edgeq.plan import Plan, plan
 from edgeq.report import Fit, assess_fit, fit_dict, render_markdown, to_json
-from edgeq.tflm_ops import unsupported_ops
-
-ARENA_MARGIN_FRACTION = 0.10
+from edgeq.tflm_ops import check_tflm_ops, model_op_names
 
 
 @dataclass(frozen=True)
@@ -56,19 +54,19 @@ def load_data(model: Model, data: str | None, val: str | None) -> tuple[Dataset,
     return calibration, validation
 
 
-def check_runtime_ops(graph: Graph, runtime: str) -> None:
+def check_runtime_ops(tflite: bytes, graph: Graph, runtime: str) -> None:
+    """Fail before code generation when the runtime lacks one of the model's ops."""
     if runtime == "tflm":
-        missing = unsupported_ops(graph.op_names)
-        if missing:
-            index = next(op.index for op in graph.operators if op.opcode == missing[0])
-            raise BadInput(f"op {missing[0]} (index {index}) is not supported by TensorFlow Lite Micro"
-                           + (f"; nor are {', '.join(missing[1:])}" if missing[1:] else ""))
+        check_tflm_ops(model_op_names(tflite, graph), graph)
+    elif runtime == "edgeq-c":
+        from edgeq.aot import compile_model
+
+        compile_model(tflite)  # raises BadInput naming the op, its index and its types
 
 
-def arena_with_margin(arena_bytes: int) -> int:
-    """The arena the firmware reserves: the recorded one, plus a margin, rounded up to 16 bytes."""
-    padded = int(arena_bytes * (1 + ARENA_MARGIN_FRACTION))
-    return (padded + 15) // 16 * 16
+def firmware_arena(arena: ArenaUse | None) -> int | None:
+    """The arena the TFLM firmware reserves: the smallest TFLM accepts, plus the codegen margin."""
+    return codegen.arena_size_with_margin(arena.smallest_bytes) if arena else None
 
 
 def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibration: Dataset,
@@ -107,7 +105,8 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
             "tflm_arena_bytes": arena.total_bytes if arena else None,
             "tflm_arena_head_bytes": arena.head_bytes if arena else None,
             "tflm_arena_tail_bytes": arena.tail_bytes if arena else None,
-            "firmware_arena_bytes": arena_with_margin(arena.total_bytes) if arena else None,
+            "tflm_arena_smallest_bytes": arena.smallest_bytes if arena else None,
+            "firmware_arena_bytes": firmware_arena(arena),
         },
         "accuracy": {
             "data": validation.source, "samples": accuracy.samples, "labelled": accuracy.float_accuracy is not None,
@@ -139,22 +138,22 @@ def deploy(req: Request) -> Deployment:
         float_tflite = convert(model, "fp32")
         tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
         graph = read_graph(tflite, f"{model.name}_{chosen.mode}.tflite")
-        check_runtime_ops(graph, chosen.runtime)
+        check_runtime_ops(tflite, graph, chosen.runtime)
     threads = profile.litert.threads if profile.litert is not None else 1
     with console.stage("measure", f"{len(validation)} samples, LiteRT on the host"):
         accuracy = compare(run_litert(float_tflite, validation, threads, "float"),
                            run_litert(tflite, validation, threads, chosen.mode), validation)
         latency = litert_latency(tflite, validation.x[0], threads)
-        arena = tflm_arena(tflite) if profile.is_microcontroller else None
-    firmware_arena = arena_with_margin(arena.total_bytes) if arena else None
-    fit = assess_fit(profile, len(tflite), firmware_arena)
+        arena = tflm_arena(tflite) if profile.is_microcontroller or chosen.runtime == "tflm" else None
+    fit = assess_fit(profile, len(tflite), firmware_arena(arena))
 
     stem = f"{model.name}_{chosen.mode}"
     files: dict[str, bytes] = {f"{model.name}_fp32.tflite": float_tflite, f"{stem}.tflite": tflite}
     outputs = {"tflite": f"{stem}.tflite", "float_tflite": f"{model.name}_fp32.tflite"}
     if fit.verdict == "fits":
         with console.stage("generate", f"{chosen.runtime} project"):
-            project = codegen.render_project(chosen.runtime, profile, tflite, graph, firmware_arena, stem)
+            project = codegen.render_project(chosen.runtime, profile, tflite, graph,
+                                             arena.smallest_bytes if arena else None, stem)
         files.update({f"firmware/{chosen.runtime}/{path}": text.encode() if isinstance(text, str) else text
                       for path, text in project.items()})
         outputs["firmware"] = f"firmware/{chosen.runtime}"
