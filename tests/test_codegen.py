@@ -25,6 +25,7 @@ import pytest
 
 import edgeq
 from edgeq.codegen import (
+    hello_payload,
     HEX_BYTES_PER_LINE,
     arena_size_with_margin,
     c_byte_array,
@@ -36,7 +37,8 @@ from edgeq.codegen import (
 )
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
-from edgeq.protocol import HelloInfo, TensorInfo, encode_hello
+from edgeq.measure import run_tflm, tflm_arena
+from edgeq.quant import params_from_tensor, quantize
 from edgeq.resources import RUNTIME_DIR
 from edgeq.tflm_ops import (
     BUILTIN_RESOLVER_METHODS,
@@ -136,13 +138,7 @@ def while_model():
 
 
 def _hello(tflite: bytes, graph) -> bytes:
-    def info(t):
-        return TensorInfo(t.type, t.shape, t.scales[0] if t.scales else 0.0, t.zero_points[0] if t.zero_points else 0)
-
-    return encode_hello(HelloInfo(
-        model_hash=hashlib.sha256(tflite).digest(), runtime="tflm", runtime_version="test",
-        clock_hz=1_000_000_000, arena_bytes=0,
-        input=info(graph.input_tensors()[0]), output=info(graph.output_tensors()[0])))
+    return hello_payload(tflite, graph, "tflm", "test", 1_000_000_000, 0)
 
 
 @pytest.fixture(scope="module")
@@ -151,22 +147,8 @@ def project(int8_model):
     return render_tflm_project(tflite, graph, MEASURED_ARENA, _hello(tflite, graph))
 
 
-def _tflm_run(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(tflite)
-    outputs = []
-    for sample in x:
-        interpreter.set_input(sample[None, ...], 0)
-        interpreter.invoke()
-        outputs.append(interpreter.get_output(0)[0].copy())
-    return np.stack(outputs)
-
-
 def _quantize(x: np.ndarray, tensor) -> np.ndarray:
-    scaled = x.astype(np.float64) / tensor.scales[0]
-    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + tensor.zero_points[0]
-    return np.clip(q, -128, 127).astype(np.int8)
+    return quantize(x, params_from_tensor(tensor))
 
 
 # ---------------------------------------------------------------- the TFLM op table
@@ -202,7 +184,7 @@ def test_a_model_of_ops_the_table_supports_runs_in_the_tflm_interpreter(int8_mod
         x = np.random.default_rng(1).standard_normal((2, *INPUT_SHAPE)).astype(np.float32)
         if graph.input_tensors()[0].type == "INT8":
             x = _quantize(x, graph.input_tensors()[0])
-        assert _tflm_run(tflite, x).shape == (2, CLASSES)
+        assert run_tflm(tflite, x).shape == (2, CLASSES)
     covered = set(int8_model[1].op_names) | set(float_io_model[1].op_names)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE",
             "SOFTMAX", "ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "MEAN", "PAD", "CONCATENATION", "LOGISTIC",
@@ -381,7 +363,7 @@ def test_resolver_also_registers_the_ops_of_nested_subgraphs(while_model):
     main = render_tflm_project(tflite, graph, MEASURED_ARENA, _hello(tflite, graph))["main.cc"]
     assert re.findall(r"op_resolver\.(Add\w+)\(\)", main) == ["AddWhile", "AddLess", "AddAdd", "AddMul"]
     assert "MicroMutableOpResolver<4>" in main
-    np.testing.assert_allclose(_tflm_run(tflite, np.ones((1, 4), np.float32)), [[1.875] * 4])
+    np.testing.assert_allclose(run_tflm(tflite, np.ones((1, 4), np.float32)), [[1.875] * 4])
 
 
 def test_every_registration_status_is_checked(project):
@@ -546,30 +528,11 @@ def _serve(program: Path, talk):
         device.wait(timeout=5)
 
 
-def _smallest_arena_tflm_accepts(tflite: bytes) -> int:
-    """Bisection over the arena the TFLM interpreter's AllocateTensors succeeds in. (The recording
-    allocator's total misses the memory planner's temporary working memory, so it is too small.)"""
-    from tflite_micro.python.tflite_micro import runtime
-
-    def fits(size: int) -> bool:
-        try:
-            runtime.Interpreter.from_bytes(tflite, arena_size=size)
-        except RuntimeError:
-            return False
-        return True
-
-    low, high = 16, 16 * len(tflite)
-    assert fits(high)
-    while high - low > 16:
-        middle = (low + high) // 32 * 16
-        low, high = (low, middle) if fits(middle) else (middle, high)
-    return high
-
 
 @pytest.mark.host
 def test_tflm_firmware_built_from_a_tflm_tree_answers_like_the_tflm_interpreter(int8_model, build_tflm_firmware):
     tflite, graph = int8_model
-    arena = _smallest_arena_tflm_accepts(tflite)
+    arena = tflm_arena(tflite).smallest_bytes
     program = build_tflm_firmware(render_tflm_project(tflite, graph, arena, _hello(tflite, graph)))
     x = _quantize(np.random.default_rng(3).standard_normal((4, *INPUT_SHAPE)), graph.input_tensors()[0])
 
@@ -579,7 +542,7 @@ def test_tflm_firmware_built_from_a_tflm_tree_answers_like_the_tflm_interpreter(
 
     info, outputs = _serve(program, talk)
     assert 0 < info.arena_bytes <= arena_size_with_margin(arena)  # the arena really used, patched in
-    np.testing.assert_array_equal(np.stack(outputs), _tflm_run(tflite, x))
+    np.testing.assert_array_equal(np.stack(outputs), run_tflm(tflite, x))
 
 
 @pytest.mark.host
@@ -607,7 +570,7 @@ def litert_run(int8_model, tmp_path_factory):
         (folder / path).write_text(text)
     (folder / "model.tflite").write_bytes(tflite)
     x = np.random.default_rng(2).standard_normal((40, *INPUT_SHAPE)).astype(np.float32)
-    predictions = _tflm_run(tflite, _quantize(x, graph.input_tensors()[0])).argmax(axis=1)
+    predictions = run_tflm(tflite, _quantize(x, graph.input_tensors()[0])).argmax(axis=1)
     y = predictions.copy()
     y[::4] = (y[::4] + 1) % CLASSES  # a quarter of the labels disagree with the model
     np.savez(folder / "val.npz", x=x, y=y)
