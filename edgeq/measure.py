@@ -148,12 +148,14 @@ def tflm_arena(tflite: bytes) -> ArenaUse:
     """
     from tflite_micro.python.tflite_micro import runtime
 
-    # Room for every activation at once plus the interpreter's own structs: recording reports what
-    # was used, whatever the size given, but TFLM's default (10x the model) is too small for
-    # models whose activations outweigh their weights.
+    # Room for every activation at once plus the interpreter's own structs: TFLM's default (10x
+    # the model) is too small for models whose activations outweigh their weights. A multiple of
+    # 16: the persistent tail is allocated down from the arena's end, and an unaligned end would
+    # add its misalignment to the recorded total.
     activations = sum(t.nbytes + 16 for t in read_graph(tflite).tensors if not t.is_constant)
+    arena_size = (10 * len(tflite) + 2 * activations + 65536 + 15) // 16 * 16
     try:
-        interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=10 * len(tflite) + 2 * activations + 65536)
+        interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
     except RuntimeError as exc:
         raise BadInput(f"TensorFlow Lite Micro cannot prepare this model: {exc}") from exc
     detail = interpreter.get_input_details(0)

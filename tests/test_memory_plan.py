@@ -357,6 +357,68 @@ def test_model_inputs_cannot_be_skipped():
         buffers_from_graph(g.graph([x], [y]), skip={x})
 
 
+def residual_block(g: GraphBuilder, x: int) -> tuple[int, int, int]:
+    """conv -> conv -> ADD(second conv, x): (first conv out, second conv out, ADD out)."""
+    a = g.conv(x, 8, k=3)
+    b = g.conv(a, 8, k=3)
+    return a, b, g.op("ADD", [b, x], (1, 4, 4, 8))
+
+
+def test_ops_given_one_step_run_as_one_kernel_with_exact_lifetimes():
+    g = GraphBuilder()
+    x = g.act((1, 4, 4, 8))
+    a, b, out = residual_block(g, x)
+    graph = g.graph([x], [out])
+    # The second convolution runs inside the ADD's step: its output is never stored.
+    buffers = buffers_from_graph(graph, skip={b}, step_of={0: 0, 1: 1, 2: 1})
+    assert buffers == [Buffer(x, 128, -1, 1), Buffer(a, 128, 0, 1), Buffer(out, 128, 1, 2)]
+
+
+def test_fused_add_may_write_over_its_dying_skip_input():
+    g = GraphBuilder()
+    x0 = g.act((1, 4, 4, 8))
+    x = g.op("RELU", [x0], (1, 4, 4, 8))
+    a, b, out = residual_block(g, x)
+    graph = g.graph([x0], [out])
+    step_of = {0: 0, 1: 1, 2: 2, 3: 2}
+    buffers = buffers_from_graph(graph, skip={b}, step_of=step_of)
+    rules = in_place_rules(graph, buffers, step_of=step_of)
+    assert InPlace(2, x, out, 0, kind=ELEMENTWISE) in rules
+    plan = plan_memory(buffers, rules)
+    assert plan.arena_bytes == 256 and plan.offsets[out] == plan.offsets[x]
+
+
+def test_no_rule_over_an_input_another_op_of_the_same_step_reads():
+    g = GraphBuilder()
+    x0 = g.act((1, 4, 4, 8))
+    x = g.op("RELU", [x0], (1, 4, 4, 8))
+    b = g.conv(x, 8, k=3)  # reads x through a 3x3 window ...
+    out = g.op("ADD", [b, x], (1, 4, 4, 8))  # ... in the same kernel that adds x element by element
+    graph = g.graph([x0], [out])
+    step_of = {0: 0, 1: 1, 2: 1}
+    rules = in_place_rules(graph, buffers_from_graph(graph, skip={b}, step_of=step_of), step_of=step_of)
+    assert [r for r in rules if r.step == 1] == []
+
+
+def test_ops_left_out_of_the_schedule_do_not_run():
+    g = GraphBuilder()
+    x = g.act((1, 2, 2, 16))
+    pooled = g.op("MEAN", [x, g.const((2,), "INT32")], (1, 1, 1, 16))
+    flat = g.op("RESHAPE", [pooled, g.const((2,), "INT32")], (1, 16))
+    logits = g.op("FULLY_CONNECTED", [flat, g.const((4, 16)), g.const((4,), "INT32")], (1, 4))
+    graph = g.graph([x], [logits])
+    buffers = buffers_from_graph(graph, reshape_aliases(graph), step_of={0: 0, 2: 1})
+    assert buffers == [Buffer(x, 64, -1, 0), Buffer(pooled, 16, 0, 1), Buffer(logits, 4, 1, 2)]
+
+
+def test_a_schedule_naming_an_unknown_op_is_refused():
+    g = GraphBuilder()
+    x = g.act((1, 8))
+    y = g.op("RELU", [x], (1, 8))
+    with pytest.raises(ValueError, match=r"step_of names ops \[5\] the graph lacks"):
+        buffers_from_graph(g.graph([x], [y]), step_of={0: 0, 5: 1})
+
+
 def test_in_place_rules_cover_elementwise_depthwise_and_pointwise():
     g = GraphBuilder()
     x = g.act((1, 6, 6, 8))

@@ -69,35 +69,43 @@ def build_family(layers: dict[str, tuple[tuple[int, ...], object]], extra=None) 
 
 
 def run_both(tflite: bytes, tmp_path_factory, name: str, seeds=SEEDS):
-    """(producing opcode, TFLM output, edgeq output) for every output and seed."""
+    """(producing opcode, its kernel, TFLM output, edgeq output) for every output and seed, from
+    two builds: every tensor in its own bytes, and the arena plan with in-place kernels."""
     from tflite_micro.python.tflite_micro import runtime
 
     graph = read_graph(tflite)
     producer = {t: op.opcode for op in graph.operators for t in op.outputs}
-    compiled = compile_model(tflite, prefix=name)
-    host = HostModel(build_shared_library(compiled, tmp_path_factory.mktemp(name)), compiled)
     tflm = runtime.Interpreter.from_bytes(tflite)
     results = []
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        xs = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in compiled.inputs]
-        for i, x in enumerate(xs):
-            tflm.set_input(x, i)
-        tflm.invoke()
-        ours = host.run(xs)
-        for i, o in enumerate(graph.outputs):
-            results.append((producer[o], tflm.get_output(i), ours[i]))
+    for in_place in (False, True):
+        compiled = compile_model(tflite, prefix=name, in_place=in_place)
+        kernel = {}
+        for op in compiled.ops:  # "<op index> <OPCODE> -> <kernel>"
+            index, kernel_name = int(op.split()[0]), op.split()[-1]
+            kernel.update({t: kernel_name for t in graph.operators[index].outputs})
+        host = HostModel(build_shared_library(compiled, tmp_path_factory.mktemp(name)), compiled)
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            xs = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in compiled.inputs]
+            for i, x in enumerate(xs):
+                tflm.set_input(x, i)
+            tflm.invoke()
+            ours = host.run(xs)
+            for i, o in enumerate(graph.outputs):
+                results.append((producer[o], kernel[o], tflm.get_output(i), ours[i]))
     return results
 
 
-def assert_bit_exact(results, opcode: str) -> None:
-    checked = [(ref, out) for op, ref, out in results if op == opcode]
+def assert_bit_exact(results, opcode: str) -> set[str]:
+    """Every output `opcode` produced matches TFLM; returns the kernels that produced them."""
+    checked = [(kernel, ref, out) for op, kernel, ref, out in results if op == opcode]
     assert checked, f"the model has no {opcode} output"
-    for ref, out in checked:
+    for kernel, ref, out in checked:
         assert ref.dtype == out.dtype and ref.shape == out.shape
         diff = np.flatnonzero(ref.astype(np.int32) != out.astype(np.int32))
-        assert diff.size == 0, f"{opcode}: {diff.size} of {ref.size} values differ, first at {diff[:5]}: " \
-                               f"TFLM {ref.reshape(-1)[diff[:5]]} edgeq {out.reshape(-1)[diff[:5]]}"
+        assert diff.size == 0, f"{opcode} ({kernel}): {diff.size} of {ref.size} values differ, first at " \
+                               f"{diff[:5]}: TFLM {ref.reshape(-1)[diff[:5]]} edgeq {out.reshape(-1)[diff[:5]]}"
+    return {kernel for kernel, _, _ in checked}
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +194,8 @@ def test_conv_2d_matches_tflm_over_paddings_strides_dilations_and_activations(co
 
 
 def test_depthwise_conv_2d_matches_tflm_for_depth_multipliers_and_dilations(depthwise_results):
-    assert_bit_exact(depthwise_results, "DEPTHWISE_CONV_2D")
+    kernels = assert_bit_exact(depthwise_results, "DEPTHWISE_CONV_2D")
+    assert {"eq_depthwise_conv_s8", "eq_depthwise_conv_in_place_s8"} <= kernels
 
 
 @pytest.mark.parametrize("opcode", ["FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D"])
@@ -236,6 +245,7 @@ def run_both_typed(tflite: bytes, tmp_path_factory, name: str, make_input, seeds
     graph = read_graph(tflite)
     producer = {t: op.opcode for op in graph.operators for t in op.outputs}
     compiled = compile_model(tflite, prefix=name)
+    kernel = {t: op.split()[-1] for op in compiled.ops for t in graph.operators[int(op.split()[0])].outputs}
     host = HostModel(build_shared_library(compiled, tmp_path_factory.mktemp(name)), compiled)
     tflm = runtime.Interpreter.from_bytes(tflite)
     results = []
@@ -246,7 +256,7 @@ def run_both_typed(tflite: bytes, tmp_path_factory, name: str, make_input, seeds
             tflm.set_input(x, i)
         tflm.invoke()
         ours = host.run(xs)
-        results += [(producer[o], tflm.get_output(i), ours[i]) for i, o in enumerate(graph.outputs)]
+        results += [(producer[o], kernel[o], tflm.get_output(i), ours[i]) for i, o in enumerate(graph.outputs)]
     return compiled, results
 
 
@@ -374,7 +384,7 @@ def test_int16x8_model_with_float_interface_quantizes_and_dequantizes_like_tflm(
     compiled, results = run_both_typed(converter.convert(), tmp_path_factory, "float16x8",
                                        lambda rng, t: (rng.normal(size=t.shape) * 2).astype(np.float32))
     assert {"eq_quantize_f32_s16", "eq_conv_s16", "eq_dequantize_s16_f32"} <= set(compiled.kernels)
-    for _, ref, out in results:
+    for _, _, ref, out in results:
         assert ref.dtype == out.dtype == np.float32 and ref.tobytes() == out.tobytes()
 
 
@@ -390,7 +400,7 @@ def test_packed_int4_weights_match_tflm(int4_results, opcode):
 def test_float32_ops_match_tflm_within_float_rounding(float32_results, opcode):
     """Float kernels sum in TFLite's order, so results agree to float rounding (in
     practice bit for bit on x86-64, where nothing contracts to FMA under -std=c99)."""
-    checked = [(ref, out) for op, ref, out in float32_results if op == opcode]
+    checked = [(ref, out) for op, _, ref, out in float32_results if op == opcode]
     assert checked, f"the model has no {opcode} output"
     for ref, out in checked:
         assert ref.dtype == out.dtype == np.float32

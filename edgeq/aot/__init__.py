@@ -1,8 +1,9 @@
 """edgeq-c: an ahead-of-time compiler from a quantized .tflite to plain C.
 
 `compile_model` lowers every operator to a call of a C99 kernel of edgeq/runtime with
-its constants precomputed, plans a static arena, and returns the generated
-`<prefix>_model.h/.c` together with the runtime sources they need.
+its constants precomputed, plans a static arena (kernels writing over their dying input
+where that is safe, a residual ADD fused into the convolution feeding it), and returns the
+generated `<prefix>_model.h/.c` together with the runtime sources they need.
 """
 
 from __future__ import annotations
@@ -16,18 +17,32 @@ import numpy as np
 from edgeq import __version__
 from edgeq.aot import emit
 from edgeq.aot.lower import lower
-from edgeq.aot.memory import Buffer, InPlace, check_plan, plan_memory
+from edgeq.aot.memory import (
+    DEPTHWISE_CHANNEL,
+    ELEMENTWISE,
+    IN_PLACE_KINDS,
+    POINTWISE_PIXEL,
+    WINDOW_ROWS,
+    Buffer,
+    InPlace,
+    MemoryPlan,
+    buffers_from_graph,
+    in_place_rules,
+    plan_memory,
+)
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
 from edgeq.resources import RUNTIME_DIR
 
-__all__ = ["CompiledModel", "TensorInfo", "compile_model", "runtime_sources"]
+__all__ = ["CompiledModel", "TensorInfo", "compile_model", "plan_arena", "runtime_sources"]
 
 _C_RESERVED = frozenset("""auto break case char const continue default do double else enum extern float for goto if
 inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile
 while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local
 bool true false asm main""".split())
 _COMMON_HEADERS = ("eq_types.h", "eq_math.h", "eq_kernels.h")
+_INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)
+_CALL = re.compile(r"\b(eq_[a-z0-9_]+)\s*\(")
 ARENA_ALIGNMENT = 16
 
 
@@ -55,6 +70,11 @@ class CompiledModel:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     sha256: str
+    # The arena plan and what it was made from, for check_plan and reports. Steps count the
+    # kernel calls in order; plan.in_place names the steps that write over their input.
+    plan: MemoryPlan | None = None
+    buffers: tuple[Buffer, ...] = ()
+    in_place_rules: tuple[InPlace, ...] = ()
 
     @property
     def sources(self) -> list[str]:
@@ -70,9 +90,18 @@ def check_prefix(prefix: str) -> str:
 
 
 def runtime_sources(kernels) -> dict[str, str]:
-    """The runtime headers and the .c file of each kernel named."""
-    names = list(_COMMON_HEADERS) + sorted(f"{k}.c" for k in set(kernels))
-    return {n: (RUNTIME_DIR / n).read_text() for n in names}
+    """The .c file of each kernel named, of every kernel they call, and every runtime header
+    they include."""
+    files = {n: (RUNTIME_DIR / n).read_text() for n in _COMMON_HEADERS}
+    pending = sorted(f"{k}.c" for k in set(kernels))
+    while pending:
+        name = pending.pop()
+        if name in files:
+            continue
+        files[name] = (RUNTIME_DIR / name).read_text()
+        needed = _INCLUDE.findall(files[name]) + [f"{f}.c" for f in _CALL.findall(files[name])]
+        pending += [n for n in needed if n not in files and (RUNTIME_DIR / n).is_file()]
+    return dict(sorted(files.items()))
 
 
 def _info(graph, index: int, root: int) -> TensorInfo:
@@ -82,47 +111,68 @@ def _info(graph, index: int, root: int) -> TensorInfo:
                       zero_point=int(t.zero_points[0]) if t.zero_points else 0, nbytes=t.nbytes)
 
 
-def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>") -> CompiledModel:
-    """Compile a quantized .tflite into C. Raises BadInput for ops or types edgeq-c lacks."""
+def _has_in_place_kernel(graph, op, kind: str) -> bool:
+    """Whether edgeq-c has the kernel variant an in-place rule of this kind assumes."""
+    if kind == ELEMENTWISE:  # every element-wise kernel runs in ascending order, reading before writing
+        return True
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):  # no row-buffered pooling kernels
+        return False
+    types = {graph.tensors[t].type for t in (op.inputs[0], op.inputs[1], op.outputs[0])}
+    return kind in (DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS) and types == {"INT8"}
+
+
+def plan_arena(graph, lowered, in_place: bool = True) -> tuple[list[Buffer], list[InPlace], MemoryPlan]:
+    """Lifetimes, the in-place rules edgeq-c's kernels can honour (none unless `in_place`), and
+    the arena plan."""
+    aliases = {d: s for d, s in lowered.alias.items() if not graph.tensors[s].is_constant}
+    buffers = buffers_from_graph(graph, aliases, skip=lowered.fused_tensors, step_of=lowered.step_of)
+    op_at = {}
+    for op_index, step in lowered.step_of.items():
+        op_at.setdefault(step, []).append(graph.operators[op_index])
+    offered = in_place_rules(graph, buffers, aliases, alignment=ARENA_ALIGNMENT, kinds=IN_PLACE_KINDS,
+                             step_of=lowered.step_of)
+    rules = [r for r in offered if in_place and all(
+        _has_in_place_kernel(graph, op, r.kind) for op in op_at[r.step] if op.outputs[0] == r.output)]
+    scratch = {k: s.scratch_bytes for k, s in enumerate(lowered.steps) if s.scratch_bytes}
+    plan = plan_memory(buffers, rules, alignment=ARENA_ALIGNMENT, scratch=scratch)
+    return buffers, rules, plan
+
+
+def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
+                  in_place: bool = True) -> CompiledModel:
+    """Compile a quantized .tflite into C. Raises BadInput for ops or types edgeq-c lacks.
+
+    `in_place=False` gives every tensor its own bytes (no kernel writes over its input), for
+    comparison and debugging; the arena is then at least `lower_bound_bytes`."""
     check_prefix(prefix)
     graph = read_graph(tflite, source)
     lowered = lower(graph, prefix)
-    steps = lowered.steps
 
     def root(i: int) -> int:
         while i in lowered.alias:
             i = lowered.alias[i]
         return i
 
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for i in graph.inputs:
-        first[root(i)] = -1
-        last.setdefault(root(i), -1)
-    for k, s in enumerate(steps):
-        for t in s.writes:
-            first.setdefault(root(t), k)
-            last.setdefault(root(t), k)
-        for t in s.reads:
-            last[root(t)] = max(last.get(root(t), k), k)
     for o in graph.outputs:
         if graph.tensors[root(o)].is_constant:
             raise BadInput(f"{source}: model output {o} is a constant")
-        last[root(o)] = len(steps)
-    buffers = [Buffer(t, graph.tensors[t].nbytes, first[t], last[t]) for t in sorted(first)]
-    scratch_id = {k: len(graph.tensors) + k for k, s in enumerate(steps) if s.scratch_bytes}
-    buffers += [Buffer(scratch_id[k], steps[k].scratch_bytes, k, k) for k in sorted(scratch_id)]
-    in_place = tuple(InPlace(k, root(s.in_place[0]), root(s.in_place[1]), 0)
-                     for k, s in enumerate(steps) if s.in_place and last.get(root(s.in_place[0])) == k
-                     and root(s.in_place[0]) not in [root(i) for i in graph.inputs])
-    plan = plan_memory(buffers, in_place, alignment=ARENA_ALIGNMENT)
-    check_plan(plan, buffers, in_place)
+    buffers, rules, plan = plan_arena(graph, lowered, in_place)
+    # The plan overlaps some ops' input and output: lower those again with the kernel variant
+    # that allows it (element-wise kernels are safe in place as they are).
+    variants = {lowered.steps[r.step].op_index: r.kind for r in plan.in_place if r.kind != ELEMENTWISE}
+    if variants:
+        lowered = lower(graph, prefix, variants)
+    steps = lowered.steps
+    for k, s in enumerate(steps):
+        if s.scratch_bytes > plan.scratch_bytes.get(k, 0):
+            raise AssertionError(f"step {k} ({s.kernel}) needs {s.scratch_bytes} scratch bytes, "
+                                 f"the plan has {plan.scratch_bytes.get(k, 0)}")
 
     sha = hashlib.sha256(tflite).hexdigest()
     banner = (f"Generated by edgeq {__version__} (edgeq-c) from a model with SHA-256 {sha}. "
               f"Deterministic output; do not edit.")
-    tensor_offsets = {t: plan.offsets[t] for t in first}
-    scratch_offsets = {steps[k].op_index: plan.offsets[sid] for k, sid in scratch_id.items()}
+    tensor_offsets = dict(plan.offsets)
+    scratch_offsets = {steps[k].op_index: o for k, o in plan.scratch_offsets.items()}
 
     def io_view(i: int) -> dict:
         t = graph.tensors[i]
@@ -143,4 +193,5 @@ def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>")
         live_bytes=plan.live_bytes, macs=tuple(s.macs for s in steps),
         ops=tuple(f"{s.op_index} {s.opcode} -> {s.kernel}" for s in steps), kernels=kernels,
         inputs=tuple(_info(graph, i, root(i)) for i in graph.inputs),
-        outputs=tuple(_info(graph, o, root(o)) for o in graph.outputs), sha256=sha)
+        outputs=tuple(_info(graph, o, root(o)) for o in graph.outputs), sha256=sha,
+        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules))

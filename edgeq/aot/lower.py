@@ -8,6 +8,7 @@ The C text of each call refers to tensors through placeholders (`@T12@` for tens
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class Step:
     scratch_bytes: int = 0
     reads: tuple[int, ...] = ()
     writes: tuple[int, ...] = ()
-    in_place: tuple[int, int] | None = None  # (input, output) tensors that may share memory
+    fused: tuple[int, ...] = ()  # indices of other ops this step's kernel runs too
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Lowered:
     alias: dict[int, int]  # tensor -> the tensor whose memory it shares (RESHAPE)
     consts: list[ConstArray]  # model constants read directly by kernels
     const_tensors: dict[int, str]  # constant tensor index -> C array name
+    step_of: dict[int, int]  # op index -> the step that runs it (alias ops run nowhere)
+    fused_tensors: frozenset[int]  # tensors a fused kernel never stores
 
 
 def _types(graph: Graph, op: Operator) -> str:
@@ -97,9 +100,10 @@ def _padding(padding: int, in_size: int, filter_size: int, stride: int, dilation
 
 
 class Lowering:
-    def __init__(self, graph: Graph, prefix: str):
+    def __init__(self, graph: Graph, prefix: str, variants: Mapping[int, str] | None = None):
         self.g = graph
         self.prefix = prefix
+        self.variants = dict(variants or {})  # op index -> in-place kind its kernel must honour
         self.alias: dict[int, int] = {}
         self.const_tensors: dict[int, str] = {}
         self.model_consts: list[ConstArray] = []
@@ -239,14 +243,51 @@ class Lowering:
     # ---- ops ----
 
 
-def lower(graph: Graph, prefix: str) -> Lowered:
+def conv_add_fusions(graph: Graph) -> dict[int, int]:
+    """ADD op index -> the int8 CONV_2D op whose output only that ADD reads (ResNet's residual
+    branch). The pair runs as one kernel at the ADD's place, and the convolution's output is
+    never stored. Where both inputs qualify, the later convolution is taken: moving it to the
+    ADD stretches its input's lifetime the least."""
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    readers: dict[int, int] = {}
+    for op in graph.operators:
+        for t in set(op.inputs):
+            readers[t] = readers.get(t, 0) + 1
+    ends = set(graph.inputs) | set(graph.outputs)
+    fusions = {}
+    for op in graph.operators:
+        if op.opcode != "ADD" or len(op.inputs) != 2 or op.inputs[0] == op.inputs[1]:
+            continue
+        out = graph.tensors[op.outputs[0]]
+        ins = [graph.tensors[i] for i in op.inputs]
+        if out.type != "INT8" or len(out.shape) != 4 or any(
+                t.type != "INT8" or t.is_constant or tuple(t.shape) != tuple(out.shape) for t in ins):
+            continue
+        candidates = []
+        for t in op.inputs:
+            conv = producer.get(t)
+            if (conv is None or conv.opcode != "CONV_2D" or readers.get(t) != 1 or t in ends
+                    or len(conv.inputs) < 2 or graph.tensors[conv.inputs[0]].type != "INT8"
+                    or graph.tensors[conv.inputs[1]].type != "INT8"):
+                continue
+            candidates.append(conv.index)
+        if candidates:
+            fusions[op.index] = max(candidates)
+    return fusions
+
+
+def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None) -> Lowered:
     """Every operator of the graph as a kernel call; raises BadInput naming the first
-    operator edgeq-c cannot run."""
+    operator edgeq-c cannot run. `variants` (op index -> in-place kind) selects the kernels
+    that may write their output over their input, for the ops the memory plan overlaps."""
     from edgeq.aot import lower_conv, lower_elementwise  # they build on this module
 
     handlers = {**lower_conv.HANDLERS, **lower_elementwise.HANDLERS}
-    lw = Lowering(graph, prefix)
+    lw = Lowering(graph, prefix, variants)
+    fusions = conv_add_fusions(graph)
+    fused_convs = {c: a for a, c in fusions.items()}
     steps: list[Step] = []
+    step_of: dict[int, int] = {}
     for op in graph.operators:
         if op.opcode in ALIAS_OPS:
             src, dst = op.inputs[0], op.outputs[0]
@@ -256,13 +297,24 @@ def lower(graph: Graph, prefix: str) -> Lowered:
                 raise unsupported(graph, op, "reshaping into a model input")
             lw.alias[dst] = src
             continue
+        if op.index in fused_convs:  # runs inside its ADD's step
+            continue
         handler = handlers.get(op.opcode)
         if handler is None:
             raise unsupported(graph, op)
         try:
-            steps.append(handler(lw, op))
+            if op.index in fusions:
+                conv = graph.operators[fusions[op.index]]
+                step = lower_conv.conv_add(lw, conv, op)
+                step_of[conv.index] = len(steps)
+            else:
+                step = handler(lw, op)
         except BadInput:
             raise
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise unsupported(graph, op, str(exc)) from exc
-    return Lowered(steps=steps, alias=lw.alias, consts=lw.model_consts, const_tensors=lw.const_tensors)
+        step_of[op.index] = len(steps)
+        steps.append(step)
+    fused_tensors = frozenset(graph.operators[c].outputs[0] for c in fused_convs)
+    return Lowered(steps=steps, alias=lw.alias, consts=lw.model_consts, const_tensors=lw.const_tensors,
+                   step_of=step_of, fused_tensors=fused_tensors)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.aot.lower import Lowering, Step, _padding, c_dims, unsupported
+from edgeq.aot.memory import DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS
 from edgeq.graph import Operator, Tensor
 
 
@@ -64,12 +65,45 @@ def conv(lw: Lowering, op: Operator) -> Step:
     bias = lw.arr(step, "bias", "int32_t",
                     lw.fold(lw.bias_values(op, oc), -in_zp, w.reshape(oc, -1).sum(axis=1)))
     ctx = "0"
+    kernel = f"eq_conv_{kind}"
     if kind == "s4":
         step.scratch_bytes = kh * kw * ic
+    elif lw.variants.get(op.index) == POINTWISE_PIXEL:
+        if (kh, kw, o.strideH, o.strideW) != (1, 1, 1, 1):
+            raise ValueError("the pixel-by-pixel in-place kernel needs a 1x1 stride-1 convolution")
+        kernel = step.kernel = "eq_conv_1x1_in_place_s8"
+        step.scratch_bytes = ic  # eq_conv_1x1_in_place_s8_scratch_size: one pixel's input vector
+    elif lw.variants.get(op.index) == WINDOW_ROWS:
+        kernel = step.kernel = "eq_conv_rows_s8"
+        step.scratch_bytes = out.shape[2] * oc  # eq_conv_rows_s8_scratch_size: one output row
+    if step.scratch_bytes:
         step.decls.append(f"eq_context ctx = {{@S{op.index}@, {step.scratch_bytes}}};")
         ctx = "&ctx"
-    step.call = (f"eq_conv_{kind}({ctx}, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
+    step.call = (f"{kernel}({ctx}, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
                  f"&filter_dims, {lw.filter_ptr(filt)}, {bias}, &output_dims, (int8_t *)@T{out.index}@)")
+    return step
+
+def conv_add(lw: Lowering, conv_op: Operator, add_op: Operator) -> Step:
+    """An int8 CONV_2D and the ADD reading its output, as one eq_conv_add_s8 call at the ADD's
+    place. The convolution keeps its own requantization and activation; ADD's parameters are
+    ordered with the convolution's side first (the int32 sum is the same either way)."""
+    from edgeq.aot.lower_elementwise import add_params
+
+    conv_step = conv(lw, conv_op)
+    fused = conv_op.outputs[0]
+    skip = add_op.inputs[1] if add_op.inputs[0] == fused else add_op.inputs[0]
+    out = add_op.outputs[0]
+    step = lw.new_step(add_op, "eq_conv_add_s8")
+    step.opcode = "CONV_2D+ADD"
+    step.fused = (conv_op.index,)
+    step.reads = tuple(dict.fromkeys(conv_step.reads + (lw.root(skip),)))
+    step.macs = conv_step.macs
+    step.consts = conv_step.consts
+    step.decls = conv_step.decls + [add_params(lw, add_op, fused, skip, name="add")]
+    step.call = (f"eq_conv_add_s8(0, &params, &quant, &add, &input_dims, "
+                 f"(const int8_t *){lw.ptr(conv_op.inputs[0])}, &filter_dims, "
+                 f"{lw.filter_ptr(lw.t(conv_op.inputs[1]))}, {lw.prefix}_op{conv_op.index}_bias, "
+                 f"(const int8_t *){lw.ptr(skip)}, &output_dims, (int8_t *)@T{out}@)")
     return step
 
 def depthwise(lw: Lowering, op: Operator) -> Step:
@@ -107,12 +141,21 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
                      f"(const int16_t *){lw.ptr(inp.index)}, &filter_dims, {lw.ptr(filt.index)}, "
                      f"{lw.bias64(step, op)}, &output_dims, (int16_t *)@T{out.index}@)")
         return step
-    step.scratch_bytes = oc * 4
+    step.scratch_bytes = oc * 4  # eq_depthwise_conv_s8_scratch_size: a pixel's accumulators
+    if lw.variants.get(op.index) == DEPTHWISE_CHANNEL:
+        if oc != ic:
+            raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
+        step.kernel = "eq_depthwise_conv_in_place_s8"
+        step.scratch_bytes = inp.shape[1] * inp.shape[2]  # one channel of the input
+    elif lw.variants.get(op.index) == WINDOW_ROWS:
+        step.kernel = "eq_depthwise_conv_rows_s8"
+        # eq_depthwise_conv_rows_s8_scratch_size: one output row, then the pixel kernel's accumulators
+        step.scratch_bytes = -(-out.shape[2] * oc // 4) * 4 + oc * 4
     w = filt.numpy().astype(np.int64)
     bias = lw.arr(step, "bias", "int32_t",
                     lw.fold(lw.bias_values(op, oc), -in_zp, w.reshape(-1, oc).sum(axis=0)))
-    step.decls.append(f"eq_context ctx = {{@S{op.index}@, {oc * 4}}};")
-    step.call = (f"eq_depthwise_conv_s8(&ctx, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
+    step.decls.append(f"eq_context ctx = {{@S{op.index}@, {step.scratch_bytes}}};")
+    step.call = (f"{step.kernel}(&ctx, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
                  f"&filter_dims, {lw.ptr(filt.index)}, {bias}, &output_dims, (int8_t *)@T{out.index}@)")
     return step
 

@@ -20,6 +20,23 @@ def _broadcast_strides(lw: Lowering, op: Operator, shape, out_shape) -> str:
             raise unsupported(lw.g, op, f"shape {tuple(shape)} does not broadcast to {tuple(out_shape)}")
     return "{" + ", ".join(str(s) for s in strides) + "}"
 
+def add_params(lw: Lowering, op: Operator, first: int, second: int, name: str = "params") -> str:
+    """The eq_add_params declaration of an int8/int16 ADD with `first` as input 1. TFLite's
+    arithmetic is symmetric in its inputs (both are rescaled to twice the larger scale and
+    summed), so either input of the op may be passed first."""
+    kind = lw.kind(op)
+    sa, za = lw.quant(first)
+    sb, zb = lw.quant(second)
+    so, zo = lw.quant(op.outputs[0])
+    lo, hi = lw.activation(op, op.outputs[0])
+    left_shift = 15 if kind == "s16" else 20
+    twice_max = 2 * float(max(np.float32(sa), np.float32(sb)))
+    m1 = arith.quantize_multiplier(float(np.float32(sa)) / twice_max)
+    m2 = arith.quantize_multiplier(float(np.float32(sb)) / twice_max)
+    mo = arith.quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(so))))
+    return (f"static const eq_add_params {name} = {{{-za}, {-zb}, {zo}, {left_shift}, {m1[0]}, {m1[1]}, "
+            f"{m2[0]}, {m2[1]}, {mo[0]}, {mo[1]}, {{{lo}, {hi}}}}};")
+
 def binary(lw: Lowering, op: Operator) -> Step:
     kind = lw.kind(op)
     if kind == "s4" or kind == "?" or (op.opcode == "MUL" and kind != "s8"):
@@ -33,18 +50,7 @@ def binary(lw: Lowering, op: Operator) -> Step:
     if kind == "f32":
         params = lw.float_activation(step, op)
     elif op.opcode == "ADD":
-        sa, za = lw.quant(a.index)
-        sb, zb = lw.quant(b.index)
-        so, zo = lw.quant(out.index)
-        lo, hi = lw.activation(op, out.index)
-        left_shift = 15 if kind == "s16" else 20
-        twice_max = 2 * float(max(np.float32(sa), np.float32(sb)))
-        m1 = arith.quantize_multiplier(float(np.float32(sa)) / twice_max)
-        m2 = arith.quantize_multiplier(float(np.float32(sb)) / twice_max)
-        mo = arith.quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(so))))
-        step.decls.append(
-            f"static const eq_add_params params = {{{-za}, {-zb}, {zo}, {left_shift}, {m1[0]}, {m1[1]}, "
-            f"{m2[0]}, {m2[1]}, {mo[0]}, {mo[1]}, {{{lo}, {hi}}}}};")
+        step.decls.append(add_params(lw, op, a.index, b.index))
         params = "&params"
     else:
         sa, za = lw.quant(a.index)
@@ -63,8 +69,6 @@ def binary(lw: Lowering, op: Operator) -> Step:
     ]
     step.call = (f"{kernel}(0, {params}, &strides1, (const {ctype} *){lw.ptr(a.index)}, &strides2, "
                  f"(const {ctype} *){lw.ptr(b.index)}, &output_dims, ({ctype} *)@T{out.index}@)")
-    if tuple(a.shape) == tuple(out.shape) and not a.is_constant:
-        step.in_place = (lw.root(a.index), out.index)
     return step
 
 def softmax(lw: Lowering, op: Operator) -> Step:
@@ -114,8 +118,6 @@ def lut(lw: Lowering, op: Operator) -> Step:
     name = lw.arr(step, "table", "int8_t", table)
     step.call = (f"eq_lut_s8(0, {name}, {inp.element_count}, (const int8_t *){lw.ptr(inp.index)}, "
                  f"(int8_t *)@T{out.index}@)")
-    if not inp.is_constant:
-        step.in_place = (lw.root(inp.index), out.index)
     return step
 
 def concatenation(lw: Lowering, op: Operator) -> Step:

@@ -388,7 +388,8 @@ ELEMENTWISE_OPS = frozenset({
 ELEMENTWISE, DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS = (
     "elementwise", "depthwise_channel", "pointwise_pixel", "window_rows")
 IN_PLACE_KINDS = (ELEMENTWISE, DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS)
-# WINDOW_ROWS needs kernels that buffer an output row; callers opt in once theirs do.
+# WINDOW_ROWS needs kernels that buffer an output row; callers opt in when theirs do (edgeq-c
+# has them for int8 CONV_2D and DEPTHWISE_CONV_2D).
 DEFAULT_IN_PLACE_KINDS = (ELEMENTWISE, DEPTHWISE_CHANNEL, POINTWISE_PIXEL)
 _ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
 
@@ -417,14 +418,27 @@ def reshape_aliases(graph: Graph) -> dict[int, int]:
             and graph.tensors[op.outputs[0]].nbytes == graph.tensors[op.inputs[0]].nbytes}
 
 
+def _schedule(graph: Graph, step_of: Mapping[int, int] | None) -> tuple[dict[int, int], int]:
+    """op index -> the step it runs at, and the number of steps. Default: op i runs at step i."""
+    if step_of is None:
+        return {op.index: op.index for op in graph.operators}, len(graph.operators)
+    known = {op.index for op in graph.operators}
+    bad = sorted(set(step_of) - known)
+    if bad or any(s < 0 for s in step_of.values()):
+        raise ValueError(f"step_of names ops {bad} the graph lacks or a negative step")
+    return dict(step_of), max(list(step_of.values()) + [-1]) + 1
+
+
 def buffers_from_graph(graph: Graph, aliases: Mapping[int, int] | None = None,
-                       skip: Collection[int] = ()) -> list[Buffer]:
+                       skip: Collection[int] = (), step_of: Mapping[int, int] | None = None) -> list[Buffer]:
     """One buffer per activation tensor, its lifetime from the op order.
 
     `aliases` maps a tensor that shares another's bytes (a RESHAPE output) to that tensor; the
     root's lifetime covers its aliases'. `skip` names tensors fused away: the ops they joined run
     as one kernel, so the inputs of the fused ops live to the group's last step and the outputs
-    from its first.
+    from its first. `step_of` (op index -> step) is the schedule when it is not one op a step:
+    ops it leaves out do not run (aliases), and ops given one step run as one kernel there, which
+    makes a fused group's lifetimes exact instead of widened.
     """
     aliases = dict(aliases or {})
     skip = set(skip)
@@ -433,8 +447,9 @@ def buffers_from_graph(graph: Graph, aliases: Mapping[int, int] | None = None,
     if skip & ends or skip & (set(aliases) | set(aliases.values())):
         raise ValueError(f"tensors {sorted(skip & (ends | set(aliases) | set(aliases.values())))} "
                          "are model inputs, outputs or aliases and cannot be skipped")
-    ops = graph.operators
-    group = list(range(len(ops)))
+    at, n_steps = _schedule(graph, step_of)
+    ops = [op for op in graph.operators if op.index in at]
+    group = {op.index: op.index for op in ops}
 
     def find(k: int) -> int:
         while group[k] != k:
@@ -448,8 +463,8 @@ def buffers_from_graph(graph: Graph, aliases: Mapping[int, int] | None = None,
                 group[find(op.index)] = find(producer[t])
     span: dict[int, list[int]] = {}
     for op in ops:
-        g = span.setdefault(find(op.index), [op.index, op.index])
-        g[0], g[1] = min(g[0], op.index), max(g[1], op.index)
+        g = span.setdefault(find(op.index), [at[op.index], at[op.index]])
+        g[0], g[1] = min(g[0], at[op.index]), max(g[1], at[op.index])
 
     def activation(t: int) -> bool:
         return t >= 0 and t not in skip and not graph.tensors[t].is_constant
@@ -458,7 +473,7 @@ def buffers_from_graph(graph: Graph, aliases: Mapping[int, int] | None = None,
     for t in graph.inputs:
         first[root(t)] = -1
         last.setdefault(root(t), -1)
-    for op in ops:
+    for op in sorted(ops, key=lambda op: (at[op.index], op.index)):
         lo, hi = span[find(op.index)]
         for t in filter(activation, op.outputs):
             r = root(t)
@@ -470,10 +485,10 @@ def buffers_from_graph(graph: Graph, aliases: Mapping[int, int] | None = None,
                 first[r] = -1
             last[r] = max(last.get(r, hi), hi)
     for t in graph.outputs:
-        last[root(t)] = len(ops)
+        last[root(t)] = n_steps
     for t in graph.tensors:
         if t.is_variable and not t.is_constant:
-            first[t.index], last[t.index] = -1, len(ops)
+            first[t.index], last[t.index] = -1, n_steps
     return [Buffer(t, graph.tensors[t].nbytes, first[t], last[t]) for t in sorted(first)]
 
 
@@ -520,31 +535,47 @@ def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], 
         row_in, row_out = w * cin * si, wo * cout * si
         # Once output rows 0..j-1 are written, input rows from j*stride - pad on are still unread.
         bound = min([max(0, j * o.strideH - pad) * row_in - j * row_out for j in range(1, ho)] + [0])
-        yield WINDOW_ROWS, _align_down(bound, alignment), row_out
+        scratch = row_out
+        if op.opcode == "DEPTHWISE_CONV_2D":  # the row kernel runs the pixel kernel: its int32 accumulators too
+            scratch = _align_up(row_out, 4) + cout * 4
+        yield WINDOW_ROWS, _align_down(bound, alignment), scratch
 
 
 def in_place_rules(graph: Graph, buffers: Sequence[Buffer], aliases: Mapping[int, int] | None = None,
-                   alignment: int = 16, kinds: Collection[str] = DEFAULT_IN_PLACE_KINDS) -> list[InPlace]:
+                   alignment: int = 16, kinds: Collection[str] = DEFAULT_IN_PLACE_KINDS,
+                   step_of: Mapping[int, int] | None = None) -> list[InPlace]:
     """Every (step, input, output) where the op's kernel may write its output over a dying input.
 
     Offsets are rounded down to `alignment` (each derivation allows any offset at or below its
-    bound). Ops fused with others (their tensors skipped) get no rule.
+    bound). Ops fused with others (their tensors skipped) get no rule for the skipped tensors,
+    and no rule is given over an input that another op of the same step (a fused kernel) also
+    reads. `step_of` is the schedule, as for `buffers_from_graph`.
     """
     unknown = set(kinds) - set(IN_PLACE_KINDS)
     if unknown:
         raise ValueError(f"unknown in-place kinds {sorted(unknown)}; known: {', '.join(IN_PLACE_KINDS)}")
     root = _resolver(graph, dict(aliases or {}))
+    at, _ = _schedule(graph, step_of)
     by_tensor = {b.tensor: b for b in buffers}
+    readers: dict[tuple[int, int], set[int]] = {}  # (step, tensor) -> ops of that step reading it
+    for op in graph.operators:
+        if op.index in at:
+            for t in op.inputs:
+                if t >= 0:
+                    readers.setdefault((at[op.index], root(t)), set()).add(op.index)
     rules = []
     for op in graph.operators:
-        if len(op.outputs) != 1 or op.opcode in _ALIAS_OPS:
+        if len(op.outputs) != 1 or op.opcode in _ALIAS_OPS or op.index not in at:
             continue
+        step = at[op.index]
         dst = by_tensor.get(root(op.outputs[0]))
-        if dst is None or dst.first_step != op.index or root(op.outputs[0]) != op.outputs[0]:
+        if dst is None or dst.first_step != step or root(op.outputs[0]) != op.outputs[0]:
             continue
         for src_t in dict.fromkeys(t for t in op.inputs if t >= 0):
             src = by_tensor.get(root(src_t))
-            if src is None or src.last_step != op.index or src.tensor == dst.tensor:
+            if src is None or src.last_step != step or src.tensor == dst.tensor:
+                continue
+            if readers.get((step, src.tensor), set()) != {op.index}:
                 continue
             # One rule a pair, so a plan names one kernel variant: the cheapest extra bytes
             # (scratch plus how far the output reaches below the input).
@@ -552,5 +583,5 @@ def in_place_rules(graph: Graph, buffers: Sequence[Buffer], aliases: Mapping[int
                              key=lambda k: (k[2] - k[1], IN_PLACE_KINDS.index(k[0])))
             if options:
                 kind, offset, scratch = options[0]
-                rules.append(InPlace(op.index, src.tensor, dst.tensor, offset, scratch, kind))
+                rules.append(InPlace(step, src.tensor, dst.tensor, offset, scratch, kind))
     return rules

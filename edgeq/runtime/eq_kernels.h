@@ -9,6 +9,41 @@ eq_status eq_conv_s8(const eq_context *ctx, const eq_conv_params *params,
                      const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
                      const int32_t *bias, const eq_dims *output_dims, int8_t *output);
 
+/* CONV_2D with the ADD consuming its output fused in (ResNet's residual connection):
+ * output = ADD(conv(input), skip) with both ops' quantization; output may be skip. */
+eq_status eq_conv_add_s8(const eq_context *ctx, const eq_conv_params *params,
+                         const eq_quant_params *quant, const eq_add_params *add,
+                         const eq_dims *input_dims, const int8_t *input,
+                         const eq_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                         const int8_t *skip, const eq_dims *output_dims, int8_t *output);
+
+/* In-place variants: output may overlap input as docs/edgeq-c-memory.md derives; they
+ * need scratch (sized by *_scratch_size) for the part of the input they copy first. */
+int32_t eq_conv_1x1_in_place_s8_scratch_size(const eq_dims *input_dims);
+eq_status eq_conv_1x1_in_place_s8(const eq_context *ctx, const eq_conv_params *params,
+                                  const eq_quant_params *quant, const eq_dims *input_dims,
+                                  const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                                  const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+int32_t eq_depthwise_conv_in_place_s8_scratch_size(const eq_dims *input_dims);
+eq_status eq_depthwise_conv_in_place_s8(const eq_context *ctx, const eq_dw_conv_params *params,
+                                        const eq_quant_params *quant, const eq_dims *input_dims,
+                                        const int8_t *input, const eq_dims *filter_dims,
+                                        const int8_t *filter, const int32_t *bias,
+                                        const eq_dims *output_dims, int8_t *output);
+
+/* Row-buffered variants (batch 1): the output may start before the input's end. */
+int32_t eq_conv_rows_s8_scratch_size(const eq_dims *output_dims);
+eq_status eq_conv_rows_s8(const eq_context *ctx, const eq_conv_params *params,
+                          const eq_quant_params *quant, const eq_dims *input_dims,
+                          const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                          const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+int32_t eq_depthwise_conv_rows_s8_scratch_size(const eq_dims *output_dims);
+eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_params *params,
+                                    const eq_quant_params *quant, const eq_dims *input_dims,
+                                    const int8_t *input, const eq_dims *filter_dims,
+                                    const int8_t *filter, const int32_t *bias,
+                                    const eq_dims *output_dims, int8_t *output);
+
 int32_t eq_depthwise_conv_s8_scratch_size(const eq_dims *output_dims);
 eq_status eq_depthwise_conv_s8(const eq_context *ctx, const eq_dw_conv_params *params,
                                const eq_quant_params *quant, const eq_dims *input_dims,

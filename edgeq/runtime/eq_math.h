@@ -9,6 +9,7 @@
 #define EQ_MATH_H
 
 #include <stdint.h>
+#include "eq_types.h"
 
 /* Inner loops are written to vectorize. On hosts with SIMD, ask GCC to do so even at
  * -O2 (whose cost model skips loops with a remainder); size-optimized and
@@ -67,6 +68,18 @@ static inline int32_t eq_requantize_s64(int64_t x, int32_t multiplier, int32_t s
     const int32_t total_shift = 15 - shift;
     const int64_t rounded = x * (int64_t)reduced + ((int64_t)1 << (total_shift - 1));
     return (int32_t)(rounded >> total_shift);
+}
+
+/* One element of TFLite's int8 ADD: both inputs rescaled to a common shifted scale,
+ * summed, requantized to the output and clamped to the fused activation. */
+static inline int32_t eq_add_quantized(const eq_add_params *p, int32_t x, int32_t y)
+{
+    const int32_t a = eq_requantize((x + p->input1_offset) * (1 << p->left_shift),
+                                    p->input1_multiplier, p->input1_shift);
+    const int32_t b = eq_requantize((y + p->input2_offset) * (1 << p->left_shift),
+                                    p->input2_multiplier, p->input2_shift);
+    const int32_t out = eq_requantize(a + b, p->output_multiplier, p->output_shift) + p->output_offset;
+    return EQ_CLAMP(out, p->activation.min, p->activation.max);
 }
 
 static inline int32_t eq_count_leading_zeros(uint32_t x)

@@ -1,0 +1,44 @@
+/* CONV_2D 1x1, stride 1, int8, pixel by pixel so that the output may be written over the
+ * input. Each pixel's input vector is copied to caller scratch before the pixel's outputs
+ * are stored: the output of pixel p must start at or below input + p * (Cin - Cout) for
+ * every p (docs/edgeq-c-memory.md), which the planner guarantees. The arithmetic is
+ * eq_conv_s8's, run on one pixel at a time. */
+#include "eq_kernels.h"
+
+int32_t eq_conv_1x1_in_place_s8_scratch_size(const eq_dims *input_dims)
+{
+    return input_dims->c;
+}
+
+eq_status eq_conv_1x1_in_place_s8(const eq_context *ctx, const eq_conv_params *params,
+                                  const eq_quant_params *quant, const eq_dims *input_dims,
+                                  const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                                  const int32_t *bias, const eq_dims *output_dims, int8_t *output)
+{
+    const int32_t in_c = input_dims->c, out_c = output_dims->c;
+    const int32_t pixels = input_dims->n * input_dims->h * input_dims->w;
+    const eq_dims pixel_in = {1, 1, 1, input_dims->c};
+    const eq_dims pixel_out = {1, 1, 1, output_dims->c};
+    int8_t *vector;
+    int32_t p, i;
+    if (ctx == 0 || ctx->buf == 0 || ctx->size < eq_conv_1x1_in_place_s8_scratch_size(input_dims)) {
+        return EQ_ERROR_SCRATCH;
+    }
+    if (filter_dims->h != 1 || filter_dims->w != 1 || params->stride.h != 1 || params->stride.w != 1 ||
+        output_dims->n * output_dims->h * output_dims->w != pixels) {
+        return EQ_ERROR_ARGUMENT;
+    }
+    vector = (int8_t *)ctx->buf;
+    for (p = 0; p < pixels; p++) {
+        eq_status status;
+        for (i = 0; i < in_c; i++) {
+            vector[i] = input[p * in_c + i];
+        }
+        status = eq_conv_s8(0, params, quant, &pixel_in, vector, filter_dims, filter, bias, &pixel_out,
+                            output + p * out_c);
+        if (status != EQ_OK) {
+            return status;
+        }
+    }
+    return EQ_OK;
+}
