@@ -38,7 +38,7 @@ deploy: setup
 test: setup toolchain
 	@$(BIN)/python -m pytest -q
 
-bench: setup
+bench: setup toolchain
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

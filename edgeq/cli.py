@@ -22,9 +22,15 @@ log = logging.getLogger("edgeq")
 EXAMPLES = {
     "profiles": "edgeq profiles\n  edgeq profiles show nucleo-l4r5zi",
     "convert": "edgeq convert model.keras --quant int8 --data calib.npz --out model_int8.tflite",
-    "measure": "edgeq measure model_int8.tflite --device nucleo-l4r5zi --val val.npz --float model_fp32.tflite",
+    "measure": "edgeq measure build/digits-qemu-mps2-an386/firmware/edgeq-c --val val.npz --samples 100\n"
+               "  edgeq measure fw/ --device nucleo-l4r5zi --port /dev/ttyACM0 --val val.npz --resume\n"
+               "  edgeq measure model_int8.tflite --device nucleo-l4r5zi --val val.npz --float model_fp32.tflite",
     "generate": "edgeq generate model_int8.tflite --device qemu-mps2-an386 --runtime tflm --out fw/",
-    "deploy": "edgeq deploy model.keras --device qemu-mps2-an386 --data calib.npz --val val.npz",
+    "build": "edgeq build build/digits-qemu-mps2-an386/firmware/edgeq-c",
+    "flash": "edgeq flash fw/ --device nucleo-l4r5zi --port /dev/ttyACM0\n"
+             "  edgeq flash fw/ --device nucleo-l4r5zi --dry-run",
+    "deploy": "edgeq deploy model.keras --device qemu-mps2-an386 --data calib.npz --val val.npz\n"
+              "  edgeq deploy model.keras --device nucleo-l4r5zi --val val.npz --port /dev/ttyACM0",
 }
 
 
@@ -89,12 +95,17 @@ def cmd_convert(args) -> int:
 
 
 def cmd_measure(args) -> int:
+    if Path(args.model).is_dir():
+        return _measure_on_device(args, Path(args.model))
     from edgeq.graph import read_graph
     from edgeq.load import TensorSpec, load_dataset
     from edgeq.measure import compare, litert_latency, run_litert, tflm_arena
     from edgeq.pipeline import firmware_arena
     from edgeq.report import assess_fit, fit_dict, kb
 
+    if not args.device or not args.val:
+        raise BadInput("measuring a .tflite on the host needs --device and --val (a firmware folder measures on "
+                       "its device instead)")
     profile = _profile(args.device)
     path = Path(args.model)
     if not path.exists():
@@ -124,6 +135,100 @@ def cmd_measure(args) -> int:
             console.info(f"TFLM arena {arena.total_bytes:,} bytes ({kb(arena.total_bytes)})")
         console.info(f"fit: {fit.verdict}" + "".join(f"\n  {r}" for r in fit.reasons()))
     return 0 if fit.verdict == "fits" else DoesNotFit.exit_code
+
+
+def _measure_on_device(args, firmware: Path) -> int:
+    from edgeq.build import read_manifest
+    from edgeq.connect import device_link
+    from edgeq.measure_device import JOURNAL, SUMMARY, device_data, measure
+    from edgeq.pipeline import measure_run
+    from edgeq.report import format_measure
+
+    manifest = read_manifest(firmware)
+    profile = _profile(args.device or manifest["device"])
+    if args.float:
+        raise BadInput("--float compares two .tflite files on the host; a firmware folder is measured on its device")
+    model_path = Path(args.against) if args.against else firmware / manifest["model"]
+    if not model_path.is_file():
+        raise BadInput(f"{model_path}: no such model file")
+    tflite = model_path.read_bytes()
+    x, y = device_data(args.val, tflite, args.samples, str(model_path))
+    out = Path(args.out) if args.out else firmware
+    run = measure_run(profile, firmware, x, y, out / JOURNAL, tflite=tflite, model_name=model_path.name,
+                      resume=args.resume, timeout=args.timeout)
+    elf = firmware / manifest["elf"]
+    summary, failure = None, None
+    with console.stage("device", f"{len(x)} samples on {profile.name}, over serial"):
+        try:
+            with device_link(profile, elf, firmware, args.port) as link:
+                summary = measure(link, run)
+        except EdgeqError as exc:
+            summary, failure = getattr(exc, "measured", None), exc
+    if summary is not None:
+        write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode()})
+        if args.json:
+            console.emit_json(json.dumps(summary, indent=2))
+        else:
+            console.info("\n".join(format_measure(summary)))
+    if failure is not None:
+        if summary is not None:
+            console.info(f"kept {summary['samples']} measured samples in {run.journal}; --resume continues")
+        raise failure
+    return 0
+
+
+def cmd_build(args) -> int:
+    from edgeq.build import build, read_manifest
+    from edgeq.report import kb
+
+    firmware = Path(args.firmware)
+    profile = _profile(args.device or read_manifest(firmware)["device"])
+    with console.stage("build", f"make in {firmware}"):
+        result = build(firmware, profile)
+    facts = result.to_dict()
+    if args.json:
+        console.emit_json(json.dumps(facts, indent=2))
+    else:
+        console.info(f"{result.elf}: flash {facts['flash_used_bytes']:,} bytes ({kb(facts['flash_used_bytes'])}, "
+                     f"{100 * facts['flash_used_fraction']:.2f} % of {kb(facts['flash_budget_bytes'])}), "
+                     f"RAM {facts['ram_used_bytes']:,} bytes ({kb(facts['ram_used_bytes'])}, "
+                     f"{100 * facts['ram_used_fraction']:.2f} % of {kb(facts['ram_budget_bytes'])}, stack included)")
+    return 0
+
+
+def cmd_flash(args) -> int:
+    from edgeq.build import read_manifest
+    from edgeq.connect import device_link, free_tcp_port
+    from edgeq.flash import FlashOptions, Images, QemuRunner, flash
+
+    firmware = Path(args.firmware)
+    manifest = read_manifest(firmware)
+    profile = _profile(args.device or manifest["device"])
+    files = {key: firmware / manifest[key] if manifest.get(key) else None for key in ("elf", "bin", "hex")}
+    options = FlashOptions(port=args.port, host=args.host, probe=args.probe, erase=args.erase)
+    if args.dry_run and profile.flash.method == "qemu":
+        from edgeq.boards import board_params_for
+
+        console.info(" ".join(QemuRunner().command(board_params_for(profile).board, files["elf"], free_tcp_port())))
+        return 0
+    if not args.dry_run and (files["elf"] is None or not files["elf"].is_file()):
+        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware} first")
+    flash(profile, Images(image=files["elf"], **files), options, dry_run=args.dry_run)
+    if args.dry_run or (profile.flash.method not in ("qemu", "host") and args.port is None):
+        return 0
+    # The board (or the emulator edgeq starts) must now say HELLO with this firmware's model.
+    with device_link(profile, files["elf"], firmware, args.port) as link:
+        info = link.hello(timeout=args.timeout)
+    same = info.model_hash.hex() == manifest["model_sha256"]
+    console.info(f"HELLO from {profile.name}: {info.runtime} {info.runtime_version}, model "
+                 f"{info.model_hash.hex()[:16]}... ({'this firmware' + chr(39) + 's model' if same else 'ANOTHER model'}), "
+                 f"arena {info.arena_bytes:,} bytes, clock {info.clock_hz / 1e6:g} MHz")
+    if not same:
+        from edgeq.measure_device import FirmwareMismatch
+
+        raise FirmwareMismatch(f"the device answers with the model {info.model_hash.hex()[:16]}..., not "
+                               f"{manifest['model']} ({manifest['model_sha256'][:16]}...): the flash did not take")
+    return 0
 
 
 def cmd_generate(args) -> int:
@@ -160,6 +265,9 @@ def cmd_deploy(args) -> int:
     result = deploy(req)
     write_files(args.out_dir, result.files)
     r = result.report
+    failure = None
+    if "firmware" in r["outputs"]:
+        r, failure = _deploy_on_device(args, profile, result)
     acc = r["accuracy"]
     if acc["float"] is not None:
         console.info(f"  accuracy  float {100 * acc['float']:.2f} %, {r['quantization']['mode']} "
@@ -168,10 +276,44 @@ def cmd_deploy(args) -> int:
     console.info((args.out_dir / "report.md").read_text())
     if args.json:
         console.emit_json((args.out_dir / "report.json").read_text())
+    if failure is not None:
+        raise failure
     if result.fit.verdict != "fits":
         raise DoesNotFit(f"{r['model']['name']} does not fit {profile.name}: " + "; ".join(result.fit.reasons()))
     console.info(f"report: {args.out_dir / 'report.md'}  ({args.out_dir / 'report.json'})")
     return 0
+
+
+def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
+    """build -> flash -> measure when the device can be reached; the report gains the figures."""
+    from edgeq.measure_device import JOURNAL
+    from edgeq.pipeline import device_unreachable, measure_run, run_on_device, with_device_results
+    from edgeq.report import render_markdown, to_json
+
+    r = result.report
+    firmware = args.out_dir / r["outputs"]["firmware"]
+    skipped = "--no-device was given" if args.no_device else device_unreachable(
+        profile, r["quantization"]["runtime"], args.port)
+    device, failure = None, None
+    if skipped:
+        console.info(f"  {'device':<9} skipped: {skipped}")
+    else:
+        validation = result.validation
+        x, y = validation.x, validation.y if validation.has_class_labels and not validation.synthetic else None
+        if args.samples is not None:
+            x, y = x[:args.samples], (y[:args.samples] if y is not None else None)
+        run = measure_run(profile, firmware, x, y, args.out_dir / JOURNAL, tflite=result.tflite,
+                          model_name=r["outputs"]["tflite"])
+        try:
+            device = run_on_device(profile, firmware, run, port=args.port)
+            failure = device.error
+        except EdgeqError as exc:  # the build or the flash failed: nothing was measured
+            failure = exc
+    r = with_device_results(r, device, skipped, failure)
+    if device is not None and device.measure is not None:
+        r["outputs"] = {**r["outputs"], "measure_log": JOURNAL}
+    write_files(args.out_dir, {"report.json": to_json(r).encode(), "report.md": render_markdown(r).encode()})
+    return r, failure
 
 
 # ---- parser --------------------------------------------------------------------------------
@@ -201,11 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="calibration data: .npy, .npz (x) or package.module:function")
     p.add_argument("--out", help="output .tflite (default: beside the model)")
 
-    p = add("measure", cmd_measure, "measure a .tflite on the host: accuracy, latency, TFLM arena, fit")
-    p.add_argument("model")
-    p.add_argument("--device", required=True)
-    p.add_argument("--val", required=True, help="validation data: .npz with x and y")
-    p.add_argument("--float", help="the float .tflite to compare against")
+    p = add("measure", cmd_measure, "measure a firmware on its device over serial, or a .tflite on the host")
+    p.add_argument("model", metavar="FIRMWARE_DIR|MODEL.tflite",
+                   help="a firmware folder edgeq generated (measured on its device) or a .tflite (on the host)")
+    p.add_argument("--device", help="device profile (default for a firmware folder: the one it was built for)")
+    p.add_argument("--val", help="validation data: .npz with x and y (a firmware folder without it: random inputs)")
+    p.add_argument("--samples", type=int, help="measure only the first N samples (default: all)")
+    p.add_argument("--port", help="a real board's serial port: /dev/ttyACM0, socket://HOST:PORT, rfc2217://...")
+    p.add_argument("--resume", action="store_true", help="continue the run recorded in measure.jsonl")
+    p.add_argument("--model", dest="against", metavar="MODEL.tflite",
+                   help="the model to check the firmware against (default: the one in the firmware folder)")
+    p.add_argument("--out", help="where measure.jsonl and measure.json go (default: the firmware folder)")
+    p.add_argument("--timeout", type=float, help="seconds to wait for each reply (default 10)")
+    p.add_argument("--float", help="(a .tflite on the host) the float .tflite to compare against")
 
     p = add("generate", cmd_generate, "generate a firmware project for a .tflite")
     p.add_argument("model")
@@ -213,7 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", help="tflm, edgeq-c or litert (default: the profile's first)")
     p.add_argument("--out", help="output folder")
 
-    p = add("deploy", cmd_deploy, "run every stage: load, plan, convert, measure, generate, report")
+    p = add("build", cmd_build, "compile a firmware project; report the flash and RAM it uses")
+    p.add_argument("firmware", metavar="FIRMWARE_DIR")
+    p.add_argument("--device", help="device profile (default: the one the project was generated for)")
+
+    p = add("flash", cmd_flash, "put a built firmware on its device (QEMU and host: start it) and wait for HELLO")
+    p.add_argument("firmware", metavar="FIRMWARE_DIR")
+    p.add_argument("--device", help="device profile (default: the one the project was generated for)")
+    p.add_argument("--port", help="the board's serial port, for tools that flash over it and to check HELLO")
+    p.add_argument("--host", help="user@address of a networked board (scp)")
+    p.add_argument("--probe", help="serial number of the debug probe (or adb device) to use")
+    p.add_argument("--erase", action="store_true", help="erase the whole flash first")
+    p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for HELLO (default 10)")
+
+    p = add("deploy", cmd_deploy, "run every stage: load, plan, convert, measure, generate, and on a device it can "
+                                  "reach build, flash and measure over serial; then report")
     p.add_argument("model")
     p.add_argument("--device", required=True)
     p.add_argument("--data", help="calibration data: .npy, .npz (x) or package.module:function")
@@ -221,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quant", help="quantization mode (default: chosen for the device)")
     p.add_argument("--runtime", help="tflm, edgeq-c or litert (default: the profile's first)")
     p.add_argument("--out", help="output folder (default: build/<model>-<device>)")
+    p.add_argument("--port", help="a real board's serial port: build, flash and measure on it")
+    p.add_argument("--samples", type=int, help="measure only the first N validation samples on the device")
+    p.add_argument("--no-device", action="store_true", help="generate only: do not build, flash or measure")
     return parser
 
 

@@ -345,6 +345,11 @@ def hello_payload(tflite: bytes, graph: Graph, runtime: str, runtime_version: st
         output=_tensor_info(_single_tensor(graph, "output"))))
 
 
+FIRMWARE_MANIFEST = "edgeq-firmware.json"
+FIRMWARE_PROGRAM = "firmware"
+TFLM_PROGRAM_SUFFIX = "_tflm"  # the TFLM Makefile's PROGRAM is <sketch>_tflm
+
+
 def _board_files(profile) -> tuple[dict[str, str], object | None]:
     """Board support for boards edgeq can build for (the QEMU machines and the host); none elsewhere."""
     from edgeq.boards import board_params_for, render_board
@@ -355,12 +360,102 @@ def _board_files(profile) -> tuple[dict[str, str], object | None]:
     return {f"board/{name}": text for name, text in render_board(params).items()}, params
 
 
+def _tool_prefix(compiler: str) -> str:
+    """`arm-none-eabi-` for arm-none-eabi-gcc, empty for gcc: where size and objcopy are found."""
+    return compiler[:-len("gcc")] if compiler.endswith("gcc") else ""
+
+
+def _toolchain_flags(profile, params) -> tuple[list[str], list[str]]:
+    """Compile and link flags: edgeq.boards' for boards it supports; for any other microcontroller the
+    same shape (the profile's cflags, a board/linker.ld the user supplies, newlib-nano)."""
+    from edgeq.boards import compile_flags, link_flags
+
+    if params is not None:
+        compile_, link = compile_flags(params), link_flags(params, "board/linker.ld")
+    else:
+        cflags = list(profile.toolchain.cflags)
+        compile_, link = cflags, [*cflags, "-T", "board/linker.ld", "--specs=nano.specs", "--specs=nosys.specs"]
+    # Every function and object in its own section, and the unused ones dropped at the link: the
+    # kernels' files hold variants a given model never calls.
+    compile_ += [f for f in ("-ffunction-sections", "-fdata-sections") if f not in compile_]
+    link += [f for f in ("-Wl,--gc-sections",) if f not in link]
+    return compile_, link
+
+
+def render_firmware_makefile(tflite: bytes, profile, params, runtime: str, sources: list[str]) -> str:
+    """The Makefile of a firmware project: the profile's compiler, -O level and flags, the board's link
+    flags, --gc-sections, and `firmware.elf` (+ .bin and .hex when cross-compiling) as the result."""
+    if profile.toolchain is None:
+        raise BadInput(f"{profile.source or profile.name}: toolchain: missing; edgeq builds {runtime} firmware "
+                       "with the profile's C compiler")
+    compiler = profile.toolchain.compiler
+    prefix = _tool_prefix(compiler)
+    cross = bool(prefix)
+    arch_flags, link = _toolchain_flags(profile, params)
+    bare_metal = profile.kind == "mcu"
+    board_files = ["eq_board.h", "eq_board.c"] + (["linker.ld"] if bare_metal else [])
+    supported = params is not None
+    advice = ("re-run edgeq generate to render it" if supported else
+              f"edgeq has no board support for {profile.name}: write eq_board.h/.c "
+              f"(see docs/boards.md){', startup code and linker.ld' if bare_metal else ''} into board/")
+    return _render("harness/Makefile.j2", notice=generated_notice(tflite), runtime=runtime, device=profile.name,
+                   program=FIRMWARE_PROGRAM, cc=compiler, size=f"{prefix}size",
+                   objcopy=f"{prefix}objcopy" if cross else "", optimize=profile.toolchain.optimize,
+                   arch_flags=" ".join(arch_flags), link_flags=" ".join(link), bare_metal=bare_metal,
+                   sources=sources, board_files=board_files, board_advice=advice)
+
+
+def firmware_manifest(tflite: bytes, profile, runtime: str, stem: str, program: str, *,
+                      bin_hex: bool) -> str:
+    """`edgeq-firmware.json`: what `edgeq build`, `flash` and `measure` need to know about a project
+    (which model, which device, which file the build produces)."""
+    import json
+
+    manifest = {
+        "edgeq_version": edgeq.__version__, "runtime": runtime, "device": profile.name,
+        "model": f"{stem}.tflite", "model_sha256": model_sha256(tflite),
+        "elf": program, "bin": program.replace(".elf", ".bin") if bin_hex else None,
+        "hex": program.replace(".elf", ".hex") if bin_hex else None,
+    }
+    return json.dumps(manifest, indent=2) + "\n"
+
+
+def render_edgeq_c_harness(tflite: bytes, graph: Graph, compiled, hello: bytes) -> str:
+    """main.c: fills an eq_server_t with the generated model's input, output and invoke, then serves."""
+    inp, out = _single_tensor(graph, "input"), _single_tensor(graph, "output")
+    return _render("harness/main.c.j2", notice=generated_notice(tflite), prefix=compiled.prefix,
+                   P=compiled.prefix.upper(), input_desc=f"{inp.type} {list(inp.shape)}",
+                   output_desc=f"{out.type} {list(out.shape)}", input_bytes=inp.nbytes, output_bytes=out.nbytes,
+                   arena_bytes=compiled.arena_bytes, hello_length=len(hello), hello_bytes=c_byte_array(hello))
+
+
+def render_edgeq_c_project(profile, tflite: bytes, graph: Graph, stem: str, compiled=None) -> dict[str, str | bytes]:
+    """The complete edgeq-c firmware project: generated model, kernels, eq_protocol, main.c, board
+    support, Makefile, the .tflite it was built from and the manifest."""
+    from edgeq.aot import compile_model
+
+    compiled = compiled or compile_model(tflite, DEFAULT_PREFIX, source=f"{stem}.tflite")
+    board, params = _board_files(profile)
+    hello = hello_payload(tflite, graph, "edgeq-c", edgeq.__version__, profile.clock_hz, compiled.arena_bytes)
+    files: dict[str, str | bytes] = {**compiled.files, **_runtime_sources(),
+                                     "main.c": render_edgeq_c_harness(tflite, graph, compiled, hello)}
+    sources = sorted(name for name in files if name.endswith(".c"))
+    files["Makefile"] = render_firmware_makefile(tflite, profile, params, "edgeq-c", sources)
+    files.update(board)
+    files[f"{stem}.tflite"] = tflite
+    cross = bool(_tool_prefix(profile.toolchain.compiler))
+    files[FIRMWARE_MANIFEST] = firmware_manifest(tflite, profile, "edgeq-c", stem, f"{FIRMWARE_PROGRAM}.elf",
+                                                 bin_hex=cross)
+    return files
+
+
 def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_bytes: int | None,
                    stem: str) -> dict[str, str | bytes]:
     """The firmware (or harness) project for `runtime` on `profile`, as {relative path: content}.
 
     `arena_bytes` is, for TFLM, the smallest arena its AllocateTensors accepts (the project adds
-    the margin).
+    the margin). Firmware projects (edgeq-c, TFLM) carry the .tflite they embed and
+    `edgeq-firmware.json`, so `edgeq build/flash/measure FIRMWARE_DIR` need nothing else.
     """
     if runtime == "litert":
         files: dict[str, str | bytes] = dict(render_litert_harness(
@@ -378,10 +473,10 @@ def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_byt
         else:
             target = HOST_TFLM_TARGET
         hello = hello_payload(tflite, graph, "tflm", tflm_version(), profile.clock_hz, 0)
+        program = f"{DEFAULT_PREFIX.lstrip('_') or DEFAULT_PREFIX}{TFLM_PROGRAM_SUFFIX}"
         return {**render_tflm_project(tflite, graph, arena_bytes, hello, target=target, baud=profile.serial.baud),
-                **board}
+                **board, f"{stem}.tflite": tflite,
+                FIRMWARE_MANIFEST: firmware_manifest(tflite, profile, "tflm", stem, program, bin_hex=False)}
     if runtime == "edgeq-c":
-        from edgeq.aot import compile_model
-
-        return dict(compile_model(tflite, DEFAULT_PREFIX, source=f"{stem}.tflite").files)
+        return render_edgeq_c_project(profile, tflite, graph, stem)
     raise BadInput(f"no code generator for runtime '{runtime}'")

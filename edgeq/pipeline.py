@@ -1,18 +1,24 @@
-"""`edgeq deploy`: every stage in order, from a model file to firmware and a report.
+"""`edgeq deploy`: every stage in order, from a model file to firmware and a report, then, on a
+device edgeq can reach, build -> flash -> measure.
 
-It returns what it produced (files as bytes, the report as a dict); the CLI writes them, so a
-failed run leaves nothing half-written behind.
+`deploy` returns what it produced (files as bytes, the report as a dict); the CLI writes them, so a
+failed run leaves nothing half-written behind. `run_on_device` then builds the written firmware
+project, flashes it, measures it over serial and returns the figures that `with_device_results`
+adds to the report.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 import edgeq
 from edgeq import codegen, console
 from edgeq.convert import MODES, convert
-from edgeq.errors import BadInput
+from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.graph import Graph, read_graph
 from edgeq.load import Dataset, Model, load_dataset, load_model, random_dataset
 from edgeq.measure import Accuracy, ArenaUse, Latency, compare, litert_latency, run_litert, tflm_arena
@@ -36,6 +42,8 @@ class Deployment:
     report: dict
     fit: Fit
     files: dict[str, bytes] = field(default_factory=dict)
+    tflite: bytes = b""
+    validation: Dataset | None = None
 
 
 def load_data(model: Model, data: str | None, val: str | None) -> tuple[Dataset, Dataset]:
@@ -64,6 +72,17 @@ def check_runtime_ops(tflite: bytes, graph: Graph, runtime: str) -> None:
         compile_model(tflite)  # raises BadInput naming the op, its index and its types
 
 
+def edgeq_c_model(tflite: bytes, source: str):
+    """edgeq-c's compilation of the model, for its arena figures beside TFLM's; None when edgeq-c
+    lacks one of its ops or types."""
+    from edgeq.aot import compile_model
+
+    try:
+        return compile_model(tflite, source=source)
+    except BadInput:
+        return None
+
+
 def firmware_arena(arena: ArenaUse | None) -> int | None:
     """The arena the TFLM firmware reserves: the smallest TFLM accepts, plus the codegen margin."""
     return codegen.arena_size_with_margin(arena.smallest_bytes) if arena else None
@@ -72,7 +91,7 @@ def firmware_arena(arena: ArenaUse | None) -> int | None:
 def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibration: Dataset,
                  validation: Dataset, float_tflite: bytes, tflite: bytes, accuracy: Accuracy,
                  latency: Latency, arena: ArenaUse | None, fit: Fit, outputs: dict[str, str],
-                 warnings: list[str]) -> dict:
+                 warnings: list[str], compiled=None) -> dict:
     p = req.profile
     drop = None
     if accuracy.float_accuracy is not None:
@@ -107,6 +126,10 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
             "tflm_arena_tail_bytes": arena.tail_bytes if arena else None,
             "tflm_arena_smallest_bytes": arena.smallest_bytes if arena else None,
             "firmware_arena_bytes": firmware_arena(arena),
+            "edgeq_c_arena_bytes": compiled.arena_bytes if compiled else None,
+            "edgeq_c_lower_bound_bytes": compiled.lower_bound_bytes if compiled else None,
+            "flash_used_bytes": None,  # from the linked firmware, once it is built
+            "ram_used_bytes": None,
         },
         "accuracy": {
             "data": validation.source, "samples": accuracy.samples, "labelled": accuracy.float_accuracy is not None,
@@ -118,6 +141,9 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
             "runs": latency.runs, "threads": latency.threads, "interpreter": "litert",
         },
         "fit": fit_dict(fit),
+        "build": None,
+        "measure": None,
+        "device": None,
         "outputs": outputs,
         "warnings": warnings,
     }
@@ -145,6 +171,9 @@ def deploy(req: Request) -> Deployment:
                            run_litert(tflite, validation, threads, chosen.mode), validation)
         latency = litert_latency(tflite, validation.x[0], threads)
         arena = tflm_arena(tflite) if profile.is_microcontroller or chosen.runtime == "tflm" else None
+    compiled = None
+    if chosen.runtime == "edgeq-c" or profile.is_microcontroller:
+        compiled = edgeq_c_model(tflite, f"{model.name}_{chosen.mode}.tflite")
     fit = assess_fit(profile, len(tflite), firmware_arena(arena))
 
     stem = f"{model.name}_{chosen.mode}"
@@ -152,13 +181,115 @@ def deploy(req: Request) -> Deployment:
     outputs = {"tflite": f"{stem}.tflite", "float_tflite": f"{model.name}_fp32.tflite"}
     if fit.verdict == "fits":
         with console.stage("generate", f"{chosen.runtime} project"):
-            project = codegen.render_project(chosen.runtime, profile, tflite, graph,
-                                             arena.smallest_bytes if arena else None, stem)
+            if chosen.runtime == "edgeq-c" and compiled is not None:
+                project = codegen.render_edgeq_c_project(profile, tflite, graph, stem, compiled)
+            else:
+                project = codegen.render_project(chosen.runtime, profile, tflite, graph,
+                                                 arena.smallest_bytes if arena else None, stem)
         files.update({f"firmware/{chosen.runtime}/{path}": text.encode() if isinstance(text, str) else text
                       for path, text in project.items()})
         outputs["firmware"] = f"firmware/{chosen.runtime}"
     report = build_report(req, model, graph, chosen, calibration, validation, float_tflite, tflite, accuracy,
-                          latency, arena, fit, outputs, console.take_warnings())
+                          latency, arena, fit, outputs, console.take_warnings(), compiled)
     files["report.json"] = to_json(report).encode()
     files["report.md"] = render_markdown(report).encode()
-    return Deployment(report=report, fit=fit, files=files)
+    return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation)
+
+
+# ---- on the device: build -> flash -> measure --------------------------------------------------------
+
+EMULATED_METHODS = ("qemu", "host")
+
+
+def device_unreachable(profile, runtime: str, port: str | None) -> str | None:
+    """Why deploy cannot build, flash and measure on this device, or None when it can."""
+    if runtime == "litert":
+        return "the LiteRT harness runs under Python on the device (run_litert.py), not over edgeq's serial protocol"
+    if runtime == "tflm" and not os.environ.get("TFLM_DIR"):
+        return ("the TFLM firmware builds against a tflite-micro source tree: set TFLM_DIR to build, flash and "
+                "measure it")
+    if profile.flash.method not in EMULATED_METHODS and port is None:
+        return f"{profile.name} is a real board: give its serial port with --port to build, flash and measure on it"
+    return None
+
+
+def cycles_unit(profile) -> str:
+    """What the firmware's cycle count counts on this device: instructions under QEMU, ns on the host."""
+    if profile.flash.method in EMULATED_METHODS:
+        from edgeq.boards import board_params_for
+
+        return board_params_for(profile).cycles_unit
+    return "cycles"
+
+
+@dataclass
+class DeviceRun:
+    build: object | None = None  # edgeq.build.BuildResult
+    measure: dict | None = None
+    error: EdgeqError | None = None  # a failure after the build: the figures so far are kept
+
+
+def measure_run(profile, firmware_dir: Path, x: np.ndarray, y: np.ndarray | None, journal: Path, *,
+                tflite: bytes | None = None, model_name: str | None = None, resume: bool = False,
+                timeout: float | None = None):
+    """The edgeq.measure_device.Run for a firmware project: its model (or `tflite`), the profile's clock."""
+    from edgeq.build import read_manifest
+    from edgeq.measure_device import DEFAULT_TIMEOUT_S, Run
+
+    manifest = read_manifest(firmware_dir)
+    if tflite is None:
+        model_path = firmware_dir / manifest["model"]
+        if not model_path.is_file():
+            raise BadInput(f"{model_path}: missing; the firmware project should hold the model it was built from")
+        tflite, model_name = model_path.read_bytes(), manifest["model"]
+    compiled = edgeq_c_model(tflite, model_name or "model")
+    return Run(tflite=tflite, model_name=model_name or "the model", x=x, y=y, journal=journal,
+               clock_hz=profile.clock_hz, cycles_unit=cycles_unit(profile),
+               macs=int(sum(compiled.macs)) if compiled else None, resume=resume,
+               timeout=timeout or DEFAULT_TIMEOUT_S, hello_timeout=max(timeout or 0, DEFAULT_TIMEOUT_S))
+
+
+def run_on_device(profile, firmware_dir: Path, run, *, port: str | None = None, flash_options=None) -> DeviceRun:
+    """Builds the project, flashes it (real boards), starts it (QEMU, host) and measures it.
+
+    A failed build raises (nothing was measured); a failure while measuring is returned in
+    DeviceRun.error with the figures measured until then, so the report can keep them."""
+    from edgeq.build import build
+    from edgeq.connect import device_link
+    from edgeq.flash import FlashOptions, Images, flash
+    from edgeq.measure_device import measure
+
+    with console.stage("build", f"make in {firmware_dir}"):
+        built = build(firmware_dir, profile)
+    result = DeviceRun(build=built)
+    if profile.flash.method not in EMULATED_METHODS:
+        with console.stage("flash", profile.flash.method):
+            flash(profile, Images(elf=built.elf, bin=built.bin, hex=built.hex, image=built.elf),
+                  flash_options or FlashOptions(port=port))
+    where = {"qemu": "in QEMU", "host": "on this machine"}.get(profile.flash.method, f"on {port}")
+    with console.stage("device", f"{len(run.x)} samples {where}, over serial"):
+        try:
+            with device_link(profile, built.elf, firmware_dir, port) as link:
+                result.measure = measure(link, run)
+        except ToolFailed as exc:
+            result.measure, result.error = getattr(exc, "measured", None), exc
+    return result
+
+
+def with_device_results(report: dict, device: DeviceRun | None, skipped: str | None = None,
+                        error: EdgeqError | None = None) -> dict:
+    """The report with the build's flash/RAM and the on-device measurement added; `skipped` says why
+    the device was not reached, `error` what stopped the loop."""
+    report = dict(report)
+    memory = dict(report["memory"])
+    if device is not None and device.build is not None:
+        report["build"] = device.build.to_dict()
+        memory["flash_used_bytes"] = device.build.memory.flash_bytes
+        memory["ram_used_bytes"] = device.build.memory.ram_bytes
+    report["memory"] = memory
+    if device is not None:
+        report["measure"] = device.measure
+    error = error or (device.error if device else None)
+    status = "skipped" if skipped else ("failed" if error else "measured")
+    report["device"] = {"status": status, "reason": skipped or (str(error) if error else None)}
+    return report

@@ -120,6 +120,17 @@ def render_markdown(r: dict) -> str:
     if mem.get("tflm_arena_bytes") is not None:
         lines.append(f"| TFLM arena (recorded) | {mem['tflm_arena_bytes']:,} | head {mem['tflm_arena_head_bytes']:,} "
                      f"+ tail {mem['tflm_arena_tail_bytes']:,} |")
+    if mem.get("edgeq_c_arena_bytes") is not None:
+        lines.append(f"| edgeq-c arena (static plan) | {mem['edgeq_c_arena_bytes']:,} | lower bound without "
+                     f"in-place kernels {mem['edgeq_c_lower_bound_bytes']:,} |")
+    build = r.get("build")
+    if build:
+        lines.append(f"| firmware flash used (linked) | {build['flash_used_bytes']:,} | "
+                     f"{100 * build['flash_used_fraction']:.2f} % of {kb(build['flash_budget_bytes'])}; "
+                     f"text {build['text_bytes']:,} + data {build['data_bytes']:,} |")
+        lines.append(f"| firmware RAM used (linked) | {build['ram_used_bytes']:,} | "
+                     f"{100 * build['ram_used_fraction']:.2f} % of {kb(build['ram_budget_bytes'])}; "
+                     f"data {build['data_bytes']:,} + bss {build['bss_bytes']:,} (stack included) |")
     lines += [
         "",
         f"**Fit: {fit['verdict']}**",
@@ -149,8 +160,49 @@ def render_markdown(r: dict) -> str:
         f"({lat['runs']} runs, {lat['threads']} thread{'s' if lat['threads'] != 1 else ''}). "
         "This is this machine, not the device.",
     ]
+    lines += device_lines(r)
     if r.get("outputs"):
         lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in r["outputs"].items()]
     if r["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in r["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def format_measure(m: dict) -> list[str]:
+    """The on-device figures as markdown lines (report.md and `edgeq measure` print the same)."""
+    unit = m["cycles_unit"]
+    clock = f"{m['clock_hz'] / 1e6:g} MHz"
+    at_clock = {"ns": "wall clock", "instructions": f"one instruction a cycle at {clock}"}.get(unit, f"at {clock}")
+    head = (f"{m['samples']} of {m['samples_planned']} samples measured on the device"
+            + ("" if m["complete"] else " (interrupted: `--resume` continues)")
+            + f"; reference: the {m['reference']} interpreter on the same quantized model.")
+    lines = [head, "",
+             "| accuracy | reference accuracy | bit-exact | largest difference |",
+             "|---:|---:|---:|---:|",
+             f"| {_pct(m['accuracy'])} | {_pct(m['reference_accuracy'])} | {_pct(m['bit_exact_fraction'])} "
+             f"({m['bit_exact_samples']}) | {_num(m['max_abs_diff'], 4 if m['max_abs_diff'] and m['max_abs_diff'] % 1 else 0)} |",
+             "",
+             f"| {unit} per inference: min | median | p95 | time (median) | {unit} per MAC | samples/s over the link |",
+             "|---:|---:|---:|---:|---:|---:|",
+             f"| {_num(m['cycles_min'])} | {_num(m['cycles_median'])} | {_num(m['cycles_p95'])} | "
+             f"{_num(m['time_ms_median'], 3)} ms ({at_clock}) | {_num(m['cycles_per_mac'], 2)} "
+             f"({_num(m['macs'])} MACs) | {_num(m['samples_per_second'], 1)} |"]
+    return lines
+
+
+def device_lines(r: dict) -> list[str]:
+    device = r.get("device")
+    if not device:
+        return []
+    lines = ["", "## On the device", ""]
+    if device["status"] == "skipped":
+        return lines + [f"Not measured on the device: {device['reason']}."]
+    if r.get("measure"):
+        lines += format_measure(r["measure"])
+    if device["status"] == "failed":
+        lines += ["", f"**The run failed**: {device['reason']}"]
+    return lines

@@ -1,0 +1,192 @@
+"""`edgeq build`: the generated firmware project (harness, Makefile, board support) and the build that
+reads flash and RAM from `size` — parsed in pure Python, then built for real with gcc and
+arm-none-eabi-gcc."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import edgeq
+from edgeq import codegen
+from edgeq.build import MemoryUse, Overflow, build, parse_overflow, parse_size_output, read_manifest
+from edgeq.errors import BadInput, DoesNotFit, ToolFailed
+from edgeq.graph import read_graph
+from edgeq.profiles import get_profile
+
+needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the host gcc")
+
+# What arm-none-eabi-size printed for the digits firmware on mps2-an386.
+SIZE_OUTPUT = """   text\t   data\t    bss\t    dec\t    hex\tfilename
+  14412\t      8\t  17704\t  32124\t   7d7c\tfirmware.elf
+"""
+
+
+@pytest.fixture(scope="module")
+def int8_tflite(small_cnn_path, small_data) -> bytes:
+    from edgeq.convert import convert
+    from edgeq.load import load_dataset, load_model
+
+    model = load_model(small_cnn_path)
+    return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))
+
+
+def write_project(directory, profile, tflite: bytes):
+    for name, content in codegen.render_project("edgeq-c", profile, tflite, read_graph(tflite), None,
+                                                "small_int8").items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return directory
+
+
+# ---- pure ----------------------------------------------------------------------------------------------
+
+def test_flash_used_is_text_plus_data_and_ram_used_is_data_plus_bss():
+    memory = parse_size_output(SIZE_OUTPUT)
+    assert memory == MemoryUse(text=14412, data=8, bss=17704)
+    assert (memory.flash_bytes, memory.ram_bytes) == (14420, 17712)
+
+
+def test_size_output_without_its_header_is_refused_quoting_it():
+    with pytest.raises(ToolFailed, match=r"cannot read the output of size .*'firmware.elf: no such file'"):
+        parse_size_output("firmware.elf: no such file")
+
+
+def test_ld_overflow_messages_are_read_once_per_region():
+    stderr = ("ld: firmware.elf section `.bss' will not fit in region `RAM'\n"
+              "ld: region `RAM' overflowed by 20512 bytes\nld: region `FLASH' overflowed by 1500 bytes\n"
+              "ld: region `RAM' overflowed by 20512 bytes\n")
+    assert parse_overflow(stderr) == [Overflow("RAM", 20512), Overflow("FLASH", 1500)]
+
+
+def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_size_optimization(int8_tflite):
+    project = codegen.render_project("edgeq-c", get_profile("qemu-mps2-an386"), int8_tflite,
+                                     read_graph(int8_tflite), None, "m")
+    makefile = project["Makefile"]
+    assert "CC := arm-none-eabi-gcc" in makefile and "OPT := -Os" in makefile
+    assert ("ARCH_FLAGS := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -ffunction-sections "
+            "-fdata-sections") in makefile
+    assert ("LINK_FLAGS := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -T board/linker.ld "
+            "--specs=nano.specs --specs=nosys.specs -Wl,--gc-sections") in makefile
+    assert "$(PROGRAM).bin $(PROGRAM).hex" in makefile
+
+
+def test_host_makefile_uses_the_native_gcc_at_the_profiles_O2_without_a_linker_script(int8_tflite):
+    makefile = codegen.render_project("edgeq-c", get_profile("host"), int8_tflite, read_graph(int8_tflite),
+                                      None, "m")["Makefile"]
+    assert "CC := gcc" in makefile and "OPT := -O2" in makefile and "SIZE := size" in makefile
+    assert "linker.ld" not in makefile.split("check-board:")[0] and "OBJCOPY" not in makefile
+
+
+def test_edgeq_c_project_holds_model_kernels_harness_board_and_makefile_deterministically(int8_tflite):
+    graph = read_graph(int8_tflite)
+    profile = get_profile("qemu-mps2-an505")
+    project = codegen.render_project("edgeq-c", profile, int8_tflite, graph, None, "m")
+    for name in ("main.c", "Makefile", "edgeq_model.c", "edgeq_model.h", "eq_protocol.c", "eq_conv_s8.c",
+                 "board/eq_board.c", "board/startup.c", "board/linker.ld", "m.tflite", "edgeq-firmware.json"):
+        assert name in project, name
+    assert project["m.tflite"] == int8_tflite
+    assert codegen.render_project("edgeq-c", profile, int8_tflite, graph, None, "m") == project
+    manifest = json.loads(project["edgeq-firmware.json"])
+    assert manifest == {"edgeq_version": edgeq.__version__, "runtime": "edgeq-c", "device": "qemu-mps2-an505",
+                        "model": "m.tflite", "model_sha256": codegen.model_sha256(int8_tflite),
+                        "elf": "firmware.elf", "bin": "firmware.bin", "hex": "firmware.hex"}
+
+
+def test_harness_serves_the_hello_payload_byte_for_byte(int8_tflite):
+    from edgeq.aot import compile_model
+
+    graph = read_graph(int8_tflite)
+    profile = get_profile("qemu-mps2-an386")
+    main = codegen.render_project("edgeq-c", profile, int8_tflite, graph, None, "m")["main.c"]
+    body = re.search(r"static const uint8_t edgeq_hello\[(\d+)\] = \{(.*?)\};", main, re.S)
+    embedded = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body[2]))
+    expected = codegen.hello_payload(int8_tflite, graph, "edgeq-c", edgeq.__version__, 25_000_000,
+                                     compile_model(int8_tflite).arena_bytes)
+    assert embedded == expected and int(body[1]) == len(expected)
+    assert "eq_board_init();" in main and "eq_serve(&server);" in main
+    assert "server.input_bytes = EDGEQ_INPUT_BYTES;" in main
+
+
+def test_manifest_missing_is_refused_naming_the_folder(tmp_path):
+    with pytest.raises(BadInput, match=r"edgeq-firmware\.json: missing; .* is not a firmware project edgeq "
+                                       r"generated"):
+        read_manifest(tmp_path)
+
+
+# ---- real builds ---------------------------------------------------------------------------------------
+
+@pytest.mark.host
+@needs_gcc
+def test_host_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path):
+    project = write_project(tmp_path, get_profile("host"), int8_tflite)
+    done = subprocess.run(["make", "-C", str(project), "EXTRA_CFLAGS=-Werror -pedantic"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (project / "firmware.elf").is_file()
+
+
+@pytest.mark.emulator
+@needs_arm
+def test_cortex_m_build_reports_flash_and_ram_used_with_the_arena_and_stack_in_ram(int8_tflite, tmp_path):
+    from edgeq.aot import compile_model
+    from edgeq.boards import board_params_for
+
+    profile = get_profile("qemu-mps2-an386")
+    project = write_project(tmp_path, profile, int8_tflite)
+    result = build(project, profile)
+    assert result.elf == project / "firmware.elf" and result.bin.is_file() and result.hex.is_file()
+    stack = board_params_for(profile).stack_bytes
+    assert result.memory.ram_bytes >= compile_model(int8_tflite).arena_bytes + stack
+    assert result.memory.flash_bytes >= read_graph(int8_tflite).constant_bytes()
+    assert result.memory.flash_bytes == result.bin.stat().st_size  # the image is text then data
+    facts = result.to_dict()
+    assert facts["flash_budget_bytes"] == profile.memory.flash_bytes
+    assert facts["ram_used_fraction"] == round(result.memory.ram_bytes / profile.memory.ram_bytes, 6)
+
+
+@pytest.mark.emulator
+@needs_arm
+def test_cortex_m_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path):
+    project = write_project(tmp_path, get_profile("qemu-mps2-an385"), int8_tflite)
+    done = subprocess.run(["make", "-C", str(project), "EXTRA_CFLAGS=-Werror -pedantic"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.emulator
+@needs_arm
+def test_an_image_too_large_for_flash_fails_with_lds_numbers_and_exit_3(int8_tflite, tmp_path):
+    profile = get_profile("qemu-mps2-an386")
+    small = dataclasses.replace(profile, memory=dataclasses.replace(profile.memory, flash_bytes=4096))
+    project = write_project(tmp_path, small, int8_tflite)
+    with pytest.raises(DoesNotFit, match=r"the firmware does not fit qemu-mps2-an386: it overflows FLASH by "
+                                         r"[\d,]+ bytes \(the device has 4,096\)") as raised:
+        build(project, small)
+    assert re.search(r"region `FLASH' overflowed by \d+ bytes", str(raised.value))
+    assert raised.value.exit_code == 3
+
+
+@pytest.mark.emulator
+@needs_arm
+def test_a_real_board_without_board_support_says_what_to_put_in_board(int8_tflite, tmp_path):
+    profile = get_profile("nucleo-l4r5zi")
+    project = write_project(tmp_path, profile, int8_tflite)
+    with pytest.raises(ToolFailed, match=r"no board/eq_board\.h: edgeq has no board support for nucleo-l4r5zi: "
+                                         r"write eq_board\.h/\.c \(see docs/boards\.md\), startup code and "
+                                         r"linker\.ld into board/"):
+        build(project, profile)
+
+
+def test_a_project_is_built_only_for_the_device_it_was_generated_for(int8_tflite, tmp_path):
+    project = write_project(tmp_path, get_profile("qemu-mps2-an386"), int8_tflite)
+    with pytest.raises(BadInput, match=r"was generated for qemu-mps2-an386, not qemu-mps2-an500; build it with "
+                                       r"--device qemu-mps2-an386"):
+        build(project, get_profile("qemu-mps2-an500"))
