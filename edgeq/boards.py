@@ -259,6 +259,8 @@ def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = 
 
     QEMU listens on the port and, with wait, does not start the CPU until a client connects, so the
     firmware's first bytes (the HELLO frame) are not lost. -icount makes virtual time count instructions.
+    nodelay: QEMU writes each UART byte to the socket on its own; with Nagle's algorithm on, every
+    reply then waits for the host's delayed ACK (40 ms on Linux), ten times the inference itself.
     """
     if machine not in QEMU_MACHINES:
         raise BadInput(f"no board support for QEMU machine {machine!r}; expected one of "
@@ -269,6 +271,6 @@ def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = 
         "qemu-system-arm", "-M", machine,
         "-icount", f"shift={QEMU_ICOUNT_SHIFT}",
         "-nodefaults", "-nographic", "-monitor", "none", "-no-reboot",
-        "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait={'on' if wait else 'off'}",
+        "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait={'on' if wait else 'off'},nodelay=on",
         "-kernel", str(elf_path),
     ]

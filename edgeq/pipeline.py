@@ -10,6 +10,8 @@ adds to the report.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from edgeq.graph import Graph, read_graph
 from edgeq.load import Dataset, Model, load_dataset, load_model, random_dataset
 from edgeq.measure import Accuracy, ArenaUse, Latency, compare, litert_latency, run_litert, tflm_arena
 from edgeq.plan import Plan, plan
-from edgeq.report import Fit, assess_fit, fit_dict, render_markdown, to_json
+from edgeq.report import (EDGEQ_C_CODE_BYTES_ESTIMATE, Fit, assess_fit, assess_fit_edgeq_c, fit_dict,
+                          render_markdown, to_json)
 from edgeq.tflm_ops import check_tflm_ops, model_op_names
 
 
@@ -81,6 +84,21 @@ def edgeq_c_model(tflite: bytes, source: str):
         return compile_model(tflite, source=source)
     except BadInput:
         return None
+
+
+def edgeq_c_fit(profile, compiled, graph: Graph) -> Fit:
+    """Fit from the compiled model's footprint, measured with the profile's compiler when it is installed."""
+    from edgeq.aot.footprint import measure_footprint
+
+    toolchain = profile.toolchain
+    if toolchain is not None and toolchain.compiler.endswith("gcc") and shutil.which(toolchain.compiler):
+        size = toolchain.compiler[: -len("gcc")] + "size"
+        with tempfile.TemporaryDirectory(prefix="edgeq-footprint-") as tmp:
+            footprint = measure_footprint(compiled, Path(tmp), cc=toolchain.compiler, size=size,
+                                          cflags=(*toolchain.cflags, toolchain.optimize))
+        return assess_fit_edgeq_c(profile, footprint.flash_bytes, footprint.ram_bytes, measured=True)
+    return assess_fit_edgeq_c(profile, graph.constant_bytes() + EDGEQ_C_CODE_BYTES_ESTIMATE,
+                              compiled.arena_bytes, measured=False)
 
 
 def firmware_arena(arena: ArenaUse | None) -> int | None:
@@ -174,7 +192,10 @@ def deploy(req: Request) -> Deployment:
     compiled = None
     if chosen.runtime == "edgeq-c" or profile.is_microcontroller:
         compiled = edgeq_c_model(tflite, f"{model.name}_{chosen.mode}.tflite")
-    fit = assess_fit(profile, len(tflite), firmware_arena(arena))
+    if chosen.runtime == "edgeq-c" and compiled is not None:
+        fit = edgeq_c_fit(profile, compiled, graph)
+    else:
+        fit = assess_fit(profile, len(tflite), firmware_arena(arena))
 
     stem = f"{model.name}_{chosen.mode}"
     files: dict[str, bytes] = {f"{model.name}_fp32.tflite": float_tflite, f"{stem}.tflite": tflite}

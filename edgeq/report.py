@@ -14,6 +14,9 @@ SCHEMA_VERSION = 1
 # Until `edgeq build` has linked the firmware and measured it, the runtime's own code is an
 # estimate: TFLM's interpreter with a handful of reference kernels for Cortex-M at -Os.
 TFLM_CODE_BYTES_ESTIMATE = 64 * 1024
+# edgeq-c's kernels and glue, when no compiler for the profile is at hand to measure them
+# (the KWS model's come to about 6 KB on Cortex-M4 at -Os).
+EDGEQ_C_CODE_BYTES_ESTIMATE = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,13 @@ def assess_fit(profile, tflite_bytes: int, arena_bytes: int | None, code_bytes: 
         flash = Budget(tflite_bytes, profile.memory.flash_bytes, "model file")
         ram = Budget(tflite_bytes * 2, profile.ram_for_model_bytes, "model and interpreter buffers, about twice the model")
     return Fit(flash, ram)
+
+
+def assess_fit_edgeq_c(profile, flash_bytes: int, ram_bytes: int, measured: bool) -> Fit:
+    """Fit of an edgeq-c build: its constants and code in flash, its arena (and any data) in RAM."""
+    how = "measured with the profile's compiler" if measured else "weights + runtime code estimate"
+    return Fit(Budget(flash_bytes, profile.memory.flash_bytes, f"edgeq-c model and kernels, {how}"),
+               Budget(ram_bytes, profile.ram_for_model_bytes, "edgeq-c arena" + (" and data" if measured else "")))
 
 
 def _budget_dict(b: Budget) -> dict:

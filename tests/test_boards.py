@@ -132,9 +132,13 @@ def test_qemu_command_serves_uart0_on_loopback_and_waits_for_the_host():
     command = qemu_command("mps2-an386", "/tmp/app.elf", 45678)
     assert command[:3] == ["qemu-system-arm", "-M", "mps2-an386"]
     assert command[command.index("-icount") + 1] == "shift=0"
-    assert command[command.index("-serial") + 1] == "tcp:127.0.0.1:45678,server=on,wait=on"
+    assert command[command.index("-serial") + 1] == "tcp:127.0.0.1:45678,server=on,wait=on,nodelay=on"
     assert command[-2:] == ["-kernel", "/tmp/app.elf"]
     assert "wait=off" in qemu_command("mps2-an386", "a.elf", 45678, wait=False)[-3]
+
+
+def test_qemu_uart_socket_sends_each_byte_without_waiting_for_an_ack():
+    assert qemu_command("mps2-an386", "a.elf", 45678)[-3].endswith(",nodelay=on")
 
 
 def test_qemu_command_rejects_an_unknown_machine():
