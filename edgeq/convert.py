@@ -71,6 +71,33 @@ def _representative(calibration: Dataset):
     return generate
 
 
+def _quantize_float_tflite(model: Model, mode: str, calibration: Dataset | None) -> bytes:
+    """Post-training quantization of a float flatbuffer with the converter's own calibrator.
+
+    It runs the representative data through the float model, records each tensor's range and
+    quantizes the same way the converter does after it has built a float model itself.
+    """
+    if mode == "fp32":
+        return model.tflite
+    if mode not in NEEDS_CALIBRATION:
+        raise BadInput(f"{model.path}: mode {mode} of an already converted .tflite needs its source model; "
+                       "give edgeq the .keras, .h5 or SavedModel it was converted from (int8 and int16x8 "
+                       "work from the .tflite itself)")
+    import tensorflow as tf
+    from tensorflow.lite.python.optimize import calibrator
+    from tensorflow.lite.python.util import modify_model_io_type
+
+    activations, bias, io = (tf.int8, tf.int32, tf.int8) if mode == "int8" else (tf.int16, tf.int64, tf.int16)
+    model_content = model.tflite if mode == "int8" else calibrator.add_intermediate_tensors(model.tflite)
+    try:
+        quantized = calibrator.Calibrator(model_content).calibrate_and_quantize(
+            _representative(calibration), tf.float32, tf.float32, False, activations, bias)
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{model.path}: quantizing the .tflite to {mode} failed: {first_line}") from exc
+    return bytes(modify_model_io_type(quantized, io, io))
+
+
 def convert(model: Model, mode: str, calibration: Dataset | None = None) -> bytes:
     """Return the .tflite bytes of `model` quantized as `mode` (one of MODES)."""
     if mode not in MODES:
@@ -78,10 +105,7 @@ def convert(model: Model, mode: str, calibration: Dataset | None = None) -> byte
     if mode in NEEDS_CALIBRATION and calibration is None:
         raise BadInput(f"mode {mode} needs calibration data (--data)")
     if model.tflite is not None:
-        if mode == "fp32":
-            return model.tflite
-        raise BadInput(f"{model.path}: quantizing an already converted .tflite to {mode} needs its source model; "
-                       "give edgeq the .keras, .h5 or SavedModel it was converted from")
+        return _quantize_float_tflite(model, mode, calibration)
 
     import tensorflow as tf
 

@@ -108,10 +108,32 @@ def test_saved_model_with_free_batch_converts_with_batch_one(tmp_path, small_cnn
     assert "SHAPE" not in graph.op_names
 
 
-def test_float_tflite_passes_through_as_fp32_and_refuses_requantizing(tmp_path, model):
-    path = tmp_path / "m.tflite"
+@pytest.fixture(scope="module")
+def float_tflite_model(tmp_path_factory, model):
+    path = tmp_path_factory.mktemp("tflite") / "m.tflite"
     path.write_bytes(convert(model, "fp32"))
-    source = load_model(path)
-    assert convert(source, "fp32") == path.read_bytes()
-    with pytest.raises(BadInput, match="needs its source model"):
-        convert(source, "dynamic-int8")
+    return load_model(path)
+
+
+def test_float_tflite_passes_through_as_fp32(float_tflite_model):
+    assert convert(float_tflite_model, "fp32") == float_tflite_model.tflite
+
+
+def test_float_tflite_quantizes_to_int8_like_the_converter(float_tflite_model, model, calibration):
+    from_tflite = read_graph(convert(float_tflite_model, "int8", calibration))
+    from_keras = read_graph(convert(model, "int8", calibration))
+    assert from_tflite.op_names == from_keras.op_names
+    assert from_tflite.input_tensors()[0].type == from_tflite.output_tensors()[0].type == "INT8"
+    conv = [from_tflite.tensors[op.inputs[1]] for op in from_tflite.operators if op.opcode == "CONV_2D"][0]
+    reference = [from_keras.tensors[op.inputs[1]] for op in from_keras.operators if op.opcode == "CONV_2D"][0]
+    assert conv.scales == reference.scales and conv.data == reference.data
+
+
+def test_float_tflite_quantizes_to_int16x8(float_tflite_model, calibration):
+    graph = read_graph(convert(float_tflite_model, "int16x8", calibration))
+    assert graph.input_tensors()[0].type == "INT16"
+
+
+def test_float_tflite_refuses_modes_that_need_its_source_model(float_tflite_model):
+    with pytest.raises(BadInput, match="mode dynamic-int8 of an already converted .tflite needs its source model"):
+        convert(float_tflite_model, "dynamic-int8")
