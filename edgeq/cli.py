@@ -49,6 +49,15 @@ def write_files(out_dir: Path, files: dict[str, bytes]) -> None:
             raise
 
 
+def _read_tflite(path: Path):
+    from edgeq.graph import read_graph
+
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    tflite = path.read_bytes()
+    return tflite, read_graph(tflite, str(path))
+
+
 def _profile(name: str):
     from edgeq.profiles import get_profile
 
@@ -97,7 +106,6 @@ def cmd_convert(args) -> int:
 def cmd_measure(args) -> int:
     if Path(args.model).is_dir():
         return _measure_on_device(args, Path(args.model))
-    from edgeq.graph import read_graph
     from edgeq.load import TensorSpec, load_dataset
     from edgeq.measure import compare, litert_latency, run_litert, tflm_arena
     from edgeq.pipeline import firmware_arena
@@ -108,10 +116,7 @@ def cmd_measure(args) -> int:
                        "its device instead)")
     profile = _profile(args.device)
     path = Path(args.model)
-    if not path.exists():
-        raise BadInput(f"{path}: no such file")
-    tflite = path.read_bytes()
-    graph = read_graph(tflite, str(path))
+    tflite, graph = _read_tflite(path)
     float_tflite = Path(args.float).read_bytes() if args.float else tflite
     spec = TensorSpec(graph.input_tensors()[0].shape[1:], "float32")
     val = load_dataset(args.val, spec)
@@ -233,17 +238,13 @@ def cmd_flash(args) -> int:
 
 def cmd_generate(args) -> int:
     from edgeq import codegen
-    from edgeq.graph import read_graph
     from edgeq.measure import tflm_arena
     from edgeq.pipeline import check_runtime_ops
     from edgeq.plan import choose_runtime
 
     profile = _profile(args.device)
     path = Path(args.model)
-    if not path.exists():
-        raise BadInput(f"{path}: no such file")
-    tflite = path.read_bytes()
-    graph = read_graph(tflite, str(path))
+    tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
     check_runtime_ops(tflite, graph, runtime)
     arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
