@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from edgeq import console
 from edgeq.errors import BadInput, DoesNotFit, EdgeqError
+from edgeq.files import write_files
 
 log = logging.getLogger("edgeq")
 
@@ -29,24 +28,10 @@ EXAMPLES = {
     "build": "edgeq build build/digits-qemu-mps2-an386/firmware/edgeq-c",
     "flash": "edgeq flash fw/ --device nucleo-l4r5zi --port /dev/ttyACM0\n"
              "  edgeq flash fw/ --device nucleo-l4r5zi --dry-run",
+    "plan": "edgeq plan model.keras --device nucleo-l4r5zi --data calib.npz --val val.npz --objective size",
     "deploy": "edgeq deploy model.keras --device qemu-mps2-an386 --data calib.npz --val val.npz\n"
               "  edgeq deploy model.keras --device nucleo-l4r5zi --val val.npz --port /dev/ttyACM0",
 }
-
-
-def write_files(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Write each file to a temporary name beside its target, then rename it into place."""
-    for rel, data in files.items():
-        target = out_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _read_tflite(path: Path):
@@ -256,14 +241,53 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def plan_request(args, profile):
+    from edgeq.plan import PlanRequest, parse_bytes
+
+    return PlanRequest(
+        model=Path(args.model), profile=profile, data=args.data, val=args.val, runtime=args.runtime,
+        train=getattr(args, "train", None), objective=args.objective,
+        max_accuracy_drop_pp=args.max_accuracy_drop, min_sqnr_db=args.min_sqnr_db,
+        ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
+        flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,
+        jobs=args.jobs, use_cache=not args.no_cache)
+
+
+def cmd_plan(args) -> int:
+    from edgeq.plan import PlanDoesNotFit, format_plan_table, run_plan
+
+    profile = _profile(args.device)
+    out = Path(args.out) if args.out else Path("build") / f"{Path(args.model).stem}-{profile.name}-plan"
+    console.info(f"edgeq plan: {args.model} -> {profile.name} (objective: {args.objective})")
+    try:
+        with console.stage("plan", "measuring every candidate"):
+            result = run_plan(plan_request(args, profile))
+    except PlanDoesNotFit as exc:
+        write_files(out, exc.result.files())
+        console.info(format_plan_table(exc.result))
+        raise
+    write_files(out, result.files())
+    if args.json:
+        console.emit_json(result.to_json())
+    console.info(format_plan_table(result))
+    console.info(f"plan: {out / 'plan.json'}")
+    return 0
+
+
 def cmd_deploy(args) -> int:
     from edgeq.pipeline import Request, deploy
+    from edgeq.plan import PlanDoesNotFit
 
     profile = _profile(args.device)
     req = Request(model=Path(args.model), profile=profile, data=args.data, val=args.val,
-                  mode=args.quant, runtime=args.runtime)
+                  mode=args.quant, runtime=args.runtime,
+                  planner=None if args.quant else plan_request(args, profile))
     console.info(f"edgeq deploy: {req.model} -> {profile.name}")
-    result = deploy(req)
+    try:
+        result = deploy(req)
+    except PlanDoesNotFit as exc:
+        write_files(args.out_dir, exc.result.files())
+        raise
     write_files(args.out_dir, result.files)
     r = result.report
     failure = None
@@ -318,6 +342,21 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
 
 
 # ---- parser --------------------------------------------------------------------------------
+
+
+def add_planner_options(p: argparse.ArgumentParser) -> None:
+    from edgeq.plan import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MIN_SQNR_DB
+
+    p.add_argument("--objective", choices=["latency", "size", "accuracy"], default="latency",
+                   help="what the planner optimizes among feasible candidates (default: latency)")
+    p.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP_PP, metavar="PP",
+                   help="largest top-1 accuracy drop against the float model, in percentage points")
+    p.add_argument("--min-sqnr-db", type=float, default=DEFAULT_MIN_SQNR_DB, metavar="DB",
+                   help="for models without class labels: smallest output SQNR against the float model")
+    p.add_argument("--ram-budget", help="RAM for the model (e.g. 256K), instead of the profile's")
+    p.add_argument("--flash-budget", help="flash for the model (e.g. 1M), instead of the profile's")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes that measure candidates")
+    p.add_argument("--no-cache", action="store_true", help="measure every candidate again")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for HELLO (default 10)")
 
+    p = add("plan", cmd_plan, "find the smallest, fastest quantization that fits the device and keeps the accuracy")
+    p.add_argument("model")
+    p.add_argument("--device", required=True)
+    p.add_argument("--data", help="calibration data: .npy, .npz (x) or package.module:function")
+    p.add_argument("--val", help="validation data: .npz with x and y")
+    p.add_argument("--train", help="labelled training data (.npz x, y): allows quantization-aware training")
+    p.add_argument("--runtime", help="tflm, edgeq-c or litert (default: every runtime of the profile)")
+    p.add_argument("--out", help="output folder for plan.json and the chosen model")
+    add_planner_options(p)
+
     p = add("deploy", cmd_deploy, "run every stage: load, plan, convert, measure, generate, and on a device it can "
                                   "reach build, flash and measure over serial; then report")
     p.add_argument("model")
@@ -390,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="a real board's serial port: build, flash and measure on it")
     p.add_argument("--samples", type=int, help="measure only the first N validation samples on the device")
     p.add_argument("--no-device", action="store_true", help="generate only: do not build, flash or measure")
+    add_planner_options(p)
     return parser
 
 

@@ -79,7 +79,9 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """A warning the user must not miss: it also goes into the report."""
+    """A warning the user must not miss: it also goes into the report (once, however often raised)."""
+    if message in _warnings:
+        return
     _warnings.append(message)
     print(f"edgeq: WARNING: {message}", file=_user_err, flush=True)
 

@@ -5,6 +5,7 @@ These are emulated measurements on the host; `flash`-and-measure on a board is t
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
 import statistics
@@ -185,6 +186,7 @@ def _allocates_in_child(tflite: bytes, arena_size: int) -> bool:
     pid = os.fork()
     if pid == 0:  # the child: no Python cleanup, only the verdict as exit status
         try:
+            faulthandler.disable()  # an expected crash here is an answer, not a report
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
             runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
             os._exit(0)
@@ -200,9 +202,15 @@ def tflm_smallest_arena(tflite: bytes, recorded_total: int) -> int:
     The recording allocator's total leaves out the memory planner's temporary memory, which
     AllocateTensors needs and frees again, so a firmware given exactly that total can fail to start.
     """
-    low, high = 0, max(16, (recorded_total + 15) // 16 * 16)
-    while not _allocates_in_child(tflite, high):
-        low, high = high, high * 2
+    # The answer is at least the recorded total (the memory still in use at the end), usually a
+    # little more: try the total, then grow the step geometrically, then bisect.
+    total = max(16, (recorded_total + 15) // 16 * 16)
+    if _allocates_in_child(tflite, total):
+        return total
+    low, step = total, 1024
+    while not _allocates_in_child(tflite, low + step):
+        low, step = low + step, step * 2
+    high = low + step
     while high - low > 16:
         middle = (low + high) // 32 * 16
         low, high = (low, middle) if _allocates_in_child(tflite, middle) else (middle, high)

@@ -38,6 +38,7 @@ class Request:
     val: str | None = None  # validation data spec
     mode: str | None = None
     runtime: str | None = None
+    planner: object | None = None  # an edgeq.plan.PlanRequest: let the planner choose mode and runtime
 
 
 @dataclass
@@ -173,14 +174,26 @@ def deploy(req: Request) -> Deployment:
     with console.stage("load", str(req.model)):
         model = load_model(req.model)
         calibration, validation = load_data(model, req.data, req.val)
-    with console.stage("plan"):
-        chosen = plan(profile, req.runtime, req.mode)
-        for w in chosen.warnings:
-            console.warn(w)
+    planned = None
+    if req.planner is not None:
+        from edgeq.plan import format_plan_table, run_plan
+
+        with console.stage("plan", "measuring every candidate the device can run"):
+            planned = run_plan(req.planner)
+        console.info(format_plan_table(planned))
+        chosen = planned.plan
+    else:
+        with console.stage("plan"):
+            chosen = plan(profile, req.runtime, req.mode)
+    for w in chosen.warnings:
+        console.warn(w)
     console.info(f"  {'':9} {chosen.mode} on {chosen.runtime}: {chosen.reason}")
     with console.stage("convert", f"{chosen.mode} ({len(calibration)} calibration samples)"):
         float_tflite = convert(model, "fp32")
-        tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
+        if planned is not None:
+            tflite = planned.chosen_tflite
+        else:
+            tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
         graph = read_graph(tflite, f"{model.name}_{chosen.mode}.tflite")
         check_runtime_ops(tflite, graph, chosen.runtime)
     threads = profile.litert.threads if profile.litert is not None else 1
@@ -212,6 +225,12 @@ def deploy(req: Request) -> Deployment:
         outputs["firmware"] = f"firmware/{chosen.runtime}"
     report = build_report(req, model, graph, chosen, calibration, validation, float_tflite, tflite, accuracy,
                           latency, arena, fit, outputs, console.take_warnings(), compiled)
+    if planned is not None:
+        files.update(planned.files())
+        report["quantization"]["plan"] = {"candidate": planned.chosen.name, "file": "plan.json",
+                                          "candidates": len(planned.candidates)}
+        report["quantization"]["description"] = f"the planner's candidate {planned.chosen.name} (see plan.json)"
+        outputs["plan"] = "plan.json"
     files["report.json"] = to_json(report).encode()
     files["report.md"] = render_markdown(report).encode()
     return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation)

@@ -1,14 +1,22 @@
-"""Decide how to quantize for a device: which runtime runs the model and in which mode.
+"""Decide how to quantize for a device: which runtime runs the model, in which mode, and why.
 
-A mode the runtime cannot execute is refused here, before any conversion work is spent.
+Two doors. `plan(profile, runtime, mode)` is the quick one `edgeq deploy --quant` uses: it refuses
+a mode the runtime cannot execute before any conversion work is spent. `run_plan(request)` is
+`edgeq plan`: it builds every candidate the device can run, measures each (edgeq.plan_eval),
+and picks the best one that fits flash and RAM and keeps accuracy within tolerance
+(selection rules in `select`, documented in docs/planner.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgeq.convert import MODES
-from edgeq.errors import BadInput
+from edgeq.errors import BadInput, DoesNotFit
 
 RUNTIMES = ("tflm", "edgeq-c", "litert")
 
@@ -75,3 +83,198 @@ def plan(profile, runtime: str | None = None, mode: str | None = None) -> Plan:
         if profile.supports(NUMERIC_OF_MODE[candidate]) and candidate not in RUNTIME_REFUSALS[runtime]:
             return Plan(runtime, candidate, f"the smallest mode {profile.name} runs well with {runtime}")
     return Plan(runtime, "fp32", "no quantized mode suits this device", check_mode("fp32", runtime, profile))
+
+
+# ---- the measured planner: `edgeq plan` ------------------------------------------------------------
+
+OBJECTIVES = ("latency", "size", "accuracy")
+DEFAULT_MAX_ACCURACY_DROP_PP = 1.0
+DEFAULT_MIN_SQNR_DB = 25.0
+LATENCY_TIE = 0.10  # candidates this close to the fastest count as equally fast
+SIZE_TIE = 0.05
+FIDELITY_CAP_DB = 60.0  # past this SQNR a candidate is as good as the float model
+# edgeq-c's kernels and glue for a typical model, Cortex-M at -Os, until the build stage measures it.
+EDGEQ_C_CODE_BYTES_ESTIMATE = 16 * 1024
+MIXED_MAX_FLOAT_LAYERS = 3
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    model: Path
+    profile: object  # edgeq.profiles.Profile
+    data: str | None = None  # calibration data spec
+    val: str | None = None  # validation data spec
+    train: str | None = None  # labelled training data: enables quantization-aware training
+    objective: str = "latency"
+    max_accuracy_drop_pp: float = DEFAULT_MAX_ACCURACY_DROP_PP
+    min_sqnr_db: float = DEFAULT_MIN_SQNR_DB
+    ram_budget: int | None = None  # bytes for the model; overrides the profile
+    flash_budget: int | None = None
+    runtime: str | None = None
+    jobs: int = 2
+    cache_dir: Path | None = None  # default $EDGEQ_CACHE or build/.cache/plan
+    use_cache: bool = True
+    cost_coefficients: dict | None = None  # profile name -> edgeq.costmodel.Coefficients, fitted on the board
+
+
+@dataclass
+class Candidate:
+    spec: object  # edgeq.plan_eval.Spec
+    record: dict | None = None  # the measurement; None when the device cannot run the spec at all
+    runtime: str | None = None
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    latency_ms: float | None = None
+    drop_pp: float | None = None
+    problems: list[str] = field(default_factory=list)  # what makes it infeasible
+    rejected_because: str | None = None
+    chosen: bool = False
+    cached: bool = False
+    tflite: bytes | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def feasible(self) -> bool:
+        return self.record is not None and "error" not in self.record and not self.problems
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.record.get("accuracy") if self.record else None
+
+    @property
+    def sqnr_db(self) -> float | None:
+        """None when not measured; inf when the outputs equal the float model's."""
+        if not self.record or "error" in self.record:
+            return None
+        value = self.record.get("sqnr_db")
+        return float("inf") if value is None else value
+
+    def fidelity(self) -> tuple[float, float]:
+        """Closeness to the float model: accuracy kept (a gain over float counts as none), then SQNR."""
+        drop = max(self.drop_pp or 0.0, 0.0)
+        return (-round(drop, 2), round(min(self.sqnr_db or 0.0, FIDELITY_CAP_DB), 1))
+
+    def to_dict(self) -> dict:
+        s, r = self.spec, self.record or {}
+        tflm, c = r.get("tflm") or {}, r.get("edgeq_c") or {}
+        sqnr = self.sqnr_db
+        return {
+            "name": self.name, "chosen": self.chosen, "mode": s.mode,
+            "weights": ("per-channel" if s.per_channel else "per-tensor") if s.integer else None,
+            "calibration": ("qat" if s.qat else s.calibration) if s.calibrated else None,
+            "transforms": [t for t, on in (("cle", s.cle), ("bias_correction", s.bias_correction)) if on],
+            "float_layers": list(s.keep_float), "runtime": self.runtime,
+            "accuracy": self.accuracy, "accuracy_drop_pp": None if self.drop_pp is None else round(self.drop_pp, 4),
+            "agreement": r.get("agreement"),
+            "sqnr_db": None if sqnr is None or sqnr == float("inf") else round(sqnr, 3),
+            "identical_to_float": sqnr == float("inf"),
+            "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
+            "latency_ms_estimated": None if self.latency_ms is None else round(self.latency_ms, 4),
+            "model_bytes": r.get("tflite_bytes"), "tflm_arena_bytes": tflm.get("arena_bytes"),
+            "edgeq_c_arena_bytes": c.get("arena_bytes"), "edgeq_c_const_bytes": c.get("const_bytes"),
+            "int4_unpack_bytes": r.get("int4_unpack_bytes") or None,
+            "rejected_because": self.rejected_because, "problems": self.problems,
+            "notes": r.get("notes", []), "cached": self.cached,
+        }
+
+
+@dataclass
+class PlanResult:
+    model: str
+    profile: str
+    objective: str
+    metric: str  # "accuracy" (labelled validation data) or "sqnr"
+    tolerance: dict
+    budgets: dict
+    candidates: list[Candidate]
+    chosen: Candidate | None = None
+    chosen_tflite: bytes | None = None
+    float_accuracy: float | None = None
+    seconds: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    layer_errors: list[dict] = field(default_factory=list)
+    qat: dict | None = None
+    message: str = ""
+    cost_model: dict = field(default_factory=dict)  # runtime -> the coefficients behind latency_ms_estimated
+
+    @property
+    def plan(self) -> Plan | None:
+        """The choice in the terms `edgeq deploy` uses: runtime, base mode, reason."""
+        if self.chosen is None:
+            return None
+        mode = {"int4w": "int8"}.get(self.chosen.spec.mode, self.chosen.spec.mode)
+        return Plan(self.chosen.runtime, mode, f"planned: {self.chosen.name} ({self.message})")
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": 1, "model": self.model, "profile": self.profile, "objective": self.objective,
+            "metric": self.metric, "tolerance": self.tolerance, "budgets": self.budgets,
+            "float_accuracy": self.float_accuracy,
+            "chosen": self.chosen.name if self.chosen else None, "reason": self.message,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "layer_errors": self.layer_errors, "qat": self.qat, "cost_model": self.cost_model,
+            "seconds": round(self.seconds, 2), "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def files(self) -> dict[str, bytes]:
+        """What `edgeq plan --out DIR` writes: plan.json, and the chosen model when there is one
+        (named after the model and the candidate, e.g. digits_int8-pt-p99.99-bc.tflite)."""
+        out = {"plan.json": self.to_json().encode()}
+        if self.chosen is not None and self.chosen_tflite is not None:
+            slug = re.sub(r"[^A-Za-z0-9.]+", "-", self.chosen.name).strip("-")
+            out[f"{Path(self.model).stem}_{slug}.tflite"] = self.chosen_tflite
+        return out
+
+
+class PlanDoesNotFit(DoesNotFit):
+    """No candidate fits; `result` still holds the table for plan.json."""
+
+    def __init__(self, message: str, result: PlanResult):
+        super().__init__(message)
+        self.result = result
+
+
+def parse_bytes(text: str | int) -> int:
+    """'256K', '256 KB', '1.5M', '2097152' -> bytes (binary units, as datasheets use)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)(i?[bB])?\s*", str(text))
+    if not m:
+        raise BadInput(f"cannot read '{text}' as a size: use bytes or a K/M/G suffix, e.g. 256K")
+    value = float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+    if value <= 0:
+        raise BadInput(f"size '{text}' must be positive")
+    return int(value)
+
+
+def budget_profile(profile, ram_budget: int | None, flash_budget: int | None):
+    """The profile with --ram-budget (RAM left for the model) and --flash-budget applied."""
+    memory = profile.memory
+    if ram_budget is not None:
+        memory = dataclasses.replace(memory, ram_bytes=ram_budget + memory.ram_reserved_bytes)
+    if flash_budget is not None:
+        memory = dataclasses.replace(memory, flash_bytes=flash_budget)
+    return dataclasses.replace(profile, memory=memory)
+
+
+def run_plan(request: PlanRequest) -> PlanResult:
+    """Plan `request.model` for `request.profile`; raises PlanDoesNotFit (exit 3) when nothing fits.
+
+    The search, the measurements and the choice live in edgeq.plan_search and edgeq.plan_eval.
+    """
+    from edgeq.plan_search import run_plan as search
+
+    return search(request)
+
+
+def format_plan_table(result: PlanResult) -> str:
+    from edgeq.plan_search import format_plan_table as table
+
+    return table(result)

@@ -120,6 +120,7 @@ def test_model_too_large_for_the_device_exits_3_with_the_numbers_and_no_firmware
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).random((4, 128, 128, 3), dtype=np.float32))
     out = tmp_path / "out"
     result = edgeq("deploy", tmp_path / "wide.keras", "--device", "arduino-nano-33-ble-sense", "--runtime", "tflm",
+                   "--quant", "int8",
                    "--data", tmp_path / "calib.npz", "--out", out)
     assert result.returncode == 3, result.stderr
     assert "does not fit arduino-nano-33-ble-sense: RAM:" in result.stderr and "left for the model" in result.stderr
@@ -129,7 +130,8 @@ def test_model_too_large_for_the_device_exits_3_with_the_numbers_and_no_firmware
 
 def test_without_calibration_data_the_random_fallback_is_loud_and_in_the_report(tmp_path, small_cnn_path):
     out = tmp_path / "out"
-    result = edgeq("deploy", small_cnn_path, "--device", "host", "--runtime", "tflm", "--out", out)
+    result = edgeq("deploy", small_cnn_path, "--device", "host", "--runtime", "tflm", "--quant", "int8",
+                   "--out", out)
     assert result.returncode == 0, result.stderr
     assert "WARNING: no calibration data given" in result.stderr
     report = json.loads((out / "report.json").read_text())
@@ -163,3 +165,13 @@ def test_stage_commands_convert_measure_and_generate_chain(tmp_path, small_cnn_p
     generated = edgeq("generate", tflite, "--device", "pixel-8", "--out", tmp_path / "fw")
     assert generated.returncode == 0, generated.stderr
     assert (tmp_path / "fw" / "run_litert.py").is_file() and (tmp_path / "fw" / "m_int8.tflite").is_file()
+
+
+def test_plan_with_an_impossible_ram_budget_exits_3_and_still_writes_plan_json(tmp_path, small_cnn_path, small_data):
+    out = tmp_path / "plan"
+    result = edgeq("plan", small_cnn_path, "--device", "qemu-mps2-an386", "--data", small_data["calib"],
+                   "--val", small_data["val"], "--ram-budget", "64", "--out", out, "--no-cache")
+    assert result.returncode == 3, result.stderr
+    assert "Closest: " in result.stderr and "It would take" in result.stderr and "--ram-budget" in result.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["candidates"] and not any(c["chosen"] for c in plan["candidates"])

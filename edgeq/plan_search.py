@@ -1,0 +1,398 @@
+"""The planner's search: which candidates to try, whether each is feasible, which one wins.
+
+Stage 1 tries every mode the device's numerics and runtimes allow; for full-integer int8 every
+combination of weight granularity (per channel, per tensor), calibration (min/max, 99.9 and
+99.99 percentile, MSE) and transform (none, CLE, bias correction, both); int4 weights with
+min/max or MSE calibration, with and without bias correction. Stage 2, only when every integer
+candidate that fits misses the tolerance, keeps the layers that add the most error in float
+(mixed precision). Stage 3, only when nothing is feasible and labelled training data was given,
+fine-tunes with quantization-aware training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from edgeq import console
+from edgeq.calibrate import CALIBRATIONS
+from edgeq.costmodel import coefficients_for
+from edgeq.errors import BadInput, EdgeqError
+from edgeq.plan import (EDGEQ_C_CODE_BYTES_ESTIMATE, LATENCY_TIE, MIXED_MAX_FLOAT_LAYERS,
+                        OBJECTIVES, RUNTIME_REFUSALS, SIZE_TIE, Candidate, PlanDoesNotFit, PlanRequest, PlanResult,
+                        budget_profile, choose_runtime)
+from edgeq.plan_eval import Spec
+from edgeq.plan_session import PlanSession
+from edgeq.report import kb
+
+_NUMERICS = {"fp32": ("fp32",), "fp16": ("fp16",), "dynamic-int8": ("int8",), "int16x8": ("int16x8",),
+             "int8": ("int8",), "int4w": ("int8",)}
+
+
+# ---- the search space --------------------------------------------------------------------------------
+
+def stage1_specs() -> list[Spec]:
+    specs = [Spec("fp32"), Spec("fp16"), Spec("dynamic-int8"), Spec("int16x8")]
+    for per_channel in (True, False):
+        for cle, bc in ((False, False), (True, False), (False, True), (True, True)):
+            specs += [Spec("int8", per_channel, cal, cle, bc) for cal in CALIBRATIONS]
+    specs += [Spec("int4w", True, cal, False, bc) for bc in (False, True) for cal in ("minmax", "mse")]
+    return specs
+
+
+def unsupported(spec: Spec, profile, runtimes: tuple[str, ...], has_source: bool) -> str | None:
+    """Why the device cannot run `spec` at all (so it is not even built), or None."""
+    needs = _NUMERICS[spec.mode] + (("fp32",) if spec.keep_float else ())
+    missing = [n for n in needs if not profile.supports(n)]
+    if missing:
+        return f"{profile.name} does not run {', '.join(missing)} (its numerics: {', '.join(profile.numerics)})"
+    refusals = [RUNTIME_REFUSALS[r].get(spec.mode) for r in runtimes]
+    if all(refusals):
+        return "; ".join(refusals)
+    if spec.mode in ("fp16", "dynamic-int8") and not has_source:
+        return f"{spec.mode} needs the source model (.keras, .h5 or SavedModel), not a .tflite"
+    return None
+
+
+# ---- assessing one candidate -------------------------------------------------------------------------
+
+def _runtime_fit(record: dict, runtime: str, profile) -> tuple[int, int, list[str]] | str:
+    """(flash, RAM, problems) of the candidate on `runtime`, or why the runtime cannot run it."""
+    from edgeq.codegen import arena_size_with_margin
+    from edgeq.report import TFLM_CODE_BYTES_ESTIMATE
+
+    if runtime == "tflm":
+        tflm = record.get("tflm") or {}
+        if "arena_bytes" not in tflm:
+            return f"TFLM: {tflm.get('error', 'not measured')}"
+        # What the firmware reserves: the smallest arena TFLM accepts plus the codegen margin. The
+        # int4 kernels' unpack scratch (one byte a weight) is part of what TFLM allocates, so it is in.
+        flash = record["tflite_bytes"] + TFLM_CODE_BYTES_ESTIMATE
+        ram = arena_size_with_margin(tflm.get("smallest_bytes") or tflm["arena_bytes"])
+        ram_what = "arena"
+    elif runtime == "edgeq-c":
+        c = record.get("edgeq_c") or {}
+        if "arena_bytes" not in c:
+            return f"edgeq-c: {c.get('error', 'not measured')}"
+        if "flash_bytes" in c:  # measured from the compiled objects: constants, code, the arena in .bss
+            flash, ram = c["flash_bytes"], c["ram_bytes"]
+        else:
+            flash, ram = c["const_bytes"] + EDGEQ_C_CODE_BYTES_ESTIMATE, c["arena_bytes"]
+        ram_what = "arena"
+    else:  # an OS loads the flatbuffer into RAM and the interpreter allocates beside it
+        flash, ram, ram_what = record["tflite_bytes"], 2 * record["tflite_bytes"], "model and interpreter"
+    problems = []
+    if ram > profile.ram_for_model_bytes:
+        problems.append(f"{ram_what} {kb(ram)} > {kb(profile.ram_for_model_bytes)} left for the model")
+    if flash > profile.memory.flash_bytes:
+        problems.append(f"flash {kb(flash)} > {kb(profile.memory.flash_bytes)}")
+    return flash, ram, problems
+
+
+def assess(candidate: Candidate, profile, runtimes: tuple[str, ...], request: PlanRequest) -> Candidate:
+    """Fill in the runtime, flash, RAM, latency, accuracy drop and the problems of a measured candidate."""
+    from edgeq.costmodel import OpWork, estimate_ms
+
+    record = candidate.record
+    if record is None or "error" in record:
+        if record is not None:
+            candidate.problems = [f"could not be built: {record['error']}"]
+        return candidate
+    fits = {}
+    refused = []
+    for runtime in runtimes:
+        refusal = RUNTIME_REFUSALS[runtime].get(candidate.spec.mode)
+        outcome = f"{runtime}: {refusal}" if refusal else _runtime_fit(record, runtime, profile)
+        if isinstance(outcome, str):
+            refused.append(outcome)
+        else:
+            fits[runtime] = outcome
+    if not fits:
+        candidate.problems = refused
+        return candidate
+    # The profile's runtime order is its preference: the first that fits, else the first that runs it.
+    runtime = next((r for r, (_, _, p) in fits.items() if not p), next(iter(fits)))
+    candidate.runtime = runtime
+    candidate.flash_bytes, candidate.ram_bytes, problems = fits[runtime]
+    work = [OpWork(*w) for w in record["work"]]
+    candidate.latency_ms = estimate_ms(work, profile, runtime, request.cost_coefficients)
+    if record.get("accuracy") is not None and record.get("float_accuracy") is not None:
+        candidate.drop_pp = 100.0 * (record["float_accuracy"] - record["accuracy"])
+        if candidate.drop_pp > request.max_accuracy_drop_pp + 1e-9:
+            problems = problems + [f"accuracy -{candidate.drop_pp:.2f} pp > {request.max_accuracy_drop_pp:g}"]
+    elif candidate.sqnr_db is not None and candidate.sqnr_db < request.min_sqnr_db:
+        problems = problems + [f"SQNR {candidate.sqnr_db:.1f} dB < {request.min_sqnr_db:g} dB"]
+    candidate.problems = problems
+    return candidate
+
+
+# ---- choosing ---------------------------------------------------------------------------------------
+
+def _simplicity(c: Candidate) -> tuple:
+    s = c.spec
+    return (len(s.keep_float), s.qat, s.cle + s.bias_correction, s.calibration != "minmax", not s.per_channel, c.name)
+
+
+def select(candidates: list[Candidate], objective: str) -> Candidate | None:
+    """The best feasible candidate for the objective; every other one learns why it lost.
+
+    latency: the fastest; candidates within LATENCY_TIE of it count as equally fast, and among
+      those the one closest to the float model wins (accuracy kept, then output SQNR up to
+      FIDELITY_CAP_DB), then the smaller.
+    size: the smallest flash; within SIZE_TIE, the closest to the float model, then the faster.
+    accuracy: the closest to the float model, then the faster, then the smaller.
+    Remaining ties go to the simpler candidate (fewer transforms, min/max, per channel).
+    """
+    if objective not in OBJECTIVES:
+        raise BadInput(f"unknown objective '{objective}' (choose one of: {', '.join(OBJECTIVES)})")
+    feasible = [c for c in candidates if c.feasible]
+    if not feasible:
+        return None
+    if objective == "latency":
+        best = min(c.latency_ms for c in feasible)
+        pool = [c for c in feasible if c.latency_ms <= best * (1 + LATENCY_TIE)]
+        key = lambda c: (tuple(-v for v in c.fidelity()), c.flash_bytes, c.latency_ms, _simplicity(c))  # noqa: E731
+    elif objective == "size":
+        best = min(c.flash_bytes for c in feasible)
+        pool = [c for c in feasible if c.flash_bytes <= best * (1 + SIZE_TIE)]
+        key = lambda c: (tuple(-v for v in c.fidelity()), c.latency_ms, c.flash_bytes, _simplicity(c))  # noqa: E731
+    else:
+        pool = feasible
+        key = lambda c: (tuple(-v for v in c.fidelity()), c.latency_ms, c.flash_bytes, _simplicity(c))  # noqa: E731
+    chosen = min(pool, key=key)
+    chosen.chosen = True
+    for c in candidates:
+        if c is chosen:
+            continue
+        if not c.feasible:
+            c.rejected_because = "; ".join(c.problems) or "not measured"
+        else:
+            c.rejected_because = _lost_because(c, chosen, objective, c in pool)
+    return chosen
+
+
+def _quality(c: Candidate) -> str:
+    if c.drop_pp is not None and c.accuracy is not None:
+        return f"accuracy {100 * c.accuracy:.2f}% ({_pp(-c.drop_pp)}), SQNR {_db(c.sqnr_db)}"
+    return f"SQNR {_db(c.sqnr_db)}"
+
+
+def _pp(x: float) -> str:
+    return f"{x:+.2f} pp".replace("-0.00", "+0.00")
+
+
+def _db(x: float | None) -> str:
+    return "-" if x is None else ("identical" if x == float("inf") else f"{x:.1f} dB")
+
+
+def _lost_because(c: Candidate, chosen: Candidate, objective: str, tied: bool) -> str:
+    prefix = f"feasible; {chosen.name} "
+    if objective == "latency" and not tied:
+        return prefix + f"is faster ({chosen.latency_ms:.3g} ms vs {c.latency_ms:.3g} ms)"
+    if objective == "size" and not tied:
+        return prefix + f"is smaller ({kb(chosen.flash_bytes)} vs {kb(c.flash_bytes)})"
+    if c.fidelity() != chosen.fidelity():
+        return prefix + f"is closer to the float model ({_quality(chosen)} vs {_quality(c)})"
+    return prefix + "is as good and smaller, faster or simpler"
+
+
+def _shortfall(c: Candidate, profile, request: PlanRequest) -> float:
+    score = 0.0
+    if c.ram_bytes is not None:
+        score += max(c.ram_bytes / profile.ram_for_model_bytes - 1.0, 0.0)
+    if c.flash_bytes is not None:
+        score += max(c.flash_bytes / profile.memory.flash_bytes - 1.0, 0.0)
+    if c.drop_pp is not None:
+        score += max(c.drop_pp - request.max_accuracy_drop_pp, 0.0) / max(request.max_accuracy_drop_pp, 0.1)
+    elif c.sqnr_db is not None:
+        score += max(request.min_sqnr_db - c.sqnr_db, 0.0) / max(request.min_sqnr_db, 1.0)
+    return score
+
+
+def closest(candidates: list[Candidate], profile, request: PlanRequest) -> Candidate | None:
+    measured = [c for c in candidates if c.runtime is not None]
+    return min(measured, key=lambda c: (_shortfall(c, profile, request), c.name), default=None)
+
+
+def does_not_fit_message(result: PlanResult, near: Candidate | None, profile, request: PlanRequest) -> str:
+    head = (f"no quantization plan for {result.model} fits {result.profile} within the budget and tolerance "
+            f"({len(result.candidates)} candidates, none feasible)")
+    if near is None:
+        return head + "; no candidate could be built and measured (see plan.json)"
+    changes = []
+    if near.ram_bytes is not None and near.ram_bytes > profile.ram_for_model_bytes:
+        changes.append(f"{kb(near.ram_bytes - profile.ram_for_model_bytes)} more RAM for the model "
+                       f"(--ram-budget {near.ram_bytes})")
+    if near.flash_bytes is not None and near.flash_bytes > profile.memory.flash_bytes:
+        changes.append(f"{kb(near.flash_bytes - profile.memory.flash_bytes)} more flash "
+                       f"(--flash-budget {near.flash_bytes})")
+    if near.drop_pp is not None and near.drop_pp > request.max_accuracy_drop_pp:
+        changes.append(f"a looser tolerance (--max-accuracy-drop {near.drop_pp:.2f})")
+    elif near.drop_pp is None and near.sqnr_db is not None and near.sqnr_db < request.min_sqnr_db:
+        changes.append(f"a looser tolerance (--min-sqnr-db {near.sqnr_db:.1f})")
+    changes.append("a smaller model")
+    if request.train is None and any("accuracy" in p for p in near.problems):
+        changes.append("quantization-aware training (--train train.npz)")
+    qat_failed = f" Quantization-aware training could not run: {result.qat['error']}" \
+        if result.qat and "error" in result.qat else ""
+    return (f"{head}. Closest: {near.name} on {near.runtime}: {'; '.join(near.problems)}. "
+            f"It would take {', or '.join(changes)}.{qat_failed}")
+
+
+# ---- the stages ----------------------------------------------------------------------------------------
+
+def _candidates(session: PlanSession, specs: list[Spec], profile, runtimes, request) -> list[Candidate]:
+    has_source = session.format != "tflite"
+    out, measurable = [], []
+    for spec in specs:
+        reason = unsupported(spec, profile, runtimes, has_source)
+        c = Candidate(spec)
+        if reason:
+            c.problems = [reason]
+        else:
+            measurable.append(spec)
+        out.append(c)
+    records = session.measure(measurable)
+    for c in out:
+        if c.spec in records:
+            c.record, c.tflite, c.cached = records[c.spec]
+            assess(c, profile, runtimes, request)
+    return out
+
+
+def _mixed_specs(session: PlanSession, candidates: list[Candidate], profile) -> tuple[list[Spec], list[dict]]:
+    """Stage 2: when integer candidates fit but all miss the tolerance, keep the worst layers float."""
+    if not profile.supports("fp32"):
+        return [], []
+    integer = [c for c in candidates if c.spec.mode == "int8" and c.record and "error" not in c.record
+               and c.runtime is not None]
+    if not integer or any(c.feasible for c in candidates if c.spec.mode in ("int8", "int4w")):
+        return [], []
+    fitting = [c for c in integer if not any("accuracy" not in p and "SQNR" not in p for p in c.problems)]
+    if not fitting:
+        return [], []
+    base = max(fitting, key=lambda c: (c.fidelity(), c.name))
+    layers = session.layer_errors(base.spec)
+    worst = [e["name"] for e in layers][:MIXED_MAX_FLOAT_LAYERS]
+    specs = [Spec(base.spec.mode, base.spec.per_channel, base.spec.calibration, base.spec.cle,
+                  base.spec.bias_correction, tuple(worst[:k])) for k in range(1, len(worst) + 1)]
+    return specs, [dict(e, base=base.name) for e in layers]
+
+
+def _qat(session: PlanSession, request: PlanRequest, candidates: list[Candidate], profile, runtimes):
+    """Stage 3: quantization-aware training, cached like any candidate (by the training data too)."""
+    from edgeq import qat
+    from edgeq.load import read_arrays
+    from edgeq.plan_session import arrays_sha256
+
+    before = closest(candidates, profile, request)
+    session.fingerprint = dict(session.fingerprint, train=arrays_sha256(*read_arrays(request.train)),
+                               qat=qat.SETTINGS)
+    spec = Spec("int8", True, "minmax", qat=True)
+    if session.lookup("measure", spec) is None:
+        try:
+            outcome = qat.run_isolated(session.model, request.train, session.inputs().calib_x)
+        except EdgeqError as exc:  # no Keras model, no tfmot, unlabelled data: say so in plan.json
+            return [], {"settings": qat.SETTINGS, "before": before.to_dict() if before else None, "error": str(exc)}
+        session.inputs().prebuilt[spec.name] = (outcome.tflite, [
+            f"quantization-aware training: {outcome.keras_note}; {outcome.settings['epochs']} epochs, "
+            f"training accuracy {outcome.train_accuracy['before']:.2%} -> {outcome.train_accuracy['after']:.2%} "
+            "(fake-quantized)"])
+    found = _candidates(session, [spec], profile, runtimes, request)
+    summary = {"settings": qat.SETTINGS, "before": before.to_dict() if before else None, "after": found[0].to_dict()}
+    return found, summary
+
+
+def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
+    candidates = _candidates(session, stage1_specs(), profile, runtimes, request)
+    mixed, layers = _mixed_specs(session, candidates, profile)
+    if mixed:
+        console.info(f"  plan      no integer candidate within tolerance: trying {len(mixed)} mixed-precision plan(s)")
+        candidates += _candidates(session, mixed, profile, runtimes, request)
+    qat_summary = None
+    if not any(c.feasible for c in candidates) and request.train is not None:
+        console.info("  plan      nothing feasible: quantization-aware training on the training data")
+        found, qat_summary = _qat(session, request, candidates, profile, runtimes)
+        candidates += found
+    return candidates, layers, qat_summary
+
+
+def run_plan(request: PlanRequest) -> PlanResult:
+    start = time.perf_counter()
+    if request.objective not in OBJECTIVES:
+        raise BadInput(f"unknown objective '{request.objective}' (choose one of: {', '.join(OBJECTIVES)})")
+    if not request.max_accuracy_drop_pp >= 0:
+        raise BadInput(f"--max-accuracy-drop must be 0 or more percentage points, not {request.max_accuracy_drop_pp}")
+    if request.jobs < 1:
+        raise BadInput(f"--jobs must be at least 1, not {request.jobs}")
+    profile = budget_profile(request.profile, request.ram_budget, request.flash_budget)
+    runtimes = (choose_runtime(profile, request.runtime),) if request.runtime else tuple(profile.runtimes)
+    session = PlanSession(request)
+    try:
+        candidates, layers, qat_summary = _search(session, request, profile, runtimes)
+    finally:
+        session.close()
+    chosen = select(candidates, request.objective)
+    labelled = any(c.drop_pp is not None for c in candidates)
+    float_acc = next((c.record.get("float_accuracy") for c in candidates if c.record and "error" not in c.record), None)
+    result = PlanResult(
+        model=Path(request.model).name, profile=request.profile.name, objective=request.objective,
+        metric="accuracy" if labelled else "sqnr",
+        tolerance={"max_accuracy_drop_pp": request.max_accuracy_drop_pp} if labelled
+        else {"min_sqnr_db": request.min_sqnr_db},
+        budgets={"ram_for_model_bytes": profile.ram_for_model_bytes, "flash_bytes": profile.memory.flash_bytes,
+                 "overridden": {"ram": request.ram_budget is not None, "flash": request.flash_budget is not None}},
+        candidates=candidates, chosen=chosen, float_accuracy=float_acc, layer_errors=layers, qat=qat_summary)
+    result.cache_hits, result.cache_misses = session.hits, session.misses
+    result.cost_model = {r: dataclasses.asdict(coefficients_for(profile, r, request.cost_coefficients))
+                         for r in runtimes}
+    if chosen is not None:
+        result.chosen_tflite = chosen.tflite
+        result.message = _why(chosen, request)
+    result.seconds = time.perf_counter() - start
+    if chosen is None:
+        result.message = does_not_fit_message(result, closest(candidates, profile, request), profile, request)
+        raise PlanDoesNotFit(result.message, result)
+    return result
+
+
+def _why(c: Candidate, request: PlanRequest) -> str:
+    rule = {"latency": f"the fastest within {LATENCY_TIE:.0%}, then the closest to the float model",
+            "size": f"the smallest within {SIZE_TIE:.0%}, then the closest to the float model",
+            "accuracy": "the closest to the float model, then the fastest"}[request.objective]
+    return (f"{rule} of the feasible candidates: {c.runtime}, {kb(c.flash_bytes)} flash, {kb(c.ram_bytes)} RAM, "
+            f"~{c.latency_ms:.3g} ms estimated, {_quality(c)}")
+
+
+# ---- the terminal table ------------------------------------------------------------------------------
+
+def format_plan_table(result: PlanResult) -> str:
+    """One row a candidate, the chosen one marked with '*', feasible ones with '+'."""
+    header = ("", "CANDIDATE", "RUNTIME", "FLASH", "RAM", "LATENCY", "ACCURACY" if result.metric == "accuracy"
+              else "SQNR", "WHY NOT")
+    rows = [header]
+    for c in result.candidates:
+        if result.metric == "accuracy":
+            quality = "-" if c.accuracy is None else f"{100 * c.accuracy:.2f}% ({_pp(-(c.drop_pp or 0.0))})"
+        else:
+            quality = _db(c.sqnr_db)
+        mark = "*" if c.chosen else ("+" if c.feasible else "")
+        why = "" if c.chosen else (c.rejected_because or "; ".join(c.problems))
+        if why.startswith("feasible; "):
+            why = "feasible, not best"
+        rows.append((mark, c.name, c.runtime or "-", kb(c.flash_bytes), kb(c.ram_bytes),
+                     "-" if c.latency_ms is None else f"{c.latency_ms:.3g} ms", quality, why))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    budget = result.budgets
+    tol = (f"accuracy drop <= {result.tolerance['max_accuracy_drop_pp']:g} pp"
+           + (f" (float {100 * result.float_accuracy:.2f}%)" if result.float_accuracy is not None else "")
+           if result.metric == "accuracy" else f"SQNR >= {result.tolerance['min_sqnr_db']:g} dB")
+    lines.insert(0, f"plan for {result.model} on {result.profile}: objective {result.objective}, {tol}, "
+                    f"RAM {kb(budget['ram_for_model_bytes'])}, flash {kb(budget['flash_bytes'])}")
+    if result.chosen is not None:
+        lines.append(f"chosen: {result.chosen.name} — {result.message}")
+    lines.append(f"{len(result.candidates)} candidates in {result.seconds:.1f} s "
+                 f"({result.cache_hits} cached, {result.cache_misses} measured)")
+    return "\n".join(line.rstrip() for line in lines)

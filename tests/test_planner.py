@@ -1,0 +1,308 @@
+"""`edgeq plan`: each decision the planner makes, shown on a small real model built for it.
+
+Every model is a tiny Keras model whose labels come from the float model itself (only samples it
+classifies with a clear margin), so the float accuracy is 100% and any drop is quantization's.
+Measurements go through the real converter, LiteRT, the TFLM interpreter and edgeq-c.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeq.errors import DoesNotFit
+from edgeq.plan import PlanDoesNotFit, PlanRequest, run_plan
+from edgeq.profiles import get_profile
+
+
+# ---- models and data --------------------------------------------------------------------------------
+
+def _balance(model, x: np.ndarray) -> None:
+    """Centre and scale the last layer's logits over `x`, so that every class occurs."""
+    import keras
+
+    last = model.layers[-1]
+    features = keras.Model(model.inputs, last.input).predict(x, verbose=0)
+    w, b = last.get_weights()
+    logits = features @ w + b
+    spread = float(logits.std(axis=0).mean())
+    last.set_weights([w / spread, (b - logits.mean(axis=0)) / spread])
+
+
+def _write(model, x: np.ndarray, folder, name: str, margin: float = 0.1) -> dict:
+    """The model and its data: calibration (300 samples), validation (500) and training data (the rest),
+    labelled by the model."""
+    p = model.predict(x, verbose=0)
+    top = np.sort(p, axis=1)
+    keep = top[:, -1] - top[:, -2] > margin
+    x, y = x[keep], p[keep].argmax(axis=1).astype(np.int32)
+    path = folder / f"{name}.keras"
+    model.save(path)
+    np.savez(folder / f"{name}_calib.npz", x=x[:300])
+    np.savez(folder / f"{name}_val.npz", x=x[300:800], y=y[300:800])
+    np.savez(folder / f"{name}_train.npz", x=x[800:], y=y[800:])
+    return {"model": path, "data": str(folder / f"{name}_calib.npz"), "val": str(folder / f"{name}_val.npz"),
+            "train": str(folder / f"{name}_train.npz")}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("planner")
+
+
+@pytest.fixture(scope="module")
+def cnn(folder) -> dict:
+    """A small CNN: int8 needs a quarter of the float arena."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(4, activation="softmax"),
+    ])
+    x = np.random.default_rng(0).random((3000, 8, 8, 1), dtype=np.float32)
+    _balance(model, x)
+    return _write(model, x, folder, "cnn")
+
+
+@pytest.fixture(scope="module")
+def outliers(folder) -> dict:
+    """A layer whose activations are ordinary except in one channel, which is 200 on 1% of samples.
+
+    Channel 0 of `spiky` sees only input 0 (weight 200), which is 0 except on 1% of samples. min/max
+    calibration stretches the layer's one int8 scale over [.., 200] and the other channels lose their
+    resolution; the following tanh saturates anyway, so clipping the spikes costs nothing. The tanh
+    also keeps cross-layer equalization out of it (it is not positively homogeneous).
+    """
+    import keras
+
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(1)
+    inp = keras.Input((16,))
+    h = keras.layers.Dense(32, name="spiky")(inp)
+    out = keras.layers.Dense(4, activation="softmax")(keras.layers.Activation("tanh")(h))
+    model = keras.Model(inp, out)
+    w = rng.normal(0, 0.6, (16, 32)).astype(np.float32)
+    w[:, 0], w[0, :] = 0.0, 0.0
+    w[0, 0] = 200.0
+    model.get_layer("spiky").set_weights([w, np.zeros(32, np.float32)])
+    model.layers[-1].set_weights([rng.normal(0, 1, (32, 4)).astype(np.float32), np.zeros(4, np.float32)])
+    x = rng.random((4000, 16), dtype=np.float32)
+    x[:, 0] = np.where(rng.random(4000) < 0.01, 1.0, 0.0)
+    _balance(model, x)
+    return _write(model, x, folder, "outliers")
+
+
+@pytest.fixture(scope="module")
+def sensitive(folder) -> dict:
+    """One layer int8 weights cannot represent: every output channel has weights +100 and -100 on two
+    inputs that are always equal (they cancel), beside small weights that carry the signal. The
+    per-channel scale is set by the 100s, so the small weights round to 0 or one step; equalization
+    cannot help (the outliers are along the input axis) and neither can calibration."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(2)
+    inp = keras.Input((16,))
+    h = keras.layers.Dense(16, name="sensitive")(inp)
+    h = keras.layers.Dense(64, activation="relu")(h)
+    h = keras.layers.Dense(64, activation="relu")(h)
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(h))
+    w = rng.normal(0, 0.3, (16, 16)).astype(np.float32)
+    w[0, :], w[1, :] = 100.0, -100.0
+    model.get_layer("sensitive").set_weights([w, np.zeros(16, np.float32)])
+    x = rng.random((4000, 16), dtype=np.float32)
+    x[:, 1] = x[:, 0]
+    _balance(model, x)
+    return _write(model, x, folder, "sensitive")
+
+
+def _plan(data: dict, device: str, cache, **options):
+    request = PlanRequest(model=data["model"], profile=get_profile(device), data=data["data"], val=data["val"],
+                          jobs=options.pop("jobs", 1), cache_dir=cache, **options)
+    return run_plan(request)
+
+
+def _by_name(result) -> dict:
+    return {c.name: c for c in result.candidates}
+
+
+@pytest.fixture(scope="module")
+def cache(folder):
+    return folder / "cache"
+
+
+@pytest.fixture(scope="module")
+def cnn_on_mcu(cnn, cache):
+    return _plan(cnn, "nucleo-l4r5zi", cache)
+
+
+# ---- the decisions --------------------------------------------------------------------------------
+
+def test_a_model_that_fits_only_as_int8_is_planned_int8(cnn, cache, cnn_on_mcu):
+    generous = _by_name(cnn_on_mcu)
+    int8_ram = max(c.ram_bytes for c in generous.values() if c.spec.mode == "int8" and c.ram_bytes)
+    assert generous["fp32"].ram_bytes > int8_ram and generous["int16x8"].ram_bytes > int8_ram
+
+    result = _plan(cnn, "nucleo-l4r5zi", cache, ram_budget=int8_ram)
+
+    assert result.chosen.spec.mode == "int8"
+    found = _by_name(result)
+    for bigger in ("fp32", "int16x8"):
+        assert "left for the model" in found[bigger].rejected_because
+    assert result.cache_misses == 0  # the measurements do not depend on the budget
+
+
+def test_the_same_model_on_a_phone_is_planned_differently(cnn, cache, cnn_on_mcu):
+    result = _plan(cnn, "pixel-8", cache)
+
+    assert result.chosen.runtime == "litert"
+    assert result.chosen.name != cnn_on_mcu.chosen.name
+    # A microcontroller runtime could not run the phone's choice at all...
+    assert result.chosen.spec.mode in ("fp16", "dynamic-int8")
+    # ...and on the phone full int8 is no faster by more than the tie margin, so fidelity decided.
+    fastest = min(c.latency_ms for c in result.candidates if c.feasible)
+    assert result.chosen.latency_ms <= 1.10 * fastest
+    assert result.chosen.sqnr_db > _by_name(result)["int8/pc/minmax"].sqnr_db
+
+
+def test_activation_outliers_are_clipped_by_percentile_or_mse_calibration(outliers, cache):
+    result = _plan(outliers, "nucleo-l4r5zi", cache)
+    found = _by_name(result)
+
+    minmax = found["int8/pc/minmax"]
+    assert minmax.drop_pp > 1.0 and "accuracy" in minmax.rejected_because
+    assert result.chosen.spec.mode == "int8"
+    assert result.chosen.spec.calibration in ("p99.9", "p99.99", "mse")
+    assert result.chosen.drop_pp < minmax.drop_pp and result.chosen.drop_pp <= 1.0
+
+
+def test_one_sensitive_layer_gets_a_mixed_precision_plan(sensitive, cache):
+    result = _plan(sensitive, "nucleo-l4r5zi", cache)
+
+    full_integer = [c for c in result.candidates if c.spec.mode in ("int8", "int4w") and not c.spec.keep_float]
+    assert full_integer and all(any("accuracy" in p for p in c.problems) for c in full_integer)
+    assert "sensitive" in result.layer_errors[0]["name"]  # the per-layer analysis blames the right layer
+    assert result.chosen.spec.keep_float and "sensitive" in result.chosen.spec.keep_float[0]
+    assert result.chosen.drop_pp <= 1.0
+    # Keeping one layer in float is cheaper than keeping them all.
+    assert result.chosen.latency_ms < _by_name(result)["fp32"].latency_ms
+
+
+def test_quantization_aware_training_is_the_last_resort_on_an_int8_only_device(sensitive, cache):
+    pytest.importorskip("tensorflow_model_optimization")
+
+    # The Pico runs int8 only: no float layers to fall back on, so nothing post-training is feasible.
+    with pytest.raises(PlanDoesNotFit) as raised:
+        _plan(sensitive, "rpi-pico", cache)
+    assert raised.value.result.qat is None
+    assert "quantization-aware training (--train train.npz)" in str(raised.value)
+
+    try:
+        result = _plan(sensitive, "rpi-pico", cache, train=sensitive["train"])
+    except PlanDoesNotFit as still:
+        result = still.result
+    qat = _by_name(result)["int8/pc/qat"]
+    before = result.qat["before"]
+    assert qat.record and "error" not in qat.record
+    assert qat.drop_pp < before["accuracy_drop_pp"]  # fine-tuning recovered accuracy int8 had lost
+    assert "rebuilt in tf_keras" in qat.record["notes"][0]
+    assert result.qat["after"]["name"] == "int8/pc/qat"
+
+
+def test_an_impossible_budget_exits_3_naming_the_closest_candidate(cnn, cache, cnn_on_mcu):
+    with pytest.raises(PlanDoesNotFit) as raised:
+        _plan(cnn, "nucleo-l4r5zi", cache, ram_budget=16)
+
+    error = raised.value
+    assert isinstance(error, DoesNotFit) and error.exit_code == 3
+    message = str(error)
+    assert "none feasible" in message and "left for the model" in message
+    closest = message.split("Closest: ")[1].split(" on ")[0]
+    assert closest in _by_name(error.result)
+    assert "more RAM for the model (--ram-budget" in message
+    assert error.result.chosen is None and error.result.to_dict()["candidates"]
+
+
+def test_a_second_plan_with_the_same_inputs_comes_from_the_cache(cnn, folder):
+    fresh = folder / "fresh-cache"
+    first = _plan(cnn, "qemu-mps2-an386", fresh, jobs=2)  # measured in two spawned workers
+    second = _plan(cnn, "qemu-mps2-an386", fresh, jobs=2)
+
+    assert first.cache_hits == 0 and first.cache_misses > 0
+    assert second.cache_misses == 0 and second.cache_hits == first.cache_misses
+    assert second.chosen.name == first.chosen.name
+    assert second.chosen_tflite == first.chosen_tflite
+
+
+def test_plan_json_records_every_candidate_with_its_reason(cnn_on_mcu):
+    import json
+
+    record = json.loads(cnn_on_mcu.to_json())
+    names = [c["name"] for c in record["candidates"]]
+    assert len(names) == len(set(names)) == len(cnn_on_mcu.candidates)
+    chosen = [c for c in record["candidates"] if c["chosen"]]
+    assert [c["name"] for c in chosen] == [record["chosen"]] and chosen[0]["rejected_because"] is None
+    for c in record["candidates"]:
+        assert c["chosen"] or c["rejected_because"], c["name"]
+        for key in ("accuracy", "flash_bytes", "ram_bytes", "latency_ms_estimated"):
+            assert key in c
+    fp16 = next(c for c in record["candidates"] if c["name"] == "fp16")
+    assert fp16["rejected_because"] == "nucleo-l4r5zi does not run fp16 (its numerics: int8, int16x8, fp32)"
+
+
+def test_cross_layer_equalization_keeps_the_float_function_and_equalizes_ranges(folder):
+    import keras
+
+    from edgeq.convert import convert
+    from edgeq.graph import read_graph
+    from edgeq.load import Dataset, load_model
+    from edgeq.measure import run_litert
+    from edgeq.transforms import equalize
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(6, 1, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(5),
+    ])
+    # Output channels 20x and 0.05x the others: what per-tensor weight quantization handles worst.
+    w, b = model.layers[0].get_weights()
+    spread = np.array([20.0, 0.05, 1, 1, 3, 1, 0.3, 1], np.float32)
+    model.layers[0].set_weights([w * spread, b * spread])
+    path = folder / "cle.keras"
+    model.save(path)
+    original = convert(load_model(path), "fp32")
+
+    eq = equalize(original)
+
+    assert [(p.first, p.second) for p in eq.pairs] == [(0, 1), (1, 3), (3, 5)]  # through max pool and flatten
+    x = np.random.default_rng(3).random((16, 8, 8, 3), dtype=np.float32)
+    data = Dataset(x=x, y=None, source="random")
+    before, after = run_litert(original, data).values, run_litert(eq.tflite, data).values
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5 * np.abs(before).max())
+    assert max(eq.range_ratio_before) > 100 and max(eq.range_ratio_after) < max(eq.range_ratio_before) / 10
+    # At the fixed point each channel's range is the same on both sides of a pair.
+    graph = read_graph(eq.tflite)
+    first = graph.tensors[graph.operators[0].inputs[1]].numpy()  # [out, h, w, in]
+    second = graph.tensors[graph.operators[1].inputs[1]].numpy()  # depthwise [1, h, w, channels]
+    np.testing.assert_allclose(np.abs(first).reshape(8, -1).max(axis=1),
+                               np.abs(second).reshape(-1, 8).max(axis=0), rtol=1e-3)
+
+
+def test_the_chosen_model_is_written_beside_plan_json(cnn_on_mcu):
+    from edgeq.graph import read_graph
+
+    files = cnn_on_mcu.files()
+    assert set(files) == {"plan.json", f"cnn_{cnn_on_mcu.chosen.name.replace('/', '-').replace('+', '-')}.tflite"}
+    model = files[next(name for name in files if name.endswith(".tflite"))]
+    assert model == cnn_on_mcu.chosen_tflite
+    assert read_graph(model).input_tensors()[0].type == "INT8"
