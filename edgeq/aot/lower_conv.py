@@ -28,6 +28,19 @@ def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, 
         reals = [float(np.float32(in_scale)) * float(np.float32(s)) / float(np.float32(out_scale)) for s in fscales]
     return lw.requant_arrays(step, reals)
 
+def _windowed_step(lw: Lowering, op: Operator, kernel: str, inp, filt, out, kh: int, kw: int,
+                   macs_per_output: int) -> tuple[Step, str]:
+    """A convolution-like step with its dims declared, and its stride/padding/dilation initializer."""
+    o = op.options
+    ph, pw, dh, dw = _window(lw, op, inp, out, kh, kw)
+    step = lw.new_step(op, kernel)
+    step.macs = int(np.prod(out.shape)) * macs_per_output
+    step.decls += [f"static const eq_dims input_dims = {c_dims(inp.shape)};",
+                   f"static const eq_dims filter_dims = {c_dims(filt.shape)};",
+                   f"static const eq_dims output_dims = {c_dims(out.shape)};"]
+    return step, f"{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}"
+
+
 def conv(lw: Lowering, op: Operator) -> Step:
     kind = lw.kind(op)
     if kind == "?":
@@ -37,13 +50,7 @@ def conv(lw: Lowering, op: Operator) -> Step:
     oc, kh, kw, ic = filt.shape
     if ic != inp.shape[3]:
         raise unsupported(lw.g, op, "grouped convolution")
-    ph, pw, dh, dw = _window(lw, op, inp, out, kh, kw)
-    step = lw.new_step(op, f"eq_conv_{kind}")
-    step.macs = int(np.prod(out.shape)) * kh * kw * ic
-    window = f"{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}"
-    step.decls += [f"static const eq_dims input_dims = {c_dims(inp.shape)};",
-                   f"static const eq_dims filter_dims = {c_dims(filt.shape)};",
-                   f"static const eq_dims output_dims = {c_dims(out.shape)};"]
+    step, window = _windowed_step(lw, op, f"eq_conv_{kind}", inp, filt, out, kh, kw, macs_per_output=kh * kw * ic)
     if kind == "f32":
         act = lw.float_activation(step, op)
         step.decls.append(f"static const eq_conv_params params = {{0, 0, {window}, {{0, 0}}}};")
@@ -111,18 +118,12 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
     if kind not in ("s8", "s16", "f32"):
         raise unsupported(lw.g, op)
     inp, filt, out = lw.t(op.inputs[0]), lw.t(op.inputs[1]), lw.t(op.outputs[0])
-    o = op.options
     _, kh, kw, oc = filt.shape
     ic = inp.shape[3]
     if oc % ic:
         raise unsupported(lw.g, op, f"{oc} output channels for {ic} input channels")
-    ph, pw, dh, dw = _window(lw, op, inp, out, kh, kw)
-    step = lw.new_step(op, f"eq_depthwise_conv_{kind}")
-    step.macs = int(np.prod(out.shape)) * kh * kw
-    window = f"{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}"
-    step.decls += [f"static const eq_dims input_dims = {c_dims(inp.shape)};",
-                   f"static const eq_dims filter_dims = {c_dims(filt.shape)};",
-                   f"static const eq_dims output_dims = {c_dims(out.shape)};"]
+    step, window = _windowed_step(lw, op, f"eq_depthwise_conv_{kind}", inp, filt, out, kh, kw,
+                                  macs_per_output=kh * kw)
     if kind == "f32":
         act = lw.float_activation(step, op)
         step.decls.append(f"static const eq_dw_conv_params params = {{0, 0, {oc // ic}, {window}, {{0, 0}}}};")
