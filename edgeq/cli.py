@@ -250,7 +250,8 @@ def plan_request(args, profile):
         max_accuracy_drop_pp=args.max_accuracy_drop, min_sqnr_db=args.min_sqnr_db,
         ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
         flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,
-        jobs=args.jobs, use_cache=not args.no_cache)
+        jobs=args.jobs, use_cache=not args.no_cache, measure_on_device=not args.no_measure,
+        device_port=getattr(args, "port", None))
 
 
 def cmd_plan(args) -> int:
@@ -357,6 +358,8 @@ def add_planner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flash-budget", help="flash for the model (e.g. 1M), instead of the profile's")
     p.add_argument("--jobs", type=int, default=2, help="worker processes that measure candidates")
     p.add_argument("--no-cache", action="store_true", help="measure every candidate again")
+    p.add_argument("--no-measure", action="store_true",
+                   help="rank by the cost model only: do not run the best candidates on a reachable board")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", help="labelled training data (.npz x, y): allows quantization-aware training")
     p.add_argument("--runtime", help="tflm, edgeq-c or litert (default: every runtime of the profile)")
     p.add_argument("--out", help="output folder for plan.json and the chosen model")
+    p.add_argument("--port", help="a real board's serial port: run the best candidates on it")
     add_planner_options(p)
 
     p = add("deploy", cmd_deploy, "run every stage: load, plan, convert, measure, generate, and on a device it can "

@@ -1,6 +1,6 @@
 """Latency estimate from the graph: work per op times cost per unit of work on the device's core.
 
-    cycles = invoke + sum over ops of (op + mac[dtype] * MACs + element[dtype] * elements)
+    cycles = invoke + sum over ops of (op + mac[opcode][dtype] * MACs + element[dtype] * elements)
 
 MACs are counted from the graph (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED); every other op
 is charged per output element (per window element for pooling, eight times for the
@@ -9,12 +9,15 @@ unpacking), int16x8, fp32, fp16, hybrid (float activations, int8 weights).
 
 The default coefficients (`DEFAULTS`) are order-of-magnitude figures, not measurements: see
 docs/planner.md for where each comes from. `fit_coefficients` replaces them for a board from
-measured (work, cycle or instruction count) pairs, which is how the QEMU boards get theirs.
+measured (work, cycle or instruction count) pairs. The QEMU boards' fits, made by
+bench/fit_cost_model.py, are committed in cost_coefficients.json and used for edgeq-c there.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -88,23 +91,34 @@ def count_work(graph: Graph) -> list[OpWork]:
 
 @dataclass(frozen=True)
 class Coefficients:
-    """Cycles (or, fitted on QEMU, instructions) per unit of work on one core and runtime."""
+    """Cycles (or, fitted on QEMU, instructions) per unit of work on one core and runtime.
+
+    `per_mac_op` (opcode -> dtype -> cost) refines `per_mac` where a kernel's MAC costs differ from
+    the others': edgeq-c's depthwise loop spends about four times a convolution's instructions a MAC.
+    """
 
     per_mac: dict[str, float]
     per_element: dict[str, float]
     per_op: float
     per_invoke: float = 0.0
     source: str = ""
+    per_mac_op: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def mac_cost(self, opcode: str, dtype: str) -> float:
+        table = self.per_mac_op.get(opcode, {})
+        return table[dtype] if dtype in table else _fallback(self.per_mac, dtype)
 
     def as_vector(self) -> np.ndarray:
-        return np.array([self.per_mac.get(d, 0.0) for d in DTYPES] + [self.per_element.get(d, 0.0) for d in DTYPES]
-                        + [self.per_op, self.per_invoke])
+        """In the order of `features`: MAC costs by op and dtype, element costs by dtype, per op, per invoke."""
+        return np.array([self.mac_cost(op, d) for op in MAC_OPS for d in DTYPES]
+                        + [_fallback(self.per_element, d) for d in DTYPES] + [self.per_op, self.per_invoke])
 
     @classmethod
     def from_vector(cls, v: np.ndarray, source: str) -> Coefficients:
-        n = len(DTYPES)
-        return cls(dict(zip(DTYPES, map(float, v[:n]))), dict(zip(DTYPES, map(float, v[n:2 * n]))),
-                   float(v[2 * n]), float(v[2 * n + 1]), source)
+        n, m = len(DTYPES), len(MAC_OPS) * len(DTYPES)
+        per_mac_op = {op: dict(zip(DTYPES, map(float, v[i * n:(i + 1) * n]))) for i, op in enumerate(MAC_OPS)}
+        return cls(dict(per_mac_op["CONV_2D"]), dict(zip(DTYPES, map(float, v[m:m + n]))),
+                   float(v[m + n]), float(v[m + n + 1]), source, per_mac_op)
 
 
 def _core(mac: dict[str, float], element: dict[str, float], per_op: float, per_invoke: float,
@@ -144,12 +158,26 @@ _FAMILY = {"cortex-m0": "cortex-m0plus", "cortex-m23": "cortex-m0plus", "cortex-
            "cortex-a76": "cortex-x3", "cortex-a78": "cortex-x3", "cortex-x1": "cortex-x3"}
 # The direct calls of edgeq-c cost less per op than TFLM's interpreter loop and kernel lookups.
 RUNTIME_OP_FACTOR = {"edgeq-c": 0.3, "tflm": 1.0, "litert": 1.0}
+# The TFLM interpreter's invoke() over edgeq-c's time per inference, median over digits and the four
+# MLPerf Tiny int8 models in bench/runtime_bench.py (ratios 0.21-0.41x, median 0.30x; 2026-11-29).
+TFLM_OVER_EDGEQ_C = 3.3
 
 
 def coefficients_for(profile, runtime: str, fitted: dict[str, Coefficients] | None = None) -> Coefficients:
-    """The coefficients for a profile: fitted ones by profile name first, then the core's defaults."""
+    """The coefficients for a profile: fitted ones by profile name first (`fitted`, else for edgeq-c
+    the committed table measured on the QEMU boards), then the core's defaults."""
+    if fitted is None and runtime == FITTED_RUNTIME:
+        fitted = read_fitted_table()
     if fitted and profile.name in fitted:
         return fitted[profile.name]
+    if runtime == "tflm" and getattr(profile, "is_emulated", False):
+        edgeq_c = read_fitted_table().get(profile.name)
+        if edgeq_c is not None:
+            # Counts on an emulated board are instructions, not silicon cycles: the defaults would
+            # mix units with edgeq-c's fitted figures. No TFLM tree builds here to fit TFLM itself,
+            # so it is ranked as edgeq-c's cost times their measured ratio on the host.
+            v = edgeq_c.as_vector() * TFLM_OVER_EDGEQ_C
+            return Coefficients.from_vector(v, f"edgeq-c fitted x {TFLM_OVER_EDGEQ_C} (TFLM/edgeq-c on the host)")
     core = profile.core if profile.core in DEFAULTS else _FAMILY.get(profile.core, "cortex-m4")
     base = DEFAULTS[core]
     factor = RUNTIME_OP_FACTOR.get(runtime, 1.0)
@@ -165,9 +193,9 @@ def _fallback(table: dict[str, float], dtype: str) -> float:
 
 
 def features(work: list[OpWork], runtime: str) -> np.ndarray:
-    """The work as a vector matching `Coefficients.as_vector`: MACs by dtype, elements by dtype,
-    the op count and one invoke."""
-    macs = dict.fromkeys(DTYPES, 0.0)
+    """The work as a vector matching `Coefficients.as_vector`: MACs by op and dtype, elements by
+    dtype, the op count and one invoke."""
+    macs = {(op, d): 0.0 for op in MAC_OPS for d in DTYPES}
     elements = dict.fromkeys(DTYPES, 0.0)
     ops = 0
     for w in work:
@@ -175,18 +203,19 @@ def features(work: list[OpWork], runtime: str) -> np.ndarray:
             continue  # folded when the interpreter prepares the model
         if w.macs == 0 and w.elements == 0:
             continue
-        macs[w.dtype] += w.macs
+        if w.macs:
+            macs[(w.opcode if w.opcode in MAC_OPS else "CONV_2D", w.dtype)] += w.macs
         elements[w.dtype] += w.elements
         ops += 1
-    return np.array([macs[d] for d in DTYPES] + [elements[d] for d in DTYPES] + [ops, 1.0])
+    return np.array([macs[(op, d)] for op in MAC_OPS for d in DTYPES] + [elements[d] for d in DTYPES] + [ops, 1.0])
+
+
+FEATURE_NAMES = tuple([f"per_mac_op.{op}.{d}" for op in MAC_OPS for d in DTYPES]
+                      + [f"per_element.{d}" for d in DTYPES] + ["per_op", "per_invoke"])
 
 
 def estimate_cycles(work: list[OpWork], coefficients: Coefficients, runtime: str) -> float:
-    vector = Coefficients(
-        {d: _fallback(coefficients.per_mac, d) for d in DTYPES},
-        {d: _fallback(coefficients.per_element, d) for d in DTYPES},
-        coefficients.per_op, coefficients.per_invoke).as_vector()
-    return float(features(work, runtime) @ vector)
+    return float(features(work, runtime) @ coefficients.as_vector())
 
 
 def estimate_ms(work: list[OpWork], profile, runtime: str, fitted: dict[str, Coefficients] | None = None) -> float:
@@ -235,8 +264,7 @@ def fit_coefficients(samples: list[Sample], prior: Coefficients, strength: float
         return Fit(prior)
     a = np.array([features(list(s.work), s.runtime) for s in samples])
     y = np.array([s.count for s in samples], float)
-    c0 = np.array([_fallback(prior.per_mac, d) for d in DTYPES] + [_fallback(prior.per_element, d) for d in DTYPES]
-                  + [prior.per_op, prior.per_invoke])
+    c0 = prior.as_vector()
     # Each row is divided by its count so that every sample weighs by its relative error.
     rel = a / np.maximum(y, 1.0)[:, None]
     scale = np.sqrt((rel ** 2).sum(axis=0))
@@ -247,3 +275,69 @@ def fit_coefficients(samples: list[Sample], prior: Coefficients, strength: float
     fitted = Coefficients.from_vector(solution, f"fitted to {len(samples)} measured runs")
     residuals = tuple(float((a[i] @ solution - y[i]) / y[i]) for i in range(len(samples)))
     return Fit(fitted, residuals)
+
+
+# ---- the fitted table: coefficients measured on the QEMU boards ----------------------------------------
+
+FITTED_TABLE = Path(__file__).resolve().parent / "cost_coefficients.json"
+FITTED_RUNTIME = "edgeq-c"  # what bench/fit_cost_model.py measured; other runtimes keep the defaults
+
+
+def prior_for(profile, runtime: str = FITTED_RUNTIME) -> Coefficients:
+    """The defaults a fit starts from (and falls back to where the samples say nothing)."""
+    return coefficients_for(profile, runtime, fitted={})
+
+
+def fit_board(board: str, samples: list[Sample], strength: float = 1e-3) -> dict:
+    """One board's entry of the fitted table: coefficients, the models, their work and the fit's error."""
+    from edgeq.profiles import get_profile
+
+    fit = fit_coefficients(samples, prior_for(get_profile(board)), strength)
+    coefficients = replace(fit.coefficients, source=f"fitted to {len(samples)} edgeq-c runs measured on {board}")
+    exercised = np.array([features(list(s.work), s.runtime) for s in samples]).any(axis=0)
+    return {
+        "coefficients": coefficients_dict(coefficients),
+        "defaults_kept": [n for n, used in zip(FEATURE_NAMES, exercised) if not used],
+        "models": [{"label": s.label, "measured": s.count, "predicted": round(s.count * (1 + e)),
+                    "error": round(e, 4),
+                    "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input] for w in s.work]}
+                   for s, e in zip(samples, fit.residuals)],
+    }
+
+
+def coefficients_dict(c: Coefficients) -> dict:
+    # Zeros are kept: a missing entry would fall back to another dtype's or op's cost.
+    return {"per_mac": {k: round(v, 4) for k, v in c.per_mac.items()},
+            "per_mac_op": {op: {k: round(v, 4) for k, v in t.items()} for op, t in c.per_mac_op.items()},
+            "per_element": {k: round(v, 4) for k, v in c.per_element.items()},
+            "per_op": round(c.per_op, 2), "per_invoke": round(c.per_invoke, 2), "source": c.source}
+
+
+def table_samples(entry: dict) -> list[Sample]:
+    """The measurements a table entry was fitted to, to fit them again."""
+    return [Sample(tuple(OpWork(*w) for w in m["work"]), float(m["measured"]), FITTED_RUNTIME, m["label"])
+            for m in entry["models"]]
+
+
+def parse_table(table: dict) -> dict[str, Coefficients]:
+    """Profile name -> fitted coefficients, from the table's JSON."""
+    out = {}
+    for board, entry in table.get("boards", {}).items():
+        c = entry["coefficients"]
+        out[board] = Coefficients(dict(c["per_mac"]), dict(c["per_element"]), float(c["per_op"]),
+                                  float(c["per_invoke"]), f"{c['source']} ({table.get('date', 'undated')})",
+                                  {op: dict(t) for op, t in c.get("per_mac_op", {}).items()})
+    return out
+
+
+_fitted: dict[str, Coefficients] | None = None
+
+
+def read_fitted_table(path: Path = FITTED_TABLE) -> dict[str, Coefficients]:
+    """The committed fitted coefficients (empty when the table is absent), read once."""
+    global _fitted
+    if path != FITTED_TABLE:
+        return parse_table(json.loads(path.read_text())) if path.is_file() else {}
+    if _fitted is None:
+        _fitted = parse_table(json.loads(path.read_text())) if path.is_file() else {}
+    return _fitted

@@ -96,6 +96,8 @@ FIDELITY_CAP_DB = 60.0  # past this SQNR a candidate is as good as the float mod
 # edgeq-c's kernels and glue for a typical model, Cortex-M at -Os, until the build stage measures it.
 EDGEQ_C_CODE_BYTES_ESTIMATE = 16 * 1024
 MIXED_MAX_FLOAT_LAYERS = 3
+DEVICE_SAMPLES = 5  # inferences per candidate measured on the board
+DEVICE_CANDIDATES = 3  # the fastest feasible candidates by estimate that are measured there
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,12 @@ class PlanRequest:
     cache_dir: Path | None = None  # default $EDGEQ_CACHE or build/.cache/plan
     use_cache: bool = True
     cost_coefficients: dict | None = None  # profile name -> edgeq.costmodel.Coefficients, fitted on the board
+    # Measure the best candidates by estimate on the board when it is reachable (QEMU always; a real
+    # board only with `device_port`), and rank them by the measured latency.
+    measure_on_device: bool = True
+    device_port: str | None = None
+    device_samples: int = DEVICE_SAMPLES
+    device_candidates: int = DEVICE_CANDIDATES
 
 
 @dataclass
@@ -124,7 +132,13 @@ class Candidate:
     runtime: str | None = None
     flash_bytes: int | None = None
     ram_bytes: int | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # estimated by the cost model
+    latency_ms_measured: float | None = None  # on the board: median instructions or cycles / clock
+    device: dict | None = None  # what measuring on the board found (or why it failed)
+    # The measured latency of this candidate or of one with the same ops, types and weight
+    # granularity (edgeq-c's instruction count does not depend on the calibration or the values).
+    latency_ms_ranked: float | None = None
+    latency_source: str = "estimated"
     drop_pp: float | None = None
     problems: list[str] = field(default_factory=list)  # what makes it infeasible
     rejected_because: str | None = None
@@ -139,6 +153,11 @@ class Candidate:
     @property
     def feasible(self) -> bool:
         return self.record is not None and "error" not in self.record and not self.problems
+
+    @property
+    def ranking_latency_ms(self) -> float | None:
+        """What the latency objective ranks by: measured on the board when it was, else the estimate."""
+        return self.latency_ms_ranked if self.latency_ms_ranked is not None else self.latency_ms
 
     @property
     def accuracy(self) -> float | None:
@@ -173,6 +192,9 @@ class Candidate:
             "identical_to_float": sqnr == float("inf"),
             "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
             "latency_ms_estimated": None if self.latency_ms is None else round(self.latency_ms, 4),
+            "latency_ms_measured": None if self.latency_ms_measured is None else round(self.latency_ms_measured, 4),
+            "latency_source": self.latency_source if self.latency_ms is not None else None,
+            "device": self.device,
             "model_bytes": r.get("tflite_bytes"), "tflm_arena_bytes": tflm.get("arena_bytes"),
             "edgeq_c_arena_bytes": c.get("arena_bytes"), "edgeq_c_const_bytes": c.get("const_bytes"),
             "int4_unpack_bytes": r.get("int4_unpack_bytes") or None,
@@ -200,6 +222,7 @@ class PlanResult:
     qat: dict | None = None
     message: str = ""
     cost_model: dict = field(default_factory=dict)  # runtime -> the coefficients behind latency_ms_estimated
+    device: dict = field(default_factory=dict)  # whether candidates were measured on the board, and why not
 
     @property
     def plan(self) -> Plan | None:
@@ -217,6 +240,7 @@ class PlanResult:
             "chosen": self.chosen.name if self.chosen else None, "reason": self.message,
             "candidates": [c.to_dict() for c in self.candidates],
             "layer_errors": self.layer_errors, "qat": self.qat, "cost_model": self.cost_model,
+            "device": self.device,
             "seconds": round(self.seconds, 2), "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
 

@@ -146,20 +146,25 @@ def select(candidates: list[Candidate], objective: str) -> Candidate | None:
     """
     if objective not in OBJECTIVES:
         raise BadInput(f"unknown objective '{objective}' (choose one of: {', '.join(OBJECTIVES)})")
+    for c in candidates:  # selecting again (after measuring on the board) starts afresh
+        c.chosen, c.rejected_because = False, None
     feasible = [c for c in candidates if c.feasible]
     if not feasible:
         return None
     if objective == "latency":
-        best = min(c.latency_ms for c in feasible)
-        pool = [c for c in feasible if c.latency_ms <= best * (1 + LATENCY_TIE)]
-        key = lambda c: (tuple(-v for v in c.fidelity()), c.flash_bytes, c.latency_ms, _simplicity(c))  # noqa: E731
+        best = min(c.ranking_latency_ms for c in feasible)
+        pool = [c for c in feasible if c.ranking_latency_ms <= best * (1 + LATENCY_TIE)]
+        key = lambda c: (tuple(-v for v in c.fidelity()), c.flash_bytes, c.ranking_latency_ms,  # noqa: E731
+                         _simplicity(c))
     elif objective == "size":
         best = min(c.flash_bytes for c in feasible)
         pool = [c for c in feasible if c.flash_bytes <= best * (1 + SIZE_TIE)]
-        key = lambda c: (tuple(-v for v in c.fidelity()), c.latency_ms, c.flash_bytes, _simplicity(c))  # noqa: E731
+        key = lambda c: (tuple(-v for v in c.fidelity()), c.ranking_latency_ms, c.flash_bytes,  # noqa: E731
+                         _simplicity(c))
     else:
         pool = feasible
-        key = lambda c: (tuple(-v for v in c.fidelity()), c.latency_ms, c.flash_bytes, _simplicity(c))  # noqa: E731
+        key = lambda c: (tuple(-v for v in c.fidelity()), c.ranking_latency_ms, c.flash_bytes,  # noqa: E731
+                         _simplicity(c))
     chosen = min(pool, key=key)
     chosen.chosen = True
     for c in candidates:
@@ -189,7 +194,8 @@ def _db(x: float | None) -> str:
 def _lost_because(c: Candidate, chosen: Candidate, objective: str, tied: bool) -> str:
     prefix = f"feasible; {chosen.name} "
     if objective == "latency" and not tied:
-        return prefix + f"is faster ({chosen.latency_ms:.3g} ms vs {c.latency_ms:.3g} ms)"
+        how = ", measured" if chosen.latency_ms_ranked is not None and c.latency_ms_ranked is not None else ""
+        return prefix + f"is faster ({chosen.ranking_latency_ms:.3g} ms vs {c.ranking_latency_ms:.3g} ms{how})"
     if objective == "size" and not tied:
         return prefix + f"is smaller ({kb(chosen.flash_bytes)} vs {kb(c.flash_bytes)})"
     if c.fidelity() != chosen.fidelity():
@@ -318,6 +324,50 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
     return candidates, layers, qat_summary
 
 
+def _latency_class(c: Candidate) -> tuple:
+    """Candidates alike in this run the same kernels on the same shapes: the same instruction count."""
+    work = tuple((w[1], w[2], w[3], w[4]) for w in c.record["work"])
+    return c.runtime, c.spec.mode, c.spec.integer and c.spec.per_channel, work
+
+
+def measure_best_on_board(candidates: list[Candidate], chosen: Candidate, profile, request: PlanRequest,
+                          session: PlanSession) -> dict:
+    """Build the chosen candidate, and the fastest by estimate of the next latency classes, for the
+    board; run each there and rank every candidate of a measured class by its measurement.
+    Returns what plan.json says about it."""
+    from edgeq.pipeline import device_unreachable
+
+    unreachable = {r: device_unreachable(profile, r, request.device_port)
+                   for r in {c.runtime for c in candidates if c.feasible}}
+    if all(unreachable.values()):
+        return {"status": "skipped", "reason": unreachable[chosen.runtime]}
+    # The chosen candidate first; on a runtime the board cannot run (TFLM without TFLM_DIR), the
+    # others still are, and compete with its estimate.
+    feasible = sorted((c for c in candidates if c.feasible and not unreachable[c.runtime]),
+                      key=lambda c: (c is not chosen, c.latency_ms, _simplicity(c)))
+    todo: dict[tuple, Candidate] = {}
+    for c in feasible:
+        if len(todo) >= max(request.device_candidates, 1):
+            break
+        todo.setdefault(_latency_class(c), c)
+    x = session.board_inputs(chosen.tflite, request.device_samples)
+    with console.stage("device", f"{len(todo)} candidate(s) on {profile.name}, {len(x)} samples each"):
+        for c in todo.values():
+            c.device = session.measure_on_board(profile, c, x)
+            c.latency_ms_measured = c.device.get("latency_ms")
+    for c in feasible:
+        measured = todo.get(_latency_class(c))
+        if measured is not None and measured.latency_ms_measured is not None:
+            c.latency_ms_ranked = measured.latency_ms_measured
+            c.latency_source = "measured" if measured is c else f"measured on {measured.name} (same ops and types)"
+    done = list(todo.values())
+    failed = [c.name for c in done if c.latency_ms_measured is None]
+    return {"status": "failed" if failed else "measured", "board": profile.name,
+            "measured": [c.name for c in done if c.latency_ms_measured is not None], "failed": failed,
+            "samples": len(x), "port": request.device_port,
+            "not_measured": {r: why for r, why in sorted(unreachable.items()) if why}}
+
+
 def run_plan(request: PlanRequest) -> PlanResult:
     start = time.perf_counter()
     if request.objective not in OBJECTIVES:
@@ -334,6 +384,10 @@ def run_plan(request: PlanRequest) -> PlanResult:
     finally:
         session.close()
     chosen = select(candidates, request.objective)
+    device = {"status": "off", "reason": "not requested"}
+    if chosen is not None and request.measure_on_device:
+        device = measure_best_on_board(candidates, chosen, profile, request, session)
+        chosen = select(candidates, request.objective)
     labelled = any(c.drop_pp is not None for c in candidates)
     float_acc = next((c.record.get("float_accuracy") for c in candidates if c.record and "error" not in c.record), None)
     result = PlanResult(
@@ -345,6 +399,7 @@ def run_plan(request: PlanRequest) -> PlanResult:
                  "overridden": {"ram": request.ram_budget is not None, "flash": request.flash_budget is not None}},
         candidates=candidates, chosen=chosen, float_accuracy=float_acc, layer_errors=layers, qat=qat_summary)
     result.cache_hits, result.cache_misses = session.hits, session.misses
+    result.device = device
     result.cost_model = {r: dataclasses.asdict(coefficients_for(profile, r, request.cost_coefficients))
                          for r in runtimes}
     if chosen is not None:
@@ -362,15 +417,21 @@ def _why(c: Candidate, request: PlanRequest) -> str:
             "size": f"the smallest within {SIZE_TIE:.0%}, then the closest to the float model",
             "accuracy": "the closest to the float model, then the fastest"}[request.objective]
     return (f"{rule} of the feasible candidates: {c.runtime}, {kb(c.flash_bytes)} flash, {kb(c.ram_bytes)} RAM, "
-            f"~{c.latency_ms:.3g} ms estimated, {_quality(c)}")
+            f"{_latency_text(c)}, {_quality(c)}")
+
+
+def _latency_text(c: Candidate) -> str:
+    if c.latency_ms_ranked is not None:
+        return f"{c.latency_ms_ranked:.3g} ms {c.latency_source} on the board (~{c.latency_ms:.3g} ms estimated)"
+    return f"~{c.latency_ms:.3g} ms estimated"
 
 
 # ---- the terminal table ------------------------------------------------------------------------------
 
 def format_plan_table(result: PlanResult) -> str:
     """One row a candidate, the chosen one marked with '*', feasible ones with '+'."""
-    header = ("", "CANDIDATE", "RUNTIME", "FLASH", "RAM", "LATENCY", "ACCURACY" if result.metric == "accuracy"
-              else "SQNR", "WHY NOT")
+    header = ("", "CANDIDATE", "RUNTIME", "FLASH", "RAM", "LATENCY", "MEASURED",
+              "ACCURACY" if result.metric == "accuracy" else "SQNR", "WHY NOT")
     rows = [header]
     for c in result.candidates:
         if result.metric == "accuracy":
@@ -382,7 +443,8 @@ def format_plan_table(result: PlanResult) -> str:
         if why.startswith("feasible; "):
             why = "feasible, not best"
         rows.append((mark, c.name, c.runtime or "-", kb(c.flash_bytes), kb(c.ram_bytes),
-                     "-" if c.latency_ms is None else f"{c.latency_ms:.3g} ms", quality, why))
+                     "-" if c.latency_ms is None else f"{c.latency_ms:.3g} ms",
+                     "-" if c.latency_ms_ranked is None else f"{c.latency_ms_ranked:.3g} ms", quality, why))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
     budget = result.budgets

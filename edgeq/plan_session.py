@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq import __version__
-from edgeq.errors import BadInput, ToolFailed
+from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq import plan_eval
 from edgeq.plan_eval import Inputs, Spec
 from edgeq.files import write_atomic
@@ -228,3 +228,46 @@ class PlanSession:
         layers = plan_eval.analyse_layers(spec)
         self.store("layers", spec, {"layers": layers}, None)
         return layers
+
+    def board_inputs(self, tflite: bytes, count: int) -> np.ndarray:
+        """The first validation (else calibration) samples, read without loading the model (a
+        cached plan imports no TensorFlow); seeded uniform [0, 1) inputs when no data was given."""
+        from edgeq.graph import read_graph
+        from edgeq.load import read_arrays
+
+        spec = self.request.val or self.request.data
+        if spec:
+            return read_arrays(spec)[0][:count]
+        shape = read_graph(tflite).input_tensors()[0].shape[1:]
+        return np.random.default_rng(0).uniform(0, 1, (count, *shape)).astype(np.float32)
+
+    def measure_on_board(self, profile, candidate, x: np.ndarray) -> dict:
+        """One candidate built for the board and run on it: median instructions (QEMU) or cycles a
+        sample and the latency at the profile's clock; a failure is recorded, not raised."""
+        import tempfile
+
+        from edgeq import codegen
+        from edgeq.graph import read_graph
+        from edgeq.pipeline import measure_run, run_on_device
+
+        record = candidate.record
+        arena = (record.get("tflm") or {}).get("smallest_bytes") or (record.get("tflm") or {}).get("arena_bytes")
+        with tempfile.TemporaryDirectory(prefix="edgeq-plan-device-") as tmp:
+            project = Path(tmp)
+            try:
+                files = codegen.render_project(candidate.runtime, profile, candidate.tflite,
+                                               read_graph(candidate.tflite, candidate.name), arena, "model")
+                for name, content in files.items():
+                    (project / name).parent.mkdir(parents=True, exist_ok=True)
+                    (project / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+                run = measure_run(profile, project, x, None, project / "measure.jsonl")
+                device = run_on_device(profile, project, run, port=self.request.device_port)
+            except EdgeqError as exc:
+                return {"error": str(exc).splitlines()[0]}
+        summary = device.measure or {}
+        if device.error is not None or summary.get("time_ms_median") is None:
+            return {"error": str(device.error or "no samples measured").splitlines()[0]}
+        return {"cycles_median": summary["cycles_median"], "cycles_unit": summary.get("cycles_unit"),
+                "latency_ms": summary["time_ms_median"],
+                "bit_exact_fraction": summary.get("bit_exact_fraction"), "samples": summary.get("samples"),
+                "flash_used_bytes": device.build.memory.flash_bytes, "ram_used_bytes": device.build.memory.ram_bytes}

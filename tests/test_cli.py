@@ -31,7 +31,7 @@ def lookup(report: dict, dotted: str):
 def deployed(small_cnn_path, small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("deploy") / "out"
     result = edgeq("deploy", small_cnn_path, "--device", "qemu-mps2-an386", "--data", small_data["calib"],
-                   "--val", small_data["val"], "--runtime", "tflm", "--out", out)
+                   "--val", small_data["val"], "--runtime", "tflm", "--quant", "int8", "--out", out)
     return result, out
 
 
@@ -175,3 +175,14 @@ def test_plan_with_an_impossible_ram_budget_exits_3_and_still_writes_plan_json(t
     assert "Closest: " in result.stderr and "It would take" in result.stderr and "--ram-budget" in result.stderr
     plan = json.loads((out / "plan.json").read_text())
     assert plan["candidates"] and not any(c["chosen"] for c in plan["candidates"])
+
+
+def test_deploy_without_a_mode_deploys_the_planners_choice_and_keeps_plan_json(tmp_path, small_cnn_path, small_data):
+    out = tmp_path / "out"
+    result = edgeq("deploy", small_cnn_path, "--device", "qemu-mps2-an386", "--data", small_data["calib"],
+                   "--val", small_data["val"], "--runtime", "tflm", "--no-measure", "--out", out)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    chosen = next(c for c in plan["candidates"] if c["chosen"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["quantization"]["plan"]["candidate"] == chosen["name"]

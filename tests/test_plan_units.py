@@ -59,7 +59,7 @@ def test_fitting_recovers_the_coefficients_that_made_the_counts():
     fit = fit_coefficients(samples, prior=DEFAULTS["cortex-m4"], strength=1e-9)
 
     assert fit.coefficients.per_mac["int8"] == pytest.approx(1.7, rel=1e-3)
-    assert fit.coefficients.per_mac["fp32"] == pytest.approx(5.5, rel=1e-3)
+    assert fit.coefficients.mac_cost("FULLY_CONNECTED", "fp32") == pytest.approx(5.5, rel=1e-3)
     assert fit.coefficients.per_op == pytest.approx(800.0, rel=1e-2)
     assert max(abs(r) for r in fit.residuals) < 1e-3
     # a dtype no sample used stays at its default
@@ -191,6 +191,15 @@ def test_latency_beyond_the_tie_margin_wins_over_fidelity():
     fast, close = _candidate("minmax", 1.00, 35.0), _candidate("fp16", 1.20, 80.0)
     assert select([fast, close], "latency") is fast
     assert close.rejected_because == "feasible; int8/pc/minmax is faster (1 ms vs 1.2 ms)"
+
+
+def test_a_latency_measured_on_the_board_ranks_over_the_estimate():
+    from edgeq.plan_search import select
+
+    fast_on_paper, fast_on_board = _candidate("minmax", 1.00, 35.0), _candidate("fp16", 1.05, 35.0)
+    fast_on_paper.latency_ms_ranked, fast_on_board.latency_ms_ranked = 2.0, 1.0
+    assert select([fast_on_paper, fast_on_board], "latency") is fast_on_board
+    assert fast_on_paper.rejected_because == "feasible; fp16 is faster (1 ms vs 2 ms, measured)"
 
 
 def test_a_gain_in_accuracy_over_float_counts_as_no_loss():

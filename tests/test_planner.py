@@ -230,13 +230,23 @@ def test_an_impossible_budget_exits_3_naming_the_closest_candidate(cnn, cache, c
 
 def test_a_second_plan_with_the_same_inputs_comes_from_the_cache(cnn, folder):
     fresh = folder / "fresh-cache"
-    first = _plan(cnn, "qemu-mps2-an386", fresh, jobs=2)  # measured in two spawned workers
-    second = _plan(cnn, "qemu-mps2-an386", fresh, jobs=2)
+    # measured in two spawned workers; running on the board is not what this test is about
+    first = _plan(cnn, "qemu-mps2-an386", fresh, jobs=2, measure_on_device=False)
+    second = _plan(cnn, "qemu-mps2-an386", fresh, jobs=2, measure_on_device=False)
 
     assert first.cache_hits == 0 and first.cache_misses > 0
     assert second.cache_misses == 0 and second.cache_hits == first.cache_misses
     assert second.chosen.name == first.chosen.name
     assert second.chosen_tflite == first.chosen_tflite
+
+
+def test_a_real_board_without_a_port_is_planned_on_estimates_and_says_why(cnn_on_mcu):
+    device = cnn_on_mcu.to_dict()["device"]
+
+    assert device["status"] == "skipped"
+    assert "nucleo-l4r5zi is a real board" in device["reason"] and "--port" in device["reason"]
+    assert all(c["latency_ms_measured"] is None and c["latency_source"] in ("estimated", None)
+               for c in cnn_on_mcu.to_dict()["candidates"])
 
 
 def test_plan_json_records_every_candidate_with_its_reason(cnn_on_mcu):

@@ -1,0 +1,138 @@
+"""The cost model fitted to instruction counts measured on the QEMU boards, and the planner
+measuring its choice there."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeq.costmodel import (DEFAULTS, FITTED_TABLE, MAC_OPS, Coefficients, OpWork, Sample, coefficients_for,
+                             estimate_cycles, fit_board, fit_coefficients, read_fitted_table, table_samples)
+from edgeq.profiles import get_profile
+
+QEMU_BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
+
+
+def _synthetic_samples(truth: Coefficients, count: int, seed: int) -> list[Sample]:
+    """Models mixing every MAC op in int8 and int16x8 with pooling and a varying number of ops."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(count):
+        work = [OpWork(k, op, dtype, macs=int(rng.integers(1e3, 1e6)))
+                for k, (op, dtype) in enumerate((op, d) for op in MAC_OPS for d in ("int8", "int16x8"))
+                if rng.random() < 0.8]
+        work += [OpWork(10 + k, "MAX_POOL_2D", "int8", elements=int(rng.integers(1e2, 1e4)))
+                 for k in range(int(rng.integers(0, 4)))]
+        samples.append(Sample(tuple(work), estimate_cycles(work, truth, "edgeq-c"), "edgeq-c", f"model {i}"))
+    return samples
+
+
+def test_the_fit_recovers_per_op_mac_costs_from_their_counts():
+    truth = Coefficients({}, {"int8": 4.0}, 900.0, 2500.0, per_mac_op={
+        "CONV_2D": {"int8": 5.7, "int16x8": 22.6}, "DEPTHWISE_CONV_2D": {"int8": 23.5, "int16x8": 30.0},
+        "FULLY_CONNECTED": {"int8": 10.3, "int16x8": 11.7}})
+
+    fit = fit_coefficients(_synthetic_samples(truth, 30, seed=8), prior=DEFAULTS["cortex-m4"], strength=1e-9)
+
+    for op, costs in truth.per_mac_op.items():
+        for dtype, cost in costs.items():
+            assert fit.coefficients.mac_cost(op, dtype) == pytest.approx(cost, rel=1e-3), (op, dtype)
+    assert fit.coefficients.per_element["int8"] == pytest.approx(4.0, rel=1e-2)
+    assert max(abs(r) for r in fit.residuals) < 1e-3
+
+
+def test_a_fitted_coefficient_is_never_negative():
+    # Counts that a negative per-op cost would fit best: every op's count below the MACs alone.
+    samples = [Sample((OpWork(0, "CONV_2D", "int8", macs=m), OpWork(1, "ADD", "int8", elements=0),
+                       *[OpWork(2 + k, "CONV_2D", "int8", macs=10) for k in range(n)]), 5.0 * m - 800 * n)
+               for m, n in ((10_000, 1), (50_000, 3), (200_000, 6), (80_000, 2))]
+
+    fit = fit_coefficients(samples, prior=DEFAULTS["cortex-m4"], strength=1e-9)
+
+    assert np.all(fit.coefficients.as_vector() >= 0)
+
+
+def test_the_committed_table_covers_every_qemu_board_with_each_models_error():
+    import json
+
+    table = json.loads(FITTED_TABLE.read_text())
+
+    assert set(QEMU_BOARDS) <= set(table["boards"]) and table["date"]
+    for board in QEMU_BOARDS:
+        models = table["boards"][board]["models"]
+        assert {"digits-int8", "conv-int8", "conv-int16x8", "fc-int8"} <= {m["label"] for m in models}
+        for m in models:
+            assert m["error"] == pytest.approx((m["predicted"] - m["measured"]) / m["measured"], abs=1e-3)
+
+
+def test_the_committed_coefficients_are_what_the_fit_gives_for_its_measurements():
+    import json
+
+    entry = json.loads(FITTED_TABLE.read_text())["boards"]["qemu-mps2-an386"]
+
+    refit = fit_board("qemu-mps2-an386", table_samples(entry))
+
+    assert refit["coefficients"]["per_mac_op"] == entry["coefficients"]["per_mac_op"]
+    assert [m["predicted"] for m in refit["models"]] == [m["predicted"] for m in entry["models"]]
+
+
+def test_qemu_profiles_use_the_fitted_table_and_other_boards_the_defaults():
+    fitted = read_fitted_table()
+
+    assert coefficients_for(get_profile("qemu-mps2-an386"), "edgeq-c") == fitted["qemu-mps2-an386"]
+    assert "fitted" in coefficients_for(get_profile("qemu-mps2-an505"), "edgeq-c").source
+    assert coefficients_for(get_profile("nucleo-l4r5zi"), "tflm").source.startswith("default")
+    assert coefficients_for(get_profile("nucleo-l4r5zi"), "edgeq-c").source.startswith("default")
+
+
+def test_the_fitted_estimate_of_digits_on_the_an386_is_its_measured_count():
+    import json
+
+    entry = json.loads(FITTED_TABLE.read_text())["boards"]["qemu-mps2-an386"]
+    digits = next(s for s in table_samples(entry) if s.label == "digits-int8")
+
+    estimate = estimate_cycles(list(digits.work), coefficients_for(get_profile("qemu-mps2-an386"), "edgeq-c"),
+                               "edgeq-c")
+
+    assert digits.count == pytest.approx(1_127_000, rel=0.01)  # instructions per inference, measured
+    assert estimate == pytest.approx(digits.count, rel=0.10)
+
+
+# ---- measured on the board ---------------------------------------------------------------------------
+
+@pytest.mark.emulator
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_the_chosen_candidate_is_measured_on_qemu_within_30_percent_of_its_estimate(tmp_path):
+    import keras
+
+    from edgeq.plan import PlanRequest, run_plan
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.DepthwiseConv2D(3), keras.layers.Flatten(), keras.layers.Dense(4)])
+    model.save(tmp_path / "tiny.keras")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(3).random((64, 12, 12, 1), dtype=np.float32))
+
+    result = run_plan(PlanRequest(model=tmp_path / "tiny.keras", profile=get_profile("qemu-mps2-an386"),
+                                  data=str(tmp_path / "calib.npz"), runtime="edgeq-c", jobs=1,
+                                  cache_dir=tmp_path / "cache"))
+
+    chosen = next(c for c in result.to_dict()["candidates"] if c["chosen"])
+    assert result.device["status"] == "measured"
+    assert chosen["latency_source"] == "measured" or chosen["latency_source"].startswith("measured on ")
+    run = next(c for c in result.candidates
+               if c.latency_ms_measured is not None and c.latency_ms_measured == result.chosen.latency_ms_ranked)
+    assert run.device["cycles_unit"] == "instructions" and run.device["bit_exact_fraction"] == 1.0
+    assert result.chosen.latency_ms_ranked == pytest.approx(chosen["latency_ms_estimated"], rel=0.30)
+
+
+def test_tflm_on_an_emulated_board_is_costed_in_the_same_units_as_fitted_edgeq_c():
+    from edgeq.costmodel import TFLM_OVER_EDGEQ_C, coefficients_for
+    from edgeq.profiles import get_profile
+
+    profile = get_profile("qemu-mps2-an386")
+    edgeq_c, tflm = coefficients_for(profile, "edgeq-c"), coefficients_for(profile, "tflm")
+    assert tflm.mac_cost("CONV_2D", "int8") == pytest.approx(TFLM_OVER_EDGEQ_C * edgeq_c.mac_cost("CONV_2D", "int8"))
