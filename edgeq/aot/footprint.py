@@ -9,12 +9,10 @@ static array of the model file, so it is part of `.bss`.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeq.aot.host import STRICT_CFLAGS, write_sources
-from edgeq.errors import ToolFailed
+from edgeq.aot.host import STRICT_CFLAGS, run_tool, write_sources
 
 CORTEX_M4_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-Os")
 
@@ -69,13 +67,7 @@ def footprint_from_sections(per_object: dict[str, dict[str, int]], model_object:
 
 
 def _run(args: list[str]) -> str:
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True)
-    except FileNotFoundError as exc:
-        raise ToolFailed(f"{args[0]} not found: install the Arm GNU toolchain") from exc
-    if proc.returncode != 0:
-        raise ToolFailed(f"{' '.join(args[:3])}... failed:\n{proc.stderr[-4000:]}")
-    return proc.stdout
+    return run_tool(args, "install the Arm GNU toolchain")
 
 
 def measure_footprint(model, directory: Path, cc: str = "arm-none-eabi-gcc", size: str = "arm-none-eabi-size",

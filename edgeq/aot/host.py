@@ -42,19 +42,21 @@ def write_sources(model, directory: Path) -> list[Path]:
     return [directory / n for n in model.sources]
 
 
-def _compile(args: list[str]) -> None:
+def run_tool(args: list[str], install_hint: str = "install a C compiler") -> str:
+    """Run a compiler or binutils program; its stdout, or ToolFailed with the end of its stderr."""
     try:
         proc = subprocess.run(args, capture_output=True, text=True)
     except FileNotFoundError as exc:
-        raise ToolFailed(f"{args[0]} not found: install a C compiler") from exc
+        raise ToolFailed(f"{args[0]} not found: {install_hint}") from exc
     if proc.returncode != 0:
         raise ToolFailed(f"{' '.join(args[:3])}... failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout
 
 
 def build_shared_library(model, directory: Path, cflags=("-O3",), cc: str = "gcc") -> Path:
     sources = write_sources(model, directory)
     out = directory / f"lib{model.prefix}.so"
-    _compile([cc, *STRICT_CFLAGS, *cflags, "-shared", "-fPIC", "-I", str(directory),
+    run_tool([cc, *STRICT_CFLAGS, *cflags, "-shared", "-fPIC", "-I", str(directory),
               *map(str, sources), "-o", str(out), "-lm"])
     return out
 
@@ -66,7 +68,7 @@ def build_program(model, directory: Path, cflags=("-O3",), cc: str = "gcc") -> P
                                      in_bytes=", ".join(str(t.nbytes) + "UL" for t in model.inputs),
                                      out_bytes=", ".join(str(t.nbytes) + "UL" for t in model.outputs)))
     out = directory / f"{model.prefix}_driver"
-    _compile([cc, *STRICT_CFLAGS, *cflags, "-I", str(directory), *map(str, sources), str(driver), "-o", str(out),
+    run_tool([cc, *STRICT_CFLAGS, *cflags, "-I", str(directory), *map(str, sources), str(driver), "-o", str(out),
               "-lm"])
     return out
 

@@ -34,7 +34,9 @@ def _frexp_multiplier(real: float) -> tuple[int, int]:
     return wrap32(tflite_round(q * (1 << 31))), shift
 
 
-def logistic_table(input_scale: float, input_zero_point: int) -> tuple[int, ...]:
+def _saturating_q4_table(input_scale: float, input_zero_point: int, finish) -> tuple[int, ...]:
+    """LOGISTIC and TANH share TFLM's int8 front end: saturate outside the input radius, else
+    rescale to Q4.27 and let `finish` apply the function and the output shift."""
     multiplier, left_shift = _frexp_multiplier(float(input_scale) * float(1 << 27))
     radius = calculate_input_radius(4, left_shift, 31)
 
@@ -44,26 +46,18 @@ def logistic_table(input_scale: float, input_zero_point: int) -> tuple[int, ...]
             return -128
         if x >= radius:
             return 127
-        q4 = multiply_by_quantized_multiplier(x, multiplier, left_shift)
-        return rounding_divide_by_pot(logistic(q4, 4), 23) - 128
+        return finish(multiply_by_quantized_multiplier(x, multiplier, left_shift))
 
     return _table(fn)
+
+
+def logistic_table(input_scale: float, input_zero_point: int) -> tuple[int, ...]:
+    return _saturating_q4_table(input_scale, input_zero_point,
+                                lambda q4: rounding_divide_by_pot(logistic(q4, 4), 23) - 128)
 
 
 def tanh_table(input_scale: float, input_zero_point: int) -> tuple[int, ...]:
-    multiplier, left_shift = _frexp_multiplier(float(input_scale) * float(1 << 27))
-    radius = calculate_input_radius(4, left_shift, 31)
-
-    def fn(v: int) -> int:
-        x = v - input_zero_point
-        if x <= -radius:
-            return -128
-        if x >= radius:
-            return 127
-        q4 = multiply_by_quantized_multiplier(x, multiplier, left_shift)
-        return rounding_divide_by_pot(tanh(q4, 4), 24)
-
-    return _table(fn)
+    return _saturating_q4_table(input_scale, input_zero_point, lambda q4: rounding_divide_by_pot(tanh(q4, 4), 24))
 
 
 def _rounding_divide_by_pot16(x: int, exponent: int) -> int:
