@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# The cross compiler and emulator the emulated boards need. Installs them with apt when they are
-# missing and this runs as root; otherwise says what to install and fails.
+# The cross compiler, its C and C++ libraries and the emulator that the emulated boards and the
+# generated projects need. Checked by what they can do (a C and a C++ file compile and link for a
+# Cortex-M, QEMU starts), not by one binary being present: a compiler without newlib or without
+# libstdc++ passes a `command -v` and fails the first C++ harness. Installs with apt when something
+# is missing and this runs as root; otherwise says what to install and fails.
 set -euo pipefail
-packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
-missing=()
-command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi)
-[ -e /usr/lib/arm-none-eabi/newlib/thumb/v7e-m+fp/hard/libc_nano.a ] || \
-  [ -n "$(find /usr/lib/arm-none-eabi -name libc_nano.a -print -quit 2>/dev/null)" ] || missing+=(libnewlib-arm-none-eabi)
-command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
-[ ${#missing[@]} -eq 0 ] && exit 0
+packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+capable() {
+  command -v arm-none-eabi-gcc >/dev/null && command -v arm-none-eabi-g++ >/dev/null || return 1
+  command -v qemu-system-arm >/dev/null || return 1
+  qemu-system-arm -machine help 2>/dev/null | grep -q mps2-an386 || return 1
+  local flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 --specs=nano.specs --specs=nosys.specs)
+  printf '#include <stdint.h>\n#include <string.h>\nint main(void){char b[4];memset(b,0,4);return (int)b[0]+(int)INT8_MAX;}\n' > "$work/c.c"
+  printf '#include <cstdint>\n#include <cstring>\nstruct S{S(){}};static S s;\nint main(){return static_cast<int>(std::int8_t{1});}\n' > "$work/cxx.cc"
+  arm-none-eabi-gcc "${flags[@]}" "$work/c.c" -o "$work/c.elf" >/dev/null 2>&1 || return 1
+  arm-none-eabi-g++ "${flags[@]}" -fno-exceptions -fno-rtti "$work/cxx.cc" -o "$work/cxx.elf" >/dev/null 2>&1 || return 1
+}
+
+capable && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-  echo "edgeq: installing ${missing[*]} (apt)"
+  echo "edgeq: installing ${packages[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  capable || { echo "edgeq: the ARM toolchain still cannot build a C and a C++ file for Cortex-M4" >&2; exit 1; }
 else
-  echo "edgeq: missing ${missing[*]}; install them with: sudo apt-get install ${packages[*]}" >&2
+  echo "edgeq: the ARM toolchain cannot build for Cortex-M; install: sudo apt-get install ${packages[*]}" >&2
   exit 1
 fi
