@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgeq import codegen  # noqa: E402
-from edgeq.build import build  # noqa: E402
-from edgeq.connect import device_link  # noqa: E402
+from edgeq.device.loop import measure_run  # noqa: E402
+from edgeq.device.build import build  # noqa: E402
+from edgeq.device.connect import device_link  # noqa: E402
+from edgeq.device.measure import measure  # noqa: E402
 from edgeq.graph import read_graph  # noqa: E402
-from edgeq.measure_device import measure  # noqa: E402
-from edgeq.pipeline import measure_run  # noqa: E402
 from edgeq.profiles import get_profile  # noqa: E402
 
 BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
@@ -50,7 +50,7 @@ DIGITS = REPO / "examples" / "digits" / "artifacts"
 
 def digits() -> tuple[bytes, np.ndarray]:
     """The digits example quantized to int8 and its validation images."""
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
     from edgeq.load import load_dataset, load_model
 
     if not (DIGITS / "digits.keras").is_file():

@@ -3,8 +3,8 @@
     python bench/fit_cost_model.py [--samples 3] [--boards qemu-mps2-an386,...] [--refit]
 
 Builds edgeq-c firmware for a set of models on each board, runs it in qemu-system-arm -icount
-shift=0, takes the median instructions per inference, and fits `edgeq.costmodel.Coefficients` per
-board by non-negative least squares (edgeq.costmodel.fit_board). Models: the digits example (int8;
+shift=0, takes the median instructions per inference, and fits `edgeq.measure.costmodel.Coefficients` per
+board by non-negative least squares (edgeq.measure.costmodel.fit_board). Models: the digits example (int8;
 trained first if its artifacts are missing), small synthetic Keras models that each stress one
 kind of op (conv, depthwise, fully connected, pooling) in int8, int16x8, float32 and int4 weights
 (float32 not on the AN385, which has no FPU), and the MLPerf Tiny models (int8 and float32) from
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from edgeq import costmodel  # noqa: E402
+from edgeq.measure import costmodel  # noqa: E402
 
 BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
 MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
@@ -67,8 +67,8 @@ def _keras_models():
 
 
 def synthetic_models(work: Path) -> list[tuple[str, bytes]]:
-    from edgeq.calibrate import quantize_int4_weights
-    from edgeq.convert import convert
+    from edgeq.convert.calibrate import quantize_int4_weights
+    from edgeq.convert.converter import convert
     from edgeq.load import load_model, random_dataset
 
     out = []
@@ -99,11 +99,11 @@ def all_models(work: Path) -> list[tuple[str, bytes]]:
 def measure_instructions(name: str, tflite: bytes, board: str, work: Path, samples: int) -> float:
     """Median instructions per inference of edgeq-c firmware for `tflite` on a QEMU board."""
     from edgeq import codegen
-    from edgeq.build import build
-    from edgeq.connect import device_link
+    from edgeq.device.loop import measure_run
+    from edgeq.device.build import build
+    from edgeq.device.connect import device_link
+    from edgeq.device.measure import measure
     from edgeq.graph import read_graph
-    from edgeq.measure_device import measure
-    from edgeq.pipeline import measure_run
     from edgeq.profiles import get_profile
 
     profile = get_profile(board)

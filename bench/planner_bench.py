@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from edgeq.plan import PlanDoesNotFit, PlanRequest, format_plan_table, run_plan  # noqa: E402
 from edgeq.profiles import get_profile  # noqa: E402
-from edgeq.report import kb  # noqa: E402
+from edgeq.units import format_bytes as kb  # noqa: E402
 
 MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
 DIGITS = REPO / "examples" / "digits" / "artifacts"

@@ -118,7 +118,7 @@ def format_table(rows: list[Row]) -> str:
 
 def digits_tflite() -> bytes:
     """The digits example quantized to int8, trained first when its artifacts are missing."""
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
     from edgeq.load import load_dataset, load_model
 
     model_path, calib = DIGITS / "digits.keras", DIGITS / "calib.npz"
@@ -193,7 +193,7 @@ def quiet_stderr():
 
 
 def measure(name: str, tflite: bytes, runs: int, mlperf: bool) -> Row:
-    from edgeq.measure import tflm_arena
+    from edgeq.measure.interpreters import tflm_arena
 
     with quiet_stderr():
         tflm_total = tflm_arena(tflite).total_bytes

@@ -26,6 +26,39 @@ NUMPY_DTYPES = {
 }
 
 
+# TFLite stores INT4 tensors packed: two signed nibbles a byte, the lower index in the low nibble.
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """Two signed 4-bit values a byte, the lower index in the low nibble; an odd count pads 0."""
+    v = np.asarray(values).ravel()
+    if v.size and not np.issubdtype(v.dtype, np.integer):
+        raise BadInput(f"int4 values must be integers, got dtype {v.dtype}")
+    outside = np.flatnonzero((v < -8) | (v > 7))
+    if outside.size:
+        i = int(outside[0])
+        raise BadInput(f"int4 values must lie in [-8, 7]: value {int(v[i])} at index {i}")
+    if v.size % 2:
+        v = np.append(v, 0)
+    nibbles = (v.astype(np.int16) & 0xF).astype(np.uint8)
+    return nibbles[0::2] | (nibbles[1::2] << 4)
+
+
+def unpack_int4(packed: np.ndarray | bytes, count: int) -> np.ndarray:
+    """The inverse of pack_int4: `count` int8 values, sign-extended from their nibbles."""
+    if isinstance(packed, (bytes, bytearray, memoryview)):
+        packed = np.frombuffer(packed, np.uint8)
+    p = np.asarray(packed).ravel()
+    if p.dtype not in (np.uint8, np.int8):
+        raise BadInput(f"packed int4 data must be bytes (uint8 or int8), got dtype {p.dtype}")
+    p = p.view(np.uint8)
+    if count < 0 or 2 * p.size < count:
+        raise BadInput(f"int4 data of {p.size} bytes cannot hold {count} values")
+    out = np.empty(2 * p.size, np.int8)
+    out[0::2] = (p << 4).view(np.int8) >> 4  # shift the low nibble up so >> sign-extends it
+    out[1::2] = p.view(np.int8) >> 4
+    return out[:count]
+
+
 @dataclass(frozen=True)
 class Tensor:
     index: int
@@ -61,8 +94,6 @@ class Tensor:
         if self.data is None:
             raise ValueError(f"tensor {self.index} '{self.name}' is not a constant")
         if self.type == "INT4":
-            from edgeq.quant import unpack_int4
-
             return unpack_int4(np.frombuffer(self.data, np.uint8), self.element_count).reshape(self.shape)
         return np.frombuffer(self.data, NUMPY_DTYPES[self.type]).reshape(self.shape)
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeq import console
 from edgeq.errors import BadInput
+from edgeq.graph import read_graph
 
 FORMATS = ("keras", "h5", "saved_model", "tflite")
 
@@ -63,6 +65,18 @@ def file_sha256(path: Path) -> str:
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+def arrays_sha256(*arrays: np.ndarray | None) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
     return h.hexdigest()
 
 
@@ -122,8 +136,6 @@ def load_model(path: str | Path) -> Model:
     fmt = detect_format(path)
     common = dict(path=path, format=fmt, name=path.stem if path.is_file() else path.name, sha256=file_sha256(path))
     if fmt == "tflite":
-        from edgeq.graph import read_graph
-
         data = path.read_bytes()
         graph = read_graph(data, str(path))
         inp = _single(graph.input_tensors(), path, "input")
@@ -235,3 +247,20 @@ def random_dataset(model_input: TensorSpec, count: int = 100, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     x = rng.random((count, *model_input.shape)).astype(model_input.dtype)
     return Dataset(x=x, y=None, source=f"random uniform [0, 1) inputs (seed {seed})", synthetic=True)
+
+
+def load_data(model: Model, data: str | None, val: str | None) -> tuple[Dataset, Dataset]:
+    """The calibration and validation sets for `model`; without them, random inputs and a loud warning."""
+    if data is not None:
+        calibration = load_dataset(data, model.input)
+    else:
+        calibration = random_dataset(model.input)
+        console.warn("no calibration data given (--data): calibrating on random uniform [0, 1) inputs. "
+                     "Quantization ranges, and so accuracy, will be poor unless real inputs look like that.")
+    if val is not None:
+        validation = load_dataset(val, model.input)
+    else:
+        validation = calibration
+        console.warn("no validation data given (--val): figures are measured on the calibration inputs, "
+                     "without labels, so no accuracy can be claimed.")
+    return calibration, validation

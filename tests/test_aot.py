@@ -15,8 +15,15 @@ import numpy as np
 import pytest
 
 from edgeq.aot import compile_model
-from edgeq.aot.host import STRICT_CFLAGS, HostModel, build_program, build_shared_library, run_program, write_sources
 from edgeq.aot.footprint import measure_footprint
+from edgeq.aot.host import (
+    STRICT_CFLAGS,
+    HostModel,
+    build_program,
+    build_shared_library,
+    run_program,
+    write_sources,
+)
 from edgeq.aot.memory import check_plan
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
@@ -411,6 +418,29 @@ def test_every_runtime_kernel_compiles_strictly_for_cortex_m4(tmp_path):
         proc = subprocess.run([ARM_GCC, *STRICT_CFLAGS, "-mcpu=cortex-m4", "-mthumb", "-Os", "-I", str(RUNTIME_DIR),
                                "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], capture_output=True, text=True)
         assert proc.returncode == 0, f"{src.name}:\n{proc.stderr}"
+
+
+@needs_gcc
+def test_every_runtime_header_stands_alone_and_links_from_two_files(tmp_path):
+    """Kernels share their loops through headers (eq_window.h, eq_broadcast.h, ...): each must
+    compile on its own, survive a second include, and define nothing but static inline
+    functions, or two kernel files that include it would not link."""
+    from edgeq.resources import RUNTIME_DIR
+
+    headers = sorted(p.name for p in RUNTIME_DIR.glob("eq_*.h"))
+    assert {"eq_window.h", "eq_broadcast.h", "eq_affine.h"} <= set(headers)
+    for header in headers:  # self-contained: each one first in its own file
+        src = tmp_path / f"only_{header[:-2]}.c"
+        src.write_text(f'#include "{header}"\n#include "{header}"\nint eq_test_unit;\n')
+        proc = subprocess.run(["gcc", *STRICT_CFLAGS, "-I", str(RUNTIME_DIR), "-c", str(src), "-o",
+                               str(tmp_path / f"{src.stem}.o")], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{header}:\n{proc.stderr}"
+    includes = "".join(f'#include "{h}"\n' for h in headers)
+    (tmp_path / "a.c").write_text(includes + "int eq_test_a(void);\nint eq_test_a(void) { return 0; }\n")
+    (tmp_path / "b.c").write_text(includes + "int eq_test_a(void);\nint main(void) { return eq_test_a(); }\n")
+    proc = subprocess.run(["gcc", *STRICT_CFLAGS, "-I", str(RUNTIME_DIR), str(tmp_path / "a.c"), str(tmp_path / "b.c"),
+                           "-o", str(tmp_path / "two"), "-lm"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 @needs_arm

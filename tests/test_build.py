@@ -14,7 +14,14 @@ import pytest
 
 import edgeq
 from edgeq import codegen
-from edgeq.build import MemoryUse, Overflow, build, parse_overflow, parse_size_output, read_manifest
+from edgeq.device.build import (
+    MemoryUse,
+    Overflow,
+    build,
+    parse_overflow,
+    parse_size_output,
+    read_manifest,
+)
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.profiles import get_profile
@@ -30,7 +37,7 @@ SIZE_OUTPUT = """   text\t   data\t    bss\t    dec\t    hex\tfilename
 
 @pytest.fixture(scope="module")
 def int8_tflite(small_cnn_path, small_data) -> bytes:
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
     from edgeq.load import load_dataset, load_model
 
     model = load_model(small_cnn_path)
@@ -137,7 +144,7 @@ def test_host_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path):
 @needs_arm
 def test_cortex_m_build_reports_flash_and_ram_used_with_the_arena_and_stack_in_ram(int8_tflite, tmp_path):
     from edgeq.aot import compile_model
-    from edgeq.boards import board_params_for
+    from edgeq.codegen.boards import board_params_for
 
     profile = get_profile("qemu-mps2-an386")
     project = write_project(tmp_path, profile, int8_tflite)

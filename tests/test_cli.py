@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ REPORT_KEYS = ["model.sha256", "profile.name", "quantization.mode", "size.tflite
 
 
 def edgeq(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeq.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=600)
 
 
@@ -52,7 +52,7 @@ def test_deploy_keeps_tensorflow_log_noise_out_of_the_terminal(deployed):
 def test_report_json_has_the_documented_keys(deployed):
     _, out = deployed
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     for key in REPORT_KEYS:
         lookup(report, key)
     assert report["profile"]["name"] == "qemu-mps2-an386" and report["quantization"]["mode"] == "int8"
@@ -60,7 +60,7 @@ def test_report_json_has_the_documented_keys(deployed):
 
 
 def test_reported_arena_is_the_recording_allocators_total_for_the_produced_model(deployed):
-    from edgeq.measure import tflm_arena
+    from edgeq.measure.interpreters import tflm_arena
 
     _, out = deployed
     report = json.loads((out / "report.json").read_text())
@@ -159,7 +159,7 @@ def test_stage_commands_convert_measure_and_generate_chain(tmp_path, small_cnn_p
     tflite = tmp_path / "m_int8.tflite"
     assert edgeq("convert", small_cnn_path, "--quant", "int8", "--data", small_data["calib"],
                  "--out", tflite).returncode == 0
-    measured = edgeq("measure", tflite, "--device", "nucleo-l4r5zi", "--val", small_data["val"], "--json")
+    measured = edgeq("evaluate", tflite, "--device", "nucleo-l4r5zi", "--val", small_data["val"], "--json")
     assert measured.returncode == 0, measured.stderr
     assert json.loads(measured.stdout)["tflm_arena_bytes"] > 0
     generated = edgeq("generate", tflite, "--device", "pixel-8", "--out", tmp_path / "fw")
@@ -186,3 +186,79 @@ def test_deploy_without_a_mode_deploys_the_planners_choice_and_keeps_plan_json(t
     chosen = next(c for c in plan["candidates"] if c["chosen"])
     report = json.loads((out / "report.json").read_text())
     assert report["quantization"]["plan"]["candidate"] == chosen["name"]
+
+
+def test_an_unknown_quantization_mode_is_refused_before_the_model_loads_listing_the_valid_ones(tmp_path):
+    done = edgeq("convert", tmp_path / "absent.keras", "--quant", "int9", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "int9" in done.stderr and "int16x8" in done.stderr and "absent.keras" not in done.stderr
+
+
+def test_an_unknown_runtime_is_refused_listing_the_valid_ones(tmp_path):
+    done = edgeq("deploy", tmp_path / "absent.keras", "--device", "host", "--runtime", "tensorrt", cwd=tmp_path)
+    assert done.returncode == 2 and "edgeq-c" in done.stderr
+
+
+def test_measure_refuses_a_tflite_and_names_the_command_that_takes_it(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\0" * 16)
+    done = edgeq("measure", model, cwd=tmp_path)
+    assert done.returncode == 2 and "edgeq evaluate" in done.stderr
+
+
+def test_a_missing_float_model_is_bad_input_not_an_internal_error(tmp_path, small_cnn_path, small_data):
+    assert edgeq("convert", small_cnn_path, "--quant", "fp32", "--out", tmp_path / "m.tflite").returncode == 0
+    done = edgeq("evaluate", tmp_path / "m.tflite", "--device", "host", "--val", small_data["val"],
+                 "--float", tmp_path / "absent.tflite", cwd=tmp_path)
+    assert done.returncode == 2 and "absent.tflite" in done.stderr
+
+
+def test_convert_and_generate_print_their_facts_as_json(tmp_path, small_cnn_path, small_data):
+    converted = edgeq("convert", small_cnn_path, "--quant", "int8", "--data", small_data["calib"],
+                      "--out", tmp_path / "m_int8.tflite", "--json")
+    assert converted.returncode == 0 and json.loads(converted.stdout)["mode"] == "int8"
+    generated = edgeq("generate", tmp_path / "m_int8.tflite", "--device", "qemu-mps2-an386", "--runtime", "edgeq-c",
+                      "--out", tmp_path / "fw", "--json")
+    assert generated.returncode == 0, generated.stderr
+    facts = json.loads(generated.stdout)
+    assert facts["runtime"] == "edgeq-c" and "main.c" in facts["files"]
+    assert (tmp_path / "fw" / "edgeq.log").is_file()
+
+
+def test_a_users_profile_folder_is_searched_and_a_bad_profile_names_its_file_and_key(tmp_path):
+    import yaml
+
+    from edgeq.resources import PROFILE_DIR
+
+    board = yaml.safe_load((PROFILE_DIR / "qemu-mps2-an386.yaml").read_text())
+    board["name"] = "my-board"
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "my-board.yaml").write_text(yaml.safe_dump(board))
+    env = dict(os.environ, EDGEQ_PROFILE_PATH=str(tmp_path / "boards"))
+    shown = subprocess.run([sys.executable, "-m", "edgeq", "profiles", "show", "my-board"], capture_output=True,
+                           text=True, env=env, cwd=tmp_path)
+    assert shown.returncode == 0 and "my-board" in shown.stdout
+    board["clock_mhz"] = "fast"
+    (tmp_path / "boards" / "my-board.yaml").write_text(yaml.safe_dump(board))
+    bad = subprocess.run([sys.executable, "-m", "edgeq", "profiles"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert bad.returncode == 2 and "my-board.yaml" in bad.stderr and "clock_mhz" in bad.stderr
+
+
+def test_an_interrupted_deploy_exits_130_and_leaves_no_report(tmp_path, small_cnn_path, small_data):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeq", "deploy", str(small_cnn_path), "--device", "host",
+                             "--quant", "int8", "--data", str(small_data["calib"]), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "edgeq.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the load or the conversion
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert not (out / "report.json").exists()

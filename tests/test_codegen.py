@@ -24,29 +24,29 @@ import numpy as np
 import pytest
 
 import edgeq
+from edgeq.csource import HEX_BYTES_PER_LINE
 from edgeq.codegen import (
-    hello_payload,
-    HEX_BYTES_PER_LINE,
     arena_size_with_margin,
     c_byte_array,
     cortex_m_tflm_target,
+    hello_payload,
     render_litert_harness,
     render_model_data,
     render_tflm_project,
     validate_symbol,
 )
-from edgeq.errors import BadInput
-from edgeq.graph import read_graph
-from edgeq.measure import run_tflm, tflm_arena
-from edgeq.quant import params_from_tensor, quantize
-from edgeq.resources import RUNTIME_DIR
-from edgeq.tflm_ops import (
+from edgeq.codegen.tflm_ops import (
     BUILTIN_RESOLVER_METHODS,
     RESOLVER_METHODS,
     check_tflm_ops,
     tflm_resolver_method,
     unsupported_ops,
 )
+from edgeq.errors import BadInput
+from edgeq.graph import read_graph
+from edgeq.measure.interpreters import run_tflm, tflm_arena
+from edgeq.quant import params_from_tensor, quantize
+from edgeq.resources import RUNTIME_DIR
 
 INPUT_SHAPE = (8, 8, 3)
 CLASSES = 10
@@ -494,7 +494,7 @@ def tflm_dir() -> Path:
 @pytest.fixture(scope="module")
 def build_tflm_firmware(tflm_dir, tmp_path_factory):
     """make in a folder holding the project and the host board support; returns the program."""
-    from edgeq.boards import BoardParams, render_board
+    from edgeq.codegen.boards import BoardParams, render_board
 
     host = BoardParams(board="host", family="host", cpu="x86-64", fpu=True, clock_hz=1_000_000_000, cflags=(),
                        cycles_unit="ns")

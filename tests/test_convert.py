@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeq.convert import convert
+from edgeq.convert.converter import convert
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
 from edgeq.load import load_dataset, load_model

@@ -8,8 +8,20 @@ import shutil
 import numpy as np
 import pytest
 
-from edgeq.costmodel import (DEFAULTS, FITTED_TABLE, MAC_OPS, Coefficients, OpWork, Sample, coefficients_for,
-                             estimate_cycles, fit_board, fit_coefficients, read_fitted_table, table_samples)
+from edgeq.measure.costmodel import (
+    DEFAULTS,
+    FITTED_TABLE,
+    MAC_OPS,
+    Coefficients,
+    OpWork,
+    Sample,
+    coefficients_for,
+    estimate_cycles,
+    fit_board,
+    fit_coefficients,
+    read_fitted_table,
+    table_samples,
+)
 from edgeq.profiles import get_profile
 
 QEMU_BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
@@ -130,7 +142,7 @@ def test_the_chosen_candidate_is_measured_on_qemu_within_30_percent_of_its_estim
 
 
 def test_tflm_on_an_emulated_board_is_costed_in_the_same_units_as_fitted_edgeq_c():
-    from edgeq.costmodel import TFLM_OVER_EDGEQ_C, coefficients_for
+    from edgeq.measure.costmodel import TFLM_OVER_EDGEQ_C, coefficients_for
     from edgeq.profiles import get_profile
 
     profile = get_profile("qemu-mps2-an386")

@@ -27,15 +27,23 @@ import numpy as np
 import pytest
 
 from edgeq import codegen
-from edgeq.build import build
-from edgeq.connect import device_link, qemu_link, start_qemu
+from edgeq.device.loop import cycles_unit, measure_run
+from edgeq.device.build import build
+from edgeq.device.connect import device_link, qemu_link, start_qemu
+from edgeq.device.measure import FirmwareMismatch, device_inputs, measure
 from edgeq.errors import ToolFailed
 from edgeq.graph import read_graph
-from edgeq.measure import run_tflm
-from edgeq.measure_device import FirmwareMismatch, device_inputs, measure
-from edgeq.pipeline import cycles_unit, measure_run
+from edgeq.measure.interpreters import run_tflm
 from edgeq.profiles import get_profile
-from edgeq.protocol import RESULT, FrameDecoder, LinkError, LinkTimeout, ProtocolError, TensorInfo, encode_frame
+from edgeq.protocol import (
+    RESULT,
+    FrameDecoder,
+    LinkError,
+    LinkTimeout,
+    ProtocolError,
+    TensorInfo,
+    encode_frame,
+)
 from edgeq.resources import REPO_ROOT
 
 EMULATED = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505"]
@@ -58,7 +66,7 @@ class Digits:
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory) -> Digits:
     """The digits example converted to int8 with its calibration set (trained first when absent)."""
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
     from edgeq.load import load_dataset, load_model
 
     artifacts = DIGITS / "artifacts"
@@ -152,7 +160,7 @@ def test_digits_on_the_device_is_bit_exact_with_tflite_micro_and_as_accurate_as_
 def test_instruction_counts_repeat_from_run_to_run_to_within_one_systick_tick(digits, firmware, tmp_path):
     # The UART wait before each inference runs a host-timed number of instructions, so where the
     # inference starts within a SysTick period varies: the count is exact to one tick.
-    from edgeq.boards import board_params_for
+    from edgeq.codegen.boards import board_params_for
 
     profile = get_profile("qemu-mps2-an505")
     counts = []
@@ -234,7 +242,7 @@ class Proxy:
 
 def _through_proxy(firmware, digits, tmp_path, mangle, count=40, **run_changes):
     """Measures `count` digits through a proxy; returns (summary or exception, journal lines, QEMU)."""
-    from edgeq.connect import open_link
+    from edgeq.device.connect import open_link
 
     project = firmware["qemu-mps2-an386"]
     run = run_for("qemu-mps2-an386", project, digits.x[:count], digits.y[:count], tmp_path / "measure.jsonl",
@@ -366,7 +374,7 @@ def test_a_busy_tcp_port_is_refused_naming_it(firmware, tmp_path):
 # ---- the command line ----------------------------------------------------------------------------------
 
 def edgeq(*args, env=None, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeq.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True,
                           timeout=600, env=env, **popen)
 
 
@@ -376,7 +384,7 @@ def test_qemu_killed_mid_run_exits_4_keeps_the_samples_and_resume_finishes_the_r
     project = firmware["qemu-mps2-an386"]
     out = tmp_path / "out"
     val = digits.artifacts / "val.npz"
-    command = [sys.executable, "-m", "edgeq.cli", "measure", str(project), "--val", str(val), "--out", str(out)]
+    command = [sys.executable, "-m", "edgeq", "measure", str(project), "--val", str(val), "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = out / "measure.jsonl"
     deadline = time.monotonic() + 120

@@ -11,10 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from edgeq.errors import BadInput, ToolFailed
-from edgeq.flash import (
-    RUNNERS, FlashOptions, Images, NrfjprogRunner, OpenocdRunner, QemuRunner, flash, run_tool, runner_for,
+from edgeq.device.flash import (
+    RUNNERS,
+    FlashOptions,
+    Images,
+    NrfjprogRunner,
+    OpenocdRunner,
+    QemuRunner,
+    flash,
+    run_tool,
+    runner_for,
 )
+from edgeq.errors import BadInput, ToolFailed
 from edgeq.profiles import get_profile
 
 FW = Path("/fw")
@@ -143,7 +151,7 @@ def test_a_tool_that_fails_is_reported_with_its_exit_code_and_output():
 
 def test_flash_dry_run_from_the_command_line_prints_the_profiles_tool(tmp_path, small_cnn_path, small_data):
     tflite = tmp_path / "m_int8.tflite"
-    cli = [sys.executable, "-m", "edgeq.cli"]
+    cli = [sys.executable, "-m", "edgeq"]
     subprocess.run([*cli, "convert", small_cnn_path, "--quant", "int8", "--data", small_data["calib"], "--out",
                     tflite], check=True, capture_output=True, timeout=600)
     subprocess.run([*cli, "generate", tflite, "--device", "nucleo-l4r5zi", "--runtime", "edgeq-c", "--out",

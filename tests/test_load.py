@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from edgeq.errors import BadInput
-from edgeq.load import TensorSpec, check_dataset, load_dataset, load_model, random_dataset
+from edgeq.load import (
+    TensorSpec,
+    check_dataset,
+    load_dataset,
+    load_model,
+    random_dataset,
+)
 
 SPEC = TensorSpec((8, 8, 1), "float32")
 
@@ -37,7 +43,7 @@ def test_saved_model_directory_loads(tmp_path, small_cnn_path):
 
 
 def test_float_tflite_loads(tmp_path, small_cnn_path):
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
 
     path = tmp_path / "m.tflite"
     path.write_bytes(convert(load_model(small_cnn_path), "fp32"))

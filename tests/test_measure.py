@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from edgeq.load import Dataset
-from edgeq.measure import Outputs, compare, parse_arena_report, run_litert, tflm_arena
+from edgeq.measure.interpreters import (
+    Outputs,
+    compare,
+    parse_arena_report,
+    run_litert,
+    tflm_arena,
+)
 
 # TFLM's recording allocator on a 64-bit host, as shared/models/README.md lists it.
 MLPERF_ARENAS = {"kws_ref_model.tflite": 24_272, "vww_96_int8.tflite": 103_680,
@@ -20,7 +26,7 @@ def test_tflm_arena_equals_the_recording_allocators_total_for_the_reference_mode
 
 
 def test_smallest_arena_is_one_tflm_can_allocate_in_and_16_bytes_less_is_not(shared_models):
-    from edgeq.measure import _allocates_in_child
+    from edgeq.measure.interpreters import _allocates_in_child
 
     tflite = (shared_models / "ad01_int8.tflite").read_bytes()
     smallest = tflm_arena(tflite).smallest_bytes
@@ -51,7 +57,7 @@ def test_accuracy_agreement_and_sqnr_of_a_quantized_classifier():
 
 
 def test_int8_model_runs_in_litert_with_inputs_quantized_by_its_own_parameters(small_cnn_path, small_data):
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
     from edgeq.load import load_dataset, load_model
 
     model = load_model(small_cnn_path)

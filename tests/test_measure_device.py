@@ -9,12 +9,18 @@ import json
 import numpy as np
 import pytest
 
-from edgeq.errors import BadInput
-from edgeq.measure import _quantize_input
-from edgeq.measure_device import (
-    FirmwareMismatch, Journal, Sample, check_firmware, device_inputs, summarize,
+from edgeq.deploy import with_device_results
+from edgeq.device.loop import DeviceRun, device_unreachable
+from edgeq.device.measure import (
+    FirmwareMismatch,
+    Journal,
+    Sample,
+    check_firmware,
+    device_inputs,
+    summarize,
 )
-from edgeq.pipeline import DeviceRun, device_unreachable, with_device_results
+from edgeq.errors import BadInput
+from edgeq.measure.interpreters import _quantize_input
 from edgeq.profiles import get_profile
 from edgeq.protocol import HelloInfo, TensorInfo
 from edgeq.report import format_measure
@@ -157,8 +163,8 @@ def test_deploy_reaches_emulated_boards_and_the_host_and_real_boards_only_with_a
 
 def test_report_gains_the_measured_figures_and_why_the_device_was_skipped():
     report = {"memory": {"flash_used_bytes": None, "ram_used_bytes": None}, "measure": None}
-    skipped = with_device_results(report, None, "no port")
+    skipped = with_device_results(report, get_profile("qemu-mps2-an386"), None, "no port")
     assert skipped["device"] == {"status": "skipped", "reason": "no port"} and skipped["measure"] is None
-    measured = with_device_results(report, DeviceRun(measure=figures()))
+    measured = with_device_results(report, get_profile("qemu-mps2-an386"), DeviceRun(measure=figures()))
     assert measured["device"]["status"] == "measured" and measured["measure"]["bit_exact_fraction"] == 0.75
     assert report["measure"] is None  # the input report is left as it was

@@ -9,22 +9,17 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from edgeq.aot.memory import (
+from edgeq.aot.lifetimes import (
     DEPTHWISE_CHANNEL,
     ELEMENTWISE,
     IN_PLACE_KINDS,
     POINTWISE_PIXEL,
     WINDOW_ROWS,
-    Buffer,
-    InPlace,
-    MemoryPlan,
-    PlanError,
     buffers_from_graph,
-    check_plan,
     in_place_rules,
-    plan_memory,
     reshape_aliases,
 )
+from edgeq.aot.memory import Buffer, InPlace, MemoryPlan, PlanError, check_plan, plan_memory
 from edgeq.graph import Graph, Operator, Tensor, read_graph
 
 

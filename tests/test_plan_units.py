@@ -13,7 +13,7 @@ def conv_model(tmp_path_factory):
     """Conv (stride 2, SAME) -> depthwise -> dense, converted to float .tflite."""
     import keras
 
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
     from edgeq.load import load_model
 
     keras.utils.set_random_seed(4)
@@ -32,8 +32,8 @@ def conv_model(tmp_path_factory):
 # ---- cost model -------------------------------------------------------------------------------------
 
 def test_macs_are_counted_from_the_graph(conv_model):
-    from edgeq.costmodel import count_work
     from edgeq.graph import read_graph
+    from edgeq.measure.costmodel import count_work
 
     work = {w.opcode: w for w in count_work(read_graph(conv_model))}
     assert work["CONV_2D"].macs == 5 * 5 * 6 * (3 * 3 * 2)  # out 5x5x6, each a 3x3x2 window
@@ -43,7 +43,14 @@ def test_macs_are_counted_from_the_graph(conv_model):
 
 
 def test_fitting_recovers_the_coefficients_that_made_the_counts():
-    from edgeq.costmodel import DEFAULTS, Coefficients, OpWork, Sample, estimate_cycles, fit_coefficients
+    from edgeq.measure.costmodel import (
+        DEFAULTS,
+        Coefficients,
+        OpWork,
+        Sample,
+        estimate_cycles,
+        fit_coefficients,
+    )
 
     truth = Coefficients({"int8": 1.7, "fp32": 5.5}, {"int8": 2.0, "fp32": 3.0}, 800.0, 3000.0)
     rng = np.random.default_rng(5)
@@ -67,7 +74,7 @@ def test_fitting_recovers_the_coefficients_that_made_the_counts():
 
 
 def test_latency_scales_with_the_clock():
-    from edgeq.costmodel import OpWork, estimate_ms
+    from edgeq.measure.costmodel import OpWork, estimate_ms
     from edgeq.profiles import get_profile
 
     work = [OpWork(0, "CONV_2D", "int8", macs=1_000_000)]
@@ -78,7 +85,7 @@ def test_latency_scales_with_the_clock():
 # ---- calibration and transforms ------------------------------------------------------------------
 
 def test_a_rewritten_range_becomes_the_int8_scale(conv_model):
-    from edgeq import calibrate
+    from edgeq.convert import calibrate
     from edgeq.graph import read_graph
 
     x = np.random.default_rng(6).random((40, 9, 9, 2), dtype=np.float32)
@@ -97,8 +104,12 @@ def test_a_rewritten_range_becomes_the_int8_scale(conv_model):
 
 def test_the_linear_response_is_the_interpreters_convolution(conv_model):
     """linear_response (used for the bias-correction shift) against LiteRT's CONV_2D on one input."""
+    from edgeq.convert.transforms import (
+        float_constant,
+        linear_response,
+        replace_constants,
+    )
     from edgeq.graph import read_graph
-    from edgeq.transforms import float_constant, linear_response, replace_constants
 
     graph = read_graph(conv_model)
     conv = graph.operators[0]
@@ -107,7 +118,7 @@ def test_the_linear_response_is_the_interpreters_convolution(conv_model):
     # LiteRT with a zero bias and the ReLU cut off by a huge positive bias shift instead:
     # y = relu(conv(x) + 1000) - 1000 = conv(x) for every value above -1000.
     no_relu = replace_constants(conv_model, {conv.inputs[2]: np.full(6, 1000.0, np.float32)})
-    from edgeq.calibrate import trace
+    from edgeq.convert.calibrate import trace
 
     out_name = graph.tensors[conv.outputs[0]].name
     y = next(trace(no_relu, x))[out_name][0] - 1000.0
@@ -116,9 +127,14 @@ def test_the_linear_response_is_the_interpreters_convolution(conv_model):
 
 
 def test_bias_correction_removes_the_mean_shift_of_weight_quantization(conv_model):
-    from edgeq import calibrate
+    from edgeq.convert import calibrate
+    from edgeq.convert.transforms import (
+        correct_bias,
+        dequantized_weights,
+        float_constant,
+        linear_response,
+    )
     from edgeq.graph import read_graph
-    from edgeq.transforms import correct_bias, dequantized_weights, float_constant, linear_response
 
     x = np.random.default_rng(8).random((64, 9, 9, 2), dtype=np.float32) + 0.5  # a mean far from zero
     quantized = calibrate.quantize_int8(calibrate.calibrate(conv_model, x), per_channel=False)
@@ -146,12 +162,12 @@ def test_tflms_recorded_arena_already_holds_the_int4_unpack_buffer(tmp_path):
     recording allocator counts it, so the planner must not add it a second time."""
     import keras
 
-    from edgeq import calibrate
-    from edgeq.convert import convert
+    from edgeq.convert import calibrate
+    from edgeq.convert.converter import convert
     from edgeq.graph import read_graph
     from edgeq.load import load_model
-    from edgeq.measure import tflm_arena
-    from edgeq.plan_eval import _int4_unpack_bytes
+    from edgeq.measure.interpreters import tflm_arena
+    from edgeq.plan.evaluate import _int4_unpack_bytes
 
     keras.utils.set_random_seed(9)
     keras.Sequential([keras.Input((512,)), keras.layers.Dense(64)]).save(tmp_path / "fc.keras")
@@ -169,8 +185,8 @@ def test_tflms_recorded_arena_already_holds_the_int4_unpack_buffer(tmp_path):
 # ---- selection --------------------------------------------------------------------------------------
 
 def _candidate(name: str, latency: float, sqnr: float, flash: int = 1000, drop: float | None = None):
+    from edgeq.plan.evaluate import Spec
     from edgeq.plan import Candidate
-    from edgeq.plan_eval import Spec
 
     spec = Spec("fp16") if name == "fp16" else Spec("int8", calibration=name)
     return Candidate(spec, record={"sqnr_db": sqnr, "accuracy": None}, runtime="litert", flash_bytes=flash,
@@ -178,7 +194,7 @@ def _candidate(name: str, latency: float, sqnr: float, flash: int = 1000, drop: 
 
 
 def test_latency_within_the_tie_margin_goes_to_the_candidate_closer_to_float():
-    from edgeq.plan_search import select
+    from edgeq.plan.search import select
 
     fast, close = _candidate("minmax", 1.00, 35.0), _candidate("fp16", 1.08, 80.0)
     assert select([fast, close], "latency") is close
@@ -186,7 +202,7 @@ def test_latency_within_the_tie_margin_goes_to_the_candidate_closer_to_float():
 
 
 def test_latency_beyond_the_tie_margin_wins_over_fidelity():
-    from edgeq.plan_search import select
+    from edgeq.plan.search import select
 
     fast, close = _candidate("minmax", 1.00, 35.0), _candidate("fp16", 1.20, 80.0)
     assert select([fast, close], "latency") is fast
@@ -194,7 +210,7 @@ def test_latency_beyond_the_tie_margin_wins_over_fidelity():
 
 
 def test_a_latency_measured_on_the_board_ranks_over_the_estimate():
-    from edgeq.plan_search import select
+    from edgeq.plan.search import select
 
     fast_on_paper, fast_on_board = _candidate("minmax", 1.00, 35.0), _candidate("fp16", 1.05, 35.0)
     fast_on_paper.latency_ms_ranked, fast_on_board.latency_ms_ranked = 2.0, 1.0
@@ -203,21 +219,21 @@ def test_a_latency_measured_on_the_board_ranks_over_the_estimate():
 
 
 def test_a_gain_in_accuracy_over_float_counts_as_no_loss():
-    from edgeq.plan_search import select
+    from edgeq.plan.search import select
 
     lucky, faithful = _candidate("minmax", 1.0, 30.0, drop=-0.5), _candidate("mse", 1.0, 40.0, drop=0.0)
     assert select([lucky, faithful], "accuracy") is faithful
 
 
 def test_the_size_objective_takes_the_smallest():
-    from edgeq.plan_search import select
+    from edgeq.plan.search import select
 
     big, small = _candidate("minmax", 1.0, 40.0, flash=2000), _candidate("mse", 2.0, 30.0, flash=1000)
     assert select([big, small], "size") is small
 
 
 def test_sizes_are_read_in_binary_units():
-    from edgeq.plan import parse_bytes
+    from edgeq.units import parse_bytes
 
     assert parse_bytes("256K") == 262144 and parse_bytes("1.5M") == 1572864 and parse_bytes("4096") == 4096
     assert parse_bytes("64 KB") == 65536
@@ -230,7 +246,7 @@ def test_sizes_are_read_in_binary_units():
 def test_a_keras_3_model_is_rebuilt_in_tf_keras_with_the_same_function(tmp_path):
     import keras
 
-    from edgeq.qat import to_tf_keras
+    from edgeq.convert.qat import to_tf_keras
 
     keras.utils.set_random_seed(10)
     inp = keras.Input((8, 8, 1))

@@ -14,7 +14,6 @@ from edgeq.errors import DoesNotFit
 from edgeq.plan import PlanDoesNotFit, PlanRequest, run_plan
 from edgeq.profiles import get_profile
 
-
 # ---- models and data --------------------------------------------------------------------------------
 
 def _balance(model, x: np.ndarray) -> None:
@@ -268,11 +267,11 @@ def test_plan_json_records_every_candidate_with_its_reason(cnn_on_mcu):
 def test_cross_layer_equalization_keeps_the_float_function_and_equalizes_ranges(folder):
     import keras
 
-    from edgeq.convert import convert
+    from edgeq.convert.converter import convert
+    from edgeq.convert.transforms import equalize
     from edgeq.graph import read_graph
     from edgeq.load import Dataset, load_model
-    from edgeq.measure import run_litert
-    from edgeq.transforms import equalize
+    from edgeq.measure.interpreters import run_litert
 
     keras.utils.set_random_seed(3)
     model = keras.Sequential([

@@ -9,15 +9,16 @@ import shutil
 import subprocess
 
 import pytest
+
+from edgeq.units import format_bytes
 import yaml
 
 from edgeq.errors import BadInput
 from edgeq.profiles import (
     DEFAULT_PROFILE,
-    get_profile,
-    human_bytes,
     format_profile,
     format_profile_table,
+    get_profile,
     load_profile_file,
     load_profiles,
     parse_profile,
@@ -342,7 +343,7 @@ def test_the_table_shows_sizes_human_readably(profiles):
     (100, "100 B"),
 ])
 def test_sizes_are_written_in_binary_units(n, text):
-    assert human_bytes(n) == text
+    assert format_bytes(n) == text
 
 
 def test_showing_one_profile_gives_every_fact_about_it(profiles):

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from edgeq.quant.maps import round_half_away_from_zero
+
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
@@ -31,11 +33,7 @@ def f32(x: float) -> float:
 
 def tflite_round(x: float) -> int:
     """std::round: half away from zero (Python's round() is half to even)."""
-    r = math.floor(x)
-    diff = x - r  # exact for doubles
-    if diff > 0.5 or (diff == 0.5 and x > 0):
-        return int(r) + 1
-    return int(r)
+    return int(round_half_away_from_zero(float(x)))
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:

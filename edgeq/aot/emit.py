@@ -8,7 +8,7 @@ import re
 import jinja2
 import numpy as np
 
-from edgeq.aot.lower import C_TYPES, ConstArray, Step
+from edgeq.aot.lowering import C_TYPES, ConstArray, Step
 from edgeq.resources import TEMPLATE_DIR
 
 _PLACEHOLDER = re.compile(r"@([TS])(\d+)@")

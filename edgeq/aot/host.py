@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq import tools
 from edgeq.errors import ToolFailed
 from edgeq.graph import NUMPY_DTYPES
 
@@ -43,14 +44,8 @@ def write_sources(model, directory: Path) -> list[Path]:
 
 
 def run_tool(args: list[str], install_hint: str = "install a C compiler") -> str:
-    """Run a compiler or binutils program; its stdout, or ToolFailed with the end of its stderr."""
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True)
-    except FileNotFoundError as exc:
-        raise ToolFailed(f"{args[0]} not found: {install_hint}") from exc
-    if proc.returncode != 0:
-        raise ToolFailed(f"{' '.join(args[:3])}... failed:\n{proc.stderr[-4000:]}")
-    return proc.stdout
+    """Run a compiler or binutils program through edgeq.tools; its stdout."""
+    return tools.run_tool(args, install_hint).stdout
 
 
 def build_shared_library(model, directory: Path, cflags=("-O3",), cc: str = "gcc") -> Path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.aot.lower import Lowering, Step, _padding, c_dims, unsupported
-from edgeq.aot.memory import DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS
+from edgeq.aot.lifetimes import DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS
+from edgeq.aot.lower_elementwise import add_params
+from edgeq.aot.lowering import Lowering, Step, _padding, c_dims, unsupported
 from edgeq.graph import Operator, Tensor
 
 
@@ -16,6 +17,23 @@ def _window(lw: Lowering, op: Operator, inp: Tensor, out: Tensor, kh: int, kw: i
     ph = _padding(o.padding, inp.shape[1], kh, o.strideH, dh, out.shape[1])
     pw = _padding(o.padding, inp.shape[2], kw, o.strideW, dw, out.shape[2])
     return ph, pw, dh, dw
+
+def _folded_bias(lw: Lowering, step: Step, op: Operator, inp: Tensor, filter_sums) -> str:
+    """int32 bias + input_offset * the output channel's weight sum (eq_types.h)."""
+    sums = filter_sums()
+    _, in_zp = lw.quant(inp.index)
+    return lw.arr(step, "bias", "int32_t", lw.fold(lw.bias_values(op, len(sums)), -in_zp, sums))
+
+# What differs between a kernel's int8, packed-int4, int16x8 and float32 variants, said once:
+# the C type of its activations, and its bias argument. float32 and int16x8 kernels read the
+# model's bias tensor as it is; the int8 ones take it with the input offset folded in.
+_VARIANTS = {
+    "s8": ("int8_t", _folded_bias),
+    "s4": ("int8_t", _folded_bias),
+    "s16": ("int16_t", lambda lw, step, op, inp, filter_sums: lw.bias64(step, op)),
+    "f32": ("float", lambda lw, step, op, inp, filter_sums: lw.bias_f32(op)),
+}
+
 
 def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> str:
     in_scale, _ = lw.quant(inp.index)
@@ -27,6 +45,37 @@ def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, 
     else:
         reals = [float(np.float32(in_scale)) * float(np.float32(s)) / float(np.float32(out_scale)) for s in fscales]
     return lw.requant_arrays(step, reals)
+
+def _output_stage(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor,
+                  channels: int) -> tuple[str, str, str]:
+    """The params struct's leading offsets and trailing activation initializers, and the
+    kernel's argument after the params: float32 kernels take a float clamp range and leave
+    the integer fields zero, the others take the requantization and the quantized range."""
+    if lw.kind(op) == "f32":
+        return "0, 0", "{0, 0}", lw.float_activation(step, op)
+    _, in_zp = lw.quant(inp.index)
+    _, out_zp = lw.quant(out.index)
+    quant = _requant(lw, step, op, inp, filt, out, channels)
+    lo, hi = lw.activation(op, out.index)
+    return f"{-in_zp}, {out_zp}", f"{{{lo}, {hi}}}", quant
+
+def _context(step: Step, op: Operator, scratch_bytes: int) -> str:
+    """The kernel's eq_context argument: the step's scratch in the arena, or none."""
+    if not scratch_bytes:
+        return "0"
+    step.scratch_bytes = scratch_bytes
+    step.decls.append(f"eq_context ctx = {{@S{op.index}@, {scratch_bytes}}};")
+    return "&ctx"
+
+def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tensor, filt: Tensor, out: Tensor,
+          filter_sums) -> str:
+    """The kernel call, `head` being the arguments between the context and the dims, with the
+    bias the kernel variant takes; filter_sums() gives each output channel's weight sum."""
+    ctype, bias_of = _VARIANTS[lw.kind(op)]
+    src, weights = lw.ptr(inp.index), lw.filter_ptr(filt)
+    bias = bias_of(lw, step, op, inp, filter_sums)
+    return (f"{step.kernel}({ctx}, {head}, &input_dims, (const {ctype} *){src}, &filter_dims, {weights}, "
+            f"{bias}, &output_dims, ({ctype} *)@T{out.index}@)")
 
 def _windowed_step(lw: Lowering, op: Operator, kernel: str, inp, filt, out, kh: int, kw: int,
                    macs_per_output: int) -> tuple[Step, str]:
@@ -51,50 +100,28 @@ def conv(lw: Lowering, op: Operator) -> Step:
     if ic != inp.shape[3]:
         raise unsupported(lw.g, op, "grouped convolution")
     step, window = _windowed_step(lw, op, f"eq_conv_{kind}", inp, filt, out, kh, kw, macs_per_output=kh * kw * ic)
-    if kind == "f32":
-        act = lw.float_activation(step, op)
-        step.decls.append(f"static const eq_conv_params params = {{0, 0, {window}, {{0, 0}}}};")
-        step.call = (f"eq_conv_f32(0, &params, {act}, &input_dims, (const float *){lw.ptr(inp.index)}, "
-                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias_f32(op)}, &output_dims, "
-                     f"(float *)@T{out.index}@)")
-        return step
-    _, in_zp = lw.quant(inp.index)
-    _, out_zp = lw.quant(out.index)
-    quant = _requant(lw, step, op, inp, filt, out, oc)
-    lo, hi = lw.activation(op, out.index)
-    step.decls.append(f"static const eq_conv_params params = {{{-in_zp}, {out_zp}, {window}, {{{lo}, {hi}}}}};")
-    if kind == "s16":
-        step.call = (f"eq_conv_s16(0, &params, {quant}, &input_dims, (const int16_t *){lw.ptr(inp.index)}, "
-                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias64(step, op)}, &output_dims, "
-                     f"(int16_t *)@T{out.index}@)")
-        return step
-    w = lw.filter_values(filt).astype(np.int64)
-    bias = lw.arr(step, "bias", "int32_t",
-                    lw.fold(lw.bias_values(op, oc), -in_zp, w.reshape(oc, -1).sum(axis=1)))
-    ctx = "0"
-    kernel = f"eq_conv_{kind}"
+    offsets, activation, arg = _output_stage(lw, step, op, inp, filt, out, oc)
+    step.decls.append(f"static const eq_conv_params params = {{{offsets}, {window}, {activation}}};")
+    scratch = 0
     if kind == "s4":
-        step.scratch_bytes = kh * kw * ic
-    elif lw.variants.get(op.index) == POINTWISE_PIXEL:
+        scratch = kh * kw * ic  # eq_conv_s4_scratch_size: one output channel's unpacked filter
+    elif kind == "s8" and lw.variants.get(op.index) == POINTWISE_PIXEL:
         if (kh, kw, o.strideH, o.strideW) != (1, 1, 1, 1):
             raise ValueError("the pixel-by-pixel in-place kernel needs a 1x1 stride-1 convolution")
-        kernel = step.kernel = "eq_conv_1x1_in_place_s8"
-        step.scratch_bytes = ic  # eq_conv_1x1_in_place_s8_scratch_size: one pixel's input vector
-    elif lw.variants.get(op.index) == WINDOW_ROWS:
-        kernel = step.kernel = "eq_conv_rows_s8"
-        step.scratch_bytes = out.shape[2] * oc  # eq_conv_rows_s8_scratch_size: one output row
-    if step.scratch_bytes:
-        step.decls.append(f"eq_context ctx = {{@S{op.index}@, {step.scratch_bytes}}};")
-        ctx = "&ctx"
-    step.call = (f"{kernel}({ctx}, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
-                 f"&filter_dims, {lw.filter_ptr(filt)}, {bias}, &output_dims, (int8_t *)@T{out.index}@)")
+        step.kernel = "eq_conv_1x1_in_place_s8"
+        scratch = ic  # eq_conv_1x1_in_place_s8_scratch_size: one pixel's input vector
+    elif kind == "s8" and lw.variants.get(op.index) == WINDOW_ROWS:
+        step.kernel = "eq_conv_rows_s8"
+        scratch = out.shape[2] * oc  # eq_conv_rows_s8_scratch_size: one output row
+    ctx = _context(step, op, scratch)
+    step.call = _call(lw, step, op, ctx, f"&params, {arg}", inp, filt, out,
+                      lambda: lw.filter_values(filt).astype(np.int64).reshape(oc, -1).sum(axis=1))
     return step
 
 def conv_add(lw: Lowering, conv_op: Operator, add_op: Operator) -> Step:
     """An int8 CONV_2D and the ADD reading its output, as one eq_conv_add_s8 call at the ADD's
     place. The convolution keeps its own requantization and activation; ADD's parameters are
     ordered with the convolution's side first (the int32 sum is the same either way)."""
-    from edgeq.aot.lower_elementwise import add_params
 
     conv_step = conv(lw, conv_op)
     fused = conv_op.outputs[0]
@@ -124,40 +151,23 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
         raise unsupported(lw.g, op, f"{oc} output channels for {ic} input channels")
     step, window = _windowed_step(lw, op, f"eq_depthwise_conv_{kind}", inp, filt, out, kh, kw,
                                   macs_per_output=kh * kw)
-    if kind == "f32":
-        act = lw.float_activation(step, op)
-        step.decls.append(f"static const eq_dw_conv_params params = {{0, 0, {oc // ic}, {window}, {{0, 0}}}};")
-        step.call = (f"eq_depthwise_conv_f32(0, &params, {act}, &input_dims, (const float *){lw.ptr(inp.index)}, "
-                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias_f32(op)}, &output_dims, "
-                     f"(float *)@T{out.index}@)")
-        return step
-    _, in_zp = lw.quant(inp.index)
-    _, out_zp = lw.quant(out.index)
-    quant = _requant(lw, step, op, inp, filt, out, oc)
-    lo, hi = lw.activation(op, out.index)
-    step.decls.append(f"static const eq_dw_conv_params params = {{{-in_zp}, {out_zp}, {oc // ic}, {window}, "
-                      f"{{{lo}, {hi}}}}};")
-    if kind == "s16":
-        step.call = (f"eq_depthwise_conv_s16(0, &params, {quant}, &input_dims, "
-                     f"(const int16_t *){lw.ptr(inp.index)}, &filter_dims, {lw.ptr(filt.index)}, "
-                     f"{lw.bias64(step, op)}, &output_dims, (int16_t *)@T{out.index}@)")
-        return step
-    step.scratch_bytes = oc * 4  # eq_depthwise_conv_s8_scratch_size: a pixel's accumulators
-    if lw.variants.get(op.index) == DEPTHWISE_CHANNEL:
-        if oc != ic:
-            raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
-        step.kernel = "eq_depthwise_conv_in_place_s8"
-        step.scratch_bytes = inp.shape[1] * inp.shape[2]  # one channel of the input
-    elif lw.variants.get(op.index) == WINDOW_ROWS:
-        step.kernel = "eq_depthwise_conv_rows_s8"
-        # eq_depthwise_conv_rows_s8_scratch_size: one output row, then the pixel kernel's accumulators
-        step.scratch_bytes = -(-out.shape[2] * oc // 4) * 4 + oc * 4
-    w = filt.numpy().astype(np.int64)
-    bias = lw.arr(step, "bias", "int32_t",
-                    lw.fold(lw.bias_values(op, oc), -in_zp, w.reshape(-1, oc).sum(axis=0)))
-    step.decls.append(f"eq_context ctx = {{@S{op.index}@, {step.scratch_bytes}}};")
-    step.call = (f"{step.kernel}(&ctx, &params, {quant}, &input_dims, (const int8_t *){lw.ptr(inp.index)}, "
-                 f"&filter_dims, {lw.ptr(filt.index)}, {bias}, &output_dims, (int8_t *)@T{out.index}@)")
+    offsets, activation, arg = _output_stage(lw, step, op, inp, filt, out, oc)
+    step.decls.append(f"static const eq_dw_conv_params params = {{{offsets}, {oc // ic}, {window}, {activation}}};")
+    scratch = 0
+    if kind == "s8":
+        scratch = oc * 4  # eq_depthwise_conv_s8_scratch_size: a pixel's accumulators
+        if lw.variants.get(op.index) == DEPTHWISE_CHANNEL:
+            if oc != ic:
+                raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
+            step.kernel = "eq_depthwise_conv_in_place_s8"
+            scratch = inp.shape[1] * inp.shape[2]  # one channel of the input
+        elif lw.variants.get(op.index) == WINDOW_ROWS:
+            step.kernel = "eq_depthwise_conv_rows_s8"
+            # eq_depthwise_conv_rows_s8_scratch_size: one output row, then the pixel kernel's accumulators
+            scratch = -(-out.shape[2] * oc // 4) * 4 + oc * 4
+    ctx = _context(step, op, scratch)
+    step.call = _call(lw, step, op, ctx, f"&params, {arg}", inp, filt, out,
+                      lambda: lw.filter_values(filt).astype(np.int64).reshape(-1, oc).sum(axis=0))
     return step
 
 def fully_connected(lw: Lowering, op: Operator) -> Step:
@@ -174,32 +184,14 @@ def fully_connected(lw: Lowering, op: Operator) -> Step:
     step.decls += [f"static const eq_dims input_dims = {{{batches}, 1, 1, {depth}}};",
                    f"static const eq_dims filter_dims = {{{units}, 1, 1, {depth}}};",
                    f"static const eq_dims output_dims = {{{batches}, 1, 1, {units}}};"]
-    if kind == "f32":
-        act = lw.float_activation(step, op)
-        step.call = (f"eq_fully_connected_f32(0, {act}, &input_dims, (const float *){lw.ptr(inp.index)}, "
-                     f"&filter_dims, {lw.ptr(filt.index)}, {lw.bias_f32(op)}, &output_dims, "
-                     f"(float *)@T{out.index}@)")
-        return step
-    _, in_zp = lw.quant(inp.index)
-    _, out_zp = lw.quant(out.index)
-    quant = _requant(lw, step, op, inp, filt, out, units)
-    lo, hi = lw.activation(op, out.index)
-    step.decls.append(f"static const eq_fc_params params = {{{-in_zp}, {out_zp}, {{{lo}, {hi}}}}};")
-    if kind == "s16":
-        step.call = (f"eq_fully_connected_s16(0, &params, {quant}, &input_dims, "
-                     f"(const int16_t *){lw.ptr(inp.index)}, &filter_dims, {lw.ptr(filt.index)}, "
-                     f"{lw.bias64(step, op)}, &output_dims, (int16_t *)@T{out.index}@)")
-        return step
-    w = lw.filter_values(filt).astype(np.int64)
-    bias = lw.arr(step, "bias", "int32_t", lw.fold(lw.bias_values(op, units), -in_zp, w.sum(axis=1)))
-    ctx = "0"
-    if kind == "s4":
-        step.scratch_bytes = depth
-        step.decls.append(f"eq_context ctx = {{@S{op.index}@, {depth}}};")
-        ctx = "&ctx"
-    step.call = (f"eq_fully_connected_{kind}({ctx}, &params, {quant}, &input_dims, "
-                 f"(const int8_t *){lw.ptr(inp.index)}, &filter_dims, {lw.filter_ptr(filt)}, {bias}, "
-                 f"&output_dims, (int8_t *)@T{out.index}@)")
+    offsets, activation, arg = _output_stage(lw, step, op, inp, filt, out, units)
+    head = arg  # eq_fully_connected_f32 has no params struct: nothing in it would be used
+    if kind != "f32":
+        step.decls.append(f"static const eq_fc_params params = {{{offsets}, {activation}}};")
+        head = f"&params, {arg}"
+    ctx = _context(step, op, depth if kind == "s4" else 0)  # eq_fully_connected_s4_scratch_size: one unpacked row
+    step.call = _call(lw, step, op, ctx, head, inp, filt, out,
+                      lambda: lw.filter_values(filt).astype(np.int64).sum(axis=1))
     return step
 
 def pool(lw: Lowering, op: Operator) -> Step:
@@ -212,12 +204,11 @@ def pool(lw: Lowering, op: Operator) -> Step:
     name = "avg_pool" if op.opcode == "AVERAGE_POOL_2D" else "max_pool"
     kernel = f"eq_{name}_{kind}"
     step = lw.new_step(op, kernel)
+    ctype = _VARIANTS[kind][0]
     if kind == "f32":
         act, lo, hi = lw.float_activation(step, op) + ", ", 0, 0
-        ctype = "float"
     else:
-        act, ctype = "", "int8_t"
-        lo, hi = lw.activation(op, out.index)
+        act, (lo, hi) = "", lw.activation(op, out.index)
     step.decls += [
         f"static const eq_pool_params params = {{{{{o.strideW}, {o.strideH}}}, {{{pw}, {ph}}}, "
         f"{{{o.filterWidth}, {o.filterHeight}}}, {{{lo}, {hi}}}}};",

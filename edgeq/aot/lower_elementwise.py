@@ -6,8 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.aot import arith, luts
-from edgeq.aot.lower import Lowering, Step, c_dims, dims4, unsupported
+from edgeq.aot.lowering import Lowering, Step, c_dims, dims4, unsupported
 from edgeq.graph import Operator
+
+
+# The C type of each kernel variant's elements, and the variant of each integer tensor type.
+_CTYPES = {"s8": "int8_t", "s16": "int16_t", "f32": "float"}
+_INT_KINDS = {"INT8": "s8", "INT16": "s16"}
 
 
 def _broadcast_strides(lw: Lowering, op: Operator, shape, out_shape) -> str:
@@ -44,7 +49,7 @@ def binary(lw: Lowering, op: Operator) -> Step:
     a, b, out = lw.t(op.inputs[0]), lw.t(op.inputs[1]), lw.t(op.outputs[0])
     if len(out.shape) > 4:
         raise unsupported(lw.g, op, "rank above 4")
-    ctype = {"s8": "int8_t", "s16": "int16_t", "f32": "float"}[kind]
+    ctype = _CTYPES[kind]
     kernel = f"eq_{op.opcode.lower()}_{kind}"
     step = lw.new_step(op, kernel)
     if kind == "f32":
@@ -155,16 +160,9 @@ def pad(lw: Lowering, op: Operator) -> Step:
         if not cv.is_constant:
             raise unsupported(lw.g, op, "the padding value must be constant")
         pad_value = int(cv.numpy().reshape(-1)[0])
-    step = lw.new_step(op, "eq_pad_s8")
-    step.decls += [
-        f"static const eq_pad_params params = {{{{{', '.join(str(int(v)) for v in p[:, 0])}}}, "
-        f"{{{', '.join(str(int(v)) for v in p[:, 1])}}}, {pad_value}}};",
-        f"static const eq_dims input_dims = {c_dims(inp.shape)};",
-        f"static const eq_dims output_dims = {c_dims(out.shape)};",
-    ]
-    step.call = (f"eq_pad_s8(0, &params, &input_dims, (const int8_t *){lw.ptr(inp.index)}, &output_dims, "
-                 f"(int8_t *)@T{out.index}@)")
-    return step
+    return _shaped_step(lw, op, "eq_pad_s8", out.shape,
+                           f"static const eq_pad_params params = {{{{{', '.join(str(int(v)) for v in p[:, 0])}}}, "
+                           f"{{{', '.join(str(int(v)) for v in p[:, 1])}}}, {pad_value}}};")
 
 def mean(lw: Lowering, op: Operator) -> Step:
     inp, axes, out = lw.t(op.inputs[0]), lw.t(op.inputs[1]), lw.t(op.outputs[0])
@@ -185,14 +183,17 @@ def mean(lw: Lowering, op: Operator) -> Step:
     s = min(count.bit_length() - 1, 32, 31 + shift)
     multiplier = arith.wrap32(int(np.int64(multiplier) << np.int64(s)) // count)
     shift -= s
-    step = lw.new_step(op, "eq_mean_s8")
-    step.decls += [
-        f"static const eq_mean_params params = {{{-zi}, {zo}, {multiplier}, {shift}, {count}, "
-        f"{{{', '.join(map(str, flags))}}}}};",
-        f"static const eq_dims input_dims = {c_dims(inp.shape)};",
-        f"static const eq_dims output_dims = {c_dims(out4)};",
-    ]
-    step.call = (f"eq_mean_s8(0, &params, &input_dims, (const int8_t *){lw.ptr(inp.index)}, &output_dims, "
+    return _shaped_step(lw, op, "eq_mean_s8", out4,
+                           f"static const eq_mean_params params = {{{-zi}, {zo}, {multiplier}, {shift}, {count}, "
+                           f"{{{', '.join(map(str, flags))}}}}};")
+
+def _shaped_step(lw: Lowering, op: Operator, kernel: str, out_shape, params: str) -> Step:
+    """An int8 kernel of the form kernel(ctx, &params, &input_dims, input, &output_dims, output)."""
+    inp, out = lw.t(op.inputs[0]), lw.t(op.outputs[0])
+    step = lw.new_step(op, kernel)
+    step.decls += [params, f"static const eq_dims input_dims = {c_dims(inp.shape)};",
+                   f"static const eq_dims output_dims = {c_dims(out_shape)};"]
+    step.call = (f"{kernel}(0, &params, &input_dims, (const int8_t *){lw.ptr(inp.index)}, &output_dims, "
                  f"(int8_t *)@T{out.index}@)")
     return step
 
@@ -202,25 +203,26 @@ def quantize(lw: Lowering, op: Operator) -> Step:
         return lut(lw, op)
     if inp.type != "FLOAT32" or out.type not in ("INT8", "INT16"):
         raise unsupported(lw.g, op)
-    so, zo = lw.quant(out.index)
-    suffix, ctype = ("s8", "int8_t") if out.type == "INT8" else ("s16", "int16_t")
-    step = lw.new_step(op, f"eq_quantize_f32_{suffix}")
-    step.decls.append(f"static const eq_affine_params params = {{{_c_float(so)}, {zo}}};")
-    step.call = (f"eq_quantize_f32_{suffix}(0, &params, {inp.element_count}, (const float *){lw.ptr(inp.index)}, "
-                 f"({ctype} *)@T{out.index}@)")
-    return step
-
+    kind = _INT_KINDS[out.type]
+    return _affine_step(lw, op, "quantize", out.index, "f32", kind)
 
 def dequantize(lw: Lowering, op: Operator) -> Step:
     inp, out = lw.t(op.inputs[0]), lw.t(op.outputs[0])
     if inp.type not in ("INT8", "INT16") or out.type != "FLOAT32":
         raise unsupported(lw.g, op)
-    si, zi = lw.quant(inp.index)
-    suffix, ctype = ("s8", "int8_t") if inp.type == "INT8" else ("s16", "int16_t")
-    step = lw.new_step(op, f"eq_dequantize_{suffix}_f32")
-    step.decls.append(f"static const eq_affine_params params = {{{_c_float(si)}, {zi}}};")
-    step.call = (f"eq_dequantize_{suffix}_f32(0, &params, {inp.element_count}, "
-                 f"(const {ctype} *){lw.ptr(inp.index)}, (float *)@T{out.index}@)")
+    kind = _INT_KINDS[inp.type]
+    return _affine_step(lw, op, "dequantize", inp.index, kind, "f32")
+
+def _affine_step(lw: Lowering, op: Operator, name: str, quantized: int, src: str, dst: str) -> Step:
+    """eq_quantize_f32_<dst> or eq_dequantize_<src>_f32, with the `quantized` tensor's scale and
+    zero point."""
+    inp, out = lw.t(op.inputs[0]), lw.t(op.outputs[0])
+    kernel = f"eq_{name}_{src}_{dst}"
+    scale, zero_point = lw.quant(quantized)
+    step = lw.new_step(op, kernel)
+    step.decls.append(f"static const eq_affine_params params = {{{_c_float(scale)}, {zero_point}}};")
+    step.call = (f"{kernel}(0, &params, {inp.element_count}, (const {_CTYPES[src]} *){lw.ptr(inp.index)}, "
+                 f"({_CTYPES[dst]} *)@T{out.index}@)")
     return step
 
 

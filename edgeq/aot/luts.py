@@ -13,9 +13,21 @@ import math
 import numpy as np
 
 from edgeq.aot.arith import (
-    calculate_input_radius, downscale_int32_to_int16_multiplier, exp_on_negative_values, f32, logistic,
-    multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot, saturating_doubling_high_mul16,
-    saturating_left_shift16, srdhm16, tanh, tflite_round, wrap16, wrap32,
+    calculate_input_radius,
+    downscale_int32_to_int16_multiplier,
+    exp_on_negative_values,
+    f32,
+    logistic,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    saturating_doubling_high_mul16,
+    saturating_left_shift16,
+    srdhm16,
+    tanh,
+    tflite_round,
+    wrap16,
+    wrap32,
 )
 
 INT8_VALUES = tuple(range(-128, 128))

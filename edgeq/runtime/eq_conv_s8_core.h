@@ -1,4 +1,4 @@
-/* CONV_2D int8 body shared by eq_conv_s8 and eq_conv_add_s8 (static: each kernel file
+/* CONV_2D int8 body shared by eq_conv_s8 and eq_conv_add_s8 (static inline: each kernel file
  * compiles its own copy, so a model using only one of them links only one). */
 #ifndef EQ_CONV_S8_CORE_H
 #define EQ_CONV_S8_CORE_H
@@ -7,7 +7,7 @@
 #include "eq_math.h"
 
 /* Sum of filter taps whose input falls outside the image: they read the zero point. */
-static int32_t eq_conv_s8_padded_tap(const int8_t *f, int32_t n, int32_t zero_point)
+static inline int32_t eq_conv_s8_padded_tap(const int8_t *f, int32_t n, int32_t zero_point)
 {
     int32_t sum = 0;
     int32_t i;
@@ -17,7 +17,7 @@ static int32_t eq_conv_s8_padded_tap(const int8_t *f, int32_t n, int32_t zero_po
     return sum * zero_point;
 }
 
-EQ_VECTORIZE static int32_t eq_conv_s8_dot(const int8_t *a, const int8_t *b, int32_t n)
+EQ_VECTORIZE static inline int32_t eq_conv_s8_dot(const int8_t *a, const int8_t *b, int32_t n)
 {
     int32_t acc = 0;
     int32_t i;
@@ -29,7 +29,7 @@ EQ_VECTORIZE static int32_t eq_conv_s8_dot(const int8_t *a, const int8_t *b, int
 
 /* Four output channels against one input window: each input byte is loaded once
  * for four multiply-accumulates. */
-EQ_VECTORIZE static void eq_conv_s8_dot4(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
+EQ_VECTORIZE static inline void eq_conv_s8_dot4(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
 {
     const int8_t *f0 = f, *f1 = f + stride, *f2 = f + 2 * stride, *f3 = f + 3 * stride;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -50,7 +50,7 @@ EQ_VECTORIZE static void eq_conv_s8_dot4(const int8_t *f, int32_t stride, const 
 /* The convolution's own int8 output, clamped to its activation range; with a fused ADD,
  * that value then goes through ADD's arithmetic with the skip tensor's value, exactly as
  * the two standalone ops would compute it. */
-static int8_t eq_conv_s8_output(int32_t acc, const eq_quant_params *quant, int32_t oc,
+static inline int8_t eq_conv_s8_output(int32_t acc, const eq_quant_params *quant, int32_t oc,
                                 const eq_conv_params *params, const eq_add_params *add, int32_t skip)
 {
     const int32_t q = quant->per_channel ? oc : 0;
@@ -60,7 +60,7 @@ static int8_t eq_conv_s8_output(int32_t acc, const eq_quant_params *quant, int32
 }
 
 /* `skip` (read only when `add` is given) has the output's shape; output may be skip itself. */
-static eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_quant_params *quant,
+static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_quant_params *quant,
                                  const eq_dims *input_dims, const int8_t *input,
                                  const eq_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                                  const eq_dims *output_dims, int8_t *output,

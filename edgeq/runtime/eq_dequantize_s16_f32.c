@@ -1,4 +1,5 @@
-/* DEQUANTIZE int16 -> float32: (float)(scale * (q - zero_point)) with a double product. */
+/* DEQUANTIZE int16 -> float32. */
+#include "eq_affine.h"
 #include "eq_kernels.h"
 
 eq_status eq_dequantize_s16_f32(const eq_context *ctx, const eq_affine_params *params,
@@ -8,7 +9,7 @@ eq_status eq_dequantize_s16_f32(const eq_context *ctx, const eq_affine_params *p
     int32_t i;
     (void)ctx;
     for (i = 0; i < size; i++) {
-        output[i] = (float)(scale * (double)((int32_t)input[i] - params->zero_point));
+        output[i] = eq_dequantize_value(scale, params->zero_point, input[i]);
     }
     return EQ_OK;
 }

@@ -14,17 +14,11 @@ eq_status eq_fully_connected_s16(const eq_context *ctx, const eq_fc_params *para
     (void)input_dims;
     for (b = 0; b < output_dims->n; b++) {
         for (o = 0; o < units; o++) {
-            const int32_t q = quant->per_channel ? o : 0;
             int64_t acc = 0;
-            int32_t v;
             for (i = 0; i < depth; i++) {
                 acc += (int32_t)filter[o * depth + i] * ((int32_t)input[b * depth + i] + params->input_offset);
             }
-            if (bias != 0) {
-                acc += bias[o];
-            }
-            v = eq_requantize_s64(acc, quant->multiplier[q], quant->shift[q]) + params->output_offset;
-            output[b * units + o] = (int16_t)EQ_CLAMP(v, params->activation.min, params->activation.max);
+            output[b * units + o] = eq_output_s16(acc, bias, quant, o, params->output_offset, &params->activation);
         }
     }
     return EQ_OK;

@@ -70,8 +70,24 @@ static inline int32_t eq_requantize_s64(int64_t x, int32_t multiplier, int32_t s
     return (int32_t)(rounded >> total_shift);
 }
 
-/* One element of TFLite's int8 ADD: both inputs rescaled to a common shifted scale,
- * summed, requantized to the output and clamped to the fused activation. */
+/* The int16x8 output stage shared by CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: the
+ * int64 accumulator plus the channel's bias (when there is one), requantized with the
+ * channel's or the tensor's multiplier, offset and clamped to the activation. */
+static inline int16_t eq_output_s16(int64_t acc, const int64_t *bias, const eq_quant_params *quant,
+                                    int32_t channel, int32_t output_offset, const eq_activation *activation)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    int32_t v;
+    if (bias != 0) {
+        acc += bias[channel];
+    }
+    v = eq_requantize_s64(acc, quant->multiplier[q], quant->shift[q]) + output_offset;
+    return (int16_t)EQ_CLAMP(v, activation->min, activation->max);
+}
+
+/* One element of TFLite's int8 or int16 ADD (left_shift 20 or 15): both inputs rescaled
+ * to a common shifted scale, summed, requantized to the output and clamped to the fused
+ * activation. An int16 value plus any int16 offset, times 2^15, still fits in int32. */
 static inline int32_t eq_add_quantized(const eq_add_params *p, int32_t x, int32_t y)
 {
     const int32_t a = eq_requantize((x + p->input1_offset) * (1 << p->left_shift),

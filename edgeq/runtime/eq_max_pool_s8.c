@@ -1,36 +1,22 @@
 /* MAX_POOL_2D, int8. */
 #include "eq_kernels.h"
-#include "eq_math.h"
+#include "eq_window.h"
 
 eq_status eq_max_pool_s8(const eq_context *ctx, const eq_pool_params *params,
                          const eq_dims *input_dims, const int8_t *input,
                          const eq_dims *output_dims, int8_t *output)
 {
-    const int32_t in_h = input_dims->h, in_w = input_dims->w, depth = input_dims->c;
-    int32_t b, oy, ox, c, y, x;
+    const int32_t depth = input_dims->c;
+    int32_t c;
     (void)ctx;
-    for (b = 0; b < output_dims->n; b++) {
-        for (oy = 0; oy < output_dims->h; oy++) {
-            const int32_t iy0 = oy * params->stride.h - params->padding.h;
-            const int32_t y_start = EQ_MAX(0, -iy0);
-            const int32_t y_end = EQ_MIN(params->filter.h, in_h - iy0);
-            for (ox = 0; ox < output_dims->w; ox++) {
-                const int32_t ix0 = ox * params->stride.w - params->padding.w;
-                const int32_t x_start = EQ_MAX(0, -ix0);
-                const int32_t x_end = EQ_MIN(params->filter.w, in_w - ix0);
-                int8_t *out = output + ((b * output_dims->h + oy) * output_dims->w + ox) * depth;
-                for (c = 0; c < depth; c++) {
-                    int32_t m = -128;
-                    for (y = y_start; y < y_end; y++) {
-                        const int8_t *in = input + ((b * in_h + iy0 + y) * in_w + ix0) * depth + c;
-                        for (x = x_start; x < x_end; x++) {
-                            m = EQ_MAX(m, (int32_t)in[x * depth]);
-                        }
-                    }
-                    out[c] = (int8_t)EQ_CLAMP(m, params->activation.min, params->activation.max);
-                }
-            }
+    EQ_FOR_EACH_WINDOW(win, params, output_dims, {
+        const eq_pool_taps taps = eq_pool_taps_of(&win, params, input_dims);
+        int8_t *out = output + win.pixel * depth;
+        for (c = 0; c < depth; c++) {
+            int32_t m = -128;
+            EQ_FOR_EACH_POOL_TAP(i, taps, c, m = EQ_MAX(m, (int32_t)input[i]););
+            out[c] = (int8_t)EQ_CLAMP(m, params->activation.min, params->activation.max);
         }
-    }
+    });
     return EQ_OK;
 }

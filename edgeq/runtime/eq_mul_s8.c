@@ -1,4 +1,5 @@
 /* MUL, int8, with broadcasting through per-input strides. */
+#include "eq_broadcast.h"
 #include "eq_kernels.h"
 #include "eq_math.h"
 
@@ -7,23 +8,13 @@ eq_status eq_mul_s8(const eq_context *ctx, const eq_mul_params *params,
                     const eq_strides *input2_strides, const int8_t *input2,
                     const eq_dims *output_dims, int8_t *output)
 {
-    const eq_strides *s1 = input1_strides, *s2 = input2_strides;
-    int32_t n, h, w, c;
     (void)ctx;
-    for (n = 0; n < output_dims->n; n++) {
-        for (h = 0; h < output_dims->h; h++) {
-            for (w = 0; w < output_dims->w; w++) {
-                const int8_t *a = input1 + n * s1->n + h * s1->h + w * s1->w;
-                const int8_t *b = input2 + n * s2->n + h * s2->h + w * s2->w;
-                for (c = 0; c < output_dims->c; c++) {
-                    const int32_t x = a[c * s1->c] + params->input1_offset;
-                    const int32_t y = b[c * s2->c] + params->input2_offset;
-                    int32_t out = eq_requantize(x * y, params->output_multiplier, params->output_shift);
-                    out += params->output_offset;
-                    *output++ = (int8_t)EQ_CLAMP(out, params->activation.min, params->activation.max);
-                }
-            }
-        }
-    }
+    EQ_FOR_EACH_BROADCAST(i1, input1_strides, i2, input2_strides, output_dims, {
+        const int32_t x = input1[i1] + params->input1_offset;
+        const int32_t y = input2[i2] + params->input2_offset;
+        int32_t out = eq_requantize(x * y, params->output_multiplier, params->output_shift);
+        out += params->output_offset;
+        *output++ = (int8_t)EQ_CLAMP(out, params->activation.min, params->activation.max);
+    });
     return EQ_OK;
 }

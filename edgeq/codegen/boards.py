@@ -1,0 +1,265 @@
+"""Board support packages rendered from a device profile: startup code, linker script, UART driver and
+cycle counter behind `eq_board.h`, plus the QEMU command line that runs an emulated board.
+
+Pure: `board_params_for` reads a Profile, `render_board` turns BoardParams into file texts, and
+`qemu_command` builds an argument list. Writing the files and running the programs belong to the build,
+flash and measure stages.
+
+What QEMU models for each machine (where UART0 is, the SYSCLK that drives SysTick, which RAM exists) is
+in `QEMU_MACHINES`, read from QEMU 7.2's hw/arm/mps2.c and hw/arm/mps2-tz.c; docs/boards.md explains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import edgeq
+from edgeq.csource import generated_notice, render_template
+from edgeq.errors import BadInput
+from edgeq.resources import TEMPLATE_DIR
+
+BOARD_TEMPLATE_DIR = TEMPLATE_DIR / "boards"
+FAMILIES = ("cortex_m_cmsdk", "host")
+CYCLES_UNITS = ("instructions", "cycles", "ns")
+# Under -icount shift=0 every guest instruction advances QEMU's virtual clock by 2**0 ns.
+QEMU_ICOUNT_SHIFT = 0
+NS_PER_SECOND = 1_000_000_000
+# The stack takes half of the profile's reserved RAM, up to this; the rest is for the firmware's statics.
+MAX_STACK_BYTES = 16 * 1024
+CMSDK_UART_MIN_BAUDDIV = 16
+SYSTICK_MAX_PERIOD = 1 << 24  # SysTick's counter is 24 bits wide
+
+
+@dataclass(frozen=True)
+class RamBlock:
+    name: str
+    origin: int
+    size_bytes: int
+
+    def holds(self, origin: int, size_bytes: int) -> bool:
+        return self.origin <= origin and origin + size_bytes <= self.origin + self.size_bytes
+
+
+@dataclass(frozen=True)
+class QemuMachine:
+    cpu: str
+    fpu: bool
+    uart_base: int          # CMSDK APB UART0, the one QEMU wires to the first -serial
+    sysclk_hz: int          # SYSCLK: drives SysTick's processor clock source, the timers and the UARTs
+    irq_count: int          # external interrupts the NVIC has
+    secure: bool            # the core resets in Secure state (v8-M with TrustZone)
+    ram_blocks: tuple[RamBlock, ...]  # where code and data may go, as the core addresses them
+
+
+_MPS2_SSRAM1 = RamBlock("ZBT SSRAM1", 0x0000_0000, 4 << 20)
+_MPS2_SSRAM23 = RamBlock("ZBT SSRAM2&3", 0x2000_0000, 4 << 20)
+
+QEMU_MACHINES: dict[str, QemuMachine] = {
+    "mps2-an385": QemuMachine("cortex-m3", False, 0x4000_4000, 25_000_000, 32, False, (
+        _MPS2_SSRAM1, RamBlock("block RAM", 0x0100_0000, 16 << 10), _MPS2_SSRAM23,
+        RamBlock("PSRAM", 0x2100_0000, 16 << 20))),
+    "mps2-an386": QemuMachine("cortex-m4", True, 0x4000_4000, 25_000_000, 32, False, (
+        _MPS2_SSRAM1, RamBlock("block RAM", 0x0100_0000, 16 << 10), _MPS2_SSRAM23,
+        RamBlock("PSRAM", 0x2100_0000, 16 << 20))),
+    "mps2-an500": QemuMachine("cortex-m7", True, 0x4000_4000, 25_000_000, 32, False, (
+        _MPS2_SSRAM1, _MPS2_SSRAM23, RamBlock("PSRAM", 0x6000_0000, 16 << 20))),
+    # Secure aliases (address bit 28 set) of the IoT Kit memory map; UART0 is 0x40200000 Non-secure.
+    "mps2-an505": QemuMachine("cortex-m33", True, 0x5020_0000, 20_000_000, 124, True, (
+        RamBlock("ZBT SSRAM1 (Secure alias)", 0x1000_0000, 4 << 20),
+        RamBlock("IoT Kit SRAM (Secure alias)", 0x3000_0000, 32 << 10),
+        RamBlock("ZBT SSRAM2+3 (Secure alias)", 0x3800_0000, 4 << 20),
+        RamBlock("PSRAM", 0x8000_0000, 16 << 20))),
+}
+
+
+@dataclass(frozen=True)
+class BoardParams:
+    """Everything the board templates need; the memory-map fields are None for the host board."""
+
+    board: str                  # QEMU machine name, or "host"
+    family: str                 # template directory under firmware_templates/boards
+    cpu: str
+    fpu: bool
+    clock_hz: int
+    cflags: tuple[str, ...]
+    flash_origin: int | None = None
+    flash_bytes: int | None = None
+    ram_origin: int | None = None
+    ram_bytes: int | None = None
+    stack_bytes: int | None = None
+    heap_bytes: int = 0         # newlib's malloc gets this much; edgeq's own code never allocates
+    uart_base: int | None = None
+    baud_rate: int = 115200
+    irq_count: int = 0
+    secure: bool = False
+    cycles_per_tick: int = 1    # what one SysTick tick is worth in eq_board_cycles() units
+    systick_period: int = SYSTICK_MAX_PERIOD  # ticks between SysTick exceptions; shorter only to test wraps
+    cycles_unit: str = "cycles"  # "instructions" under QEMU -icount, "cycles" on silicon, "ns" on host
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise BadInput(f"board {self.board}: unknown board family {self.family!r}; "
+                           f"expected one of {', '.join(FAMILIES)}")
+        if self.cycles_unit not in CYCLES_UNITS:
+            raise BadInput(f"board {self.board}: cycles_unit {self.cycles_unit!r} is not one of "
+                           f"{', '.join(CYCLES_UNITS)}")
+        if self.family == "host":
+            return
+        for key in ("flash_origin", "flash_bytes", "ram_origin", "ram_bytes", "stack_bytes", "uart_base"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 0:
+                raise BadInput(f"board {self.board}: {key} must be a non-negative integer, got {value!r}")
+        if self.stack_bytes % 8 or self.heap_bytes % 8:
+            raise BadInput(f"board {self.board}: stack_bytes ({self.stack_bytes}) and heap_bytes "
+                           f"({self.heap_bytes}) must be multiples of 8, the AAPCS stack alignment")
+        if not 2 <= self.systick_period <= SYSTICK_MAX_PERIOD:
+            raise BadInput(f"board {self.board}: systick_period {self.systick_period} is outside "
+                           f"2..{SYSTICK_MAX_PERIOD}, what SysTick's 24-bit reload register allows")
+        if self.uart_bauddiv < CMSDK_UART_MIN_BAUDDIV:
+            raise BadInput(f"board {self.board}: {self.baud_rate} baud from a {self.clock_hz} Hz clock "
+                           f"needs BAUDDIV {self.uart_bauddiv}; the CMSDK UART needs at least 16")
+
+    @property
+    def uart_bauddiv(self) -> int:
+        return self.clock_hz // self.baud_rate
+
+
+def _profile_error(profile, key: str, message: str) -> BadInput:
+    return BadInput(f"{profile.source or profile.name}: {key}: {message}")
+
+
+def board_params_for(profile) -> BoardParams:
+    """The board support parameters for a device profile (edgeq.profiles.Profile).
+
+    Emulated boards take the memory map from the profile and what QEMU hard-wires (UART address, clock,
+    interrupt count) from QEMU_MACHINES; the two must agree, so a profile cannot describe a board the
+    emulator does not run.
+    """
+    cflags = tuple(profile.toolchain.cflags) if profile.toolchain else ()
+    if profile.kind == "host":
+        return BoardParams(board="host", family="host", cpu=profile.core, fpu=profile.has_fpu,
+                           clock_hz=profile.clock_hz, cflags=cflags, cycles_unit="ns")
+    if profile.emulator is None:
+        raise _profile_error(profile, "emulator", "edgeq has board support only for the QEMU machines "
+                             f"{', '.join(QEMU_MACHINES)} and the host; {profile.name} is not one of them")
+    machine_name = profile.emulator.qemu_machine
+    machine = QEMU_MACHINES.get(machine_name)
+    if machine is None:
+        raise _profile_error(profile, "emulator.qemu_machine", f"no board support for {machine_name!r}; "
+                             f"expected one of {', '.join(QEMU_MACHINES)}")
+    _check_against_machine(profile, machine_name, machine)
+    memory = profile.memory
+    return BoardParams(
+        board=machine_name, family="cortex_m_cmsdk", cpu=machine.cpu, fpu=machine.fpu,
+        clock_hz=machine.sysclk_hz, cflags=cflags,
+        flash_origin=memory.flash_origin, flash_bytes=memory.flash_bytes,
+        ram_origin=memory.ram_origin, ram_bytes=memory.ram_bytes,
+        stack_bytes=min(MAX_STACK_BYTES, memory.ram_reserved_bytes // 2 // 8 * 8),
+        uart_base=machine.uart_base, baud_rate=profile.serial.baud, irq_count=machine.irq_count,
+        secure=machine.secure, cycles_per_tick=qemu_instructions_per_tick(machine.sysclk_hz),
+        cycles_unit="instructions",
+    )
+
+
+def _check_against_machine(profile, machine_name: str, machine: QemuMachine) -> None:
+    if profile.core.lower() != machine.cpu:
+        raise _profile_error(profile, "core", f"QEMU's {machine_name} is a {machine.cpu}, not {profile.core}")
+    if profile.has_fpu != machine.fpu:
+        has = "has an FPU" if machine.fpu else "has no FPU"
+        raise _profile_error(profile, "fpu", f"QEMU's {machine_name} {has}; the profile says {profile.fpu!r}")
+    if profile.clock_hz != machine.sysclk_hz:
+        raise _profile_error(profile, "clock_mhz", f"QEMU's {machine_name} clocks SysTick at "
+                             f"{machine.sysclk_hz / 1e6:g} MHz, not {profile.clock_mhz:g} MHz")
+    memory = profile.memory
+    for region, origin, size in (("flash", memory.flash_origin, memory.flash_bytes),
+                                 ("ram", memory.ram_origin, memory.ram_bytes)):
+        if origin is None:
+            raise _profile_error(profile, f"memory.{region}_origin", "missing; the linker script needs it")
+        if not any(block.holds(origin, size) for block in machine.ram_blocks):
+            blocks = "; ".join(f"{block.name} 0x{block.origin:08X} ({block.size_bytes} bytes)"
+                               for block in machine.ram_blocks)
+            raise _profile_error(profile, f"memory.{region}_origin",
+                                 f"0x{origin:08X} + {size} bytes is not inside one RAM of QEMU's "
+                                 f"{machine_name}: {blocks}")
+
+
+def qemu_instructions_per_tick(clock_hz: int, icount_shift: int = QEMU_ICOUNT_SHIFT) -> int:
+    """Guest instructions per tick of a `clock_hz` timer under -icount shift=N (2**N ns each)."""
+    ns_per_tick, remainder = divmod(NS_PER_SECOND, clock_hz << icount_shift)
+    if remainder or ns_per_tick == 0:
+        raise BadInput(f"a {clock_hz} Hz timer under -icount shift={icount_shift} does not tick a whole "
+                       "number of instructions")
+    return ns_per_tick
+
+
+# ---- rendering -----------------------------------------------------------------------------------------
+
+_FAMILY_FILES = {
+    "cortex_m_cmsdk": {
+        "eq_board.h": "eq_board.h.j2",
+        "eq_board.c": "cortex_m_cmsdk/eq_board.c.j2",
+        "startup.c": "cortex_m_cmsdk/startup.c.j2",
+        "linker.ld": "cortex_m_cmsdk/linker.ld.j2",
+    },
+    "host": {
+        "eq_board.h": "eq_board.h.j2",
+        "eq_board.c": "host/eq_board.c.j2",
+    },
+}
+
+
+def render_board(params: BoardParams) -> dict[str, str]:
+    """Relative path -> text of every board support file; the first line of each says edgeq made it."""
+    context = {
+        "notice": generated_notice(board=params.board), "version": edgeq.__version__,
+        "board": params.board, "cpu": params.cpu, "fpu": params.fpu, "clock_hz": params.clock_hz,
+        "flash_origin": params.flash_origin, "flash_bytes": params.flash_bytes,
+        "ram_origin": params.ram_origin, "ram_bytes": params.ram_bytes,
+        "stack_bytes": params.stack_bytes, "heap_bytes": params.heap_bytes,
+        "uart_base": params.uart_base, "baud_rate": params.baud_rate,
+        "irq_count": params.irq_count, "secure_fault": params.secure,
+        "cycles_per_tick": params.cycles_per_tick, "cycles_unit": params.cycles_unit,
+        "systick_period": params.systick_period,
+    }
+    if params.family == "cortex_m_cmsdk":
+        context["uart_bauddiv"] = params.uart_bauddiv
+    return {path: render_template(f"boards/{name}", **context) for path, name in _FAMILY_FILES[params.family].items()}
+
+
+def compile_flags(params: BoardParams) -> list[str]:
+    """Flags every C/C++ file of the firmware is compiled with, beyond -O and warnings."""
+    if params.family == "host":
+        return list(params.cflags)
+    return [*params.cflags, "-ffunction-sections", "-fdata-sections"]
+
+
+def link_flags(params: BoardParams, linker_script: str) -> list[str]:
+    """Flags for the final link; `linker_script` is where the rendered linker.ld was written."""
+    if params.family == "host":
+        return list(params.cflags)
+    # The entry is startup.c's Reset_Handler; crt0's _start is linked but unreferenced, so --gc-sections
+    # drops it. The start files stay because C++ needs crtbegin's __dso_handle for static destructors.
+    return [*params.cflags, "-T", linker_script, "--specs=nano.specs", "--specs=nosys.specs",
+            "-Wl,--gc-sections"]
+
+
+def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = True) -> list[str]:
+    """The qemu-system-arm arguments that run `elf_path` with UART0 served on 127.0.0.1:serial_port.
+
+    QEMU listens on the port and, with wait, does not start the CPU until a client connects, so the
+    firmware's first bytes (the HELLO frame) are not lost. -icount makes virtual time count instructions.
+    nodelay: QEMU writes each UART byte to the socket on its own; with Nagle's algorithm on, every
+    reply then waits for the host's delayed ACK (40 ms on Linux), ten times the inference itself.
+    """
+    if machine not in QEMU_MACHINES:
+        raise BadInput(f"no board support for QEMU machine {machine!r}; expected one of "
+                       f"{', '.join(QEMU_MACHINES)}")
+    if not 0 < serial_port < 65536:
+        raise BadInput(f"serial port {serial_port} is not a TCP port number (1..65535)")
+    return [
+        "qemu-system-arm", "-M", machine,
+        "-icount", f"shift={QEMU_ICOUNT_SHIFT}",
+        "-nodefaults", "-nographic", "-monitor", "none", "-no-reboot",
+        "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait={'on' if wait else 'off'},nodelay=on",
+        "-kernel", str(elf_path),
+    ]

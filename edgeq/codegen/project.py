@@ -1,0 +1,138 @@
+"""One firmware (or harness) project per runtime: edgeq-c (the generated model, its kernels and
+main.c), TFLM, or LiteRT; each with board support, a Makefile for the profile's compiler, the
+.tflite it embeds and its manifest."""
+
+from __future__ import annotations
+
+import edgeq
+from edgeq.aot import compile_model
+from edgeq.codegen.boards import (
+    board_params_for,
+    compile_flags,
+    link_flags,
+    render_board,
+)
+from edgeq.codegen.litert import render_litert_harness
+from edgeq.codegen.sources import (
+    DEFAULT_PREFIX,
+    FIRMWARE_MANIFEST,
+    FIRMWARE_PROGRAM,
+    firmware_manifest,
+    hello_payload,
+    runtime_sources,
+    single_tensor,
+)
+from edgeq.codegen.tflm import (
+    HOST_TFLM_TARGET,
+    TFLM_PROGRAM_SUFFIX,
+    cortex_m_tflm_target,
+    render_tflm_project,
+    tflm_version,
+)
+from edgeq.csource import c_byte_array, generated_notice, render_template
+from edgeq.errors import BadInput
+from edgeq.graph import Graph
+
+
+def _board_files(profile) -> tuple[dict[str, str], object | None]:
+    """Board support for boards edgeq can build for (the QEMU machines and the host); none elsewhere."""
+    if not (profile.is_emulated or profile.kind == "host"):
+        return {}, None
+    params = board_params_for(profile)
+    return {f"board/{name}": text for name, text in render_board(params).items()}, params
+
+
+def _toolchain_flags(profile, params) -> tuple[list[str], list[str]]:
+    """Compile and link flags: edgeq.codegen.boards' for boards it supports; for any other microcontroller the
+    same shape (the profile's cflags, a board/linker.ld the user supplies, newlib-nano)."""
+    if params is not None:
+        compile_, link = compile_flags(params), link_flags(params, "board/linker.ld")
+    else:
+        cflags = list(profile.toolchain.cflags)
+        compile_, link = cflags, [*cflags, "-T", "board/linker.ld", "--specs=nano.specs", "--specs=nosys.specs"]
+    # Every function and object in its own section, and the unused ones dropped at the link: the
+    # kernels' files hold variants a given model never calls.
+    compile_ += [f for f in ("-ffunction-sections", "-fdata-sections") if f not in compile_]
+    link += [f for f in ("-Wl,--gc-sections",) if f not in link]
+    return compile_, link
+
+
+def render_firmware_makefile(tflite: bytes, profile, params, runtime: str, sources: list[str]) -> str:
+    """The Makefile of a firmware project: the profile's compiler, -O level and flags, the board's link
+    flags, --gc-sections, and `firmware.elf` (+ .bin and .hex when cross-compiling) as the result."""
+    if profile.toolchain is None:
+        raise BadInput(f"{profile.source or profile.name}: toolchain: missing; edgeq builds {runtime} firmware "
+                       "with the profile's C compiler")
+    compiler = profile.toolchain.compiler
+    prefix = profile.toolchain.prefix
+    cross = bool(prefix)
+    arch_flags, link = _toolchain_flags(profile, params)
+    bare_metal = profile.kind == "mcu"
+    board_files = ["eq_board.h", "eq_board.c"] + (["linker.ld"] if bare_metal else [])
+    supported = params is not None
+    advice = ("re-run edgeq generate to render it" if supported else
+              f"edgeq has no board support for {profile.name}: write eq_board.h/.c "
+              f"(see docs/boards.md){', startup code and linker.ld' if bare_metal else ''} into board/")
+    return render_template("harness/Makefile.j2", notice=generated_notice(tflite), runtime=runtime, device=profile.name,
+                   program=FIRMWARE_PROGRAM, cc=compiler, size=f"{prefix}size",
+                   objcopy=f"{prefix}objcopy" if cross else "", optimize=profile.toolchain.optimize,
+                   arch_flags=" ".join(arch_flags), link_flags=" ".join(link), bare_metal=bare_metal,
+                   sources=sources, board_files=board_files, board_advice=advice)
+
+
+def render_edgeq_c_harness(tflite: bytes, graph: Graph, compiled, hello: bytes) -> str:
+    """main.c: fills an eq_server_t with the generated model's input, output and invoke, then serves."""
+    inp, out = single_tensor(graph, "input"), single_tensor(graph, "output")
+    return render_template("harness/main.c.j2", notice=generated_notice(tflite), prefix=compiled.prefix,
+                   P=compiled.prefix.upper(), input_desc=f"{inp.type} {list(inp.shape)}",
+                   output_desc=f"{out.type} {list(out.shape)}", input_bytes=inp.nbytes, output_bytes=out.nbytes,
+                   arena_bytes=compiled.arena_bytes, hello_length=len(hello), hello_bytes=c_byte_array(hello))
+
+
+def render_edgeq_c_project(profile, tflite: bytes, graph: Graph, stem: str, compiled=None) -> dict[str, str | bytes]:
+    """The complete edgeq-c firmware project: generated model, kernels, eq_protocol, main.c, board
+    support, Makefile, the .tflite it was built from and the manifest."""
+    compiled = compiled or compile_model(tflite, DEFAULT_PREFIX, source=f"{stem}.tflite")
+    board, params = _board_files(profile)
+    hello = hello_payload(tflite, graph, "edgeq-c", edgeq.__version__, profile.clock_hz, compiled.arena_bytes)
+    files: dict[str, str | bytes] = {**compiled.files, **runtime_sources(),
+                                     "main.c": render_edgeq_c_harness(tflite, graph, compiled, hello)}
+    sources = sorted(name for name in files if name.endswith(".c"))
+    files["Makefile"] = render_firmware_makefile(tflite, profile, params, "edgeq-c", sources)
+    files.update(board)
+    files[f"{stem}.tflite"] = tflite
+    cross = bool(profile.toolchain.prefix)
+    files[FIRMWARE_MANIFEST] = firmware_manifest(tflite, profile, "edgeq-c", stem, f"{FIRMWARE_PROGRAM}.elf",
+                                                 bin_hex=cross)
+    return files
+
+
+def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_bytes: int | None,
+                   stem: str) -> dict[str, str | bytes]:
+    """The firmware (or harness) project for `runtime` on `profile`, as {relative path: content}.
+
+    `arena_bytes` is, for TFLM, the smallest arena its AllocateTensors accepts (the project adds
+    the margin). Firmware projects (edgeq-c, TFLM) carry the .tflite they embed and
+    `edgeq-firmware.json`, so `edgeq build/flash/measure FIRMWARE_DIR` need nothing else.
+    """
+    if runtime == "litert":
+        files: dict[str, str | bytes] = dict(render_litert_harness(
+            tflite, f"{stem}.tflite", profile.litert.threads, profile.litert.delegate))
+        files[f"{stem}.tflite"] = tflite
+        return files
+    if runtime == "tflm":
+        board, params = _board_files(profile)
+        if params is not None and params.family != "host":
+            target = cortex_m_tflm_target(params.cpu, params.fpu, compile_flags(params))
+        elif profile.is_microcontroller:
+            target = cortex_m_tflm_target(profile.core, profile.has_fpu, profile.toolchain.cflags)
+        else:
+            target = HOST_TFLM_TARGET
+        hello = hello_payload(tflite, graph, "tflm", tflm_version(), profile.clock_hz, 0)
+        program = f"{DEFAULT_PREFIX.lstrip('_') or DEFAULT_PREFIX}{TFLM_PROGRAM_SUFFIX}"
+        return {**render_tflm_project(tflite, graph, arena_bytes, hello, target=target, baud=profile.serial.baud),
+                **board, f"{stem}.tflite": tflite,
+                FIRMWARE_MANIFEST: firmware_manifest(tflite, profile, "tflm", stem, program, bin_hex=False)}
+    if runtime == "edgeq-c":
+        return render_edgeq_c_project(profile, tflite, graph, stem)
+    raise BadInput(f"no code generator for runtime '{runtime}'")

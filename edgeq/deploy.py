@@ -1,0 +1,279 @@
+"""`edgeq deploy`: every stage in order, from a model file to firmware and a report, then, on a
+device edgeq can reach, build -> flash -> measure (edgeq.device.loop).
+
+`deploy` returns what it produced (files as bytes, the report as a dict); the CLI writes them, so
+a failed run leaves nothing half-written behind. It loads the model and the data once, converts
+the float model once, parses the graph once and compiles the model with edgeq-c once, and hands
+the planner what it loaded. `with_device_results` adds what the device loop measured, and the fit
+verdict from the linked image, to the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import edgeq
+from edgeq import console
+from edgeq.aot import CompiledModel, compile_if_supported
+from edgeq.aot.footprint import measure_footprint
+from edgeq.codegen import project as codegen
+from edgeq.codegen.tflm import arena_size_with_margin
+from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
+from edgeq.convert.converter import MODES, convert
+from edgeq.device.loop import DeviceRun
+from edgeq.errors import BadInput, EdgeqError
+from edgeq.graph import Graph, read_graph
+from edgeq.load import Dataset, Model, load_data, load_model
+from edgeq.measure.fit import Fit, edgeq_c_fit, linked_fit, litert_fit, tflm_fit
+from edgeq.measure.interpreters import (
+    Accuracy,
+    ArenaUse,
+    Latency,
+    compare,
+    litert_latency,
+    run_litert,
+    tflm_arena,
+)
+from edgeq.plan.candidates import PlanRequest, Prepared
+from edgeq.plan.rules import Plan, plan
+from edgeq.plan.search import run_plan
+from edgeq.plan.table import format_plan_table
+from edgeq.report import SCHEMA_VERSION, render_markdown, to_json
+from edgeq.sources import (
+    EDGEQ_C_MEMORY_PLAN,
+    FLATBUFFER,
+    LINKED_IMAGE,
+    LITERT_HOST,
+    TFLM_ALLOCATE_TENSORS,
+    TFLM_FIRMWARE_ARENA,
+    TFLM_RECORDING_ALLOCATOR,
+    sources_dict,
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    model: Path
+    profile: object  # edgeq.profiles.Profile
+    data: str | None = None  # calibration data spec
+    val: str | None = None  # validation data spec
+    mode: str | None = None
+    runtime: str | None = None
+    planner: PlanRequest | None = None  # let the planner choose mode and runtime
+
+
+@dataclass
+class Deployment:
+    report: dict
+    fit: Fit
+    files: dict[str, bytes] = field(default_factory=dict)
+    tflite: bytes = b""
+    validation: Dataset | None = None
+    macs: int | None = None  # of the whole model, for instructions per MAC on the device
+
+
+def check_runtime_ops(tflite: bytes, graph: Graph, runtime: str, edgeq_c_refusal: str | None) -> None:
+    """Fail before code generation when the runtime lacks one of the model's ops."""
+    if runtime == "tflm":
+        check_tflm_ops(model_op_names(tflite, graph), graph)
+    elif runtime == "edgeq-c" and edgeq_c_refusal is not None:
+        raise BadInput(edgeq_c_refusal)  # names the op, its index and its types
+
+
+def compiled_footprint(profile, compiled: CompiledModel) -> tuple[int | None, int | None]:
+    """edgeq-c's flash and RAM, compiled and sized with the profile's cross compiler when it is
+    installed; (None, None) when it is not."""
+    toolchain = profile.toolchain
+    if toolchain is None or not toolchain.compiler.endswith("gcc") or not shutil.which(toolchain.compiler):
+        return None, None
+    with tempfile.TemporaryDirectory(prefix="edgeq-footprint-") as tmp:
+        footprint = measure_footprint(compiled, Path(tmp), cc=toolchain.compiler, size=toolchain.tool("size"),
+                                      cflags=(*toolchain.cflags, toolchain.optimize))
+    return footprint.flash_bytes, footprint.ram_bytes
+
+
+def firmware_arena(arena: ArenaUse | None) -> int | None:
+    """The arena the TFLM firmware reserves: the smallest TFLM accepts, plus the codegen margin."""
+    return arena_size_with_margin(arena.smallest_bytes) if arena else None
+
+
+def assess(profile, runtime: str, graph: Graph, tflite: bytes, arena: ArenaUse | None,
+           compiled: CompiledModel | None) -> Fit:
+    """The fit before anything is linked, for the runtime that will run the model."""
+    if runtime == "edgeq-c" and compiled is not None:
+        flash, ram = compiled_footprint(profile, compiled)
+        return edgeq_c_fit(profile, flash, ram, compiled.const_bytes, compiled.arena_bytes)
+    if runtime == "litert":
+        return litert_fit(profile, len(tflite))
+    return tflm_fit(profile, len(tflite), firmware_arena(arena))
+
+
+def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibration: Dataset,
+                 validation: Dataset, float_tflite: bytes, tflite: bytes, accuracy: Accuracy,
+                 latency: Latency, arena: ArenaUse | None, fit: Fit, outputs: dict[str, str],
+                 warnings: list[str], compiled: CompiledModel | None = None) -> dict:
+    p = req.profile
+    drop = None
+    if accuracy.float_accuracy is not None:
+        drop = round(100 * (accuracy.float_accuracy - accuracy.quantized_accuracy), 4)
+    on_validation = LITERT_HOST.how + f", on {accuracy.samples} samples of {validation.source}"
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "edgeq_version": edgeq.__version__,
+        "model": {
+            "path": str(model.path), "name": model.name, "format": model.format, "sha256": model.sha256,
+            "input": {"shape": list(model.input.shape), "dtype": model.input.dtype},
+            "output": {"shape": list(model.output.shape), "dtype": model.output.dtype},
+            "ops": graph.op_names,
+        },
+        "profile": {
+            "name": p.name, "display_name": p.display_name, "kind": p.kind, "core": p.core,
+            "clock_mhz": p.clock_mhz, "flash_bytes": p.memory.flash_bytes, "ram_bytes": p.memory.ram_bytes,
+            "ram_for_model_bytes": p.ram_for_model_bytes, "source": p.source,
+        },
+        "quantization": {
+            "mode": chosen.mode, "description": MODES[chosen.mode], "runtime": chosen.runtime,
+            "reason": chosen.reason,
+            "calibration": {"source": calibration.source, "samples": len(calibration),
+                            "synthetic": calibration.synthetic},
+        },
+        "size": {
+            "float_tflite_bytes": len(float_tflite), "tflite_bytes": len(tflite),
+            "ratio": round(len(tflite) / len(float_tflite), 4), "constant_bytes": graph.constant_bytes(),
+            "sources": sources_dict({"float_tflite_bytes": FLATBUFFER, "tflite_bytes": FLATBUFFER,
+                                     "constant_bytes": FLATBUFFER}),
+        },
+        "memory": {
+            "tflm_arena_bytes": arena.total_bytes if arena else None,
+            "tflm_arena_head_bytes": arena.head_bytes if arena else None,
+            "tflm_arena_tail_bytes": arena.tail_bytes if arena else None,
+            "tflm_arena_smallest_bytes": arena.smallest_bytes if arena else None,
+            "firmware_arena_bytes": firmware_arena(arena),
+            "edgeq_c_arena_bytes": compiled.arena_bytes if compiled else None,
+            "edgeq_c_lower_bound_bytes": compiled.lower_bound_bytes if compiled else None,
+            "flash_used_bytes": None,  # from the linked firmware, once it is built
+            "ram_used_bytes": None,
+            "sources": sources_dict({
+                "tflm_arena_bytes": TFLM_RECORDING_ALLOCATOR if arena else None,
+                "tflm_arena_head_bytes": TFLM_RECORDING_ALLOCATOR if arena else None,
+                "tflm_arena_tail_bytes": TFLM_RECORDING_ALLOCATOR if arena else None,
+                "tflm_arena_smallest_bytes": TFLM_ALLOCATE_TENSORS if arena else None,
+                "firmware_arena_bytes": TFLM_FIRMWARE_ARENA if arena else None,
+                "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
+                "edgeq_c_lower_bound_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
+            }),
+        },
+        "accuracy": {
+            "data": validation.source, "samples": accuracy.samples, "labelled": accuracy.float_accuracy is not None,
+            "float": accuracy.float_accuracy, "quantized": accuracy.quantized_accuracy, "drop_pp": drop,
+            "agreement": accuracy.agreement, "sqnr_db": round(accuracy.sqnr_db, 3),
+            "sources": {key: {"kind": "measured", "by": on_validation}
+                        for key in ("float", "quantized", "drop_pp", "agreement", "sqnr_db")},
+        },
+        "latency": {
+            "host_ms_median": round(latency.median_ms, 5), "host_ms_p95": round(latency.p95_ms, 5),
+            "runs": latency.runs, "threads": latency.threads, "interpreter": "litert",
+            "sources": {key: {"kind": "measured", "by": f"{LITERT_HOST.how}, {latency.runs} runs: this machine, "
+                                                         "not the device"}
+                        for key in ("host_ms_median", "host_ms_p95")},
+        },
+        "fit": fit.to_dict(),
+        "build": None,
+        "measure": None,
+        "device": None,
+        "outputs": outputs,
+        "warnings": warnings,
+    }
+
+
+def _choose(req: Request, prepared: Prepared):
+    """The plan, from the planner (measured) or the quick rules; and the planner's result, if it ran."""
+    if req.planner is None:
+        with console.stage("plan"):
+            return plan(req.profile, req.runtime, req.mode), None
+    with console.stage("plan", "measuring every candidate the device can run"):
+        planned = run_plan(dataclasses.replace(req.planner, prepared=prepared))
+    console.info(format_plan_table(planned))
+    return planned.plan, planned
+
+
+def deploy(req: Request) -> Deployment:
+    """Load, plan, convert, measure, generate. Raises EdgeqError subclasses on bad input."""
+    profile = req.profile
+    with console.stage("load", str(req.model)):
+        model = load_model(req.model)
+        calibration, validation = load_data(model, req.data, req.val)
+        float_tflite = convert(model, "fp32")  # the reference every quantized candidate is measured against
+    chosen, planned = _choose(req, Prepared(model, calibration, validation, float_tflite))
+    for w in chosen.warnings:
+        console.warn(w)
+    console.info(f"  {'':9} {chosen.mode} on {chosen.runtime}: {chosen.reason}")
+    stem = f"{model.name}_{chosen.mode}"
+    with console.stage("convert", f"{chosen.mode} ({len(calibration)} calibration samples)"):
+        if planned is not None:
+            tflite = planned.chosen_tflite
+        else:
+            tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
+        graph = read_graph(tflite, f"{stem}.tflite")
+        compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph)
+                             if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
+        check_runtime_ops(tflite, graph, chosen.runtime, refusal)
+    threads = profile.litert.threads if profile.litert is not None else 1
+    with console.stage("measure", f"{len(validation)} samples, LiteRT on the host"):
+        accuracy = compare(run_litert(float_tflite, validation, threads, "float"),
+                           run_litert(tflite, validation, threads, chosen.mode), validation)
+        latency = litert_latency(tflite, validation.x[0], threads)
+        arena = tflm_arena(tflite) if profile.is_microcontroller or chosen.runtime == "tflm" else None
+    fit = assess(profile, chosen.runtime, graph, tflite, arena, compiled)
+
+    files: dict[str, bytes] = {f"{model.name}_fp32.tflite": float_tflite, f"{stem}.tflite": tflite}
+    outputs = {"tflite": f"{stem}.tflite", "float_tflite": f"{model.name}_fp32.tflite"}
+    if fit.verdict == "fits":
+        with console.stage("generate", f"{chosen.runtime} project"):
+            if chosen.runtime == "edgeq-c":
+                project = codegen.render_edgeq_c_project(profile, tflite, graph, stem, compiled)
+            else:
+                project = codegen.render_project(chosen.runtime, profile, tflite, graph,
+                                                 arena.smallest_bytes if arena else None, stem)
+        files.update({f"firmware/{chosen.runtime}/{path}": text.encode() if isinstance(text, str) else text
+                      for path, text in project.items()})
+        outputs["firmware"] = f"firmware/{chosen.runtime}"
+    report = build_report(req, model, graph, chosen, calibration, validation, float_tflite, tflite, accuracy,
+                          latency, arena, fit, outputs, console.take_warnings(), compiled)
+    if planned is not None:
+        files.update(planned.files())
+        report["quantization"]["plan"] = {"candidate": planned.chosen.name, "file": "plan.json",
+                                          "candidates": len(planned.candidates)}
+        report["quantization"]["description"] = f"the planner's candidate {planned.chosen.name} (see plan.json)"
+        outputs["plan"] = "plan.json"
+    files["report.json"] = to_json(report).encode()
+    files["report.md"] = render_markdown(report).encode()
+    return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation,
+                      macs=int(sum(compiled.macs)) if compiled else None)
+
+
+def with_device_results(report: dict, profile, device: DeviceRun | None, skipped: str | None = None,
+                        error: EdgeqError | None = None) -> dict:
+    """The report with the build's flash/RAM, the fit verdict from the linked image and the
+    on-device measurement added; `skipped` says why the device was not reached, `error` what
+    stopped the loop."""
+    report = dict(report)
+    memory = dict(report["memory"])
+    if device is not None and device.build is not None:
+        used = device.build.memory
+        report["build"] = device.build.to_dict()
+        memory["flash_used_bytes"], memory["ram_used_bytes"] = used.flash_bytes, used.ram_bytes
+        memory["sources"] = dict(memory.get("sources") or {}, flash_used_bytes=LINKED_IMAGE.to_dict(),
+                                 ram_used_bytes=LINKED_IMAGE.to_dict())
+        report["fit"] = linked_fit(profile, used.flash_bytes, used.ram_bytes).to_dict()
+    report["memory"] = memory
+    if device is not None:
+        report["measure"] = device.measure
+    error = error or (device.error if device else None)
+    status = "skipped" if skipped else ("failed" if error else "measured")
+    report["device"] = {"status": status, "reason": skipped or (str(error) if error else None)}
+    return report

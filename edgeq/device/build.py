@@ -1,0 +1,180 @@
+"""`edgeq build`: compile a generated firmware project with make and read how much flash and RAM it uses.
+
+Pure: `parse_size_output` reads what `size` prints, `parse_overflow` what ld prints when the image does
+not fit, `make_command` builds the make invocation. At the edge, `build` runs `make` in the project (the
+Makefile codegen rendered from the profile) and `size` on the result, and sets both against the profile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeq.codegen.sources import FIRMWARE_MANIFEST
+from edgeq.errors import BadInput, DoesNotFit, ToolFailed
+from edgeq.tools import require
+
+log = logging.getLogger("edgeq.build")
+
+MAKE_JOBS = 2
+BUILD_TIMEOUT_S = 900
+# Where each program comes from, for the message when it is missing.
+_OVERFLOW = re.compile(r"region `(?P<region>\w+)' overflowed by (?P<bytes>\d+) bytes")
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """What `size` (Berkeley format) reports for an image, and what that means for the device."""
+
+    text: int  # code, read-only data and the vector table: flash
+    data: int  # initialised RAM, whose initial values also sit in flash
+    bss: int  # zeroed RAM; with edgeq's linker script it includes the heap and the stack it reserves
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.data + self.bss
+
+
+def parse_size_output(text: str) -> MemoryUse:
+    """`arm-none-eabi-size firmware.elf` (or `size`) -> MemoryUse. The first file's row counts."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    for header, row in zip(lines, lines[1:]):
+        if header[:3] == ["text", "data", "bss"]:
+            try:
+                return MemoryUse(int(row[0]), int(row[1]), int(row[2]))
+            except (ValueError, IndexError):
+                break
+    raise ToolFailed(f"cannot read the output of size (expected a 'text data bss' header and a row): {text[:200]!r}")
+
+
+@dataclass(frozen=True)
+class Overflow:
+    region: str  # FLASH or RAM, as the linker script names them
+    bytes: int
+
+
+def parse_overflow(stderr: str) -> list[Overflow]:
+    """ld's "region `RAM' overflowed by N bytes" lines, each region once."""
+    found: dict[str, int] = {}
+    for match in _OVERFLOW.finditer(stderr):
+        found.setdefault(match["region"], int(match["bytes"]))
+    return [Overflow(region, n) for region, n in found.items()]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    project: Path
+    elf: Path
+    bin: Path | None
+    hex: Path | None
+    memory: MemoryUse
+    flash_budget_bytes: int
+    ram_budget_bytes: int
+    command: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        m = self.memory
+        return {
+            "elf": self.elf.name, "text_bytes": m.text, "data_bytes": m.data, "bss_bytes": m.bss,
+            "flash_used_bytes": m.flash_bytes, "flash_budget_bytes": self.flash_budget_bytes,
+            "flash_used_fraction": round(m.flash_bytes / self.flash_budget_bytes, 6),
+            "ram_used_bytes": m.ram_bytes, "ram_budget_bytes": self.ram_budget_bytes,
+            "ram_used_fraction": round(m.ram_bytes / self.ram_budget_bytes, 6),
+            "command": " ".join(self.command),
+        }
+
+
+def overflow_message(overflows: list[Overflow], profile, ld_lines: list[str]) -> str:
+    budget = {"FLASH": profile.memory.flash_bytes, "RAM": profile.memory.ram_bytes}
+    parts = [f"{o.region} by {o.bytes:,} bytes (the device has {budget[o.region]:,})" if o.region in budget
+             else f"{o.region} by {o.bytes:,} bytes" for o in overflows]
+    return (f"the firmware does not fit {profile.name}: it overflows " + "; ".join(parts)
+            + ". The linker said:\n  " + "\n  ".join(ld_lines))
+
+
+# ---- the edge: files and programs ---------------------------------------------------------------------
+
+def read_manifest(project: Path) -> dict:
+    path = project / FIRMWARE_MANIFEST
+    if not project.is_dir():
+        raise BadInput(f"{project}: no such firmware folder")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: missing; {project} is not a firmware project edgeq generated "
+                       "(run edgeq generate or edgeq deploy)") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: not valid JSON: {exc}") from None
+
+
+def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS) -> list[str]:
+    """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the profile's
+    -O level and the TFLM tree from $TFLM_DIR."""
+    command = ["make", "-C", str(project), f"-j{jobs}"]
+    if manifest.get("runtime") == "tflm":
+        tflm_dir = os.environ.get("TFLM_DIR")
+        if not tflm_dir:
+            raise ToolFailed("the TFLM firmware builds against a tflite-micro source tree: set TFLM_DIR to a "
+                             "tflite-micro checkout with the library built (see the project's Makefile)")
+        command += [f"TFLM_DIR={tflm_dir}", f"OPT={profile.toolchain.optimize}"]
+    return command
+
+
+def run_make(command: list[str]) -> subprocess.CompletedProcess:
+    log.info("running: %s", " ".join(command))
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed(f"{' '.join(command)} took longer than {BUILD_TIMEOUT_S} s") from exc
+
+
+def run_size(size_program: str, elf: Path) -> MemoryUse:
+    done = subprocess.run([size_program, str(elf)], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise ToolFailed(f"{size_program} {elf} failed: {done.stderr.strip()}")
+    return parse_size_output(done.stdout)
+
+
+def build(project: str | Path, profile) -> BuildResult:
+    """Runs make in `project` (a folder edgeq generated for `profile`) and measures the image.
+
+    ToolFailed when the compiler, make or size is missing (naming the package) or the build fails;
+    DoesNotFit, with ld's own lines, when the image overflows the device's flash or RAM."""
+    project = Path(project)
+    manifest = read_manifest(project)
+    if manifest.get("device") not in (None, profile.name):
+        raise BadInput(f"{project} was generated for {manifest['device']}, not {profile.name}; "
+                       f"build it with --device {manifest['device']} or generate it again")
+    if profile.toolchain is None:
+        raise BadInput(f"{profile.source or profile.name}: toolchain: missing; {profile.name} builds no firmware")
+    compiler = profile.toolchain.compiler
+    require(compiler)
+    size_program = require(profile.toolchain.tool("size"))
+    require("make")
+    command = make_command(project, manifest, profile)
+    done = run_make(command)
+    output = (done.stdout or "") + (done.stderr or "")
+    if done.returncode != 0:
+        overflows = parse_overflow(output)
+        if overflows:
+            ld_lines = [line.strip() for line in output.splitlines() if "overflowed by" in line or "edgeq:" in line]
+            raise DoesNotFit(overflow_message(overflows, profile, ld_lines))
+        tail = "\n".join(output.strip().splitlines()[-25:])
+        raise ToolFailed(f"building {project} failed ({' '.join(command)}):\n{tail}")
+    elf = project / manifest["elf"]
+    if not elf.is_file():
+        raise ToolFailed(f"make finished but {elf} is not there")
+    memory = run_size(size_program, elf)
+    optional = {key: project / manifest[key] if manifest.get(key) else None for key in ("bin", "hex")}
+    return BuildResult(project=project, elf=elf, bin=optional["bin"], hex=optional["hex"], memory=memory,
+                       flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.memory.ram_bytes,
+                       command=tuple(command))

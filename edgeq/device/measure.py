@@ -1,0 +1,294 @@
+"""Measure a firmware on its device over the serial protocol: accuracy against the labels, agreement
+with the reference interpreter for that runtime on the same quantized model, cycles per inference.
+
+Pure: `check_firmware` (the HELLO against the model), `device_inputs` (quantization as TFLite's
+QUANTIZE does it), `summarize` (the figures from the samples). At the edge: `reference_outputs` runs
+the reference interpreter, `Journal` keeps one JSON line per sample, flushed as it arrives, so an
+interrupted run keeps what it measured and `resume` continues it, and `measure` drives a Link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeq import console
+from edgeq.console import progress
+from edgeq.errors import BadInput, ToolFailed
+from edgeq.graph import NUMPY_DTYPES, read_graph
+from edgeq.load import TensorSpec, check_dataset, read_arrays
+from edgeq.measure.interpreters import litert_interpreter, run_tflm
+from edgeq.protocol import HelloInfo, Link, TensorInfo
+from edgeq.quant import round_half_away_from_zero
+
+# The interpreter whose outputs each runtime's firmware must reproduce bit for bit.
+REFERENCES = {"edgeq-c": "tflite-micro", "tflm": "tflite-micro", "litert": "litert"}
+JOURNAL = "measure.jsonl"  # one line per sample
+SUMMARY = "measure.json"
+DEFAULT_TIMEOUT_S = 10.0
+RANDOM_SAMPLES = 10  # measured without validation data
+
+
+class FirmwareMismatch(ToolFailed):
+    """The device runs firmware for another model (or another edgeq); exit code 4."""
+
+
+def check_firmware(info: HelloInfo, tflite: bytes, model_name: str, where: str) -> None:
+    """Refuses to measure unless the firmware on the device was built from exactly this model."""
+    sha = hashlib.sha256(tflite).digest()
+    if info.model_hash != sha:
+        raise FirmwareMismatch(
+            f"the firmware on {where} was built from the model with SHA-256 {info.model_hash.hex()[:16]}..., "
+            f"not from {model_name} ({sha.hex()[:16]}...): flash the firmware built from {model_name}, or "
+            "measure with the model the firmware was built from")
+    if info.runtime not in REFERENCES:
+        raise FirmwareMismatch(f"the firmware on {where} runs {info.runtime!r}, a runtime edgeq has no reference "
+                               f"interpreter for ({', '.join(REFERENCES)})")
+
+
+def device_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+    """`x` in the input tensor's dtype: float data quantized with its scale and zero point (float32
+    division, ties away from zero, as TFLite's QUANTIZE), data already in that dtype passed through."""
+    dtype = np.dtype(NUMPY_DTYPES[tensor.dtype])
+    x = np.asarray(x)
+    if x.dtype == dtype or np.issubdtype(dtype, np.floating):
+        return x.astype(dtype, copy=False).reshape(len(x), *tensor.shape[1:])
+    if tensor.scale == 0:
+        raise BadInput(f"the input tensor is {tensor.dtype} without a scale: give data already in {dtype}")
+    q = round_half_away_from_zero(x.astype(np.float32) / np.float32(tensor.scale)) + tensor.zero_point
+    info = np.iinfo(dtype)
+    return np.clip(q, info.min, info.max).astype(dtype).reshape(len(x), *tensor.shape[1:])
+
+
+def reference_outputs(runtime: str, tflite: bytes, xq: np.ndarray) -> list[bytes]:
+    """The raw output bytes of the runtime's reference interpreter for each (quantized) input."""
+    if REFERENCES[runtime] == "tflite-micro":
+        return [row.tobytes() for row in run_tflm(tflite, xq)] if len(xq) else []
+
+    interpreter = litert_interpreter(tflite)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    outputs = []
+    for sample in xq:
+        interpreter.set_tensor(inp["index"], sample[None, ...])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out["index"]).tobytes())
+    return outputs
+
+
+def device_data(spec: str | None, tflite: bytes, samples: int | None, source: str):
+    """(x, y) for measuring on a device: the validation data (the first `samples`), or without it
+    seeded random inputs, which measure agreement and cycles but no accuracy."""
+
+    if samples is not None and samples <= 0:
+        raise BadInput(f"--samples must be a positive number, got {samples}")
+    tensor = read_graph(tflite, source).input_tensors()[0]
+    dtype = np.dtype(NUMPY_DTYPES[tensor.type])
+    if spec is None:
+        count = samples or RANDOM_SAMPLES
+        console.warn(f"no validation data given (--val): measuring {count} seeded random inputs, so no accuracy "
+                     "can be claimed (agreement with the reference interpreter and cycles still are)")
+        rng = np.random.default_rng(0)
+        shape = (count, *tensor.shape[1:])
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype), None
+        return rng.random(shape, dtype=np.float32), None
+    x, y = read_arrays(spec)
+    kept = dtype if x.dtype == dtype else np.dtype("float32")  # already quantized data stays as it is
+    data = check_dataset(x, y, TensorSpec(tuple(tensor.shape[1:]), kept.name), spec)
+    if samples is not None:
+        return data.x[:samples], (data.y[:samples] if data.has_class_labels else None)
+    return data.x, data.y if data.has_class_labels else None
+
+
+
+@dataclass(frozen=True)
+class Sample:
+    index: int
+    cycles: int
+    output: bytes
+    seconds: float  # round trip over the link: request, inference, reply
+
+    def to_json(self) -> str:
+        return json.dumps({"sample": self.index, "cycles": self.cycles, "output": self.output.hex(),
+                           "seconds": round(self.seconds, 6)})
+
+
+def _top1(outputs: list[bytes], dtype: np.dtype) -> np.ndarray:
+    return np.array([np.frombuffer(o, dtype).argmax() for o in outputs])
+
+
+def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray | None, output: TensorInfo, *,
+              planned: int, runtime: str, macs: int | None, clock_hz: int, cycles_unit: str) -> dict:
+    """The `measure` section of report.json from the samples measured so far (in any order)."""
+    samples = sorted(samples, key=lambda s: s.index)
+    dtype = np.dtype(NUMPY_DTYPES[output.dtype])
+    outputs = [s.output for s in samples]
+    expected = [reference[s.index] for s in samples]
+    exact = [o == e for o, e in zip(outputs, expected)]
+    diffs = [np.abs(np.frombuffer(o, dtype).astype(np.float64) - np.frombuffer(e, dtype)).max() for o, e
+             in zip(outputs, expected)]
+    cycles = np.array([s.cycles for s in samples], dtype=np.float64)
+    classifier = int(np.prod(output.shape)) > 1
+    accuracy = reference_accuracy = None
+    if labels is not None and classifier and samples:
+        truth = np.asarray(labels)[[s.index for s in samples]]
+        accuracy = float(np.mean(_top1(outputs, dtype) == truth))
+        reference_accuracy = float(np.mean(_top1(expected, dtype) == truth))
+    median = float(np.median(cycles)) if samples else None
+    per_mac = round(median / macs, 4) if median is not None and macs else None
+    if median is None:
+        time_ms = None
+    elif cycles_unit == "ns":
+        time_ms = median / 1e6
+    else:  # cycles, or instructions counted as one cycle each at the profile's clock
+        time_ms = median / clock_hz * 1e3
+    link_seconds = sum(s.seconds for s in samples)
+    return {
+        "samples": len(samples), "samples_planned": planned, "complete": len(samples) == planned,
+        "runtime": runtime, "reference": REFERENCES[runtime],
+        "accuracy": accuracy, "reference_accuracy": reference_accuracy,
+        "bit_exact_fraction": float(np.mean(exact)) if samples else None,
+        "bit_exact_samples": int(sum(exact)),
+        "max_abs_diff": float(max(diffs)) if diffs else None,
+        "cycles_unit": cycles_unit,
+        "cycles_min": int(cycles.min()) if samples else None, "cycles_median": median,
+        "cycles_p95": float(np.percentile(cycles, 95)) if samples else None,
+        "cycles_max": int(cycles.max()) if samples else None,
+        "clock_hz": clock_hz, "time_ms_median": round(time_ms, 6) if time_ms is not None else None,
+        "macs": macs, "cycles_per_mac": per_mac,
+        "instructions_per_mac": per_mac if cycles_unit == "instructions" else None,
+        "samples_per_second": round(len(samples) / link_seconds, 3) if link_seconds > 0 else None,
+        "sources": _sources(cycles_unit, REFERENCES[runtime]),
+    }
+
+
+_COUNTERS = {
+    "instructions": "QEMU's instruction count (-icount shift=0), read through the SysTick counter on the device",
+    "ns": "the host's monotonic clock inside the native firmware",
+    "cycles": "the device's cycle counter, sent over serial",
+}
+
+
+def _sources(cycles_unit: str, reference: str) -> dict:
+    counter = _COUNTERS.get(cycles_unit, _COUNTERS["cycles"])
+    compared = f"the device's outputs over serial, compared with the {reference} interpreter on this host"
+    time = (f"{counter}, at the profile's clock" if cycles_unit != "ns" else counter)
+    return {**{k: {"kind": "measured", "by": counter} for k in ("cycles_min", "cycles_median", "cycles_p95",
+                                                               "cycles_max", "cycles_per_mac")},
+            "time_ms_median": {"kind": "measured", "by": time},
+            **{k: {"kind": "measured", "by": compared} for k in ("accuracy", "bit_exact_fraction", "max_abs_diff")}}
+
+
+class Journal:
+    """measure.jsonl: a header line, then one line per sample, flushed as each arrives."""
+
+    def __init__(self, path: Path, header: dict, resume: bool = False):
+        self.path = Path(path)
+        self.samples: dict[int, Sample] = {}
+        if resume and self.path.is_file():
+            self.samples = self._read(header)
+            self._file = open(self.path, "a", encoding="utf-8")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8")
+            self._write({"header": header})
+
+    def _read(self, header: dict) -> dict[int, Sample]:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        try:
+            found = json.loads(lines[0])["header"] if lines else None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            found = None
+        keys = ("model_sha256", "inputs_sha256", "samples_planned")
+        if found is None or any(found.get(k) != header[k] for k in keys):
+            raise BadInput(f"{self.path}: cannot resume: it was measured with another model, other data or "
+                           "another sample count; leave out --resume to start again")
+        samples = {}
+        for number, line in enumerate(lines[1:], 2):
+            try:
+                record = json.loads(line)
+                sample = Sample(int(record["sample"]), int(record["cycles"]), bytes.fromhex(record["output"]),
+                                float(record["seconds"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                if number == len(lines):  # the run was cut off while writing its last line
+                    break
+                raise BadInput(f"{self.path}: line {number} is not a measured sample: {line[:80]!r}") from None
+            samples[sample.index] = sample
+        # Rewrite without a torn last line, so that appended lines start on a line of their own.
+        self.path.write_text("\n".join([json.dumps({"header": found})] + [s.to_json() for s in samples.values()])
+                             + "\n", encoding="utf-8")
+        return samples
+
+    def _write(self, record: dict | Sample) -> None:
+        self._file.write((record.to_json() if isinstance(record, Sample) else json.dumps(record)) + "\n")
+        self._file.flush()
+
+    def add(self, sample: Sample) -> None:
+        self.samples[sample.index] = sample
+        self._write(sample)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def inputs_sha256(xq: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(xq).tobytes()).hexdigest()
+
+
+@dataclass
+class Run:
+    """What measuring needs besides the link: the model, the data and how to count."""
+
+    tflite: bytes
+    model_name: str
+    x: np.ndarray
+    y: np.ndarray | None
+    journal: Path
+    clock_hz: int
+    cycles_unit: str
+    macs: int | None = None
+    resume: bool = False
+    timeout: float = DEFAULT_TIMEOUT_S  # for each reply
+    hello_timeout: float = DEFAULT_TIMEOUT_S  # for the first HELLO: a board may still be booting
+
+
+def measure(link: Link, run: Run, on_sample=None) -> dict:
+    """Checks the firmware is this model's, sends every sample not yet in the journal, and returns the
+    summary of all of them. Link failures propagate (exit 4); the journal keeps what was measured."""
+    info = link.hello(timeout=run.hello_timeout)
+    check_firmware(info, run.tflite, run.model_name, link.name)
+    if len(run.x) == 0:
+        raise BadInput("no samples to measure")
+    xq = device_inputs(run.x, info.input)
+    if xq[0].nbytes != info.input.nbytes:
+        raise BadInput(f"samples of {xq[0].nbytes} bytes, but the device's input tensor takes {info.input.nbytes}")
+    reference = reference_outputs(info.runtime, run.tflite, xq)
+    header = {"model_sha256": info.model_hash.hex(), "inputs_sha256": inputs_sha256(xq),
+              "samples_planned": len(xq), "runtime": info.runtime, "runtime_version": info.runtime_version,
+              "device": link.name, "clock_hz": run.clock_hz, "cycles_unit": run.cycles_unit}
+    journal = Journal(run.journal, header, run.resume)
+
+    def summary() -> dict:
+        return summarize(list(journal.samples.values()), reference, run.y, info.output, planned=len(xq),
+                         runtime=info.runtime, macs=run.macs, clock_hz=run.clock_hz, cycles_unit=run.cycles_unit)
+
+    try:
+        todo = [i for i in range(len(xq)) if i not in journal.samples]
+        for i in progress(todo, len(todo), "device"):
+            start = time.perf_counter()
+            cycles, output = link.infer(xq[i].tobytes(), timeout=run.timeout)
+            journal.add(Sample(i, cycles, output, time.perf_counter() - start))
+            if on_sample is not None:
+                on_sample(i)
+    except ToolFailed as exc:
+        exc.measured = summary()  # what the report keeps of an interrupted run
+        raise
+    finally:
+        journal.close()
+    return summary()

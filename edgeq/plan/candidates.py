@@ -1,0 +1,241 @@
+"""What `edgeq plan` works with: the request, each candidate and what was measured of it, the
+result that plan.json records, and the selection constants (docs/planner.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeq.errors import DoesNotFit
+from edgeq.measure.fit import Fit
+from edgeq.plan.rules import Plan
+from edgeq.sources import (
+    EDGEQ_C_MEMORY_PLAN,
+    FLATBUFFER,
+    LITERT_HOST,
+    TFLM_RECORDING_ALLOCATOR,
+    estimated,
+    measured,
+    sources_dict,
+)
+
+# 2: every candidate carries `sources`; flash and RAM come from edgeq.measure.fit.
+PLAN_SCHEMA_VERSION = 2
+COST_MODEL = estimated("edgeq's per-op cost model: the coefficients in plan.json's cost_model, fitted to QEMU "
+                       "instruction counts where it says so")
+
+OBJECTIVES = ("latency", "size", "accuracy")
+DEFAULT_MAX_ACCURACY_DROP_PP = 1.0
+DEFAULT_MIN_SQNR_DB = 25.0
+LATENCY_TIE = 0.10  # candidates this close to the fastest count as equally fast
+SIZE_TIE = 0.05
+FIDELITY_CAP_DB = 60.0  # past this SQNR a candidate is as good as the float model
+MIXED_MAX_FLOAT_LAYERS = 3
+DEVICE_SAMPLES = 5  # inferences per candidate measured on the board
+DEVICE_CANDIDATES = 3  # the fastest feasible candidates by estimate that are measured there
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What `edgeq deploy` already loaded and converted, so the planner does not do it again."""
+    model: object  # edgeq.load.Model
+    calibration: object  # edgeq.load.Dataset
+    validation: object
+    float_tflite: bytes
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    model: Path
+    profile: object  # edgeq.profiles.Profile
+    data: str | None = None  # calibration data spec
+    val: str | None = None  # validation data spec
+    train: str | None = None  # labelled training data: enables quantization-aware training
+    objective: str = "latency"
+    max_accuracy_drop_pp: float = DEFAULT_MAX_ACCURACY_DROP_PP
+    min_sqnr_db: float = DEFAULT_MIN_SQNR_DB
+    ram_budget: int | None = None  # bytes for the model; overrides the profile
+    flash_budget: int | None = None
+    runtime: str | None = None
+    jobs: int = 2
+    cache_dir: Path | None = None  # default $EDGEQ_CACHE or build/.cache/plan
+    use_cache: bool = True
+    cost_coefficients: dict | None = None  # profile name -> edgeq.measure.costmodel.Coefficients, fitted on the board
+    # Measure the best candidates by estimate on the board when it is reachable (QEMU always; a real
+    # board only with `device_port`), and rank them by the measured latency.
+    measure_on_device: bool = True
+    device_port: str | None = None
+    device_samples: int = DEVICE_SAMPLES
+    device_candidates: int = DEVICE_CANDIDATES
+    prepared: Prepared | None = None
+
+
+@dataclass
+class Candidate:
+    spec: object  # edgeq.plan.evaluate.Spec
+    record: dict | None = None  # the measurement; None when the device cannot run the spec at all
+    runtime: str | None = None
+    fit: Fit | None = None  # on `runtime`: flash and RAM needed, each with where the figure came from
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    latency_ms: float | None = None  # estimated by the cost model
+    latency_ms_measured: float | None = None  # on the board: median instructions or cycles / clock
+    device: dict | None = None  # what measuring on the board found (or why it failed)
+    # The measured latency of this candidate or of one with the same ops, types and weight
+    # granularity (edgeq-c's instruction count does not depend on the calibration or the values).
+    latency_ms_ranked: float | None = None
+    latency_source: str = "estimated"
+    drop_pp: float | None = None
+    problems: list[str] = field(default_factory=list)  # what makes it infeasible
+    rejected_because: str | None = None
+    chosen: bool = False
+    cached: bool = False
+    tflite: bytes | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def feasible(self) -> bool:
+        return self.record is not None and "error" not in self.record and not self.problems
+
+    @property
+    def ranking_latency_ms(self) -> float | None:
+        """What the latency objective ranks by: measured on the board when it was, else the estimate."""
+        return self.latency_ms_ranked if self.latency_ms_ranked is not None else self.latency_ms
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.record.get("accuracy") if self.record else None
+
+    @property
+    def sqnr_db(self) -> float | None:
+        """None when not measured; inf when the outputs equal the float model's."""
+        if not self.record or "error" in self.record:
+            return None
+        value = self.record.get("sqnr_db")
+        return float("inf") if value is None else value
+
+    def fidelity(self) -> tuple[float, float]:
+        """Closeness to the float model: accuracy kept (a gain over float counts as none), then SQNR."""
+        drop = max(self.drop_pp or 0.0, 0.0)
+        return (-round(drop, 2), round(min(self.sqnr_db or 0.0, FIDELITY_CAP_DB), 1))
+
+    def to_dict(self) -> dict:
+        s, r = self.spec, self.record or {}
+        tflm, c = r.get("tflm") or {}, r.get("edgeq_c") or {}
+        sqnr = self.sqnr_db
+        return {
+            "name": self.name, "chosen": self.chosen, "mode": s.mode,
+            "weights": ("per-channel" if s.per_channel else "per-tensor") if s.integer else None,
+            "calibration": ("qat" if s.qat else s.calibration) if s.calibrated else None,
+            "transforms": [t for t, on in (("cle", s.cle), ("bias_correction", s.bias_correction)) if on],
+            "float_layers": list(s.keep_float), "runtime": self.runtime,
+            "accuracy": self.accuracy, "accuracy_drop_pp": None if self.drop_pp is None else round(self.drop_pp, 4),
+            "agreement": r.get("agreement"),
+            "sqnr_db": None if sqnr is None or sqnr == float("inf") else round(sqnr, 3),
+            "identical_to_float": sqnr == float("inf"),
+            "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
+            "latency_ms_estimated": None if self.latency_ms is None else round(self.latency_ms, 4),
+            "latency_ms_measured": None if self.latency_ms_measured is None else round(self.latency_ms_measured, 4),
+            "latency_source": self.latency_source if self.latency_ms is not None else None,
+            "device": self.device,
+            "model_bytes": r.get("tflite_bytes"), "tflm_arena_bytes": tflm.get("arena_bytes"),
+            "edgeq_c_arena_bytes": c.get("arena_bytes"), "edgeq_c_const_bytes": c.get("const_bytes"),
+            "int4_unpack_bytes": r.get("int4_unpack_bytes") or None,
+            "rejected_because": self.rejected_because, "problems": self.problems,
+            "notes": r.get("notes", []), "cached": self.cached,
+            "sources": self.sources(),
+        }
+
+    def sources(self) -> dict:
+        """Where each figure of to_dict() came from."""
+        measured_latency = None
+        if self.latency_ms_measured is not None:
+            unit = (self.device or {}).get("cycles_unit") or "cycles"
+            measured_latency = measured(f"the board over serial: median {unit} a sample at the profile's clock")
+        return sources_dict({
+            "flash_bytes": self.fit.flash.source if self.fit else None,
+            "ram_bytes": self.fit.ram.source if self.fit else None,
+            "latency_ms_estimated": COST_MODEL if self.latency_ms is not None else None,
+            "latency_ms_measured": measured_latency,
+            "accuracy": LITERT_HOST, "agreement": LITERT_HOST, "sqnr_db": LITERT_HOST,
+            "model_bytes": FLATBUFFER, "tflm_arena_bytes": TFLM_RECORDING_ALLOCATOR,
+            "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN, "edgeq_c_const_bytes": EDGEQ_C_MEMORY_PLAN,
+        })
+
+
+@dataclass
+class PlanResult:
+    model: str
+    profile: str
+    objective: str
+    metric: str  # "accuracy" (labelled validation data) or "sqnr"
+    tolerance: dict
+    budgets: dict
+    candidates: list[Candidate]
+    chosen: Candidate | None = None
+    chosen_tflite: bytes | None = None
+    float_accuracy: float | None = None
+    seconds: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    layer_errors: list[dict] = field(default_factory=list)
+    qat: dict | None = None
+    message: str = ""
+    cost_model: dict = field(default_factory=dict)  # runtime -> the coefficients behind latency_ms_estimated
+    device: dict = field(default_factory=dict)  # whether candidates were measured on the board, and why not
+
+    @property
+    def plan(self) -> Plan | None:
+        """The choice in the terms `edgeq deploy` uses: runtime, base mode, reason."""
+        if self.chosen is None:
+            return None
+        mode = {"int4w": "int8"}.get(self.chosen.spec.mode, self.chosen.spec.mode)
+        return Plan(self.chosen.runtime, mode, f"planned: {self.chosen.name} ({self.message})")
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": PLAN_SCHEMA_VERSION, "model": self.model, "profile": self.profile, "objective": self.objective,
+            "metric": self.metric, "tolerance": self.tolerance, "budgets": self.budgets,
+            "float_accuracy": self.float_accuracy,
+            "chosen": self.chosen.name if self.chosen else None, "reason": self.message,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "layer_errors": self.layer_errors, "qat": self.qat, "cost_model": self.cost_model,
+            "device": self.device,
+            "seconds": round(self.seconds, 2), "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def files(self) -> dict[str, bytes]:
+        """What `edgeq plan --out DIR` writes: plan.json, and the chosen model when there is one
+        (named after the model and the candidate, e.g. digits_int8-pt-p99.99-bc.tflite)."""
+        out = {"plan.json": self.to_json().encode()}
+        if self.chosen is not None and self.chosen_tflite is not None:
+            slug = re.sub(r"[^A-Za-z0-9.]+", "-", self.chosen.name).strip("-")
+            out[f"{Path(self.model).stem}_{slug}.tflite"] = self.chosen_tflite
+        return out
+
+
+class PlanDoesNotFit(DoesNotFit):
+    """No candidate fits; `result` still holds the table for plan.json."""
+
+    def __init__(self, message: str, result: PlanResult):
+        super().__init__(message)
+        self.result = result
+
+
+def budget_profile(profile, ram_budget: int | None, flash_budget: int | None):
+    """The profile with --ram-budget (RAM left for the model) and --flash-budget applied."""
+    memory = profile.memory
+    if ram_budget is not None:
+        memory = dataclasses.replace(memory, ram_bytes=ram_budget + memory.ram_reserved_bytes)
+    if flash_budget is not None:
+        memory = dataclasses.replace(memory, flash_bytes=flash_budget)
+    return dataclasses.replace(profile, memory=memory)

@@ -1,0 +1,254 @@
+"""The state of one `edgeq plan` run: its inputs, the measurement cache and the worker processes.
+
+The cache keeps one record (and the built .tflite) per candidate, keyed by a hash of the model
+file, the calibration and validation arrays, the candidate's spec, and edgeq's code and tool
+versions. Files are written to a temporary name and renamed into place, the .tflite before its
+record, so a reader never sees half an entry. Location: `cache_dir`, else $EDGEQ_CACHE, else
+build/.cache/plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgeq import __version__
+from edgeq.codegen.project import render_project
+from edgeq.convert.converter import MAX_CALIBRATION_SAMPLES, convert
+from edgeq.device.loop import run_project
+from edgeq.errors import BadInput, EdgeqError, ToolFailed
+from edgeq.files import write_atomic
+from edgeq.graph import read_graph
+from edgeq.load import (
+    arrays_sha256,
+    detect_format,
+    file_sha256,
+    load_data,
+    load_model,
+    read_arrays,
+)
+from edgeq.plan import evaluate as plan_eval
+from edgeq.plan.evaluate import Inputs, Spec
+from edgeq.resources import PACKAGE_DIR, TEMPLATE_DIR
+
+CACHE_SCHEMA = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EDGEQ_CACHE") or Path("build") / ".cache" / "plan")
+
+
+_TOOL_PACKAGES = ("tensorflow", "ai-edge-litert", "ai-edge-quantizer", "tflite-micro")
+_code: str | None = None
+
+
+def code_fingerprint() -> str:
+    """edgeq's version, a hash of its own sources (Python and the C runtime) and the versions of the
+    tools that build and measure: a change to any of them invalidates cached measurements."""
+    global _code
+    if _code is None:
+        h = hashlib.sha256(__version__.encode())
+        for root in (PACKAGE_DIR, TEMPLATE_DIR / "edgeq_c"):
+            for path in sorted(root.rglob("*")):
+                if path.suffix in (".py", ".c", ".h", ".j2") and "__pycache__" not in path.parts:
+                    h.update(path.relative_to(root).as_posix().encode())
+                    h.update(path.read_bytes())
+        for name in _TOOL_PACKAGES:
+            try:
+                h.update(f"{name}=={metadata.version(name)}".encode())
+            except metadata.PackageNotFoundError:
+                h.update(f"{name} missing".encode())
+        _code = h.hexdigest()
+    return _code
+
+
+def cache_key(fingerprint: dict, what: str, spec: Spec) -> str:
+    text = json.dumps({"fingerprint": fingerprint, "what": what, "spec": spec.key(), "edgeq": __version__,
+                       "code": code_fingerprint(), "schema": CACHE_SCHEMA}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_load(directory: Path, key: str) -> tuple[dict, bytes | None] | None:
+    """The cached record and model, or None. A record is only ever read once its model is written."""
+    record_path = directory / f"{key}.json"
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return None
+    tflite = None
+    if record.get("has_tflite"):
+        model_path = directory / f"{key}.tflite"
+        if not model_path.is_file():
+            return None
+        tflite = model_path.read_bytes()
+    return record, tflite
+
+
+def cache_store(directory: Path, key: str, record: dict, tflite: bytes | None) -> None:
+    if tflite is not None:
+        write_atomic(directory / f"{key}.tflite", tflite)
+    write_atomic(directory / f"{key}.json", json.dumps(dict(record, has_tflite=tflite is not None)).encode())
+
+
+# ---- one run ------------------------------------------------------------------------------------------
+
+class PlanSession:
+    """The state of one run_plan call: inputs built on first need, the cache, the counters."""
+
+    def __init__(self, request):  # edgeq.plan.rules.PlanRequest
+        self.request = request
+        path = Path(request.model)
+        if not path.exists():
+            raise BadInput(f"{path}: no such file or directory")
+        self.format = detect_format(path)
+        calib = read_arrays(request.data) if request.data else (None, None)
+        val = read_arrays(request.val) if request.val else (None, None)
+        self.fingerprint = {"model": file_sha256(path), "calib": arrays_sha256(*calib) if request.data else "random",
+                            "val": arrays_sha256(*val) if request.val else "calib"}
+        self.cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+        self.hits = self.misses = 0
+        self._inputs: Inputs | None = None
+        self._inputs_file: Path | None = None
+        self._model = None
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        if self._inputs_file is not None:
+            self._inputs_file.unlink(missing_ok=True)
+            self._inputs_file = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        """Worker processes, started before the model loads so that their imports overlap it."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.request.jobs,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=plan_eval.warm_up)
+        return self._pool
+
+    @property
+    def model(self):
+        if self._model is None:
+            prepared = self.request.prepared
+            self._model = prepared.model if prepared is not None else load_model(self.request.model)
+        return self._model
+
+    def inputs(self) -> Inputs:
+        if self._inputs is None:
+            model, prepared = self.model, self.request.prepared
+            if prepared is not None:
+                calibration, validation = prepared.calibration, prepared.validation
+            else:
+                calibration, validation = load_data(model, self.request.data, self.request.val)
+            converted = {}
+            if model.tflite is None and "litert" in self.request.profile.runtimes:
+                for mode in ("fp16", "dynamic-int8"):
+                    if self.request.profile.supports({"fp16": "fp16", "dynamic-int8": "int8"}[mode]):
+                        converted[mode] = convert(model, mode)
+            float_tflite = prepared.float_tflite if prepared is not None else convert(model, "fp32")
+            self._inputs = Inputs(float_tflite=float_tflite,
+                                  calib_x=calibration.x[:MAX_CALIBRATION_SAMPLES],
+                                  val_x=validation.x, val_y=validation.y, val_source=validation.source,
+                                  val_synthetic=validation.synthetic, converted=converted)
+        return self._inputs
+
+    def key(self, what: str, spec: Spec) -> str:
+        return cache_key(self.fingerprint, what, spec)
+
+    def lookup(self, what: str, spec: Spec):
+        return cache_load(self.cache_dir, self.key(what, spec)) if self.request.use_cache else None
+
+    def store(self, what: str, spec: Spec, record: dict, tflite: bytes | None) -> None:
+        if self.request.use_cache:
+            cache_store(self.cache_dir, self.key(what, spec), record, tflite)
+
+    def measure(self, specs: list[Spec]) -> dict[Spec, tuple[dict, bytes | None, bool]]:
+        """Records for `specs`: from the cache, else built and measured (in parallel) and cached."""
+        done: dict[Spec, tuple[dict, bytes | None, bool]] = {}
+        todo = []
+        for spec in specs:
+            hit = self.lookup("measure", spec)
+            if hit is not None:
+                done[spec] = (hit[0], hit[1], True)
+                self.hits += 1
+            else:
+                todo.append(spec)
+        if not todo:
+            return done
+        self.misses += len(todo)
+        groups: dict[tuple, list[Spec]] = {}
+        for spec in todo:
+            groups.setdefault(spec.transform if spec.calibrated else ("plain",), []).append(spec)
+        ordered = sorted(groups.values(), key=len, reverse=True)
+        if self.request.jobs > 1 and len(ordered) > 1:
+            pool = self.pool()
+            inputs = self.inputs()
+            if self._inputs_file is None:
+                self._inputs_file = plan_eval.write_inputs(inputs, self.cache_dir)
+            try:
+                results = list(pool.map(plan_eval.evaluate_group_from, [str(self._inputs_file)] * len(ordered),
+                                        ordered))
+            except BrokenProcessPool as exc:
+                raise ToolFailed("a planner worker process died while building or measuring candidates: a crash "
+                                 "in the converter or an interpreter, or (when edgeq is called from a script) a "
+                                 "main module without the `if __name__ == \"__main__\":` guard that spawned "
+                                 "workers need; run with --jobs 1 to measure in this process") from exc
+        else:
+            plan_eval.use_inputs(self.inputs())
+            results = [plan_eval.evaluate_group(g) for g in ordered]
+        for group, outcome in zip(ordered, results):
+            for spec, (record, tflite) in zip(group, outcome):
+                self.store("measure", spec, record, tflite)
+                done[spec] = (record, tflite, False)
+        return done
+
+    def layer_errors(self, spec: Spec) -> list[dict]:
+        hit = self.lookup("layers", spec)
+        if hit is not None:
+            self.hits += 1
+            return hit[0]["layers"]
+        self.misses += 1
+        plan_eval.use_inputs(self.inputs())
+        layers = plan_eval.analyse_layers(spec)
+        self.store("layers", spec, {"layers": layers}, None)
+        return layers
+
+    def board_inputs(self, tflite: bytes, count: int) -> np.ndarray:
+        """The first validation (else calibration) samples, read without loading the model (a
+        cached plan imports no TensorFlow); seeded uniform [0, 1) inputs when no data was given."""
+        spec = self.request.val or self.request.data
+        if spec:
+            return read_arrays(spec)[0][:count]
+        shape = read_graph(tflite).input_tensors()[0].shape[1:]
+        return np.random.default_rng(0).uniform(0, 1, (count, *shape)).astype(np.float32)
+
+    def measure_on_board(self, profile, candidate, x: np.ndarray) -> dict:
+        """One candidate built for the board and run on it: median instructions (QEMU) or cycles a
+        sample and the latency at the profile's clock; a failure is recorded, not raised."""
+        record = candidate.record
+        arena = (record.get("tflm") or {}).get("smallest_bytes") or (record.get("tflm") or {}).get("arena_bytes")
+        try:
+            files = render_project(candidate.runtime, profile, candidate.tflite,
+                                   read_graph(candidate.tflite, candidate.name), arena, "model")
+            device = run_project(profile, files, x, port=self.request.device_port)
+        except EdgeqError as exc:
+            return {"error": str(exc).splitlines()[0]}
+        summary = device.measure or {}
+        if device.error is not None or summary.get("time_ms_median") is None:
+            return {"error": str(device.error or "no samples measured").splitlines()[0]}
+        return {"cycles_median": summary["cycles_median"], "cycles_unit": summary.get("cycles_unit"),
+                "latency_ms": summary["time_ms_median"],
+                "bit_exact_fraction": summary.get("bit_exact_fraction"), "samples": summary.get("samples"),
+                "flash_used_bytes": device.build.memory.flash_bytes, "ram_used_bytes": device.build.memory.ram_bytes}
