@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgeq import codegen  # noqa: E402
-from edgeq.device.loop import measure_run  # noqa: E402
 from edgeq.device.build import build  # noqa: E402
 from edgeq.device.connect import device_link  # noqa: E402
+from edgeq.device.loop import measure_run  # noqa: E402
 from edgeq.device.measure import measure  # noqa: E402
 from edgeq.graph import read_graph  # noqa: E402
 from edgeq.profiles import get_profile  # noqa: E402

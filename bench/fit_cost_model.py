@@ -99,9 +99,9 @@ def all_models(work: Path) -> list[tuple[str, bytes]]:
 def measure_instructions(name: str, tflite: bytes, board: str, work: Path, samples: int) -> float:
     """Median instructions per inference of edgeq-c firmware for `tflite` on a QEMU board."""
     from edgeq import codegen
-    from edgeq.device.loop import measure_run
     from edgeq.device.build import build
     from edgeq.device.connect import device_link
+    from edgeq.device.loop import measure_run
     from edgeq.device.measure import measure
     from edgeq.graph import read_graph
     from edgeq.profiles import get_profile

@@ -4,4 +4,5 @@ import sys
 
 from edgeq.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes import this module again under another name
+    sys.exit(main())

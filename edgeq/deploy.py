@@ -33,13 +33,14 @@ from edgeq.measure.interpreters import (
     Accuracy,
     ArenaUse,
     Latency,
+    accuracy_alone,
     compare,
     litert_latency,
     run_litert,
     tflm_arena,
 )
 from edgeq.plan.candidates import PlanRequest, Prepared
-from edgeq.plan.rules import Plan, plan
+from edgeq.plan.rules import Plan, check_mode, plan
 from edgeq.plan.search import run_plan
 from edgeq.plan.table import format_plan_table
 from edgeq.report import SCHEMA_VERSION, render_markdown, to_json
@@ -53,6 +54,7 @@ from edgeq.sources import (
     TFLM_RECORDING_ALLOCATOR,
     sources_dict,
 )
+from edgeq.tflm_limits import tflm_aborts
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,52 @@ class Deployment:
     macs: int | None = None  # of the whole model, for instructions per MAC on the device
 
 
+def runtime_refusal(tflite: bytes, graph: Graph, runtime: str, edgeq_c_refusal: str | None) -> str | None:
+    """Why `runtime` cannot run the model (an op or a type it lacks, or an abort TFLM would hit),
+    or None when it can. LiteRT runs every builtin op."""
+    if runtime == "edgeq-c":
+        return edgeq_c_refusal
+    if runtime == "tflm":
+        try:
+            check_tflm_ops(model_op_names(tflite, graph), graph)
+        except BadInput as exc:
+            return str(exc)
+        aborts = tflm_aborts(graph)
+        return "TensorFlow Lite Micro cannot run this model: " + "; ".join(aborts) if aborts else None
+    return None
+
+
 def check_runtime_ops(tflite: bytes, graph: Graph, runtime: str, edgeq_c_refusal: str | None) -> None:
     """Fail before code generation when the runtime lacks one of the model's ops."""
-    if runtime == "tflm":
-        check_tflm_ops(model_op_names(tflite, graph), graph)
-    elif runtime == "edgeq-c" and edgeq_c_refusal is not None:
-        raise BadInput(edgeq_c_refusal)  # names the op, its index and its types
+    refusal = runtime_refusal(tflite, graph, runtime, edgeq_c_refusal)
+    if refusal is not None:
+        raise BadInput(refusal)
+
+
+def runtime_that_runs(req: Request, chosen: Plan, tflite: bytes, graph: Graph, edgeq_c_refusal: str | None) -> Plan:
+    """`chosen`, or, when its runtime lacks one of the model's ops and the user named no runtime,
+    the profile's next runtime that runs them all (and the mode), with the reason. With a runtime
+    the user named, the error names the op and the runtimes that have it."""
+    refusal = runtime_refusal(tflite, graph, chosen.runtime, edgeq_c_refusal)
+    if refusal is None:
+        return chosen
+    others = []
+    for runtime in req.profile.runtimes:
+        if runtime == chosen.runtime or runtime_refusal(tflite, graph, runtime, edgeq_c_refusal) is not None:
+            continue
+        try:
+            warnings = check_mode(chosen.mode, runtime, req.profile)
+        except BadInput:
+            continue
+        others.append((runtime, warnings))
+    if req.runtime is not None or not others:
+        where = (f"; {', '.join(r for r, _ in others)} on {req.profile.name} runs it: give --runtime "
+                 f"{others[0][0]} or leave --runtime out" if others else
+                 f"; no runtime of {req.profile.name} ({', '.join(req.profile.runtimes)}) runs it")
+        raise BadInput(refusal + where)
+    runtime, warnings = others[0]
+    reason = f"{chosen.runtime} cannot run this model ({refusal.splitlines()[0]}); {runtime} runs every op of it"
+    return Plan(runtime, chosen.mode, reason, chosen.warnings + warnings)
 
 
 def compiled_footprint(profile, compiled: CompiledModel) -> tuple[int | None, int | None]:
@@ -113,7 +155,7 @@ def assess(profile, runtime: str, graph: Graph, tflite: bytes, arena: ArenaUse |
 
 
 def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibration: Dataset,
-                 validation: Dataset, float_tflite: bytes, tflite: bytes, accuracy: Accuracy,
+                 validation: Dataset, float_tflite: bytes | None, tflite: bytes, accuracy: Accuracy,
                  latency: Latency, arena: ArenaUse | None, fit: Fit, outputs: dict[str, str],
                  warnings: list[str], compiled: CompiledModel | None = None) -> dict:
     p = req.profile
@@ -137,15 +179,16 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
         },
         "quantization": {
             "mode": chosen.mode, "description": MODES[chosen.mode], "runtime": chosen.runtime,
-            "reason": chosen.reason,
+            "reason": chosen.reason, "came_quantized": model.quantized is not None,
             "calibration": {"source": calibration.source, "samples": len(calibration),
                             "synthetic": calibration.synthetic},
         },
         "size": {
-            "float_tflite_bytes": len(float_tflite), "tflite_bytes": len(tflite),
-            "ratio": round(len(tflite) / len(float_tflite), 4), "constant_bytes": graph.constant_bytes(),
-            "sources": sources_dict({"float_tflite_bytes": FLATBUFFER, "tflite_bytes": FLATBUFFER,
-                                     "constant_bytes": FLATBUFFER}),
+            "float_tflite_bytes": len(float_tflite) if float_tflite else None, "tflite_bytes": len(tflite),
+            "ratio": round(len(tflite) / len(float_tflite), 4) if float_tflite else None,
+            "constant_bytes": graph.constant_bytes(),
+            "sources": sources_dict({"float_tflite_bytes": FLATBUFFER if float_tflite else None,
+                                     "tflite_bytes": FLATBUFFER, "constant_bytes": FLATBUFFER}),
         },
         "memory": {
             "tflm_arena_bytes": arena.total_bytes if arena else None,
@@ -170,7 +213,8 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
         "accuracy": {
             "data": validation.source, "samples": accuracy.samples, "labelled": accuracy.float_accuracy is not None,
             "float": accuracy.float_accuracy, "quantized": accuracy.quantized_accuracy, "drop_pp": drop,
-            "agreement": accuracy.agreement, "sqnr_db": round(accuracy.sqnr_db, 3),
+            "agreement": accuracy.agreement,
+            "sqnr_db": None if accuracy.sqnr_db is None else round(accuracy.sqnr_db, 3),
             "sources": {key: {"kind": "measured", "by": on_validation}
                         for key in ("float", "quantized", "drop_pp", "agreement", "sqnr_db")},
         },
@@ -190,11 +234,31 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
     }
 
 
-def _choose(req: Request, prepared: Prepared):
+def _tflm_arena_or_none(tflite: bytes, runtime: str) -> ArenaUse | None:
+    """TFLM's arena, for the firmware (runtime tflm) or for comparison (edgeq-c); without it for
+    comparison when TFLM cannot run the model, with a warning."""
+    try:
+        return tflm_arena(tflite)
+    except BadInput as exc:
+        if runtime == "tflm":
+            raise
+        console.warn(f"no TFLM arena to compare edgeq-c's with: {exc}")
+        return None
+
+
+def _choose(req: Request, model: Model, prepared: Prepared):
     """The plan, from the planner (measured) or the quick rules; and the planner's result, if it ran."""
+    if model.quantized and req.mode not in (None, model.quantized):
+        raise BadInput(f"{model.path} came quantized as {model.quantized}; edgeq deploys such a model as it is, without "
+                       f"quantizing it again: leave --quant out (or give --quant {model.quantized}), or give the "
+                       "float model to quantize it as " + req.mode)
     if req.planner is None:
         with console.stage("plan"):
-            return plan(req.profile, req.runtime, req.mode), None
+            chosen = plan(req.profile, req.runtime, model.quantized or req.mode)
+        if model.quantized:
+            chosen = dataclasses.replace(chosen, reason=f"the model came quantized ({model.quantized}): deployed as "
+                                                        "it is, not quantized again")
+        return chosen, None
     with console.stage("plan", "measuring every candidate the device can run"):
         planned = run_plan(dataclasses.replace(req.planner, prepared=prepared))
     console.info(format_plan_table(planned))
@@ -207,31 +271,43 @@ def deploy(req: Request) -> Deployment:
     with console.stage("load", str(req.model)):
         model = load_model(req.model)
         calibration, validation = load_data(model, req.data, req.val)
-        float_tflite = convert(model, "fp32")  # the reference every quantized candidate is measured against
-    chosen, planned = _choose(req, Prepared(model, calibration, validation, float_tflite))
+        # The reference every quantized candidate is measured against; none for a model that came quantized.
+        float_tflite = None if model.quantized else convert(model, "fp32")
+    chosen, planned = _choose(req, model, Prepared(model, calibration, validation, float_tflite or model.tflite))
     for w in chosen.warnings:
         console.warn(w)
     console.info(f"  {'':9} {chosen.mode} on {chosen.runtime}: {chosen.reason}")
     stem = f"{model.name}_{chosen.mode}"
-    with console.stage("convert", f"{chosen.mode} ({len(calibration)} calibration samples)"):
-        if planned is not None:
+    what = "as it came" if model.quantized else f"{chosen.mode} ({len(calibration)} calibration samples)"
+    with console.stage("convert", what):
+        if model.quantized:
+            tflite = model.tflite
+        elif planned is not None:
             tflite = planned.chosen_tflite
         else:
             tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
         graph = read_graph(tflite, f"{stem}.tflite")
         compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph)
                              if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
-        check_runtime_ops(tflite, graph, chosen.runtime, refusal)
+        fallback = runtime_that_runs(req, chosen, tflite, graph, refusal)
+    if fallback is not chosen:
+        console.warn(f"runtime {fallback.runtime}: {fallback.reason}")
+        chosen = fallback
     threads = profile.litert.threads if profile.litert is not None else 1
     with console.stage("measure", f"{len(validation)} samples, LiteRT on the host"):
-        accuracy = compare(run_litert(float_tflite, validation, threads, "float"),
-                           run_litert(tflite, validation, threads, chosen.mode), validation)
+        quantized_outputs = run_litert(tflite, validation, threads, chosen.mode)
+        accuracy = (accuracy_alone(quantized_outputs, validation) if float_tflite is None else
+                    compare(run_litert(float_tflite, validation, threads, "float"), quantized_outputs, validation))
         latency = litert_latency(tflite, validation.x[0], threads)
-        arena = tflm_arena(tflite) if profile.is_microcontroller or chosen.runtime == "tflm" else None
+        arena = _tflm_arena_or_none(tflite, chosen.runtime) if profile.is_microcontroller or chosen.runtime == "tflm" \
+            else None
     fit = assess(profile, chosen.runtime, graph, tflite, arena, compiled)
 
-    files: dict[str, bytes] = {f"{model.name}_fp32.tflite": float_tflite, f"{stem}.tflite": tflite}
-    outputs = {"tflite": f"{stem}.tflite", "float_tflite": f"{model.name}_fp32.tflite"}
+    files: dict[str, bytes] = {f"{stem}.tflite": tflite}
+    outputs = {"tflite": f"{stem}.tflite"}
+    if float_tflite is not None:
+        files[f"{model.name}_fp32.tflite"] = float_tflite
+        outputs["float_tflite"] = f"{model.name}_fp32.tflite"
     if fit.verdict == "fits":
         with console.stage("generate", f"{chosen.runtime} project"):
             if chosen.runtime == "edgeq-c":

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeq import console
 from edgeq.errors import BadInput
-from edgeq.graph import read_graph
+from edgeq.graph import NUMPY_DTYPES, read_graph
 
 FORMATS = ("keras", "h5", "saved_model", "tflite")
 
@@ -37,7 +37,8 @@ class Model:
     output: TensorSpec
     keras: Any = None  # the Keras (3 or tf_keras) model, for keras/h5
     saved_model: Any = None  # the loaded SavedModel, for saved_model
-    tflite: bytes | None = None  # the float flatbuffer, for tflite
+    tflite: bytes | None = None  # the flatbuffer, for tflite
+    quantized: str | None = None  # "int8" or "int16x8": a .tflite that came quantized, deployed as it is
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,22 @@ def _load_keras(path: Path):
                            "could read the model") from keras2_error
 
 
+def came_quantized(graph) -> str | None:
+    """'int8' or 'int16x8' for a fully quantized model (its weights int8, its activations int8 or
+    int16), None for a float or dynamic-range one."""
+    weights = [graph.tensors[op.inputs[1]] for op in graph.operators
+               if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1]
+    activations = {graph.tensors[op.outputs[0]].type for op in graph.operators
+                   if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}
+    if not weights or any(w.type not in ("INT8", "INT4") for w in weights):
+        return None
+    if activations == {"INT8"}:
+        return "int8"
+    if activations == {"INT16"}:
+        return "int16x8"
+    return None
+
+
 def load_model(path: str | Path) -> Model:
     """Read a model file or SavedModel directory; errors name the path and the reason."""
     path = Path(path)
@@ -140,10 +157,14 @@ def load_model(path: str | Path) -> Model:
         graph = read_graph(data, str(path))
         inp = _single(graph.input_tensors(), path, "input")
         out = _single(graph.output_tensors(), path, "output")
-        if inp.type != "FLOAT32":
-            raise BadInput(f"{path}: the input is {inp.type}; edgeq takes a float .tflite and quantizes it itself")
-        return Model(**common, input=_spec(inp.shape, np.float32, path, "input"),
-                     output=_spec(out.shape, np.float32, path, "output"), tflite=data)
+        quantized = came_quantized(graph)
+        if quantized is None and inp.type != "FLOAT32":
+            raise BadInput(f"{path}: the input is {inp.type} but the model's weights are not int8: edgeq takes a float "
+                           ".tflite (and quantizes it), or an int8 or int16x8 one (deployed as it is)")
+        dtype = np.float32 if quantized is None else NUMPY_DTYPES[inp.type]
+        return Model(**common, input=_spec(inp.shape, dtype, path, "input"),
+                     output=_spec(out.shape, NUMPY_DTYPES[out.type] if quantized else np.float32, path, "output"),
+                     tflite=data, quantized=quantized)
     if fmt == "saved_model":
         import tensorflow as tf
 
@@ -216,7 +237,9 @@ def read_arrays(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source: str) -> Dataset:
-    """Validate samples against the model input; returns them as (N, *shape) arrays."""
+    """Validate samples against the model input; returns them as (N, *shape) arrays. For an
+    integer input (a model that came quantized) float samples stay float (they are quantized with
+    the input's scale when they are run) and integer samples must fit the input's type."""
     if x.ndim == len(spec.shape) + 2 and x.shape[1] == 1:  # samples saved with their batch dimension
         x = x[:, 0]
     if x.ndim == 0 or x.shape[1:] != spec.shape:
@@ -232,7 +255,15 @@ def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source:
             raise BadInput(f"{source}: sample {bad} contains NaN or infinity")
     if y is not None and len(y) != len(x):
         raise BadInput(f"{source}: {len(x)} inputs but {len(y)} labels")
-    return Dataset(x=x.astype(spec.dtype, copy=False), y=y, source=source)
+    target = np.dtype(spec.dtype)
+    if np.issubdtype(target, np.integer):
+        if np.issubdtype(x.dtype, np.floating):
+            return Dataset(x=x.astype(np.float32, copy=False), y=y, source=source)
+        info = np.iinfo(target)
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise BadInput(f"{source}: integer inputs range over [{x.min()}, {x.max()}], outside the model input's "
+                           f"{target} ([{info.min}, {info.max}])")
+    return Dataset(x=x.astype(target, copy=False), y=y, source=source)
 
 
 def load_dataset(spec: str, model_input: TensorSpec) -> Dataset:
@@ -245,22 +276,28 @@ def load_dataset(spec: str, model_input: TensorSpec) -> Dataset:
 def random_dataset(model_input: TensorSpec, count: int = 100, seed: int = 0) -> Dataset:
     """Uniform [0, 1) inputs, for when the user gives no calibration data."""
     rng = np.random.default_rng(seed)
-    x = rng.random((count, *model_input.shape)).astype(model_input.dtype)
+    dtype = np.float32 if np.issubdtype(np.dtype(model_input.dtype), np.integer) else model_input.dtype
+    x = rng.random((count, *model_input.shape)).astype(dtype)  # an integer input quantizes them
     return Dataset(x=x, y=None, source=f"random uniform [0, 1) inputs (seed {seed})", synthetic=True)
 
 
 def load_data(model: Model, data: str | None, val: str | None) -> tuple[Dataset, Dataset]:
-    """The calibration and validation sets for `model`; without them, random inputs and a loud warning."""
+    """The calibration and validation sets for `model`; without them, random inputs and a loud warning.
+    A model that came quantized needs no calibration: its validation data (or random inputs) stand in."""
     if data is not None:
         calibration = load_dataset(data, model.input)
+    elif model.quantized and val is not None:
+        calibration = load_dataset(val, model.input)
     else:
         calibration = random_dataset(model.input)
-        console.warn("no calibration data given (--data): calibrating on random uniform [0, 1) inputs. "
-                     "Quantization ranges, and so accuracy, will be poor unless real inputs look like that.")
+        if not model.quantized:
+            console.warn("no calibration data given (--data): calibrating on random uniform [0, 1) inputs. "
+                         "Quantization ranges, and so accuracy, will be poor unless real inputs look like that.")
     if val is not None:
-        validation = load_dataset(val, model.input)
+        validation = load_dataset(val, model.input) if calibration.source != val else calibration
     else:
         validation = calibration
-        console.warn("no validation data given (--val): figures are measured on the calibration inputs, "
-                     "without labels, so no accuracy can be claimed.")
+        console.warn("no validation data given (--val): figures are measured on "
+                     + ("random inputs" if calibration.synthetic else "the calibration inputs")
+                     + ", without labels, so no accuracy can be claimed.")
     return calibration, validation

@@ -39,6 +39,7 @@ def render_markdown(r: dict) -> str:
     """report.md: the same facts as report.json, for a person."""
     m, p, q, s = r["model"], r["profile"], r["quantization"], r["size"]
     mem, acc, lat, fit = r["memory"], r["accuracy"], r["latency"], r["fit"]
+    ratio = f"{s['ratio']:.2f}x of float" if s.get("ratio") else "as given"
     lines = [
         f"# edgeq report: {m['name']} on {p['name']}",
         "",
@@ -47,14 +48,16 @@ def render_markdown(r: dict) -> str:
         f"- Device: {p['display_name']} — {p['core']} @ {p['clock_mhz']:g} MHz, flash {kb(p['flash_bytes'])}, "
         f"RAM {kb(p['ram_bytes'])} ({kb(p['ram_for_model_bytes'])} for the model)",
         f"- Quantization: **{q['mode']}** ({q['description']}) on runtime **{q['runtime']}** — {q['reason']}",
-        f"- Calibration data: {q['calibration']['source']} ({q['calibration']['samples']} samples)",
+        ("- Calibration: none needed, the model came quantized" if q.get("came_quantized") else
+         f"- Calibration data: {q['calibration']['source']} ({q['calibration']['samples']} samples)"),
         "",
         "## Size and memory",
         "",
         "| | bytes | | source |",
         "|---|---:|---|---|",
-        f"| float .tflite | {s['float_tflite_bytes']:,} | | {_source_text(s, 'float_tflite_bytes')} |",
-        f"| {q['mode']} .tflite | {s['tflite_bytes']:,} | {s['ratio']:.2f}x of float | "
+        (f"| float .tflite | {s['float_tflite_bytes']:,} | | {_source_text(s, 'float_tflite_bytes')} |"
+         if s.get("float_tflite_bytes") else "| float .tflite | - | the model came quantized | |"),
+        f"| {q['mode']} .tflite | {s['tflite_bytes']:,} | {ratio} | "
         f"{_source_text(s, 'tflite_bytes')} |",
     ]
     if mem.get("tflm_arena_bytes") is not None:
@@ -95,7 +98,7 @@ def render_markdown(r: dict) -> str:
         "| float | quantized | drop | top-1 agreement | output SQNR |",
         "|---:|---:|---:|---:|---:|",
         f"| {_pct(acc['float'])} | {_pct(acc['quantized'])} | {_pp(acc['drop_pp'])} | "
-        f"{_pct(acc['agreement'])} | {acc['sqnr_db']:.1f} dB |",
+        f"{_pct(acc['agreement'])} | {'-' if acc['sqnr_db'] is None else format(acc['sqnr_db'], '.1f') + ' dB'} |",
         "",
         "## Latency",
         "",

@@ -16,14 +16,7 @@ import pytest
 
 from edgeq.aot import compile_model
 from edgeq.aot.footprint import measure_footprint
-from edgeq.aot.host import (
-    STRICT_CFLAGS,
-    HostModel,
-    build_program,
-    build_shared_library,
-    run_program,
-    write_sources,
-)
+from edgeq.aot.host import STRICT_CFLAGS, HostModel, build_program, build_shared_library, run_program, write_sources
 from edgeq.aot.memory import check_plan
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph

@@ -14,14 +14,7 @@ import pytest
 
 import edgeq
 from edgeq import codegen
-from edgeq.device.build import (
-    MemoryUse,
-    Overflow,
-    build,
-    parse_overflow,
-    parse_size_output,
-    read_manifest,
-)
+from edgeq.device.build import MemoryUse, Overflow, build, parse_overflow, parse_size_output, read_manifest
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.profiles import get_profile

@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 import edgeq
-from edgeq.csource import HEX_BYTES_PER_LINE
 from edgeq.codegen import (
     arena_size_with_margin,
     c_byte_array,
@@ -42,6 +41,7 @@ from edgeq.codegen.tflm_ops import (
     tflm_resolver_method,
     unsupported_ops,
 )
+from edgeq.csource import HEX_BYTES_PER_LINE
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
 from edgeq.measure.interpreters import run_tflm, tflm_arena

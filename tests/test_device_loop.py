@@ -27,23 +27,15 @@ import numpy as np
 import pytest
 
 from edgeq import codegen
-from edgeq.device.loop import cycles_unit, measure_run
 from edgeq.device.build import build
 from edgeq.device.connect import device_link, qemu_link, start_qemu
+from edgeq.device.loop import cycles_unit, measure_run
 from edgeq.device.measure import FirmwareMismatch, device_inputs, measure
 from edgeq.errors import ToolFailed
 from edgeq.graph import read_graph
 from edgeq.measure.interpreters import run_tflm
 from edgeq.profiles import get_profile
-from edgeq.protocol import (
-    RESULT,
-    FrameDecoder,
-    LinkError,
-    LinkTimeout,
-    ProtocolError,
-    TensorInfo,
-    encode_frame,
-)
+from edgeq.protocol import RESULT, FrameDecoder, LinkError, LinkTimeout, ProtocolError, TensorInfo, encode_frame
 from edgeq.resources import REPO_ROOT
 
 EMULATED = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505"]

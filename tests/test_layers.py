@@ -10,7 +10,7 @@ PACKAGE = Path(edgeq.__file__).resolve().parent
 
 # Shared leaves: any module may import them; they import only each other.
 LEAVES = ("edgeq", "edgeq.errors", "edgeq.console", "edgeq.files", "edgeq.resources", "edgeq.units",
-          "edgeq.sources", "edgeq.tools", "edgeq.csource", "edgeq.graph", "edgeq.protocol", "edgeq.runtime")
+          "edgeq.sources", "edgeq.tools", "edgeq.csource", "edgeq.graph", "edgeq.protocol", "edgeq.runtime", "edgeq.isolate", "edgeq.tflm_limits")
 # The stages in processing order; each imports only those before it (and leaves).
 STAGES = ("profiles", "load", "quant", "convert", "measure", "aot", "codegen", "device", "plan", "report",
           "deploy", "cli")

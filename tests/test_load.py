@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 
 from edgeq.errors import BadInput
-from edgeq.load import (
-    TensorSpec,
-    check_dataset,
-    load_dataset,
-    load_model,
-    random_dataset,
-)
+from edgeq.load import TensorSpec, check_dataset, load_dataset, load_model, random_dataset
 
 SPEC = TensorSpec((8, 8, 1), "float32")
 

@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 
 from edgeq.load import Dataset
-from edgeq.measure.interpreters import (
-    Outputs,
-    compare,
-    parse_arena_report,
-    run_litert,
-    tflm_arena,
-)
+from edgeq.measure.interpreters import Outputs, compare, parse_arena_report, run_litert, tflm_arena
 
 # TFLM's recording allocator on a 64-bit host, as shared/models/README.md lists it.
 MLPERF_ARENAS = {"kws_ref_model.tflite": 24_272, "vww_96_int8.tflite": 103_680,

@@ -11,14 +11,7 @@ import pytest
 
 from edgeq.deploy import with_device_results
 from edgeq.device.loop import DeviceRun, device_unreachable
-from edgeq.device.measure import (
-    FirmwareMismatch,
-    Journal,
-    Sample,
-    check_firmware,
-    device_inputs,
-    summarize,
-)
+from edgeq.device.measure import FirmwareMismatch, Journal, Sample, check_firmware, device_inputs, summarize
 from edgeq.errors import BadInput
 from edgeq.measure.interpreters import _quantize_input
 from edgeq.profiles import get_profile

@@ -43,14 +43,7 @@ def test_macs_are_counted_from_the_graph(conv_model):
 
 
 def test_fitting_recovers_the_coefficients_that_made_the_counts():
-    from edgeq.measure.costmodel import (
-        DEFAULTS,
-        Coefficients,
-        OpWork,
-        Sample,
-        estimate_cycles,
-        fit_coefficients,
-    )
+    from edgeq.measure.costmodel import DEFAULTS, Coefficients, OpWork, Sample, estimate_cycles, fit_coefficients
 
     truth = Coefficients({"int8": 1.7, "fp32": 5.5}, {"int8": 2.0, "fp32": 3.0}, 800.0, 3000.0)
     rng = np.random.default_rng(5)
@@ -104,11 +97,7 @@ def test_a_rewritten_range_becomes_the_int8_scale(conv_model):
 
 def test_the_linear_response_is_the_interpreters_convolution(conv_model):
     """linear_response (used for the bias-correction shift) against LiteRT's CONV_2D on one input."""
-    from edgeq.convert.transforms import (
-        float_constant,
-        linear_response,
-        replace_constants,
-    )
+    from edgeq.convert.transforms import float_constant, linear_response, replace_constants
     from edgeq.graph import read_graph
 
     graph = read_graph(conv_model)
@@ -128,12 +117,7 @@ def test_the_linear_response_is_the_interpreters_convolution(conv_model):
 
 def test_bias_correction_removes_the_mean_shift_of_weight_quantization(conv_model):
     from edgeq.convert import calibrate
-    from edgeq.convert.transforms import (
-        correct_bias,
-        dequantized_weights,
-        float_constant,
-        linear_response,
-    )
+    from edgeq.convert.transforms import correct_bias, dequantized_weights, float_constant, linear_response
     from edgeq.graph import read_graph
 
     x = np.random.default_rng(8).random((64, 9, 9, 2), dtype=np.float32) + 0.5  # a mean far from zero
@@ -185,8 +169,8 @@ def test_tflms_recorded_arena_already_holds_the_int4_unpack_buffer(tmp_path):
 # ---- selection --------------------------------------------------------------------------------------
 
 def _candidate(name: str, latency: float, sqnr: float, flash: int = 1000, drop: float | None = None):
-    from edgeq.plan.evaluate import Spec
     from edgeq.plan import Candidate
+    from edgeq.plan.evaluate import Spec
 
     spec = Spec("fp16") if name == "fp16" else Spec("int8", calibration=name)
     return Candidate(spec, record={"sqnr_db": sqnr, "accuracy": None}, runtime="litert", flash_bytes=flash,

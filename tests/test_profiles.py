@@ -9,8 +9,6 @@ import shutil
 import subprocess
 
 import pytest
-
-from edgeq.units import format_bytes
 import yaml
 
 from edgeq.errors import BadInput
@@ -24,6 +22,7 @@ from edgeq.profiles import (
     parse_profile,
 )
 from edgeq.resources import PROFILE_DIR
+from edgeq.units import format_bytes
 
 REQUIRED_BOARDS = {
     "arduino-nano-33-ble-sense", "nucleo-l4r5zi", "stm32f746g-disco", "nucleo-h743zi2", "rpi-pico",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from edgeq.measure.fit import (EDGEQ_C_CODE_BYTES_ESTIMATE, TFLM_CODE_BYTES_ESTIMATE, edgeq_c_fit, linked_fit,
-                               litert_fit, tflm_fit)
+from edgeq.measure.fit import (
+    EDGEQ_C_CODE_BYTES_ESTIMATE,
+    TFLM_CODE_BYTES_ESTIMATE,
+    edgeq_c_fit,
+    linked_fit,
+    litert_fit,
+    tflm_fit,
+)
 from edgeq.profiles import get_profile
 from edgeq.report import render_markdown
 from edgeq.units import format_bytes as kb

@@ -6,14 +6,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from edgeq.aot import lower_conv, lower_elementwise
-from edgeq.aot.lowering import (
-    ALIAS_OPS,
-    Lowered,
-    Lowering,
-    Step,
-    conv_add_fusions,
-    unsupported,
-)
+from edgeq.aot.lowering import ALIAS_OPS, Lowered, Lowering, Step, conv_add_fusions, unsupported
 from edgeq.errors import BadInput
 from edgeq.graph import Graph
 

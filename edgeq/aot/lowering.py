@@ -54,10 +54,22 @@ class Lowered:
     fused_tensors: frozenset[int]  # tensors a fused kernel never stores
 
 
+def _type_list(graph: Graph, indices) -> str:
+    """'INT8, INT32', with a run of one type written once: '49 x INT8'."""
+    runs: list[list] = []
+    for i in indices:
+        if i < 0:
+            continue
+        t = graph.tensors[i].type
+        if runs and runs[-1][0] == t:
+            runs[-1][1] += 1
+        else:
+            runs.append([t, 1])
+    return ", ".join(t if n == 1 else f"{n} x {t}" for t, n in runs)
+
+
 def _types(graph: Graph, op: Operator) -> str:
-    ins = ", ".join(graph.tensors[i].type for i in op.inputs if i >= 0)
-    outs = ", ".join(graph.tensors[i].type for i in op.outputs)
-    return f"inputs {ins} -> {outs}"
+    return f"inputs {_type_list(graph, op.inputs)} -> {_type_list(graph, op.outputs)}"
 
 
 def unsupported(graph: Graph, op: Operator, why: str = "") -> BadInput:

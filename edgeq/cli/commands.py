@@ -53,12 +53,7 @@ def _profile(name: str):
 def cmd_profiles(args) -> int:
     from dataclasses import asdict
 
-    from edgeq.profiles import (
-        format_profile,
-        format_profile_table,
-        get_profile,
-        load_profiles,
-    )
+    from edgeq.profiles import format_profile, format_profile_table, get_profile, load_profiles
 
     if args.name:
         profile = get_profile(args.name)
@@ -95,12 +90,7 @@ def cmd_evaluate(args) -> int:
     """A .tflite on this host: accuracy and latency in LiteRT, TFLM's arena, the fit verdict."""
     from edgeq.deploy import assess
     from edgeq.load import TensorSpec, load_dataset
-    from edgeq.measure.interpreters import (
-        compare,
-        litert_latency,
-        run_litert,
-        tflm_arena,
-    )
+    from edgeq.measure.interpreters import compare, litert_latency, run_litert, tflm_arena
     from edgeq.plan.rules import choose_runtime
 
     profile = _profile(args.device)

@@ -24,9 +24,8 @@ from edgeq.cli.commands import (
     cmd_plan,
     cmd_profiles,
 )
-from edgeq.errors import EdgeqError
-
 from edgeq.convert.converter import MODES
+from edgeq.errors import EdgeqError
 from edgeq.plan.candidates import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MIN_SQNR_DB, OBJECTIVES
 from edgeq.plan.rules import RUNTIMES
 

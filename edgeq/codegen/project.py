@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import edgeq
 from edgeq.aot import compile_model
-from edgeq.codegen.boards import (
-    board_params_for,
-    compile_flags,
-    link_flags,
-    render_board,
-)
+from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
 from edgeq.codegen.litert import render_litert_harness
 from edgeq.codegen.sources import (
     DEFAULT_PREFIX,

@@ -17,13 +17,7 @@ from edgeq.codegen.sources import (
     single_tensor,
 )
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
-from edgeq.csource import (
-    ARENA_ALIGNMENT,
-    c_byte_array,
-    generated_notice,
-    render_template,
-    validate_symbol,
-)
+from edgeq.csource import ARENA_ALIGNMENT, c_byte_array, generated_notice, render_template, validate_symbol
 from edgeq.errors import BadInput
 from edgeq.graph import Graph
 

@@ -28,12 +28,7 @@ import numpy as np
 from edgeq.convert.transforms import WEIGHTED_OPS, float_op
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
-from edgeq.quant import (
-    MinMaxObserver,
-    MseObserver,
-    PercentileObserver,
-    round_half_away_from_zero,
-)
+from edgeq.quant import MinMaxObserver, MseObserver, PercentileObserver, round_half_away_from_zero
 
 CALIBRATIONS = ("minmax", "p99.9", "p99.99", "mse")
 _CHUNK = 32  # samples per observer batch: bounds memory on models with large activations

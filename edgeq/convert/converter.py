@@ -14,8 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq import console
+from edgeq.convert import calibrate
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
-from edgeq.load import Dataset, Model
+from edgeq.graph import read_graph
+from edgeq.isolate import contained
+from edgeq.load import Dataset, Model, load_model
+from edgeq.tflm_limits import softmax_min_input_scale, softmax_scale_too_small
 
 MODES = {
     "fp32": "float32 weights and activations",
@@ -28,6 +33,46 @@ NEEDS_CALIBRATION = {"int8", "int16x8"}
 MAX_CALIBRATION_SAMPLES = 1000  # the converter's histogram-free min/max settles long before this
 
 
+CRASH_ADVICE = ("A crash here is the converter's, not the model file's: docs/robustness.md lists the known "
+                "ones; convert the model yourself and give edgeq the .tflite, or simplify the layer it fails on")
+
+
+def _unrolled(keras_model):
+    """The Keras 3 model with every recurrent layer unrolled over its (fixed) time steps.
+
+    A rolled LSTM or GRU converts to a WHILE loop, which the converter's calibrator crashes on
+    (SIGSEGV in MinMax::Update) and which microcontroller runtimes run slowly if at all; unrolled,
+    it is straight-line FULLY_CONNECTED and element-wise ops with the same weights and outputs."""
+    import keras
+
+    def recurrent(layer) -> bool:
+        inner = getattr(layer, "forward_layer", None)
+        return isinstance(layer, keras.layers.RNN) or isinstance(inner, keras.layers.RNN)
+
+    layers = list(keras_model._flatten_layers(include_self=False))
+    if not any(recurrent(layer) and not getattr(layer, "unroll", False) for layer in layers):
+        return keras_model
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.RNN):
+            config["unroll"] = True
+        elif recurrent(layer):  # Bidirectional: the wrapped layer's config, and its backward twin's
+            for key in ("layer", "backward_layer"):
+                if isinstance(config.get(key), dict):
+                    config[key]["config"]["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    try:
+        copy = keras.models.clone_model(keras_model, clone_function=clone)
+        copy.set_weights(keras_model.get_weights())
+    except Exception as exc:  # a subclassed model clone_model cannot rebuild: convert it as it is
+        console.warn(f"could not unroll the recurrent layers ({type(exc).__name__}: {exc}); converting them as a "
+                     "loop, which the converter's calibrator may not survive")
+        return keras_model
+    return copy
+
+
 def _export_saved_model(model: Model, directory: Path) -> Path:
     import tensorflow as tf
 
@@ -36,7 +81,8 @@ def _export_saved_model(model: Model, directory: Path) -> Path:
         import keras
 
         if isinstance(model.keras, keras.Model):
-            model.keras.export(str(directory), format="tf_saved_model", input_signature=signature, verbose=False)
+            _unrolled(model.keras).export(str(directory), format="tf_saved_model", input_signature=signature,
+                                         verbose=False)
             return directory
         keras_model = model.keras  # a tf_keras model saves through tf.saved_model directly
 
@@ -78,8 +124,6 @@ def _quantize_float_tflite(model: Model, mode: str, calibration: Dataset | None)
     It runs the representative data through the float model, records each tensor's range and
     quantizes the same way the converter does after it has built a float model itself.
     """
-    if mode == "fp32":
-        return model.tflite
     if mode not in NEEDS_CALIBRATION:
         raise BadInput(f"{model.path}: mode {mode} of an already converted .tflite needs its source model; "
                        "give edgeq the .keras, .h5 or SavedModel it was converted from (int8 and int16x8 "
@@ -117,15 +161,106 @@ def converter_failure(model: Model, mode: str, exc: Exception, tool: str) -> Edg
                       "log); this is the converter's failure, not the model's")
 
 
-def convert(model: Model, mode: str, calibration: Dataset | None = None) -> bytes:
-    """Return the .tflite bytes of `model` quantized as `mode` (one of MODES)."""
+def convert(model: Model, mode: str, calibration: Dataset | None = None, *, in_worker: bool = True) -> bytes:
+    """Return the .tflite bytes of `model` quantized as `mode` (one of MODES).
+
+    The converter runs in edgeq's worker process (edgeq.isolate), which loads the model from its
+    file: a crash in the converter is an error naming it and the model, not the end of edgeq.
+    `in_worker=False` converts here, for a model that exists only in memory (QAT's, which is
+    already in a process of its own)."""
     if mode not in MODES:
         raise BadInput(f"unknown quantization mode '{mode}' (choose one of: {', '.join(MODES)})")
     if mode in NEEDS_CALIBRATION and calibration is None:
         raise BadInput(f"mode {mode} needs calibration data (--data)")
+    if model.tflite is not None and mode == "fp32":
+        return model.tflite
+    if not in_worker:
+        converted = _convert_here(model, mode, calibration)
+    else:
+        tool = "the converter's calibrator" if model.tflite is not None else "the TensorFlow Lite converter"
+        x = calibration.x[:MAX_CALIBRATION_SAMPLES] if calibration is not None else None
+        converted = contained(tool, f"{model.path} (mode {mode})", _convert_file, str(model.path), model.sha256,
+                              mode, x, advice=CRASH_ADVICE)
+    if mode == "int8":
+        converted = _softmax_ranges_tflm_accepts(model, converted, calibration, in_worker)
+    return converted
+
+
+_loaded: dict[tuple[str, str], Model] = {}
+
+
+def _convert_file(path: str, sha256: str, mode: str, x: np.ndarray | None) -> bytes:
+    """In the worker: the model loaded from `path` (once per file and content), then converted."""
+    key = (path, sha256)
+    if key not in _loaded:
+        _loaded.clear()  # one model at a time: a planner run converts one model many ways
+        _loaded[key] = load_model(path)
+    calibration = Dataset(x=x, y=None, source="calibration") if x is not None else None
+    return _convert_here(_loaded[key], mode, calibration)
+
+
+def _convert_here(model: Model, mode: str, calibration: Dataset | None) -> bytes:
     if model.tflite is not None:
         return _quantize_float_tflite(model, mode, calibration)
+    return _convert_exported(model, mode, calibration)
 
+
+def _here(tool: str, subject: str, fn, *args, advice: str = ""):
+    return fn(*args)
+
+
+def _softmax_ranges_tflm_accepts(model: Model, quantized: bytes, calibration: Dataset, in_worker: bool) -> bytes:
+    """`quantized`, or, when a SOFTMAX input's calibrated range is so narrow that TFLM aborts on its
+    scale (edgeq.tflm_limits), the model quantized again with that range widened to the narrowest
+    TFLM accepts: the logits were all but constant, so the wider range loses nothing."""
+    narrow = softmax_scale_too_small(read_graph(quantized))
+    if not narrow:
+        return quantized
+    run = contained if in_worker else _here
+    float_tflite = convert(model, "fp32", in_worker=in_worker)
+    x = calibration.x[:MAX_CALIBRATION_SAMPLES]
+    calibrated = run("the converter's calibrator", f"{model.path} (mode int8)", calibrate.calibrate,
+                           float_tflite, x, advice=CRASH_ADVICE)
+    ranges = calibrate.recorded_ranges(calibrated)
+    float_graph = read_graph(float_tflite)
+    for index, name, beta in narrow:
+        if name not in ranges:
+            raise ToolFailed(f"{model.path}: SOFTMAX op {index}'s input '{name}' has a range TFLM cannot run, and "
+                             "the calibrated float model has no tensor of that name to widen")
+        low, high = ranges[name]
+        width = 255 * softmax_min_input_scale(beta)
+        # The quantizer gives a RESHAPE's output its input's scale: widen back through such ops.
+        for tensor in _same_scale_chain(float_graph, name):
+            lo, hi = ranges.get(tensor, (low, high))
+            if hi - lo < width:
+                middle = (lo + hi) / 2
+                ranges[tensor] = (middle - width / 2, middle + width / 2)
+        console.warn(f"SOFTMAX op {index}: its input '{name}' spans only {high - low:.2g} on the calibration data "
+                     f"(untrained weights or a dead layer?); widened to {width:.2g}, the narrowest range TFLM's "
+                     "softmax accepts")
+    requantized = run("the converter's quantizer", f"{model.path} (mode int8)", calibrate.quantize_int8,
+                            calibrate.rewrite_ranges(calibrated, ranges), advice=CRASH_ADVICE)
+    if softmax_scale_too_small(read_graph(requantized)):
+        raise ToolFailed(f"{model.path}: widening the SOFTMAX input ranges did not take; TFLM would abort on them")
+    return requantized
+
+
+_SAME_SCALE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+
+
+def _same_scale_chain(graph, name: str) -> list[str]:
+    """`name` and the tensors before it through ops whose output takes their input's scale."""
+    producer = {out: op for op in graph.operators for out in op.outputs}
+    by_name = {t.name: t.index for t in graph.tensors}
+    chain, index = [name], by_name.get(name)
+    while index in producer and producer[index].opcode in _SAME_SCALE_OPS:
+        index = producer[index].inputs[0]
+        chain.append(graph.tensors[index].name)
+    return chain
+
+
+def _convert_exported(model: Model, mode: str, calibration: Dataset | None) -> bytes:
+    """The converter on the model exported with batch 1 (run contained)."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="edgeq-export-") as tmp:

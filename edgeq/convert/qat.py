@@ -139,7 +139,7 @@ def _job(model_path: str, train_x, train_y, calib_x, settings: dict) -> tuple[by
             "Keras 3 model rebuilt in tf_keras (layer configs, same wiring, weights copied) for tfmot")
     model, before, after = finetune(source.keras, train_x, train_y, **settings)
     qat_model = dataclasses.replace(source, keras=model)
-    tflite = convert(qat_model, "int8", Dataset(x=calib_x, y=None, source="calibration"))
+    tflite = convert(qat_model, "int8", Dataset(x=calib_x, y=None, source="calibration"), in_worker=False)
     return tflite, note, {"before": before, "after": after}
 
 

@@ -22,7 +22,7 @@ from edgeq.console import progress
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.graph import NUMPY_DTYPES, read_graph
 from edgeq.load import TensorSpec, check_dataset, read_arrays
-from edgeq.measure.interpreters import litert_interpreter, run_tflm
+from edgeq.measure.interpreters import run_litert_raw, run_tflm
 from edgeq.protocol import HelloInfo, Link, TensorInfo
 from edgeq.quant import round_half_away_from_zero
 
@@ -70,14 +70,7 @@ def reference_outputs(runtime: str, tflite: bytes, xq: np.ndarray) -> list[bytes
     if REFERENCES[runtime] == "tflite-micro":
         return [row.tobytes() for row in run_tflm(tflite, xq)] if len(xq) else []
 
-    interpreter = litert_interpreter(tflite)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    outputs = []
-    for sample in xq:
-        interpreter.set_tensor(inp["index"], sample[None, ...])
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"]).tobytes())
-    return outputs
+    return run_litert_raw(tflite, xq)
 
 
 def device_data(spec: str | None, tflite: bytes, samples: int | None, source: str):

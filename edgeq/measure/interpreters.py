@@ -1,11 +1,15 @@
 """Measure a converted model: accuracy and latency in the LiteRT interpreter, the TFLM arena.
 
 These are emulated measurements on the host; `flash`-and-measure on a board is the other path.
+Each interpreter runs in edgeq's worker process (edgeq.isolate), so an interpreter that crashes
+on a model is an error naming it, not the end of edgeq; TFLM is asked first whether it would
+abort on the model (edgeq.tflm_limits), so that known case is named with its op.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import hashlib
 import os
 import re
 import statistics
@@ -16,12 +20,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edgeq.console import progress
-from edgeq.errors import BadInput
+from edgeq.errors import BadInput, ToolFailed
 from edgeq.graph import read_graph
+from edgeq.isolate import contained
 from edgeq.load import Dataset
 from edgeq.quant import round_half_away_from_zero, sqnr_db
+from edgeq.tflm_limits import tflm_aborts
 
 LATENCY_RUNS = 50
+MAX_ARENA_PROBE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Accuracy:
     float_accuracy: float | None  # top-1 against the labels, 0-1
     quantized_accuracy: float | None
     agreement: float | None  # share of samples whose top-1 class matches the float model's
-    sqnr_db: float  # quantized outputs against the float outputs
+    sqnr_db: float | None  # quantized outputs against the float outputs; None without a float model
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,64 @@ def litert_interpreter(tflite: bytes, threads: int = 1):
     return interpreter
 
 
+LITERT = "the LiteRT interpreter"
+TFLM = "the tflite-micro interpreter"
+_ADVICE = "docs/robustness.md lists the interpreter crashes edgeq knows of and what to do about them"
+
+
+def _subject(tflite: bytes) -> str:
+    return f"the model of {len(tflite):,} bytes (SHA-256 {hashlib.sha256(tflite).hexdigest()[:12]})"
+
+
+def check_tflm_can_prepare(tflite: bytes, source: str = "the model") -> None:
+    """BadInput naming the op when TFLM would abort while preparing the model."""
+    reasons = tflm_aborts(read_graph(tflite, source))
+    if reasons:
+        raise BadInput(f"{source}: TensorFlow Lite Micro cannot run this model: " + "; ".join(reasons))
+
+
 def run_litert(tflite: bytes, data: Dataset, threads: int = 1, label: str = "infer") -> Outputs:
+    """Every sample through LiteRT (in the worker process)."""
+    return contained(LITERT, _subject(tflite), _run_litert, tflite, data, threads, label, advice=_ADVICE)
+
+
+def litert_latency(tflite: bytes, sample: np.ndarray, threads: int = 1, runs: int = LATENCY_RUNS) -> Latency:
+    """Median and 95th percentile of `runs` invokes after a warm-up (timed in the worker process)."""
+    return contained(LITERT, _subject(tflite), _litert_latency, tflite, sample, threads, runs, advice=_ADVICE)
+
+
+def tflm_arena(tflite: bytes) -> ArenaUse:
+    """The arena the TFLM interpreter allocates for this model, as its recording allocator reports it,
+    and the smallest arena it can be given."""
+    check_tflm_can_prepare(tflite)
+    return contained(TFLM, _subject(tflite), _tflm_arena, tflite, advice=_ADVICE)
+
+
+def run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """Raw outputs of the TFLM interpreter for already-quantized inputs, one sample at a time."""
+    check_tflm_can_prepare(tflite)
+    return contained(TFLM, _subject(tflite), _run_tflm, tflite, x, advice=_ADVICE)
+
+
+def run_litert_raw(tflite: bytes, xq: np.ndarray) -> list[bytes]:
+    """LiteRT's raw output bytes for already-quantized inputs (the reference for LiteRT firmware)."""
+    return contained(LITERT, _subject(tflite), _run_litert_raw, tflite, xq, advice=_ADVICE)
+
+
+# ---- in the worker process ------------------------------------------------------------------------
+
+def _run_litert_raw(tflite: bytes, xq: np.ndarray) -> list[bytes]:
+    interpreter = litert_interpreter(tflite)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    outputs = []
+    for sample in xq:
+        interpreter.set_tensor(inp["index"], sample[None, ...])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out["index"]).tobytes())
+    return outputs
+
+
+def _run_litert(tflite: bytes, data: Dataset, threads: int = 1, label: str = "infer") -> Outputs:
     """Run every sample through LiteRT; inputs quantized with the model's input parameters."""
     interpreter = litert_interpreter(tflite, threads)
     inp = interpreter.get_input_details()[0]
@@ -97,8 +161,7 @@ def run_litert(tflite: bytes, data: Dataset, threads: int = 1, label: str = "inf
     return Outputs(values=_dequantize_output(raw, out), raw=raw)
 
 
-def litert_latency(tflite: bytes, sample: np.ndarray, threads: int = 1, runs: int = LATENCY_RUNS) -> Latency:
-    """Median and 95th percentile of `runs` invokes after a warm-up, timed in this process."""
+def _litert_latency(tflite: bytes, sample: np.ndarray, threads: int = 1, runs: int = LATENCY_RUNS) -> Latency:
     interpreter = litert_interpreter(tflite, threads)
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], _quantize_input(sample[None, ...], inp))
@@ -129,6 +192,15 @@ def compare(float_outputs: Outputs, quantized_outputs: Outputs, data: Dataset) -
     )
 
 
+def accuracy_alone(outputs: Outputs, data: Dataset) -> Accuracy:
+    """The accuracy of a model that came quantized: against the labels only, no float to compare with."""
+    q = outputs.values
+    labelled = data.has_class_labels and q.reshape(len(q), -1).shape[1] > 1 and not data.synthetic
+    return Accuracy(samples=len(data), float_accuracy=None,
+                    quantized_accuracy=float(np.mean(_top1(q) == data.y)) if labelled else None,
+                    agreement=None, sqnr_db=None)
+
+
 _ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 
@@ -140,11 +212,8 @@ def parse_arena_report(text: str) -> ArenaUse:
     return ArenaUse(found["total"], found["head"], found["tail"])
 
 
-def tflm_arena(tflite: bytes) -> ArenaUse:
-    """The arena the TFLM interpreter allocates for this model, as its recording allocator reports it,
-    and the smallest arena it can be given.
-
-    The allocator prints to the process's stderr from C++, so fd 2 is pointed at a temporary
+def _tflm_arena(tflite: bytes) -> ArenaUse:
+    """The allocator prints to the process's stderr from C++, so fd 2 is pointed at a temporary
     file for the call.
     """
     from tflite_micro.python.tflite_micro import runtime
@@ -210,6 +279,9 @@ def tflm_smallest_arena(tflite: bytes, recorded_total: int) -> int:
     low, step = total, 1024
     while not _allocates_in_child(tflite, low + step):
         low, step = low + step, step * 2
+        if step > MAX_ARENA_PROBE_BYTES:
+            raise ToolFailed(f"{TFLM} could not allocate this model's tensors in any arena up to "
+                             f"{MAX_ARENA_PROBE_BYTES >> 20} MB (it crashes or fails in AllocateTensors)")
     high = low + step
     while high - low > 16:
         middle = (low + high) // 32 * 16
@@ -217,8 +289,7 @@ def tflm_smallest_arena(tflite: bytes, recorded_total: int) -> int:
     return high
 
 
-def run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    """Raw outputs of the TFLM interpreter for already-quantized inputs, one sample at a time."""
+def _run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
     from tflite_micro.python.tflite_micro import runtime
 
     interpreter = runtime.Interpreter.from_bytes(tflite)

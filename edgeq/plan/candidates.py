@@ -114,8 +114,8 @@ class Candidate:
 
     @property
     def sqnr_db(self) -> float | None:
-        """None when not measured; inf when the outputs equal the float model's."""
-        if not self.record or "error" in self.record:
+        """None when not measured (or nothing to compare with); inf when the outputs equal the float model's."""
+        if not self.record or "error" in self.record or self.record.get("came_quantized"):
             return None
         value = self.record.get("sqnr_db")
         return float("inf") if value is None else value
@@ -195,7 +195,8 @@ class PlanResult:
         """The choice in the terms `edgeq deploy` uses: runtime, base mode, reason."""
         if self.chosen is None:
             return None
-        mode = {"int4w": "int8"}.get(self.chosen.spec.mode, self.chosen.spec.mode)
+        mode = {"int4w": "int8", "as-is": (self.chosen.record or {}).get("came_quantized")}.get(
+            self.chosen.spec.mode, self.chosen.spec.mode)
         return Plan(self.chosen.runtime, mode, f"planned: {self.chosen.name} ({self.message})")
 
     def to_dict(self) -> dict:

@@ -14,7 +14,9 @@ runs once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 import os
 import pickle
 import sys
@@ -39,7 +41,7 @@ from edgeq.measure.interpreters import compare, run_litert, tflm_arena
 from edgeq.plan.rules import RUNTIME_REFUSALS
 
 # The converter's modes, and int4 weights (with int8 activations) through ai-edge-quantizer.
-MODES = (*CONVERTER_MODES, "int4w")
+MODES = (*CONVERTER_MODES, "int4w", "as-is")  # as-is: a model that came quantized, deployed unchanged
 SENSITIVITY_SAMPLES = 64
 
 
@@ -53,10 +55,11 @@ class Spec:
     bias_correction: bool = False
     keep_float: tuple[str, ...] = ()  # op output tensors left in float (mixed precision)
     qat: bool = False
+    runtime: str | None = None  # only this runtime (as-is candidates: one per runtime)
 
     @property
     def integer(self) -> bool:
-        return self.mode in ("int8", "int4w", "int16x8")
+        return self.mode in ("int8", "int4w", "int16x8", "as-is")
 
     @property
     def calibrated(self) -> bool:
@@ -78,6 +81,8 @@ class Spec:
 
     @property
     def name(self) -> str:
+        if self.mode == "as-is":
+            return f"as-is/{self.runtime}"
         if not self.calibrated:
             return self.mode
         parts = [self.mode] + ([] if self.mode == "int4w" else ["pc" if self.per_channel else "pt"])
@@ -96,7 +101,8 @@ class Spec:
 
 @dataclass
 class Inputs:
-    float_tflite: bytes
+    float_tflite: bytes  # the float model; for a model that came quantized, that model
+
     calib_x: np.ndarray
     val_x: np.ndarray
     val_y: np.ndarray | None
@@ -104,6 +110,7 @@ class Inputs:
     val_synthetic: bool = False
     converted: dict[str, bytes] = field(default_factory=dict)  # fp16, dynamic-int8: from the source model
     prebuilt: dict[str, tuple[bytes, list[str]]] = field(default_factory=dict)  # spec name -> model, notes
+    came_quantized: str | None = None  # "int8" or "int16x8" when the model came quantized: no float to compare
 
 
 _inputs: Inputs | None = None
@@ -215,7 +222,7 @@ def build(spec: Spec) -> tuple[bytes, list[str]]:
         if spec.name not in _inputs.prebuilt:
             raise BadInput("the QAT model was not given to the worker")
         return _inputs.prebuilt[spec.name]
-    if spec.mode == "fp32":
+    if spec.mode in ("fp32", "as-is"):
         return _inputs.float_tflite, []
     if spec.mode in ("fp16", "dynamic-int8"):
         if spec.mode not in _inputs.converted:
@@ -294,14 +301,17 @@ def measure(spec: Spec, tflite: bytes) -> dict:
     if _float_outputs is None:
         _float_outputs = run_litert(_inputs.float_tflite, validation, 1, "float")
     accuracy = compare(_float_outputs, run_litert(tflite, validation, 1, spec.name), validation)
+    if _inputs.came_quantized:  # the model against itself: only its accuracy is a figure
+        accuracy = dataclasses.replace(accuracy, float_accuracy=None, agreement=None, sqnr_db=float("nan"))
     return {
+        "came_quantized": _inputs.came_quantized,
         "tflite_bytes": len(tflite),
         "tflite_sha256": hashlib.sha256(tflite).hexdigest(),
         "samples": accuracy.samples,
         "accuracy": accuracy.quantized_accuracy,
         "float_accuracy": accuracy.float_accuracy,
         "agreement": accuracy.agreement,
-        "sqnr_db": None if accuracy.sqnr_db == float("inf") else accuracy.sqnr_db,  # None: identical outputs
+        "sqnr_db": None if accuracy.sqnr_db == float("inf") or math.isnan(accuracy.sqnr_db) else accuracy.sqnr_db,
         "tflm": _tflm(spec, tflite, graph),
         "edgeq_c": _edgeq_c(spec, tflite),
         "int4_unpack_bytes": _int4_unpack_bytes(graph),

@@ -43,7 +43,7 @@ from edgeq.sources import measured
 from edgeq.units import format_bytes as kb
 
 _NUMERICS = {"fp32": ("fp32",), "fp16": ("fp16",), "dynamic-int8": ("int8",), "int16x8": ("int16x8",),
-             "int8": ("int8",), "int4w": ("int8",)}
+             "int8": ("int8",), "int4w": ("int8",), "as-is": ()}
 
 
 # ---- the search space --------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def assess(candidate: Candidate, profile, runtimes: tuple[str, ...], request: Pl
         return candidate
     fits = {}
     refused = []
-    for runtime in runtimes:
+    for runtime in (candidate.spec.runtime,) if candidate.spec.runtime else runtimes:
         refusal = RUNTIME_REFUSALS[runtime].get(candidate.spec.mode)
         outcome = f"{runtime}: {refusal}" if refusal else _runtime_fit(record, runtime, profile)
         if isinstance(outcome, str):
@@ -295,6 +295,12 @@ def _qat(session: PlanSession, request: PlanRequest, candidates: list[Candidate]
 
 
 def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
+    came_quantized = session.inputs().came_quantized
+    if came_quantized:  # deployed as it is: the choice is among runtimes only
+        if not profile.supports(came_quantized):
+            console.warn(f"{profile.name} does not run {came_quantized} well (its numerics: "
+                         f"{', '.join(profile.numerics)}); the model came that way")
+        return _candidates(session, [Spec("as-is", runtime=r) for r in runtimes], profile, runtimes, request), [], None
     candidates = _candidates(session, stage1_specs(), profile, runtimes, request)
     mixed, layers = _mixed_specs(session, candidates, profile)
     if mixed:

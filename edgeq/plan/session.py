@@ -27,14 +27,7 @@ from edgeq.device.loop import run_project
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.files import write_atomic
 from edgeq.graph import read_graph
-from edgeq.load import (
-    arrays_sha256,
-    detect_format,
-    file_sha256,
-    load_data,
-    load_model,
-    read_arrays,
-)
+from edgeq.load import arrays_sha256, detect_format, file_sha256, load_data, load_model, read_arrays
 from edgeq.plan import evaluate as plan_eval
 from edgeq.plan.evaluate import Inputs, Spec
 from edgeq.resources import PACKAGE_DIR, TEMPLATE_DIR
@@ -161,7 +154,8 @@ class PlanSession:
             self._inputs = Inputs(float_tflite=float_tflite,
                                   calib_x=calibration.x[:MAX_CALIBRATION_SAMPLES],
                                   val_x=validation.x, val_y=validation.y, val_source=validation.source,
-                                  val_synthetic=validation.synthetic, converted=converted)
+                                  val_synthetic=validation.synthetic, converted=converted,
+                                  came_quantized=model.quantized)
         return self._inputs
 
     def key(self, what: str, spec: Spec) -> str:

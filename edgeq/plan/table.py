@@ -3,13 +3,7 @@ quality and latency in words. Estimates are marked (edgeq.sources.ESTIMATE_MARK)
 
 from __future__ import annotations
 
-from edgeq.plan.candidates import (
-    LATENCY_TIE,
-    SIZE_TIE,
-    Candidate,
-    PlanRequest,
-    PlanResult,
-)
+from edgeq.plan.candidates import LATENCY_TIE, SIZE_TIE, Candidate, PlanRequest, PlanResult
 from edgeq.sources import ESTIMATE_MARK
 from edgeq.units import format_bytes as kb
 

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from edgeq.errors import BadInput
-from edgeq.resources import PROFILE_DIR
 from edgeq.profiles.text import format_profile, format_profile_table
+from edgeq.resources import PROFILE_DIR
 
 DEFAULT_PROFILE = "qemu-mps2-an386"
 

@@ -22,12 +22,7 @@ from edgeq.quant.maps import (
                               symmetric_params,
 )
 from edgeq.quant.metrics import cosine_similarity, mse, sqnr_db
-from edgeq.quant.observers import (
-                              MinMaxObserver,
-                              MovingAverageMinMaxObserver,
-                              MseObserver,
-                              PercentileObserver,
-)
+from edgeq.quant.observers import MinMaxObserver, MovingAverageMinMaxObserver, MseObserver, PercentileObserver
 
 __all__ = [
     "ROUNDING_MODES", "QuantParams", "asymmetric_params", "cosine_similarity", "dequantize", "fake_quantize",

@@ -70,8 +70,8 @@ def _import_keras() -> tuple[ModuleType, ModuleType]:
     """
     if "tensorflow" not in sys.modules:
         with _stderr_held():
-            import tensorflow  # noqa: F401
             import keras  # noqa: F401
+            import tensorflow  # noqa: F401
     return sys.modules["keras"], sys.modules["tensorflow"]
 
 
