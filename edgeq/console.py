@@ -97,13 +97,22 @@ def take_warnings() -> list[str]:
     return taken
 
 
+_depth = 0
+SHOWN_DEPTH = 2  # a stage and the stages inside it; deeper ones (the planner's builds) stay quiet
+
+
 @contextlib.contextmanager
 def stage(name: str, detail: str = "") -> Iterator[None]:
-    """Print `name  detail ... 1.2 s` as one line when the stage ends."""
+    """Print `name  detail ... 1.2 s` as one line when the stage ends (not for stages nested two deep)."""
+    global _depth
     start = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - start
-    info(f"  {name:<9} {detail + '  ' if detail else ''}({elapsed:.1f} s)")
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+    if _depth < SHOWN_DEPTH:
+        info(f"  {name:<9} {detail + '  ' if detail else ''}({time.perf_counter() - start:.1f} s)")
 
 
 def progress(items: Iterable[T], total: int, label: str, stream: TextIO | None = None) -> Iterator[T]:
