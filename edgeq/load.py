@@ -6,6 +6,7 @@ them: every sample has the model's input shape, a numeric dtype and finite value
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ FORMATS = ("keras", "h5", "saved_model", "tflite")
 class TensorSpec:
     shape: tuple[int, ...]  # without the batch dimension
     dtype: str  # numpy dtype name
+    quantized: bool = False  # an integer tensor with a scale: float data is quantized into it when run
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ def load_model(path: str | Path) -> Model:
             raise BadInput(f"{path}: the input is {inp.type} but the model's weights are not int8: edgeq takes a float "
                            ".tflite (and quantizes it), or an int8 or int16x8 one (deployed as it is)")
         dtype = np.float32 if quantized is None else NUMPY_DTYPES[inp.type]
-        return Model(**common, input=_spec(inp.shape, dtype, path, "input"),
+        input_spec = dataclasses.replace(_spec(inp.shape, dtype, path, "input"), quantized=bool(inp.scales))
+        return Model(**common, input=input_spec,
                      output=_spec(out.shape, NUMPY_DTYPES[out.type] if quantized else np.float32, path, "output"),
                      tflite=data, quantized=quantized)
     if fmt == "saved_model":
@@ -237,9 +240,9 @@ def read_arrays(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source: str) -> Dataset:
-    """Validate samples against the model input; returns them as (N, *shape) arrays. For an
+    """Validate samples against the model input; returns them as (N, *shape) arrays. For a quantized
     integer input (a model that came quantized) float samples stay float (they are quantized with
-    the input's scale when they are run) and integer samples must fit the input's type."""
+    the input's scale when they are run); integer samples must fit an integer input's type."""
     if x.ndim == len(spec.shape) + 2 and x.shape[1] == 1:  # samples saved with their batch dimension
         x = x[:, 0]
     if x.ndim == 0 or x.shape[1:] != spec.shape:
@@ -257,7 +260,7 @@ def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source:
         raise BadInput(f"{source}: {len(x)} inputs but {len(y)} labels")
     target = np.dtype(spec.dtype)
     if np.issubdtype(target, np.integer):
-        if np.issubdtype(x.dtype, np.floating):
+        if spec.quantized and np.issubdtype(x.dtype, np.floating):
             return Dataset(x=x.astype(np.float32, copy=False), y=y, source=source)
         info = np.iinfo(target)
         if x.size and (x.min() < info.min or x.max() > info.max):

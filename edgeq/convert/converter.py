@@ -108,12 +108,14 @@ def _export_saved_model(model: Model, directory: Path) -> Path:
     raise BadInput(f"{model.path}: nothing to export")
 
 
-def _representative(calibration: Dataset):
+def _representative(calibration: Dataset, dtype=np.float32):
+    """The calibration samples one at a time, batch 1, in the model input's own dtype (a model that
+    takes uint8 pixels is calibrated on uint8 pixels)."""
     samples = calibration.x[:MAX_CALIBRATION_SAMPLES]
 
     def generate():
         for sample in samples:
-            yield [np.asarray(sample, dtype=np.float32)[None, ...]]
+            yield [np.asarray(sample, dtype=dtype)[None, ...]]
 
     return generate
 
@@ -272,13 +274,13 @@ def _convert_exported(model: Model, mode: str, calibration: Dataset | None) -> b
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif mode == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = _representative(calibration)
+            converter.representative_dataset = _representative(calibration, model.input.dtype)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         elif mode == "int16x8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = _representative(calibration)
+            converter.representative_dataset = _representative(calibration, model.input.dtype)
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
             converter.inference_input_type = tf.int16

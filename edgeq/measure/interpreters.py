@@ -224,24 +224,46 @@ def _tflm_arena(tflite: bytes) -> ArenaUse:
     # add its misalignment to the recorded total.
     activations = sum(t.nbytes + 16 for t in read_graph(tflite).tensors if not t.is_constant)
     arena_size = (10 * len(tflite) + 2 * activations + 65536 + 15) // 16 * 16
-    try:
-        interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
-    except RuntimeError as exc:
-        raise BadInput(f"TensorFlow Lite Micro cannot prepare this model: {exc}") from exc
+    interpreter = _tflm_call(lambda: runtime.Interpreter.from_bytes(tflite, arena_size=arena_size), "prepare")
     detail = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
-    interpreter.invoke()
+    _tflm_call(interpreter.invoke, "run")
+    recorded = parse_arena_report(_captured_stderr(interpreter.print_allocations)[1])
+    return replace(recorded, smallest_bytes=tflm_smallest_arena(tflite, recorded.total_bytes))
+
+
+_TFLM_FAILED_NODE = re.compile(r"Node (\w+) \(number (\d+)[^)]*\) failed to (invoke|prepare)[^\n]*")
+
+
+def _captured_stderr(fn):
+    """fn()'s result and what the C++ code printed to fd 2 meanwhile (also passed on to the log)."""
     with tempfile.TemporaryFile() as captured:
         saved = os.dup(2)
         try:
             os.dup2(captured.fileno(), 2)
-            interpreter.print_allocations()
+            result, error = fn(), None
+        except RuntimeError as exc:
+            result, error = None, exc
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         captured.seek(0)
-        recorded = parse_arena_report(captured.read().decode(errors="replace"))
-    return replace(recorded, smallest_bytes=tflm_smallest_arena(tflite, recorded.total_bytes))
+        text = captured.read().decode(errors="replace")
+    os.write(2, text.encode())
+    if error is not None:
+        error.tflm_output = text
+        raise error
+    return result, text
+
+
+def _tflm_call(fn, what: str):
+    """fn() of the TFLM interpreter; its RuntimeError as BadInput naming the op TFLM says failed."""
+    try:
+        return _captured_stderr(fn)[0]
+    except RuntimeError as exc:
+        node = _TFLM_FAILED_NODE.search(getattr(exc, "tflm_output", ""))
+        where = f": op {node.group(2)} {node.group(1)} failed to {node.group(3)}" if node else f" ({exc})"
+        raise BadInput(f"TensorFlow Lite Micro cannot {what} this model{where}") from None
 
 
 def _allocates_in_child(tflite: bytes, arena_size: int) -> bool:
@@ -292,10 +314,10 @@ def tflm_smallest_arena(tflite: bytes, recorded_total: int) -> int:
 def _run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
     from tflite_micro.python.tflite_micro import runtime
 
-    interpreter = runtime.Interpreter.from_bytes(tflite)
+    interpreter = _tflm_call(lambda: runtime.Interpreter.from_bytes(tflite), "prepare")
     outputs = []
     for sample in x:
         interpreter.set_input(sample[None, ...], 0)
-        interpreter.invoke()
+        _tflm_call(interpreter.invoke, "run")
         outputs.append(interpreter.get_output(0)[0].copy())
     return np.stack(outputs)
