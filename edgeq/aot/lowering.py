@@ -55,7 +55,7 @@ class Lowered:
 
 
 def _type_list(graph: Graph, indices) -> str:
-    """'INT8, INT32', with a run of one type written once: '49 x INT8'."""
+    """'INT8, INT8, INT32', with a long run of one type written once: '49 x INT8'."""
     runs: list[list] = []
     for i in indices:
         if i < 0:
@@ -65,7 +65,7 @@ def _type_list(graph: Graph, indices) -> str:
             runs[-1][1] += 1
         else:
             runs.append([t, 1])
-    return ", ".join(t if n == 1 else f"{n} x {t}" for t, n in runs)
+    return ", ".join(f"{n} x {t}" if n > 3 else ", ".join([t] * n) for t, n in runs)
 
 
 def _types(graph: Graph, op: Operator) -> str:
