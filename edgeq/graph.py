@@ -136,7 +136,8 @@ class Graph:
 
 
 def _decode(name) -> str:
-    return name.decode() if isinstance(name, bytes) else (name or "")
+    # Names are for people; TFLite does not check their encoding, so neither does edgeq.
+    return name.decode(errors="replace") if isinstance(name, bytes) else (name or "")
 
 
 def read_graph(tflite: bytes, source: str = "<bytes>") -> Graph:
@@ -179,9 +180,21 @@ def read_graph(tflite: bytes, source: str = "<bytes>") -> Graph:
             is_variable=bool(t.isVariable),
         ))
 
+    def indices(values, what: str, optional: bool = False) -> tuple[int, ...]:
+        out = tuple(int(x) for x in (values if values is not None else ()))
+        low = -1 if optional else 0  # -1 marks an omitted optional operator input
+        bad = [x for x in out if not low <= x < len(tensors)]
+        if bad:
+            raise BadInput(f"{source}: corrupt TensorFlow Lite flatbuffer ({what} refers to tensor {bad[0]}, "
+                           f"but the first subgraph has {len(tensors)} tensors)")
+        return out
+
     codes = model.operatorCodes or []
     operators = []
     for i, op in enumerate(graph.operators or []):
+        if op.opcodeIndex >= len(codes):
+            raise BadInput(f"{source}: corrupt TensorFlow Lite flatbuffer (operator {i} uses opcode "
+                           f"{op.opcodeIndex}, but the model has {len(codes)} operator codes)")
         code = codes[op.opcodeIndex]
         # Old models keep ops < 127 in deprecated_builtin_code only; the larger of the two is right.
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
@@ -191,8 +204,8 @@ def read_graph(tflite: bytes, source: str = "<bytes>") -> Graph:
         operators.append(Operator(
             index=i,
             opcode=name,
-            inputs=tuple(int(x) for x in (op.inputs if op.inputs is not None else ())),
-            outputs=tuple(int(x) for x in (op.outputs if op.outputs is not None else ())),
+            inputs=indices(op.inputs, f"operator {i}'s inputs", optional=True),
+            outputs=indices(op.outputs, f"operator {i}'s outputs", optional=True),
             options=op.builtinOptions,
             version=int(code.version),
         ))
@@ -206,8 +219,8 @@ def read_graph(tflite: bytes, source: str = "<bytes>") -> Graph:
     return Graph(
         tensors=tuple(tensors),
         operators=tuple(operators),
-        inputs=tuple(int(x) for x in graph.inputs),
-        outputs=tuple(int(x) for x in graph.outputs),
+        inputs=indices(graph.inputs, "the subgraph's inputs"),
+        outputs=indices(graph.outputs, "the subgraph's outputs"),
         subgraph_count=len(model.subgraphs),
         description=_decode(model.description),
         metadata=metadata,

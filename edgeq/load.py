@@ -217,6 +217,14 @@ def _from_function(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
     return np.stack(xs), y
 
 
+def _npz_array(loaded, name: str, path: Path) -> np.ndarray:
+    """One member of an .npz; numpy reads it only now, so a damaged or pickled member fails here."""
+    try:
+        return loaded[name]
+    except Exception as exc:
+        raise BadInput(f"{path}: array '{name}' is not readable ({exc})") from exc
+
+
 def read_arrays(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The raw arrays behind a data spec: a .npy, a .npz (x, optional y), or module:function."""
     path = Path(spec)
@@ -227,16 +235,35 @@ def read_arrays(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
             loaded = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise BadInput(f"{path}: not a readable NumPy file ({exc})") from exc
+        if path.suffix == ".npy" and not isinstance(loaded, np.ndarray):
+            loaded.close()
+            raise BadInput(f"{path}: an .npz archive, not a single array; name it .npz (inputs as 'x', "
+                           "optional labels as 'y')")
         if path.suffix == ".npy":
             return loaded, None
+        if isinstance(loaded, np.ndarray):
+            raise BadInput(f"{path}: a single array (.npy), not an .npz archive; name it .npy, or save "
+                           "the inputs as 'x' (and optional labels as 'y') with numpy.savez")
         with loaded:
             if "x" not in loaded.files:
                 raise BadInput(f"{path}: no array 'x' (found: {', '.join(loaded.files) or 'nothing'}); "
                                "an .npz holds inputs as 'x' and optional labels as 'y'")
-            return loaded["x"], (loaded["y"] if "y" in loaded.files else None)
+            x = _npz_array(loaded, "x", path)
+            return x, (_npz_array(loaded, "y", path) if "y" in loaded.files else None)
     if ":" in spec and not path.exists():
         return _from_function(spec)
     raise BadInput(f"{spec}: data must be a .npy, a .npz or package.module:function")
+
+
+_REAL_KINDS = "biuf"  # numpy dtype kinds: bool, signed and unsigned integers, floats
+
+
+def _first_non_finite(x: np.ndarray) -> int | None:
+    """The index of the first sample holding NaN or infinity, if any."""
+    if not np.issubdtype(x.dtype, np.floating) or x.size == 0:
+        return None
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    return None if finite.all() else int(np.argmin(finite))
 
 
 def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source: str) -> Dataset:
@@ -249,15 +276,22 @@ def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source:
         got = x.shape[1:] if x.ndim else x.shape
         raise BadInput(f"{source}: sample 0 has shape {got} but the model input is {spec.shape} "
                        f"(array shape {x.shape}; expected (samples, {', '.join(map(str, spec.shape))}))")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    if x.dtype.kind not in _REAL_KINDS:  # complex, timedelta, strings, records
         raise BadInput(f"{source}: inputs have dtype {x.dtype}; expected numbers ({spec.dtype})")
-    if np.issubdtype(x.dtype, np.floating):
-        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-        if not finite.all():
-            bad = int(np.argmin(finite))
-            raise BadInput(f"{source}: sample {bad} contains NaN or infinity")
+    bad = _first_non_finite(x)
+    if bad is not None:
+        raise BadInput(f"{source}: sample {bad} contains NaN or infinity")
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = x.astype(spec.dtype, copy=False)
+    bad = _first_non_finite(converted)
+    if bad is not None:
+        raise BadInput(f"{source}: sample {bad} has a value beyond the range of {spec.dtype}")
+    if y is not None and y.ndim == 0:
+        raise BadInput(f"{source}: the labels are a single value (shape ()); expected one label per input")
     if y is not None and len(y) != len(x):
         raise BadInput(f"{source}: {len(x)} inputs but {len(y)} labels")
+    if y is not None and y.dtype.kind not in _REAL_KINDS:
+        raise BadInput(f"{source}: labels have dtype {y.dtype}; expected class ids or numeric targets")
     target = np.dtype(spec.dtype)
     if np.issubdtype(target, np.integer):
         if spec.quantized and np.issubdtype(x.dtype, np.floating):
@@ -266,12 +300,12 @@ def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source:
         if x.size and (x.min() < info.min or x.max() > info.max):
             raise BadInput(f"{source}: integer inputs range over [{x.min()}, {x.max()}], outside the model input's "
                            f"{target} ([{info.min}, {info.max}])")
-    return Dataset(x=x.astype(target, copy=False), y=y, source=source)
+    return Dataset(x=converted, y=y, source=source)
 
 
 def load_dataset(spec: str, model_input: TensorSpec) -> Dataset:
     x, y = read_arrays(spec)
-    if len(x) == 0:
+    if x.ndim and len(x) == 0:  # a 0-d array is refused for its shape, in check_dataset
         raise BadInput(f"{spec}: the data set is empty")
     return check_dataset(x, y, model_input, spec)
 

@@ -360,9 +360,14 @@ class Link:
             frame = self.read_frame(wait_until)
             if frame is not None:
                 if frame.type == HELLO:
-                    self.info = decode_hello(frame.payload)
-                    self.decoder.max_payload = max(8 + self.info.output.nbytes, 4096)
-                    return self.info
+                    info = decode_hello(frame.payload)
+                    try:  # kept only once both tensors' sizes are known
+                        info.input.nbytes
+                        self.decoder.max_payload = max(8 + info.output.nbytes, 4096)
+                    except ProtocolError as exc:
+                        raise ProtocolError(f"HELLO from {self.name}: {exc}") from None
+                    self.info = info
+                    return info
                 continue
             if time.monotonic() >= deadline:
                 raise LinkTimeout(f"no HELLO from the device on {self.name} within {timeout:.1f} s "

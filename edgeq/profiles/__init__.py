@@ -9,8 +9,10 @@ dotted key and what was expected; docs/profiles.md documents the same schema for
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +165,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_text(value: Any) -> bool:
@@ -176,9 +178,9 @@ def _choice(*choices: str) -> _Key:
 
 def _names(choices: tuple[str, ...] | None = None, *, non_empty: bool = False) -> _Key:
     def check(value: Any) -> bool:
-        return (isinstance(value, list) and len(set(map(str, value))) == len(value)
+        return (isinstance(value, list)
                 and all(_is_text(v) and (choices is None or v in choices) for v in value)
-                and (len(value) > 0 or not non_empty))
+                and len(set(value)) == len(value) and (len(value) > 0 or not non_empty))
     what = f"names from {', '.join(choices)}" if choices else "names"
     return _Key(check, f"a {'non-empty ' if non_empty else ''}list of {what}, without repeats")
 
@@ -227,6 +229,23 @@ _SCHEMA = _Section({
 
 _MISSING = object()
 
+# A value as messages show it: repr(), unless it is large. YAML aliases can make a small file a
+# huge (or self-referencing) structure whose repr() would never end; that one is abbreviated.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 4, 200, 200
+
+
+def _shown_value(value: Any, budget: int = 200) -> str:
+    stack = [value]
+    while stack and budget > 0:
+        item = stack.pop()
+        budget -= 1
+        if isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack += item
+    return repr(value) if not stack else _REPR.repr(value)
+
 
 def _at(data: dict, dotted: str) -> Any:
     for part in dotted.split("."):
@@ -264,7 +283,8 @@ _RULES: tuple[tuple[str, Callable[[dict], bool], str], ...] = (
 
 def _check_section(data: Any, section: _Section, prefix: str, source: str) -> None:
     if not isinstance(data, dict):
-        raise BadInput(f"{source}: {prefix or 'profile'}: expected {section.expected}, got {data!r}")
+        raise BadInput(f"{source}: {prefix or 'profile'}: expected {section.expected}, "
+                       f"got {_shown_value(data)}")
     for key in data:
         if key not in section.keys:
             path = f"{prefix}.{key}" if prefix else str(key)
@@ -279,7 +299,7 @@ def _check_section(data: Any, section: _Section, prefix: str, source: str) -> No
         elif isinstance(rule, _Section):
             _check_section(data[key], rule, path, source)
         elif not rule.check(data[key]):
-            raise BadInput(f"{source}: {path}: expected {rule.expected}, got {data[key]!r}")
+            raise BadInput(f"{source}: {path}: expected {rule.expected}, got {_shown_value(data[key])}")
 
 
 def parse_profile(data: Any, source: str) -> Profile:
@@ -294,7 +314,7 @@ def parse_profile(data: Any, source: str) -> Profile:
             got = _at(data, path)
             if got is _MISSING:
                 raise BadInput(f"{source}: {path}: missing; expected {expected.format(**data)}")
-            raise BadInput(f"{source}: {path}: expected {expected.format(**data)}, got {got!r}")
+            raise BadInput(f"{source}: {path}: expected {expected.format(**data)}, got {_shown_value(got)}")
     return _build(data, source)
 
 
@@ -332,6 +352,9 @@ def load_profile_file(path: str | Path) -> Profile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInput(f"{source}: cannot read device profile: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{source}: a device profile is UTF-8 text, but byte {exc.start} is "
+                       f"0x{exc.object[exc.start]:02x}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -340,6 +363,10 @@ def load_profile_file(path: str | Path) -> Profile:
         raise BadInput(f"{source}: {where}not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise BadInput(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{source}: not valid YAML: nested too deeply") from None
+    except Exception as exc:  # PyYAML's constructors raise plain errors: `2024-02-30`, `!!int x`
+        raise BadInput(f"{source}: not valid YAML: {type(exc).__name__}: {exc}") from None
     return parse_profile(data, source)
 
 
