@@ -134,10 +134,10 @@ def _load_keras(path: Path):
 def came_quantized(graph) -> str | None:
     """'int8' or 'int16x8' for a fully quantized model (its weights int8, its activations int8 or
     int16), None for a float or dynamic-range one."""
-    weights = [graph.tensors[op.inputs[1]] for op in graph.operators
-               if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1]
-    activations = {graph.tensors[op.outputs[0]].type for op in graph.operators
-                   if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}
+    weighted = [op for op in graph.operators if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+                and len(op.inputs) > 1 and op.inputs[1] >= 0 and op.outputs]
+    weights = [graph.tensors[op.inputs[1]] for op in weighted]
+    activations = {graph.tensors[op.outputs[0]].type for op in weighted}
     if not weights or any(w.type not in ("INT8", "INT4") for w in weights):
         return None
     if activations == {"INT8"}:
