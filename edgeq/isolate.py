@@ -37,10 +37,15 @@ class ToolCrashed(ToolFailed):
         return (type(self), (str(self), self.signal_name))
 
 
+_in_worker = False  # in the worker itself a contained call runs inline: it is contained already
+
+
 def _serve(conn) -> None:
     """The worker's loop: a call in, its result or its exception out, until the pipe closes."""
+    global _in_worker
     from edgeq import console
 
+    _in_worker = True
     console.quiet_tensorflow()
     while True:
         try:
@@ -97,6 +102,8 @@ def contained(tool: str, subject: str, fn: Callable[..., T], *args, advice: str 
     `tool` names the native code ("the TensorFlow Lite converter"), `subject` what it worked on
     ("digits.keras (mode int8)"), `advice` what the user can do when it crashes."""
     global _worker
+    if _in_worker or multiprocessing.current_process().daemon:
+        return fn(*args)
     if _worker is None or not _worker.process.is_alive():
         _worker = _Worker.start()
     worker = _worker

@@ -152,6 +152,16 @@ def evaluate_group_from(path: str, specs: list[Spec]) -> list[tuple[dict, bytes 
     return evaluate_group(specs)
 
 
+def analyse_layers_from(path: str, spec: Spec) -> list[dict]:
+    """analyse_layers in a worker, with the inputs from the parent's file."""
+    global _loaded_from
+    if _loaded_from != path:
+        with open(path, "rb") as fh:
+            use_inputs(pickle.load(fh))
+        _loaded_from = path
+    return analyse_layers(spec)
+
+
 def write_inputs(inputs: Inputs, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".plan-inputs-", suffix=".pkl", dir=directory)

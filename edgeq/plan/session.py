@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq import __version__
+from edgeq import __version__, console
 from edgeq.codegen.project import render_project
 from edgeq.convert.converter import MAX_CALIBRATION_SAMPLES, convert
 from edgeq.device.loop import run_project
-from edgeq.errors import BadInput, EdgeqError, ToolFailed
+from edgeq.errors import BadInput, EdgeqError
 from edgeq.files import write_atomic
 from edgeq.graph import read_graph
+from edgeq.isolate import ToolCrashed, contained
 from edgeq.load import arrays_sha256, detect_format, file_sha256, load_data, load_model, read_arrays
 from edgeq.plan import evaluate as plan_eval
 from edgeq.plan.evaluate import Inputs, Spec
@@ -186,27 +187,34 @@ class PlanSession:
         for spec in todo:
             groups.setdefault(spec.transform if spec.calibrated else ("plain",), []).append(spec)
         ordered = sorted(groups.values(), key=len, reverse=True)
+        inputs = self.inputs()
+        if self._inputs_file is None:
+            self._inputs_file = plan_eval.write_inputs(inputs, self.cache_dir)
+        results = None
         if self.request.jobs > 1 and len(ordered) > 1:
-            pool = self.pool()
-            inputs = self.inputs()
-            if self._inputs_file is None:
-                self._inputs_file = plan_eval.write_inputs(inputs, self.cache_dir)
             try:
-                results = list(pool.map(plan_eval.evaluate_group_from, [str(self._inputs_file)] * len(ordered),
-                                        ordered))
-            except BrokenProcessPool as exc:
-                raise ToolFailed("a planner worker process died while building or measuring candidates: a crash "
-                                 "in the converter or an interpreter, or (when edgeq is called from a script) a "
-                                 "main module without the `if __name__ == \"__main__\":` guard that spawned "
-                                 "workers need; run with --jobs 1 to measure in this process") from exc
-        else:
-            plan_eval.use_inputs(self.inputs())
-            results = [plan_eval.evaluate_group(g) for g in ordered]
+                results = list(self.pool().map(plan_eval.evaluate_group_from, [str(self._inputs_file)] * len(ordered),
+                                               ordered))
+            except BrokenProcessPool:  # a worker crashed: find out which candidates, one group at a time
+                self._pool = None
+                console.warn("a planner worker crashed; measuring the candidates again one group at a time to "
+                             "find the ones that crash it")
+        if results is None:
+            results = [self._contained_group(group) for group in ordered]
         for group, outcome in zip(ordered, results):
             for spec, (record, tflite) in zip(group, outcome):
                 self.store("measure", spec, record, tflite)
                 done[spec] = (record, tflite, False)
         return done
+
+    def _contained_group(self, group: list[Spec]) -> list[tuple[dict, bytes | None]]:
+        """One group of candidates built and measured in edgeq's worker process; a crash there is
+        recorded against each of them instead of ending the plan."""
+        try:
+            return contained("the converter or an interpreter", ", ".join(s.name for s in group),
+                             plan_eval.evaluate_group_from, str(self._inputs_file), group)
+        except ToolCrashed as exc:
+            return [({"error": str(exc).splitlines()[0]}, None) for _ in group]
 
     def layer_errors(self, spec: Spec) -> list[dict]:
         hit = self.lookup("layers", spec)
@@ -214,8 +222,10 @@ class PlanSession:
             self.hits += 1
             return hit[0]["layers"]
         self.misses += 1
-        plan_eval.use_inputs(self.inputs())
-        layers = plan_eval.analyse_layers(spec)
+        if self._inputs_file is None:
+            self._inputs_file = plan_eval.write_inputs(self.inputs(), self.cache_dir)
+        layers = contained("the converter or an interpreter", f"the layers of {spec.name}",
+                           plan_eval.analyse_layers_from, str(self._inputs_file), spec)
         self.store("layers", spec, {"layers": layers}, None)
         return layers
 
