@@ -142,23 +142,22 @@ def warm_up() -> None:
 _loaded_from: str | None = None
 
 
-def evaluate_group_from(path: str, specs: list[Spec]) -> list[tuple[dict, bytes | None]]:
-    """A worker task: the inputs come from the file the parent wrote once, not with every task."""
+def _use_inputs_from(path: str) -> None:
+    """In a worker: the inputs from the file the parent wrote once, not sent with every task."""
     global _loaded_from
     if _loaded_from != path:
         with open(path, "rb") as fh:
             use_inputs(pickle.load(fh))
         _loaded_from = path
+
+
+def evaluate_group_from(path: str, specs: list[Spec]) -> list[tuple[dict, bytes | None]]:
+    _use_inputs_from(path)
     return evaluate_group(specs)
 
 
 def analyse_layers_from(path: str, spec: Spec) -> list[dict]:
-    """analyse_layers in a worker, with the inputs from the parent's file."""
-    global _loaded_from
-    if _loaded_from != path:
-        with open(path, "rb") as fh:
-            use_inputs(pickle.load(fh))
-        _loaded_from = path
+    _use_inputs_from(path)
     return analyse_layers(spec)
 
 
