@@ -203,9 +203,12 @@ def _first_divergent_onnx_node(model: Model, x: np.ndarray) -> str | None:
 
     with torch.no_grad():
         Recorder(module).run(torch.from_numpy(x.astype(np.float32)))
+    def key(name: str) -> str:  # onnx2torch names a node's module after it, with '.' made '/'
+        return name.replace(".", "/").strip("/")
+
+    recorded = {key(k): v for k, v in by_node.items()}
     for node in proto.graph.node:
-        target = node.name.replace("/", "_").replace(".", "_").lstrip("_") if node.name else None
-        got = next((v for k, v in by_node.items() if target and k.replace(".", "_").lstrip("_") == target), None)
+        got = recorded.get(key(node.name)) if node.name else None
         out = node.output[0] if node.output else None
         if got is None or out not in reference or got.shape != reference[out].shape:
             continue
