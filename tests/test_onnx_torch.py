@@ -19,11 +19,11 @@ if _MISSING:  # found, not imported: onnx2torch's import goes through edgeq (tor
     pytest.skip(f"{', '.join(_MISSING)} not installed: the torch extra (pip install -e '.[torch]', which "
                 "`make test` installs) brings them", allow_module_level=True)
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from edgeq.errors import BadInput  # noqa: E402
-from edgeq.load import load_dataset, load_model, load_torch  # noqa: E402
+from edgeq.errors import BadInput
+from edgeq.load import load_dataset, load_model, load_torch
 
 
 def edgeq(*args) -> subprocess.CompletedProcess:

@@ -132,7 +132,7 @@ def float_tflite(model: Model) -> bytes:
     except Exception as exc:
         text = str(exc)
         op = _ATEN.search(text)
-        if op and re.search(r"lowering|not supported|no .*conversion|unsupported", text, re.I):
+        if op and re.search(r"lowering|not supported|no .*conversion|unsupported", text, re.IGNORECASE):
             raise BadInput(f"{model.path}: litert-torch cannot convert the op {op.group(1)}; replace the layer "
                            "or keep it out of the exported model (details in the log)") from exc
         first = text.splitlines()[0] if text else type(exc).__name__
@@ -234,7 +234,7 @@ def fidelity(model: Model, tflite: bytes, x: np.ndarray) -> dict:
     reference = reference.reshape(converted.shape)
     sqnr = sqnr_db(reference, converted)
     record = {"reference": reference_name, "converted": "litert-torch " + _require("litert_torch").__version__,
-              "samples": int(len(x)), "sqnr_db": None if not np.isfinite(sqnr) else round(sqnr, 3),
+              "samples": len(x), "sqnr_db": None if not np.isfinite(sqnr) else round(sqnr, 3),
               "identical": bool(sqnr == float("inf")),
               "max_abs_error": float(np.max(np.abs(reference - converted))) if converted.size else 0.0,
               "top1_agreement": (float(np.mean(reference.argmax(-1) == converted.argmax(-1)))

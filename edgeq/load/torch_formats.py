@@ -13,8 +13,7 @@ from pathlib import Path
 
 from edgeq import console
 from edgeq.errors import BadInput
-from edgeq.load import (ONNX_MIN_OPSET, ONNX_TARGET_OPSET, TORCH_EXTRA, Model, TensorSpec, _single,
-                        load_model)
+from edgeq.load import ONNX_MIN_OPSET, ONNX_TARGET_OPSET, TORCH_EXTRA, Model, TensorSpec, _single, load_model
 
 
 def channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -106,7 +105,7 @@ def load_pt2(path: Path, common: dict) -> Model:
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     inp = _single([placeholders[s.arg.name] for s in program.graph_signature.input_specs
                    if s.kind.name == "USER_INPUT"], path, "input")
-    outputs = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
+    outputs = next(n for n in program.graph.nodes if n.op == "output").args[0]
     out = _single(list(outputs), path, "output")
 
     def dims(node):
