@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "edgeq: installing into $(VENV) (first run takes a few minutes)"
 	@{ $(BIN)/pip install --disable-pip-version-check --upgrade pip && \
-	   $(BIN)/pip install --disable-pip-version-check -e '.[test,examples]'; } > $(VENV)/install.log 2>&1 \
+	   $(BIN)/pip install --disable-pip-version-check -e '.[test,examples,torch]'; } > $(VENV)/install.log 2>&1 \
 	   || { tail -n 40 $(VENV)/install.log; echo "edgeq: install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@touch $@
 

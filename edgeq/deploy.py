@@ -23,7 +23,7 @@ from edgeq.aot.footprint import measure_footprint
 from edgeq.codegen import project as codegen
 from edgeq.codegen.tflm import arena_size_with_margin
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
-from edgeq.convert.converter import MODES, convert
+from edgeq.convert.converter import MODES, conversion_fidelity, convert
 from edgeq.device.loop import DeviceRun
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import Graph, read_graph
@@ -273,6 +273,8 @@ def deploy(req: Request) -> Deployment:
         calibration, validation = load_data(model, req.data, req.val)
         # The reference every quantized candidate is measured against; none for a model that came quantized.
         float_tflite = None if model.quantized else convert(model, "fp32")
+        # An ONNX or .pt2 model went through PyTorch and litert-torch: how close it came out.
+        fidelity = conversion_fidelity(model, float_tflite, validation) if float_tflite else None
     chosen, planned = _choose(req, model, Prepared(model, calibration, validation, float_tflite or model.tflite))
     for w in chosen.warnings:
         console.warn(w)
@@ -320,6 +322,12 @@ def deploy(req: Request) -> Deployment:
         outputs["firmware"] = f"firmware/{chosen.runtime}"
     report = build_report(req, model, graph, chosen, calibration, validation, float_tflite, tflite, accuracy,
                           latency, arena, fit, outputs, console.take_warnings(), compiled)
+    if fidelity is not None:
+        report["model"]["conversion_fidelity"] = fidelity
+    if model.input.source_shape is not None:
+        report["model"]["input"].update(layout="NHWC" if len(model.input.shape) == 3 else "NLC",
+                                        source_shape=list(model.input.source_shape),
+                                        source_layout=model.input.source_layout)
     if planned is not None:
         files.update(planned.files())
         report["quantization"]["plan"] = {"candidate": planned.chosen.name, "file": "plan.json",

@@ -35,6 +35,23 @@ def _pp(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f} pp"
 
 
+def _conversion_lines(m: dict) -> list[str]:
+    """An ONNX or .pt2 model's layout and how faithfully it was converted to a float .tflite."""
+    lines = []
+    inp = m["input"]
+    if inp.get("source_layout"):
+        lines.append(f"- Layout: the model takes {inp['source_shape']} {inp['source_layout']}; the converted model "
+                     f"and the firmware take {inp['shape']} {inp['layout']} (data is accepted in either)")
+    f = m.get("conversion_fidelity")
+    if f:
+        sqnr = "identical outputs" if f["identical"] else f"output SQNR {f['sqnr_db']} dB"
+        verdict = "" if f["identical"] or (f["sqnr_db"] or 0) >= f["threshold_db"] else \
+            f" — **below {f['threshold_db']:g} dB**: {f['note']}"
+        lines.append(f"- Conversion fidelity: {f['converted']} against {f['reference']} on {f['samples']} validation "
+                     f"samples: {sqnr}, max |error| {f['max_abs_error']:.3g}{verdict}")
+    return lines
+
+
 def render_markdown(r: dict) -> str:
     """report.md: the same facts as report.json, for a person."""
     m, p, q, s = r["model"], r["profile"], r["quantization"], r["size"]
@@ -47,6 +64,7 @@ def render_markdown(r: dict) -> str:
         f"{m['input']['dtype']}, ops: {', '.join(m['ops'])}",
         f"- Device: {p['display_name']} — {p['core']} @ {p['clock_mhz']:g} MHz, flash {kb(p['flash_bytes'])}, "
         f"RAM {kb(p['ram_bytes'])} ({kb(p['ram_for_model_bytes'])} for the model)",
+        *_conversion_lines(m),
         f"- Quantization: **{q['mode']}** ({q['description']}) on runtime **{q['runtime']}** — {q['reason']}",
         ("- Calibration: none needed, the model came quantized" if q.get("came_quantized") else
          f"- Calibration data: {q['calibration']['source']} ({q['calibration']['samples']} samples)"),

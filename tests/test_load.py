@@ -51,9 +51,9 @@ def test_missing_model_names_the_path(tmp_path):
 
 
 def test_unsupported_model_suffix_names_the_formats(tmp_path):
-    (tmp_path / "model.onnx").write_bytes(b"\0")
-    with pytest.raises(BadInput, match=r"model\.onnx: unsupported model file '\.onnx'.*\.keras, \.h5"):
-        load_model(tmp_path / "model.onnx")
+    (tmp_path / "model.mlmodel").write_bytes(b"\0")
+    with pytest.raises(BadInput, match=r"model\.mlmodel: unsupported model file '\.mlmodel'.*\.keras, \.h5.*\.onnx"):
+        load_model(tmp_path / "model.mlmodel")
 
 
 def test_corrupt_keras_file_names_the_path_and_reason(tmp_path):

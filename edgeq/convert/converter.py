@@ -8,6 +8,7 @@ Flatten, which a microcontroller would then execute for nothing; and `from_keras
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ from edgeq.convert import calibrate
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.isolate import contained
-from edgeq.load import Dataset, Model, load_model
+from edgeq.load import TORCH_FORMATS, Dataset, Model, load_model
 from edgeq.tflm_limits import softmax_min_input_scale, softmax_scale_too_small
 
 MODES = {
@@ -127,6 +128,10 @@ def _quantize_float_tflite(model: Model, mode: str, calibration: Dataset | None)
     quantizes the same way the converter does after it has built a float model itself.
     """
     if mode not in NEEDS_CALIBRATION:
+        if model.format in TORCH_FORMATS:
+            raise BadInput(f"{model.path}: mode {mode} needs a Keras or SavedModel source for the TensorFlow Lite "
+                           f"converter; an {model.format} model is converted through a float .tflite, from which "
+                           "edgeq makes fp32, int8 and int16x8")
         raise BadInput(f"{model.path}: mode {mode} of an already converted .tflite needs its source model; "
                        "give edgeq the .keras, .h5 or SavedModel it was converted from (int8 and int16x8 "
                        "work from the .tflite itself)")
@@ -179,7 +184,10 @@ def convert(model: Model, mode: str, calibration: Dataset | None = None, *, in_w
     if not in_worker:
         converted = _convert_here(model, mode, calibration)
     else:
-        tool = "the converter's calibrator" if model.tflite is not None else "the TensorFlow Lite converter"
+        tool = ("the converter's calibrator" if model.tflite is not None else
+                "litert-torch" if model.format in TORCH_FORMATS and mode == "fp32" else
+                "litert-torch and the converter's calibrator" if model.format in TORCH_FORMATS else
+                "the TensorFlow Lite converter")
         x = calibration.x[:MAX_CALIBRATION_SAMPLES] if calibration is not None else None
         converted = contained(tool, f"{model.path} (mode {mode})", _convert_file, str(model.path), model.sha256,
                               mode, x, advice=CRASH_ADVICE)
@@ -201,7 +209,25 @@ def _convert_file(path: str, sha256: str, mode: str, x: np.ndarray | None) -> by
     return _convert_here(_loaded[key], mode, calibration)
 
 
+_torch_float: dict[str, bytes] = {}
+
+
+def _torch_float_tflite(model: Model) -> bytes:
+    """In the worker: an ONNX or .pt2 model's float .tflite, converted once per model content."""
+    from edgeq.convert import torch_convert
+
+    if model.sha256 not in _torch_float:
+        _torch_float.clear()
+        _torch_float[model.sha256] = torch_convert.float_tflite(model)
+    return _torch_float[model.sha256]
+
+
 def _convert_here(model: Model, mode: str, calibration: Dataset | None) -> bytes:
+    if model.format in TORCH_FORMATS and model.tflite is None:
+        float_tflite = _torch_float_tflite(model)
+        if mode == "fp32":
+            return float_tflite
+        model = dataclasses.replace(model, tflite=float_tflite)
     if model.tflite is not None:
         return _quantize_float_tflite(model, mode, calibration)
     return _convert_exported(model, mode, calibration)
@@ -245,6 +271,24 @@ def _softmax_ranges_tflm_accepts(model: Model, quantized: bytes, calibration: Da
     if softmax_scale_too_small(read_graph(requantized)):
         raise ToolFailed(f"{model.path}: widening the SOFTMAX input ranges did not take; TFLM would abort on them")
     return requantized
+
+
+def conversion_fidelity(model: Model, float_tflite: bytes, validation: Dataset) -> dict | None:
+    """For an ONNX or .pt2 model: its float .tflite against ONNX Runtime or torch on the validation
+    inputs (edgeq.convert.torch_convert.fidelity), with a warning below 40 dB; None for the others."""
+    if model.format not in TORCH_FORMATS:
+        return None
+    from edgeq.convert import torch_convert
+
+    x = validation.x[:MAX_CALIBRATION_SAMPLES].astype(np.float32, copy=False)
+    record = contained("ONNX Runtime / torch and LiteRT", f"{model.path} (conversion fidelity)",
+                       torch_convert.fidelity, model, float_tflite, x, advice=CRASH_ADVICE)
+    sqnr = record["sqnr_db"]
+    if sqnr is not None and sqnr < torch_convert.FIDELITY_MIN_DB:
+        console.warn(f"the converted float model differs from {record['reference']}: output SQNR {sqnr:.1f} dB, "
+                     f"below {torch_convert.FIDELITY_MIN_DB:.0f} dB, on {record['samples']} validation samples; "
+                     + record["note"])
+    return record
 
 
 _SAME_SCALE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")

@@ -21,7 +21,7 @@ from edgeq.convert import qat
 from edgeq.convert.calibrate import CALIBRATIONS
 from edgeq.device.loop import device_unreachable
 from edgeq.errors import BadInput, EdgeqError
-from edgeq.load import arrays_sha256, read_arrays
+from edgeq.load import SOURCE_FORMATS, arrays_sha256, read_arrays
 from edgeq.measure.costmodel import OpWork, coefficients_for, estimate_ms
 from edgeq.measure.fit import Fit, edgeq_c_fit, litert_fit, tflm_fit
 from edgeq.plan.candidates import (
@@ -67,7 +67,8 @@ def unsupported(spec: Spec, profile, runtimes: tuple[str, ...], has_source: bool
     if all(refusals):
         return "; ".join(refusals)
     if spec.mode in ("fp16", "dynamic-int8") and not has_source:
-        return f"{spec.mode} needs the source model (.keras, .h5 or SavedModel), not a .tflite"
+        return (f"{spec.mode} needs a Keras or SavedModel source for the TensorFlow Lite converter; this model came "
+                "as a .tflite, or as ONNX / .pt2 converted to a float .tflite (fp32, int8, int16x8 and int4 work)")
     return None
 
 
@@ -236,7 +237,7 @@ def does_not_fit_message(result: PlanResult, near: Candidate | None, profile, re
 # ---- the stages ----------------------------------------------------------------------------------------
 
 def _candidates(session: PlanSession, specs: list[Spec], profile, runtimes, request) -> list[Candidate]:
-    has_source = session.format != "tflite"
+    has_source = session.format in SOURCE_FORMATS
     out, measurable = [], []
     for spec in specs:
         reason = unsupported(spec, profile, runtimes, has_source)

@@ -28,7 +28,7 @@ from edgeq.errors import BadInput, EdgeqError
 from edgeq.files import write_atomic
 from edgeq.graph import read_graph
 from edgeq.isolate import ToolCrashed, contained
-from edgeq.load import arrays_sha256, detect_format, file_sha256, load_data, load_model, read_arrays
+from edgeq.load import SOURCE_FORMATS, arrays_sha256, detect_format, file_sha256, load_data, load_model, read_arrays
 from edgeq.plan import evaluate as plan_eval
 from edgeq.plan.evaluate import Inputs, Spec
 from edgeq.resources import PACKAGE_DIR, TEMPLATE_DIR
@@ -147,7 +147,7 @@ class PlanSession:
             else:
                 calibration, validation = load_data(model, self.request.data, self.request.val)
             converted = {}
-            if model.tflite is None and "litert" in self.request.profile.runtimes:
+            if model.format in SOURCE_FORMATS and "litert" in self.request.profile.runtimes:
                 for mode in ("fp16", "dynamic-int8"):
                     if self.request.profile.supports({"fp16": "fp16", "dynamic-int8": "int8"}[mode]):
                         converted[mode] = convert(model, mode)

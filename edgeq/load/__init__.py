@@ -1,4 +1,10 @@
-"""Load a trained model (Keras 3, Keras 2 .h5, SavedModel, float .tflite) and its data sets.
+"""Load a trained model (Keras 3, Keras 2 .h5, SavedModel, float .tflite, ONNX, a torch.export .pt2)
+and its data sets.
+
+An ONNX or .pt2 model is read and checked here (its opset, its input, a free batch fixed at 1);
+the convert stage turns it into a float .tflite whose input is channel-last (docs/onnx-pytorch.md),
+so its Model's input is that NHWC shape and its `source_shape` the model's own NCHW one: data in
+either layout is accepted.
 
 Data sets are checked against the model's input here, once, so that later stages can trust
 them: every sample has the model's input shape, a numeric dtype and finite values.
@@ -19,7 +25,14 @@ from edgeq import console
 from edgeq.errors import BadInput
 from edgeq.graph import NUMPY_DTYPES, read_graph
 
-FORMATS = ("keras", "h5", "saved_model", "tflite")
+FORMATS = ("keras", "h5", "saved_model", "tflite", "onnx", "pt2")
+SOURCE_FORMATS = ("keras", "h5", "saved_model")  # the TensorFlow converter itself reads these (fp16, dynamic-int8)
+TORCH_FORMATS = ("onnx", "pt2")  # converted to a float .tflite through PyTorch and litert-torch
+# The ONNX opsets edgeq reads: onnx2torch's lowest, up to the newest the installed onnx knows; opsets
+# above ONNX_TARGET_OPSET are converted down to it (onnx.version_converter) before onnx2torch reads them.
+ONNX_MIN_OPSET = 9
+ONNX_TARGET_OPSET = 17
+TORCH_EXTRA = "pip install 'edgeq[torch]'"
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,10 @@ class TensorSpec:
     shape: tuple[int, ...]  # without the batch dimension
     dtype: str  # numpy dtype name
     quantized: bool = False  # an integer tensor with a scale: float data is quantized into it when run
+    # The model's own shape when it differs from `shape` only by the channel's place: an ONNX or
+    # PyTorch model's NCHW (channels first) input, whose converted model takes NHWC.
+    source_shape: tuple[int, ...] | None = None
+    source_layout: str = ""  # e.g. "NCHW", naming source_shape's layout; "NHWC" names shape's then
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class Model:
     saved_model: Any = None  # the loaded SavedModel, for saved_model
     tflite: bytes | None = None  # the flatbuffer, for tflite
     quantized: str | None = None  # "int8" or "int16x8": a .tflite that came quantized, deployed as it is
+    opset: int | None = None  # an ONNX model's default-domain opset
 
 
 @dataclass(frozen=True)
@@ -95,8 +113,12 @@ def detect_format(path: Path) -> str:
         return "h5"
     if suffix == ".tflite":
         return "tflite"
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".pt2":
+        return "pt2"
     raise BadInput(f"{path}: unsupported model file '{suffix or path.name}' "
-                   "(edgeq reads .keras, .h5, SavedModel directories and .tflite)")
+                   "(edgeq reads .keras, .h5, SavedModel directories, .tflite, .onnx and torch.export .pt2)")
 
 
 def _spec(shape, dtype, path: Path, what: str) -> TensorSpec:
@@ -147,6 +169,14 @@ def came_quantized(graph) -> str | None:
     return None
 
 
+def load_torch(module, example, directory: str | Path | None = None, name: str | None = None) -> Model:
+    """A PyTorch nn.Module and an example input (NCHW, batch 1) as an edgeq Model, through a .pt2
+    file (edgeq.load.torch_formats.load_torch)."""
+    from edgeq.load import torch_formats
+
+    return torch_formats.load_torch(module, example, directory, name)
+
+
 def load_model(path: str | Path) -> Model:
     """Read a model file or SavedModel directory; errors name the path and the reason."""
     path = Path(path)
@@ -154,6 +184,10 @@ def load_model(path: str | Path) -> Model:
         raise BadInput(f"{path}: no such file or directory")
     fmt = detect_format(path)
     common = dict(path=path, format=fmt, name=path.stem if path.is_file() else path.name, sha256=file_sha256(path))
+    if fmt in TORCH_FORMATS:
+        from edgeq.load import torch_formats
+
+        return torch_formats.load_onnx(path, common) if fmt == "onnx" else torch_formats.load_pt2(path, common)
     if fmt == "tflite":
         data = path.read_bytes()
         graph = read_graph(data, str(path))
@@ -272,8 +306,15 @@ def check_dataset(x: np.ndarray, y: np.ndarray | None, spec: TensorSpec, source:
     the input's scale when they are run); integer samples must fit an integer input's type."""
     if x.ndim == len(spec.shape) + 2 and x.shape[1] == 1:  # samples saved with their batch dimension
         x = x[:, 0]
+    if spec.source_shape is not None and x.ndim >= 2 and x.shape[1:] == spec.source_shape \
+            and spec.source_shape != spec.shape:  # the model's own channels-first layout: made channel-last
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     if x.ndim == 0 or x.shape[1:] != spec.shape:
         got = x.shape[1:] if x.ndim else x.shape
+        if spec.source_shape is not None:
+            raise BadInput(f"{source}: sample 0 has shape {got} but the model input is {spec.source_shape} in "
+                           f"{spec.source_layout} (the model's own layout) or {spec.shape} channel-last "
+                           f"(the converted model's) (array shape {x.shape})")
         raise BadInput(f"{source}: sample 0 has shape {got} but the model input is {spec.shape} "
                        f"(array shape {x.shape}; expected (samples, {', '.join(map(str, spec.shape))}))")
     if x.dtype.kind not in _REAL_KINDS:  # complex, timedelta, strings, records
