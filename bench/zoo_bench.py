@@ -156,7 +156,7 @@ def main() -> int:
             print(f"  {name:<24} exit {r['exit']}  {r.get('runtime', '-')}  {r['seconds']:.0f} s  {r['error']}",
                   file=sys.stderr, flush=True)
     print(f"\nzoo on {args.device} ({args.samples} samples on the device each)\n")
-    print(f"| model | exit | runtime | exact | agree | SQNR dB | arena B | flash B | instructions |")
+    print("| model | exit | runtime | exact | agree | SQNR dB | arena B | flash B | instructions |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
         print(f"| {name} | {r['exit']} | {r.get('runtime', '-')} | {_fmt(r.get('exact'), '.0%')} | "

@@ -512,7 +512,7 @@ def build_tflm_firmware(tflm_dir, tmp_path_factory):
 
 def _serve(program: Path, talk):
     """Runs the firmware on a pty (the host board's port is stdin/stdout) and talks to it via Link."""
-    from edgeq.protocol import Link
+    from edgeq.device.link import Link
 
     master, slave = os.openpty()
     tty.setraw(slave)

@@ -35,11 +35,22 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as npst
 
 from edgeq import protocol
+from edgeq.device.link import Link
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import read_graph
 from edgeq.load import TensorSpec, check_dataset, load_dataset, load_model
-from edgeq.profiles import (DELEGATES, FLASH_METHODS, KINDS, NUMERICS, OPTIMIZE_LEVELS, RUNTIMES, _SCHEMA,
-                            _Section, load_profile_file, parse_profile)
+from edgeq.profiles import (
+    _SCHEMA,
+    DELEGATES,
+    FLASH_METHODS,
+    KINDS,
+    NUMERICS,
+    OPTIMIZE_LEVELS,
+    RUNTIMES,
+    _Section,
+    load_profile_file,
+    parse_profile,
+)
 from edgeq.resources import PROFILE_DIR
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
@@ -511,7 +522,7 @@ LINK_NAMES = ("fuzz-port", "HELLO", "RESULT", "device error")
 
 def check_link(case) -> None:
     """Link.hello and Link.infer on a port that sends anything: results, or LinkErrors naming the port."""
-    link = protocol.Link(StreamPort(*case))
+    link = Link(StreamPort(*case))
     info, error = raises_only_edgeq_errors(lambda: link.hello(timeout=0.002, request_interval=0.001), *LINK_NAMES)
     assert error is None or isinstance(error, protocol.LinkError)
     if info is None or info.input.dtype not in protocol.NUMPY_DTYPES or info.input.nbytes > 4096:

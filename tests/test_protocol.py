@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.protocol import (
     ERROR,
@@ -36,7 +37,6 @@ from edgeq.protocol import (
     DeviceError,
     FrameDecoder,
     HelloInfo,
-    Link,
     LinkError,
     LinkTimeout,
     ProtocolError,

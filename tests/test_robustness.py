@@ -71,9 +71,8 @@ def test_the_converter_widens_a_softmax_input_range_tflm_would_abort_on(tmp_path
 
 
 def test_tflm_limits_name_the_softmax_op_tflm_aborts_on(tmp_path):
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     model = keras.models.load_model(constant_logits_model(tmp_path / "flat.keras"))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -137,9 +136,8 @@ def test_asking_edgeq_c_for_a_model_it_cannot_run_names_the_op_and_the_runtime_t
 
 
 def test_a_calibrator_crash_on_a_rolled_loop_is_exit_4_with_the_tool_named(gru_model, tmp_path):
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     model = keras.models.load_model(gru_model / "gru.keras")  # rolled: a WHILE loop once converted
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False,

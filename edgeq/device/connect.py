@@ -1,6 +1,6 @@
 """Reaching a running firmware over serial: QEMU with UART0 on a loopback TCP port, the native host
 program on a pseudo-terminal, or a real board's serial port. Each is a context manager that yields an
-open `edgeq.protocol.Link` and, on the way out, however it is left, stops what it started.
+open `edgeq.device.link.Link` and, on the way out, however it is left, stops what it started.
 
 QEMU and the host program run in their own process group, which is killed in a `finally`; on Linux
 they also get SIGKILL if edgeq itself dies (PR_SET_PDEATHSIG), so no emulator is ever left behind.
@@ -26,8 +26,9 @@ import serial
 
 from edgeq.codegen.boards import board_params_for
 from edgeq.device.flash import HostRunner, QemuRunner
+from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
-from edgeq.protocol import Link, LinkError
+from edgeq.protocol import LinkError
 from edgeq.tools import require
 
 log = logging.getLogger("edgeq.connect")

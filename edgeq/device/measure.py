@@ -19,11 +19,12 @@ import numpy as np
 
 from edgeq import console
 from edgeq.console import progress
+from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.graph import NUMPY_DTYPES, read_graph
 from edgeq.load import TensorSpec, check_dataset, read_arrays
 from edgeq.measure.interpreters import run_litert_raw, run_tflm
-from edgeq.protocol import HelloInfo, Link, TensorInfo
+from edgeq.protocol import HelloInfo, TensorInfo
 from edgeq.quant import round_half_away_from_zero
 
 # The interpreter whose outputs each runtime's firmware must reproduce bit for bit.
