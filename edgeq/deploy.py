@@ -43,7 +43,7 @@ from edgeq.plan.candidates import PlanRequest, Prepared
 from edgeq.plan.rules import Plan, check_mode, plan
 from edgeq.plan.search import run_plan
 from edgeq.plan.table import format_plan_table
-from edgeq.report import SCHEMA_VERSION, render_markdown, to_json
+from edgeq.report import SCHEMA_VERSION, report_files
 from edgeq.report.arena import edgeq_c_plan
 from edgeq.sources import (
     EDGEQ_C_MEMORY_PLAN,
@@ -329,8 +329,7 @@ def deploy(req: Request) -> Deployment:
                                           "candidates": len(planned.candidates)}
         report["quantization"]["description"] = f"the planner's candidate {planned.chosen.name} (see plan.json)"
         outputs["plan"] = "plan.json"
-    files["report.json"] = to_json(report).encode()
-    files["report.md"] = render_markdown(report).encode()
+    files.update(report_files(report, planned.to_dict() if planned is not None else None))
     return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation,
                       macs=int(sum(compiled.macs)) if compiled else None)
 

@@ -122,7 +122,8 @@ def fit_chart(r: dict) -> Chart:
             start = first[0]
         rest = "code, data and stack" if key == "ram" else "code and data"
         label = f"{rest}: the rest of {side['what']}" if start else side["what"]
-        bars.append(Bar(row, label, start, needed - start, "B", measured, source, "rest"))
+        if needed > start or not start:  # no empty remainder when the arena is all of it
+            bars.append(Bar(row, label, start, needed - start, "B", measured, source, "rest"))
         reserve = p[total_key] - side["budget_bytes"]
         if reserve > 0:  # before a build the model gets RAM less the application's reserve
             bars.append(Bar(row, "kept for the application (profile)", side["budget_bytes"], reserve, "B",
