@@ -104,7 +104,7 @@ def test_arena_boxes_are_tensors_over_their_steps_with_in_place_scratch_and_peak
     assert boxes["1"].kind == "in-place" and "over tensor 0 at step 0" in boxes["1"].note
     assert (boxes["3"].kind, boxes["3"].x1) == ("output", 4)
     assert (boxes["s"].x0, boxes["s"].x1, boxes["s"].y1) == (1, 2, 16)
-    assert [m.value for m in c.marks] == [96, 128, 1.5] and "peak: step 1, 96 B live" in c.marks[2].label
+    assert [m.value for m in c.marks] == [96, 128, 1.5] and "peak: step 1, 96 B of tensors live" in c.marks[2].label
     assert c.ticks[2] == (1.5, "1 CONV_2D+ADD") and "Fused: step 1 (CONV_2D+ADD)" in c.note
     assert (c.x_unit, c.y_unit) == ("step", "B") and len(c.rows) == 5
 

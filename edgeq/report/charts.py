@@ -121,7 +121,7 @@ def fit_chart(r: dict) -> Chart:
             bars.append(Bar(row, first[1], 0, first[0], "B", first[3], first[4], first[2]))
             start = first[0]
         rest = "code, data and stack" if key == "ram" else "code and data"
-        label = f"{rest}: the rest of {side['what']}" if start else side["what"]
+        label = f"{rest} (the rest of the {side['what'].split(':')[0]})" if start else side["what"]
         if needed > start or not start:  # no empty remainder when the arena is all of it
             bars.append(Bar(row, label, start, needed - start, "B", measured, source, "rest"))
         reserve = p[total_key] - side["budget_bytes"]
@@ -179,7 +179,9 @@ def arena_chart(r: dict) -> Chart | None:
     marks = [Mark(f"arena {plan['arena_bytes']:,} B", plan["arena_bytes"], "y"),
              Mark(f"lower bound without in-place {plan['lower_bound_bytes']:,} B", plan["lower_bound_bytes"], "y")]
     if plan.get("peak_step") is not None:
-        marks.append(Mark(f"peak: step {plan['peak_step']}, {plan['live_bytes'][plan['peak_step']]:,} B live",
+        marks.append(Mark(f"peak: step {plan['peak_step']}, {plan['live_bytes'][plan['peak_step']]:,} B of tensors live"
+                          + (" (in-place pairs overlap)" if plan["live_bytes"][plan["peak_step"]] > plan["arena_bytes"]
+                             else ""),
                           plan["peak_step"] + 0.5, "x"))
     ticks = [(-0.5, "in")] + [(k + 0.5, f"{k} {s['opcode']}") for k, s in enumerate(steps)] + [(n + 0.5, "out")]
     fused = [f"step {k} ({s['opcode']})" for k, s in enumerate(steps) if "+" in s["opcode"]]
