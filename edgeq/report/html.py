@@ -46,7 +46,8 @@ border-style:dashed}.sw.meas{background:#5b7fa8}
 .pt{fill:#3f74b0;stroke:#1d3a5c;stroke-width:1.2}.pt.rejected{fill:#b7bec8;stroke:#7a8696}
 .pt.estimated{fill:#fff}.pt.chosen{fill:#e08a3c;stroke:#7a3d08;stroke-width:2.5}.pt.chosen.estimated{fill:#fff}
 .chosen-label{fill:#7a3d08;font-weight:600}
-@media (max-width:600px){body{font-size:14px}main{padding:10px}table{font-size:.78rem}}
+.svgwrap{overflow-x:auto}
+@media (max-width:600px){body{font-size:14px}main{padding:10px}table{font-size:.78rem}svg.chart{min-width:600px}}
 """
 
 
@@ -69,7 +70,7 @@ def figure(c: Chart | None, missing: str = "") -> str:
     if c is None:
         return f'<p class="sub">{escape(missing)}</p>' if missing else ""
     note = f"<figcaption>{escape(c.note)}</figcaption>" if c.note else ""
-    return f'<figure id="fig-{c.id}"><h3>{escape(c.title)}</h3>{svg(c)}{note}{_table(c)}</figure>'
+    return f'<figure id="fig-{c.id}"><h3>{escape(c.title)}</h3><div class="svgwrap">{svg(c)}</div>{note}{_table(c)}</figure>'
 
 
 def _tile(label: str, value: str, detail: str, key: str = "", raw=None) -> str:
