@@ -7,7 +7,7 @@ STAMP := $(VENV)/.edgeq-installed
 DIGITS := examples/digits/artifacts
 DEVICE ?= qemu-mps2-an386
 
-.PHONY: setup demo test deploy bench toolchain clean
+.PHONY: setup demo test deploy bench toolchain clean report-screenshot
 
 setup: $(STAMP)
 
@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 	   || { tail -n 40 $(VENV)/install.log; echo "edgeq: install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@touch $@
 
-# Cross compiler and emulator for the emulated boards; installed when missing and root.
+# Cross compiler and emulator for the emulated boards, and Chromium for the report's browser
+# test; installed when missing and root.
 toolchain:
 	@bash scripts/ensure-toolchain.sh
+	@bash scripts/ensure-browser.sh
 
 $(DIGITS)/digits.keras: examples/digits/train.py | $(STAMP)
 	@$(BIN)/python examples/digits/train.py --out $(DIGITS)
@@ -41,6 +43,10 @@ test: setup toolchain
 
 bench: setup toolchain
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# docs/report.png, the README's picture: the digits demo's report.html in headless Chromium.
+report-screenshot: setup toolchain $(DIGITS)/digits.keras
+	@$(BIN)/python scripts/report_screenshot.py --digits $(DIGITS) --device $(DEVICE) --png docs/report.png
 
 clean:
 	rm -rf build $(DIGITS)

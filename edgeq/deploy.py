@@ -43,7 +43,8 @@ from edgeq.plan.candidates import PlanRequest, Prepared
 from edgeq.plan.rules import Plan, check_mode, plan
 from edgeq.plan.search import run_plan
 from edgeq.plan.table import format_plan_table
-from edgeq.report import SCHEMA_VERSION, render_markdown, to_json
+from edgeq.report import SCHEMA_VERSION, report_files
+from edgeq.report.arena import edgeq_c_plan
 from edgeq.sources import (
     EDGEQ_C_MEMORY_PLAN,
     FLATBUFFER,
@@ -198,6 +199,7 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
             "firmware_arena_bytes": firmware_arena(arena),
             "edgeq_c_arena_bytes": compiled.arena_bytes if compiled else None,
             "edgeq_c_lower_bound_bytes": compiled.lower_bound_bytes if compiled else None,
+            "edgeq_c_plan": edgeq_c_plan(compiled, graph),  # for report.html's arena over time
             "flash_used_bytes": None,  # from the linked firmware, once it is built
             "ram_used_bytes": None,
             "sources": sources_dict({
@@ -208,6 +210,7 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
                 "firmware_arena_bytes": TFLM_FIRMWARE_ARENA if arena else None,
                 "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
                 "edgeq_c_lower_bound_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
+                "edgeq_c_plan": EDGEQ_C_MEMORY_PLAN if compiled else None,
             }),
         },
         "accuracy": {
@@ -334,8 +337,7 @@ def deploy(req: Request) -> Deployment:
                                           "candidates": len(planned.candidates)}
         report["quantization"]["description"] = f"the planner's candidate {planned.chosen.name} (see plan.json)"
         outputs["plan"] = "plan.json"
-    files["report.json"] = to_json(report).encode()
-    files["report.md"] = render_markdown(report).encode()
+    files.update(report_files(report, planned.to_dict() if planned is not None else None))
     return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation,
                       macs=int(sum(compiled.macs)) if compiled else None)
 

@@ -148,7 +148,7 @@ def _measure_on_device(args, firmware: Path) -> int:
     from edgeq.device.connect import device_link
     from edgeq.device.loop import measure_run
     from edgeq.device.measure import JOURNAL, SUMMARY, device_data, measure
-    from edgeq.report import format_measure
+    from edgeq.report import format_measure, render_measure_html
 
     manifest = read_manifest(firmware)
     profile = _profile(args.device or manifest["device"])
@@ -169,7 +169,8 @@ def _measure_on_device(args, firmware: Path) -> int:
         except EdgeqError as exc:
             summary, failure = getattr(exc, "measured", None), exc
     if summary is not None:
-        write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode()})
+        write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode(),
+                          "report.html": render_measure_html(summary, f"edgeq measure: {firmware}").encode()})
         _result(args, summary, "\n".join(format_measure(summary)))
     if failure is not None:
         if summary is not None:
@@ -290,11 +291,50 @@ def cmd_plan(args) -> int:
         with console.stage("plan", "measuring every candidate"):
             result = run_plan(plan_request(args, profile))
     except PlanDoesNotFit as exc:
-        write_files(out, exc.result.files())
+        write_files(out, _plan_files(exc.result))
         console.info(format_plan_table(exc.result))
         raise
-    write_files(out, result.files())
-    _result(args, result.to_dict(), format_plan_table(result) + f"\nplan: {out / 'plan.json'}")
+    write_files(out, _plan_files(result))
+    _result(args, result.to_dict(), format_plan_table(result) + f"\nplan: {out / 'plan.json'}  ({out / 'report.html'})")
+    return 0
+
+
+def _plan_files(result) -> dict[str, bytes]:
+    """plan.json, the chosen model, and report.html drawn from plan.json."""
+    from edgeq.report import render_plan_html
+
+    files = result.files()
+    files["report.html"] = render_plan_html(json.loads(files["plan.json"])).encode()
+    return files
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def cmd_report(args) -> int:
+    """report.md and report.html again from report.json (and plan.json), or report.html from
+    plan.json or measure.json alone: nothing is rerun."""
+    from edgeq.device.measure import SUMMARY
+    from edgeq.report import render_measure_html, render_plan_html, report_files
+
+    out = Path(args.out_dir)
+    report, plan, measured = (_read_json(out / name) for name in ("report.json", "plan.json", SUMMARY))
+    if report is not None:
+        files = report_files(report, plan)
+        del files["report.json"]  # the input: rewritten only by the run that measured it
+    elif plan is not None:
+        files = {"report.html": render_plan_html(plan).encode()}
+    elif measured is not None:
+        files = {"report.html": render_measure_html(measured, f"edgeq measure: {out.name}").encode()}
+    else:
+        raise BadInput(f"{out}: no report.json, plan.json or {SUMMARY} (edgeq deploy, plan or measure writes one)")
+    write_files(out, files)
+    written = sorted(files)
+    _result(args, {"out": str(out), "from": [n for n, d in (("report.json", report), ("plan.json", plan),
+                                                             (SUMMARY, measured)) if d is not None],
+                   "written": written, "bytes": {n: len(files[n]) for n in written}},
+            "\n".join(f"wrote {out / n} ({len(files[n]):,} bytes)" for n in written))
     return 0
 
 
@@ -329,7 +369,7 @@ def cmd_deploy(args) -> int:
         raise failure
     if r["fit"]["verdict"] != "fits":
         raise DoesNotFit(f"{r['model']['name']} does not fit {profile.name}: " + "; ".join(r["fit"]["reasons"]))
-    console.info(f"report: {args.out_dir / 'report.md'}  ({args.out_dir / 'report.json'})")
+    console.info(f"report: {args.out_dir / 'report.md'}  ({args.out_dir / 'report.json'}, {args.out_dir / 'report.html'})")
     return 0
 
 
@@ -338,7 +378,7 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
     from edgeq.deploy import with_device_results
     from edgeq.device.loop import device_unreachable, measure_run, run_on_device
     from edgeq.device.measure import JOURNAL
-    from edgeq.report import render_markdown, to_json
+    from edgeq.report import report_files
 
     r = result.report
     firmware = args.out_dir / r["outputs"]["firmware"]
@@ -362,7 +402,7 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
     r = with_device_results(r, profile, device, skipped, failure)
     if device is not None and device.measure is not None:
         r["outputs"] = {**r["outputs"], "measure_log": JOURNAL}
-    write_files(args.out_dir, {"report.json": to_json(r).encode(), "report.md": render_markdown(r).encode()})
+    write_files(args.out_dir, report_files(r, _read_json(args.out_dir / "plan.json")))
     return r, failure
 
 

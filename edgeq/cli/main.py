@@ -23,6 +23,7 @@ from edgeq.cli.commands import (
     cmd_measure,
     cmd_plan,
     cmd_profiles,
+    cmd_report,
 )
 from edgeq.convert.converter import MODES
 from edgeq.errors import EdgeqError
@@ -45,6 +46,8 @@ EXAMPLES = {
     "flash": "edgeq flash fw/ --device nucleo-l4r5zi --port /dev/ttyACM0\n"
              "  edgeq flash fw/ --device nucleo-l4r5zi --dry-run",
     "plan": "edgeq plan model.keras --device nucleo-l4r5zi --data calib.npz --val val.npz --objective size",
+    "report": "edgeq report build/digits-qemu-mps2-an386\n"
+              "  edgeq report build/digits-qemu-mps2-an386 --json",
     "deploy": "edgeq deploy model.keras --device qemu-mps2-an386 --data calib.npz --val val.npz\n"
               "  edgeq deploy model.keras --device nucleo-l4r5zi --val val.npz --port /dev/ttyACM0",
 }
@@ -155,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="measure only the first N validation samples on the device")
     p.add_argument("--no-device", action="store_true", help="generate only: do not build, flash or measure")
     add_planner_options(p)
+
+    p = add("report", cmd_report, "write report.md and report.html again from report.json (and plan.json) in an "
+                                  "output folder, without rerunning anything")
+    p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="a deploy, plan or measure output folder")
     return parser
 
 
@@ -179,6 +186,8 @@ def _out_dirs(args) -> Path | None:
         return Path(args.out)
     if args.command in ("build", "flash"):
         return Path(args.firmware)
+    if args.command == "report":
+        return args.out_dir if args.out_dir.is_dir() else None
     if args.command == "measure":
         return Path(args.out) if args.out else (Path(args.firmware) if Path(args.firmware).is_dir() else None)
     return None

@@ -1,4 +1,4 @@
-"""Stage 11, the reports: report.json for machines, report.md for people, from one dict.
+"""report.md: the same facts as report.json, for people.
 
 The JSON layout is documented in docs/report-schema.md; bump SCHEMA_VERSION when a key
 changes meaning or goes away (adding keys does not need a bump).
