@@ -183,3 +183,27 @@ def test_a_second_project_for_the_same_core_compiles_no_tflm_file_again(int8_tfl
     done = subprocess.run(["make", "-C", str(second), f"TFLM_DIR={os.environ['TFLM_DIR']}"], capture_output=True,
                           text=True, check=True)
     assert "  TFLM " not in done.stdout and (second / "firmware.elf").is_file()
+
+
+def test_an_int16x8_model_cmsis_nn_cannot_start_is_refused_at_generation_naming_the_op(small_cnn_path, small_data):
+    from edgeq.convert.converter import convert
+    from edgeq.load import load_dataset, load_model
+
+    model = load_model(small_cnn_path)
+    tflite = convert(model, "int16x8", load_dataset(str(small_data["calib"]), model.input))
+    with pytest.raises(BadInput, match=r"TFLM with CMSIS-NN kernels cannot run this model: FULLY_CONNECTED "
+                                       r"\(index 4\) has int16 input and per-channel weights"):
+        codegen.render_project("tflm", get_profile("qemu-mps2-an386"), tflite, read_graph(tflite), 8192, "m")
+
+
+@needs_tree
+@needs_qemu
+@pytest.mark.emulator
+def test_firmware_whose_arena_is_too_small_says_why_it_did_not_start(int8_tflite, x_val, tmp_path):
+    profile = get_profile("qemu-mps2-an386")
+    files = codegen.render_project("tflm", profile, int8_tflite, read_graph(int8_tflite), 256, "m")
+    write_files(tmp_path, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
+    result = run_on_device(profile, tmp_path, measure_run(profile, tmp_path, x_val[:2], None, tmp_path / "m.jsonl"))
+    assert isinstance(result.error, ToolFailed)
+    assert "did not start: edgeq: AllocateTensors() failed: the arena (288 bytes) is too small" in str(
+        result.error)

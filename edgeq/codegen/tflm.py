@@ -23,6 +23,7 @@ from edgeq.codegen.tflm_sources import (
     FRAMEWORK_DIRS,
     FRAMEWORK_EXCLUDED,
     cmsis_device,
+    cmsis_nn_refusals,
     kernel_sources,
 )
 from edgeq.csource import ARENA_ALIGNMENT, c_byte_array, generated_notice, render_template, validate_symbol
@@ -110,6 +111,10 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
     if "VAR_HANDLE" in op_names:
         raise BadInput("the model keeps resource variables (VAR_HANDLE); edgeq's TFLM harness creates no "
                        "MicroResourceVariables for them: convert a model without stateful variables")
+    refused = cmsis_nn_refusals(graph)
+    if refused:
+        raise BadInput(f"TFLM with CMSIS-NN kernels cannot run this model: {'; '.join(refused)}. Quantize it as "
+                       "int8, or deploy it with the edgeq-c runtime")
     input_tensor = single_tensor(graph, "input")
     output_tensor = single_tensor(graph, "output")
     arena_size = arena_size_with_margin(arena_bytes, margin_fraction)

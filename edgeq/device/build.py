@@ -24,7 +24,7 @@ log = logging.getLogger("edgeq.build")
 MAKE_JOBS = 2
 BUILD_TIMEOUT_S = 900
 # Where each program comes from, for the message when it is missing.
-_MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.M)
+_MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.MULTILINE)
 TFLM_MARKER = "tensorflow/lite/micro/micro_interpreter.h"
 _OVERFLOW = re.compile(r"region `(?P<region>\w+)' overflowed by (?P<bytes>\d+) bytes")
 
