@@ -14,6 +14,11 @@ seeded random int8 tensors otherwise). Columns:
 - /MAC: instructions per multiply-accumulate of the model (edgeq-c's count).
 - exact: the share of outputs bit-exact with the tflite-micro interpreter.
 - samples/s: round trips over the serial link (TCP to QEMU's UART), inference included.
+
+When a TFLM source tree is there ($TFLM_DIR, or ../shared/tflm), the same model on the same board also
+runs as TFLM + CMSIS-NN firmware built through edgeq's TFLM harness (TFLM's release flags: framework
+-Os, kernels -O2; the harness -Os), measured the same way: its flash, RAM, instructions, /MAC and
+exactness, and `TFLM/eq` = TFLM's instructions over edgeq-c's. --models and --boards pick a subset.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from edgeq.profiles import get_profile  # noqa: E402
 
 BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
 MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
+SHARED_TFLM = REPO.parent / "shared" / "tflm"
 MLPERF_MODELS = (("KWS", "kws_ref_model.tflite"), ("VWW", "vww_96_int8.tflite"),
                  ("ResNet-8", "pretrainedResnet_quant.tflite"), ("AD01", "ad01_int8.tflite"))
 DIGITS = REPO / "examples" / "digits" / "artifacts"
@@ -67,10 +73,13 @@ def random_inputs(tflite: bytes, count: int) -> np.ndarray:
     return np.random.default_rng(0).integers(-128, 127, (count, *tensor.shape[1:]), endpoint=True).astype(np.int8)
 
 
-def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path) -> dict:
+def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime: str = "edgeq-c") -> dict:
+    from edgeq.measure.interpreters import tflm_arena
+
     profile = get_profile(board)
-    project = work / f"{name}-{board}"
-    files = codegen.render_project("edgeq-c", profile, tflite, read_graph(tflite), None, name)
+    project = work / f"{name}-{board}-{runtime}"
+    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
+    files = codegen.render_project(runtime, profile, tflite, read_graph(tflite), arena, name)
     for path, content in files.items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -78,17 +87,26 @@ def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path) -> dict
     measured = measure_run(profile, project, x, None, project / "measure.jsonl")
     with device_link(profile, built.elf, project) as link:
         summary = measure(link, measured)
-    return {"model": name, "board": board.removeprefix("qemu-"), "flash": built.memory.flash_bytes,
-            "ram": built.memory.ram_bytes, "instructions": summary["cycles_median"],
+    return {"flash": built.memory.flash_bytes, "ram": built.memory.ram_bytes, "instructions": summary["cycles_median"],
             "per_mac": summary["instructions_per_mac"], "exact": summary["bit_exact_fraction"],
             "rate": summary["samples_per_second"], "samples": summary["samples"]}
 
 
 def format_table(rows: list[dict]) -> str:
+    tflm = any("tflm" in r for r in rows)
     header = ("model", "board", "flash B", "RAM B", "instructions", "/MAC", "exact", "samples/s", "n")
-    lines = [header] + [(r["model"], r["board"], f"{r['flash']:,}", f"{r['ram']:,}", f"{r['instructions']:,.0f}",
-                         f"{r['per_mac']:.2f}", f"{100 * r['exact']:.0f} %", f"{r['rate']:.1f}", str(r["samples"]))
-                        for r in rows]
+    if tflm:
+        header += ("TFLM flash B", "TFLM RAM B", "TFLM instructions", "TFLM /MAC", "TFLM exact", "TFLM/eq")
+    lines = [header]
+    for r in rows:
+        e = r["edgeq-c"]
+        line = (r["model"], r["board"], f"{e['flash']:,}", f"{e['ram']:,}", f"{e['instructions']:,.0f}",
+                f"{e['per_mac']:.2f}", f"{100 * e['exact']:.0f} %", f"{e['rate']:.1f}", str(e["samples"]))
+        if tflm:
+            t = r.get("tflm")
+            line += (f"{t['flash']:,}", f"{t['ram']:,}", f"{t['instructions']:,.0f}", f"{t['per_mac']:.2f}",
+                     f"{100 * t['exact']:.0f} %", f"{t['instructions'] / e['instructions']:.2f}") if t else ("-",) * 6
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
             for line in lines]
@@ -99,22 +117,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5, help="inputs per model and board (default 5)")
     parser.add_argument("--boards", default=",".join(BOARDS), help="comma-separated QEMU profiles")
+    parser.add_argument("--models", default="", help="comma-separated model names (default: all)")
     args = parser.parse_args()
+    if not os.environ.get("TFLM_DIR") and SHARED_TFLM.is_dir():
+        os.environ["TFLM_DIR"] = str(SHARED_TFLM)
+    with_tflm = bool(os.environ.get("TFLM_DIR"))
+    if not with_tflm:
+        print(f"no TFLM source tree (TFLM_DIR unset, {SHARED_TFLM} absent): edgeq-c only", file=sys.stderr)
     tflite, x = digits()
     models = [("digits", tflite, x[:max(args.samples, 50)])]
     if MLPERF.is_dir():
         models += [(name, (MLPERF / file).read_bytes(), None) for name, file in MLPERF_MODELS]
     else:
         print(f"MLPerf Tiny models not found at {MLPERF}: digits only", file=sys.stderr)
+    if args.models:
+        wanted = args.models.split(",")
+        models = [m for m in models if m[0] in wanted]
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgeq-device-bench-") as work:
         for name, model, inputs in models:
             inputs = inputs if inputs is not None else random_inputs(model, args.samples)
             for board in args.boards.split(","):
-                rows.append(run(name, model, inputs, board, Path(work)))
+                row = {"model": name, "board": board.removeprefix("qemu-"),
+                       "edgeq-c": run(name, model, inputs, board, Path(work))}
+                if with_tflm:
+                    row["tflm"] = run(name, model, inputs, board, Path(work), "tflm")
+                rows.append(row)
                 print(f"  {name} on {board}: done", file=sys.stderr)
     print(format_table(rows))
-    return 0 if all(r["exact"] == 1.0 for r in rows) else 1
+    exact = [r[k]["exact"] for r in rows for k in ("edgeq-c", "tflm") if k in r]
+    return 0 if all(e == 1.0 for e in exact) else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+# The TFLM source tree the TFLM firmware compiles from (docs/device-loop.md); a TFLM_DIR already set wins.
+SHARED_TFLM = Path(__file__).resolve().parents[1].parent / "shared" / "tflm"
+if not os.environ.get("TFLM_DIR") and SHARED_TFLM.is_dir():
+    os.environ["TFLM_DIR"] = str(SHARED_TFLM)
 
 
 @pytest.fixture(scope="session")

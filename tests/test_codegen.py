@@ -2,8 +2,8 @@
 
 The model data is compiled with the host g++ and read back; the op table is checked against
 the kernels the installed `tflite-micro` runtime registers and against its interpreter; the
-LiteRT harness runs for real as a subprocess. Building main.cc needs a TFLM tree: that test
-runs only when EDGEQ_TFLM_DIR names one with libtensorflow-microlite.a built for the host.
+LiteRT harness runs for real as a subprocess. Building main.cc needs a TFLM source tree: those
+tests run when TFLM_DIR names one (tests/conftest.py sets it from ../shared/tflm).
 """
 
 from __future__ import annotations
@@ -424,35 +424,31 @@ def _make_value(project: dict[str, str], folder: Path, variable: str, *args: str
         pytest.skip("needs GNU make")
     folder.mkdir(exist_ok=True)
     (folder / "Makefile").write_text(project["Makefile"])
-    result = subprocess.run(["make", "-s", "-C", str(folder), *args, "--eval", "show-%: ; @echo $($*)",
-                             f"show-{variable}"], capture_output=True, text=True, check=True)
+    result = subprocess.run(["make", "-s", "-C", str(folder), *args, f"print-{variable}"],
+                            capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
 
-def test_makefile_links_the_library_tflm_builds_for_a_cortex_m4(int8_model, tmp_path):
+def test_makefile_cross_compiles_tflm_for_a_cortex_m4_with_its_cmsis_device(int8_model, tmp_path):
     tflite, graph = int8_model
-    target = cortex_m_tflm_target("cortex-m4", fpu=True, arch_flags=("-mcpu=cortex-m4", "-mfloat-abi=hard"))
+    target = cortex_m_tflm_target("cortex-m4", ("-mcpu=cortex-m4", "-mfloat-abi=hard"))
     files = render_tflm_project(tflite, graph, MEASURED_ARENA, _hello(tflite, graph), target=target)
-    library = _make_value(files, tmp_path, "TFLM_LIB", "TFLM_DIR=/opt/tflm")
-    assert library == f"/opt/tflm/{target.library_dir()}/lib/libtensorflow-microlite.a"
-    assert library == "/opt/tflm/gen/cortex_m_generic_cortex-m4+fp_default_cmsis_nn_gcc/lib/libtensorflow-microlite.a"
-    assert ("make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp "
-            "OPTIMIZED_KERNEL_DIR=cmsis_nn microlite") in files["Makefile"]
     assert _make_value(files, tmp_path, "CXX", "TFLM_DIR=/opt/tflm") == "arm-none-eabi-g++"
-    assert "-DCMSIS_NN" in _make_value(files, tmp_path, "TFLM_DEFINES", "TFLM_DIR=/opt/tflm").split()
+    assert _make_value(files, tmp_path, "AR", "TFLM_DIR=/opt/tflm") == "arm-none-eabi-ar"
+    defines = _make_value(files, tmp_path, "TFLM_DEFINES", "TFLM_DIR=/opt/tflm").split()
+    assert "-DCMSIS_NN" in defines and "-DARMCM4" in defines
+    assert "-mcpu=cortex-m4" in _make_value(files, tmp_path, "TFLM_CXXFLAGS", "TFLM_DIR=/opt/tflm").split()
 
 
-def test_makefile_defaults_to_the_host_library_build(project, tmp_path):
-    library = _make_value(project, tmp_path, "TFLM_LIB", "TFLM_DIR=/opt/tflm")
-    arch = os.uname().machine
-    assert library == f"/opt/tflm/gen/linux_{arch}_default_gcc/lib/libtensorflow-microlite.a"
+def test_makefile_defaults_to_the_host_compiler_without_a_cmsis_device(project, tmp_path):
+    assert _make_value(project, tmp_path, "CXX", "TFLM_DIR=/opt/tflm") == "g++"
+    assert _make_value(project, tmp_path, "TFLM_DEVICE", "TFLM_DIR=/opt/tflm") == ""
 
 
 def test_makefile_compiles_with_tflms_include_paths_and_static_memory(project, tmp_path):
-    flags = _make_value(project, tmp_path, "CPPFLAGS", "TFLM_DIR=/opt/tflm").split()
-    downloads = "/opt/tflm/tensorflow/lite/micro/tools/make/downloads"
-    for path in ("/opt/tflm", downloads, f"{downloads}/gemmlowp", f"{downloads}/flatbuffers/include",
-                 f"{downloads}/kissfft", f"{downloads}/ruy"):
+    flags = _make_value(project, tmp_path, "CXXFLAGS", "TFLM_DIR=/opt/tflm").split()
+    for path in ("/opt/tflm/.", "/opt/tflm/third_party/gemmlowp", "/opt/tflm/third_party/flatbuffers/include",
+                 "/opt/tflm/third_party/kissfft", "/opt/tflm/third_party/ruy", "/opt/tflm/third_party/cmsis_nn"):
         assert f"-I{path}" in flags
     assert "-DTF_LITE_STATIC_MEMORY" in flags
 
@@ -461,14 +457,14 @@ def test_makefile_without_a_tflm_tree_says_how_to_get_one(project, tmp_path):
     if shutil.which("make") is None:
         pytest.skip("needs GNU make")
     (tmp_path / "Makefile").write_text(project["Makefile"])
-    result = subprocess.run(["make", "-C", str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run(["make", "-C", str(tmp_path), "TFLM_DIR="], capture_output=True, text=True)
     assert result.returncode != 0
-    assert "set TFLM_DIR to a tflite-micro checkout" in result.stdout + result.stderr
+    assert "edgeq: set TFLM_DIR to a TFLM source tree made by create_tflm_tree.py" in result.stdout + result.stderr
 
 
 def test_unknown_cortex_m_core_is_refused_naming_it():
-    with pytest.raises(BadInput, match="core 'cortex-m99' with FPU has no TFLM cortex_m_generic TARGET_ARCH"):
-        cortex_m_tflm_target("cortex-m99", fpu=True)
+    with pytest.raises(BadInput, match="core 'cortex-m99' has no CMSIS device header in TFLM's tree"):
+        cortex_m_tflm_target("cortex-m99")
 
 
 def test_arduino_sketch_includes_the_tflm_library_and_serves_on_serial(project):
@@ -485,9 +481,9 @@ def test_arduino_sketch_includes_the_tflm_library_and_serves_on_serial(project):
 
 @pytest.fixture(scope="module")
 def tflm_dir() -> Path:
-    value = os.environ.get("EDGEQ_TFLM_DIR")
+    value = os.environ.get("TFLM_DIR")  # tests/conftest.py sets it from ../shared/tflm
     if not value:
-        pytest.skip("set EDGEQ_TFLM_DIR to a tflite-micro tree with the host microlite library built")
+        pytest.skip("needs a TFLM source tree: set TFLM_DIR (or put one in ../shared/tflm)")
     return Path(value)
 
 
@@ -505,7 +501,7 @@ def build_tflm_firmware(tflm_dir, tmp_path_factory):
             (folder / path).parent.mkdir(parents=True, exist_ok=True)
             (folder / path).write_text(text)
         subprocess.run(["make", "-j2", "-C", str(folder), f"TFLM_DIR={tflm_dir}"], check=True, capture_output=True)
-        return folder / "edgeq_tflm"
+        return folder / "firmware.elf"
 
     return build
 

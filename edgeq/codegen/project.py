@@ -17,13 +17,8 @@ from edgeq.codegen.sources import (
     runtime_sources,
     single_tensor,
 )
-from edgeq.codegen.tflm import (
-    HOST_TFLM_TARGET,
-    TFLM_PROGRAM_SUFFIX,
-    cortex_m_tflm_target,
-    render_tflm_project,
-    tflm_version,
-)
+from edgeq.codegen.tflm import TflmTarget, render_tflm_project, tflm_version
+from edgeq.codegen.tflm_sources import cmsis_device
 from edgeq.csource import c_byte_array, generated_notice, render_template
 from edgeq.errors import BadInput
 from edgeq.graph import Graph
@@ -75,6 +70,23 @@ def render_firmware_makefile(tflite: bytes, profile, params, runtime: str, sourc
                    sources=sources, board_files=board_files, board_advice=advice)
 
 
+def tflm_target(profile, params) -> TflmTarget:
+    """The TFLM build for a profile: the same compiler, -O level and board flags as its edgeq-c firmware,
+    and the CMSIS device header of its core on a microcontroller."""
+    if profile.toolchain is None:
+        raise BadInput(f"{profile.source or profile.name}: toolchain: missing; edgeq builds tflm firmware "
+                       "with the profile's C compiler")
+    arch_flags, link = _toolchain_flags(profile, params)
+    bare_metal = profile.kind == "mcu"
+    advice = ("re-run edgeq generate to render it" if params is not None else
+              f"edgeq has no board support for {profile.name}: write eq_board.h/.c "
+              f"(see docs/boards.md){', startup code and linker.ld' if bare_metal else ''} into board/")
+    return TflmTarget(device=profile.name, compiler=profile.toolchain.compiler, tool_prefix=profile.toolchain.prefix,
+                      optimize=profile.toolchain.optimize, arch_flags=tuple(arch_flags), link_flags=tuple(link),
+                      cmsis_device=cmsis_device(profile.core) if profile.core.lower().startswith("cortex-m") else "",
+                      bare_metal=bare_metal, board_advice=advice)
+
+
 def render_edgeq_c_harness(tflite: bytes, graph: Graph, compiled, hello: bytes) -> str:
     """main.c: fills an eq_server_t with the generated model's input, output and invoke, then serves."""
     inp, out = single_tensor(graph, "input"), single_tensor(graph, "output")
@@ -117,17 +129,13 @@ def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_byt
         return files
     if runtime == "tflm":
         board, params = _board_files(profile)
-        if params is not None and params.family != "host":
-            target = cortex_m_tflm_target(params.cpu, params.fpu, compile_flags(params))
-        elif profile.is_microcontroller:
-            target = cortex_m_tflm_target(profile.core, profile.has_fpu, profile.toolchain.cflags)
-        else:
-            target = HOST_TFLM_TARGET
         hello = hello_payload(tflite, graph, "tflm", tflm_version(), profile.clock_hz, 0)
-        program = f"{DEFAULT_PREFIX.lstrip('_') or DEFAULT_PREFIX}{TFLM_PROGRAM_SUFFIX}"
-        return {**render_tflm_project(tflite, graph, arena_bytes, hello, target=target, baud=profile.serial.baud),
+        cross = bool(profile.toolchain.prefix)
+        return {**render_tflm_project(tflite, graph, arena_bytes, hello, target=tflm_target(profile, params),
+                                      baud=profile.serial.baud),
                 **board, f"{stem}.tflite": tflite,
-                FIRMWARE_MANIFEST: firmware_manifest(tflite, profile, "tflm", stem, program, bin_hex=False)}
+                FIRMWARE_MANIFEST: firmware_manifest(tflite, profile, "tflm", stem, f"{FIRMWARE_PROGRAM}.elf",
+                                                     bin_hex=cross)}
     if runtime == "edgeq-c":
         return render_edgeq_c_project(profile, tflite, graph, stem)
     raise BadInput(f"no code generator for runtime '{runtime}'")

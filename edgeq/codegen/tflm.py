@@ -1,5 +1,6 @@
 """The TFLM firmware project: main.cc serving the model over edgeq's serial protocol, the model
-data, a Makefile for a TFLM tree (the CMSIS-NN kernels on Cortex-M), and an Arduino sketch."""
+data, a Makefile that compiles TFLM from a user's source tree (the framework and the model's
+CMSIS-NN kernels, cached) and links the firmware, and an Arduino sketch."""
 
 from __future__ import annotations
 
@@ -11,71 +12,65 @@ import edgeq
 from edgeq.codegen.sources import (
     DEFAULT_MODEL_SYMBOL,
     DEFAULT_PREFIX,
+    FIRMWARE_PROGRAM,
     HELLO_ARENA_OFFSET,
     render_model_data,
     runtime_sources,
     single_tensor,
 )
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
+from edgeq.codegen.tflm_sources import (
+    FRAMEWORK_DIRS,
+    FRAMEWORK_EXCLUDED,
+    cmsis_device,
+    cmsis_nn_refusals,
+    kernel_sources,
+)
 from edgeq.csource import ARENA_ALIGNMENT, c_byte_array, generated_notice, render_template, validate_symbol
 from edgeq.errors import BadInput
 from edgeq.graph import Graph
 
 DEFAULT_ARENA_MARGIN = 0.10
 DEFAULT_BAUD = 115200
-TFLM_PROGRAM_SUFFIX = "_tflm"  # the TFLM Makefile's PROGRAM is <sketch>_tflm
+# TFLM's release build (BUILD_TYPE=release): the framework for size, the kernels for speed.
+TFLM_CORE_OPT = "-Os"
+TFLM_KERNEL_OPT = "-O2"
 
 
 @dataclass(frozen=True)
 class TflmTarget:
-    """Which TFLM library build the firmware links, in the words of TFLM's make build."""
+    """How the firmware and the TFLM library under it are compiled and linked: the profile's
+    toolchain and the board's flags (edgeq.codegen.project builds it from a profile)."""
 
-    target: str = "linux"
-    target_arch: str = ""  # empty: the build machine's `uname -m`
-    optimized_kernel_dir: str = ""  # "cmsis_nn" on Cortex-M
-    cross_compile: str = ""  # tool prefix, "arm-none-eabi-"
-    arch_flags: tuple[str, ...] = ()  # -mcpu/-mfloat-abi/...: must match the library's float ABI
+    device: str = "host"                 # the profile's name, for the Makefile's header
+    compiler: str = "gcc"                # the C compiler; C++ is its g++ (or clang++) sibling
+    tool_prefix: str = ""                # binutils prefix, "arm-none-eabi-" when cross-compiling
+    optimize: str = "-O2"                # the application's -O level (main.cc, the model, the board)
+    arch_flags: tuple[str, ...] = ()     # -mcpu/-mfpu/-mfloat-abi: the library and firmware share them
+    link_flags: tuple[str, ...] = ()
+    cmsis_device: str = ""               # ARMCM4...: the CMSIS device header, none on the host
+    bare_metal: bool = False             # board/linker.ld and startup code are part of the board
+    board_advice: str = "re-run edgeq generate to render it"
+    core_optimize: str = TFLM_CORE_OPT
+    kernel_optimize: str = TFLM_KERNEL_OPT
 
-    def make_command(self) -> str:
-        """The command, run in the TFLM tree, that builds the library this project links."""
-        parts = ["make -f tensorflow/lite/micro/tools/make/Makefile"]
-        if self.target != "linux":
-            parts.append(f"TARGET={self.target}")
-        if self.target_arch:
-            parts.append(f"TARGET_ARCH={self.target_arch}")
-        if self.optimized_kernel_dir:
-            parts.append(f"OPTIMIZED_KERNEL_DIR={self.optimized_kernel_dir}")
-        return " ".join(parts + ["microlite"])
-
-    def library_dir(self) -> str | None:
-        """TFLM's GENDIR for this build, relative to the TFLM tree (None when it depends on the
-        build machine); the default BUILD_TYPE and gcc toolchain."""
-        if not self.target_arch:
-            return None
-        kernels = f"_{self.optimized_kernel_dir}" if self.optimized_kernel_dir else ""
-        return f"gen/{self.target}_{self.target_arch}_default{kernels}_gcc"
+    @property
+    def cxx(self) -> str:
+        for c, cxx in (("gcc", "g++"), ("clang", "clang++")):
+            if self.compiler.endswith(c):
+                return self.compiler[: -len(c)] + cxx
+        return self.compiler + "++"
 
 
 HOST_TFLM_TARGET = TflmTarget()
 
-# TFLM's cortex_m_generic TARGET_ARCH names, by core and whether its FPU is used.
-_CORTEX_M_TFLM_ARCH = {
-    ("cortex-m0", False): "cortex-m0", ("cortex-m0plus", False): "cortex-m0plus",
-    ("cortex-m3", False): "cortex-m3", ("cortex-m4", False): "cortex-m4", ("cortex-m4", True): "cortex-m4+fp",
-    ("cortex-m7", False): "cortex-m7", ("cortex-m7", True): "cortex-m7+fp", ("cortex-m33", True): "cortex-m33",
-    ("cortex-m33", False): "cortex-m33+nodsp", ("cortex-m55", True): "cortex-m55",
-    ("cortex-m55", False): "cortex-m55+nofp", ("cortex-m85", True): "cortex-m85",
-}
 
-
-def cortex_m_tflm_target(cpu: str, fpu: bool, arch_flags: tuple[str, ...] | list[str] = ()) -> TflmTarget:
-    """The TFLM build (cortex_m_generic with CMSIS-NN kernels) for a Cortex-M core."""
-    cpu = {"cortex-m0+": "cortex-m0plus"}.get(cpu.lower(), cpu.lower())
-    arch = _CORTEX_M_TFLM_ARCH.get((cpu, bool(fpu)))
-    if arch is None:
-        raise BadInput(f"core {cpu!r} {'with' if fpu else 'without'} FPU has no TFLM cortex_m_generic "
-                       f"TARGET_ARCH; known: {', '.join(sorted(set(a for a in _CORTEX_M_TFLM_ARCH.values())))}")
-    return TflmTarget("cortex_m_generic", arch, "cmsis_nn", "arm-none-eabi-", tuple(arch_flags))
+def cortex_m_tflm_target(cpu: str, arch_flags: tuple[str, ...] | list[str] = (), link_flags=(), *,
+                         device: str = "cortex-m", optimize: str = "-Os") -> TflmTarget:
+    """The bare-metal arm-none-eabi build of TFLM with CMSIS-NN kernels for a Cortex-M core."""
+    return TflmTarget(device=device, compiler="arm-none-eabi-gcc", tool_prefix="arm-none-eabi-", optimize=optimize,
+                      arch_flags=tuple(arch_flags), link_flags=tuple(link_flags), cmsis_device=cmsis_device(cpu),
+                      bare_metal=True)
 
 
 def arena_size_with_margin(arena_bytes: int, margin_fraction: float = DEFAULT_ARENA_MARGIN) -> int:
@@ -116,6 +111,10 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
     if "VAR_HANDLE" in op_names:
         raise BadInput("the model keeps resource variables (VAR_HANDLE); edgeq's TFLM harness creates no "
                        "MicroResourceVariables for them: convert a model without stateful variables")
+    refused = cmsis_nn_refusals(graph)
+    if refused:
+        raise BadInput(f"TFLM with CMSIS-NN kernels cannot run this model: {'; '.join(refused)}. Quantize it as "
+                       "int8, or deploy it with the edgeq-c runtime")
     input_tensor = single_tensor(graph, "input")
     output_tensor = single_tensor(graph, "output")
     arena_size = arena_size_with_margin(arena_bytes, margin_fraction)
@@ -132,15 +131,28 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
         "output_desc": f"{output_tensor.type} {list(output_tensor.shape)}",
         "hello_length": len(hello), "hello_bytes": c_byte_array(bytes(hello)),
         "hello_arena_offset": HELLO_ARENA_OFFSET,
-        "baud": baud, "target": target, "tflm_make_command": target.make_command(),
-        "tflm_library_dir": target.library_dir(), "arch_flags": " ".join(target.arch_flags),
-        "version": edgeq.__version__,
+        "baud": baud, "version": edgeq.__version__,
+    }
+    kernels = kernel_sources(op_names)
+    makefile = {
+        "device": target.device, "program": FIRMWARE_PROGRAM, "cc": target.compiler, "cxx": target.cxx,
+        "ar": f"{target.tool_prefix}ar", "size": f"{target.tool_prefix}size",
+        "objcopy": f"{target.tool_prefix}objcopy" if target.tool_prefix else "",
+        "optimize": target.optimize, "arch_flags": " ".join(target.arch_flags),
+        "link_flags": " ".join(target.link_flags), "bare_metal": target.bare_metal,
+        "board_files": ["eq_board.h", "eq_board.c"] + (["linker.ld"] if target.bare_metal else []),
+        "board_advice": target.board_advice, "core_optimize": target.core_optimize,
+        "kernel_optimize": target.kernel_optimize, "cmsis_device": target.cmsis_device,
+        "framework_dirs": FRAMEWORK_DIRS, "framework_excluded": FRAMEWORK_EXCLUDED,
+        "kernel_files": kernels.paths, "cmsis_nn_dirs": kernels.cmsis_nn_dirs,
+        "kernel_needs": [(path, " and ".join("every kernel" if op == "all" else op for op in ops))
+                         for path, ops in kernels.files.items()],
     }
     model_data = render_model_data(tflite, model_symbol)
     runtime = runtime_sources()
     files = {
         "main.cc": render_template("tflm/main.cc.j2", **context),
-        "Makefile": render_template("tflm/Makefile.j2", **context),
+        "Makefile": render_template("tflm/Makefile.j2", **context, **makefile),
         "model_data.h": model_data["model_data.h"],
         "model_data.cc": model_data["model_data.cc"],
         **runtime,

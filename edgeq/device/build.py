@@ -24,6 +24,8 @@ log = logging.getLogger("edgeq.build")
 MAKE_JOBS = 2
 BUILD_TIMEOUT_S = 900
 # Where each program comes from, for the message when it is missing.
+_MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.MULTILINE)
+TFLM_MARKER = "tensorflow/lite/micro/micro_interpreter.h"
 _OVERFLOW = re.compile(r"region `(?P<region>\w+)' overflowed by (?P<bytes>\d+) bytes")
 
 
@@ -116,17 +118,32 @@ def read_manifest(project: Path) -> dict:
         raise BadInput(f"{path}: not valid JSON: {exc}") from None
 
 
+def tflm_dir_from_env() -> Path:
+    """The TFLM source tree TFLM firmware compiles from: $TFLM_DIR, checked to be one."""
+    value = os.environ.get("TFLM_DIR")
+    if not value:
+        raise BadInput("TFLM firmware compiles TFLM from a source tree: set TFLM_DIR to one made by TFLM's "
+                       "create_tflm_tree.py (OPTIMIZED_KERNEL_DIR=cmsis_nn); docs/device-loop.md says how")
+    tree = Path(value).expanduser()
+    if not (tree / TFLM_MARKER).is_file():
+        raise BadInput(f"TFLM_DIR={value} is not a TFLM source tree (no {TFLM_MARKER} in it): point TFLM_DIR at "
+                       "the folder create_tflm_tree.py wrote")
+    return tree.resolve()
+
+
 def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS) -> list[str]:
-    """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the profile's
-    -O level and the TFLM tree from $TFLM_DIR."""
+    """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the TFLM tree from
+    $TFLM_DIR (the library cache is the Makefile's default, or $TFLM_CACHE)."""
     command = ["make", "-C", str(project), f"-j{jobs}"]
     if manifest.get("runtime") == "tflm":
-        tflm_dir = os.environ.get("TFLM_DIR")
-        if not tflm_dir:
-            raise ToolFailed("the TFLM firmware builds against a tflite-micro source tree: set TFLM_DIR to a "
-                             "tflite-micro checkout with the library built (see the project's Makefile)")
-        command += [f"TFLM_DIR={tflm_dir}", f"OPT={profile.toolchain.optimize}"]
+        command.append(f"TFLM_DIR={tflm_dir_from_env()}")
     return command
+
+
+def make_failure(output: str) -> str | None:
+    """What a generated Makefile said when it stopped on purpose ("edgeq: ..." from $(error) or echo)."""
+    lines = [m.group(1) for m in _MAKE_SAYS.finditer(output)]
+    return "\n".join(dict.fromkeys(lines)) or None
 
 
 def run_make(command: list[str]) -> subprocess.CompletedProcess:
@@ -168,6 +185,9 @@ def build(project: str | Path, profile) -> BuildResult:
         if overflows:
             ld_lines = [line.strip() for line in output.splitlines() if "overflowed by" in line or "edgeq:" in line]
             raise DoesNotFit(overflow_message(overflows, profile, ld_lines))
+        said = make_failure(output)
+        if said:
+            raise ToolFailed(f"building {project} failed: {said}")
         tail = "\n".join(output.strip().splitlines()[-25:])
         raise ToolFailed(f"building {project} failed ({' '.join(command)}):\n{tail}")
     elf = project / manifest["elf"]

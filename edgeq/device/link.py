@@ -134,6 +134,8 @@ class Link:
                         raise ProtocolError(f"HELLO from {self.name}: {exc}") from None
                     self.info = info
                     return info
+                if frame.type == ERROR and decode_error(frame.payload)[0] != ERR_BAD_FRAME:  # why it cannot start
+                    raise LinkError(f"the firmware on {self.name} did not start: {decode_error(frame.payload)[1]}")
                 continue
             if time.monotonic() >= deadline:
                 raise LinkTimeout(f"no HELLO from the device on {self.name} within {timeout:.1f} s "

@@ -32,8 +32,8 @@ def device_unreachable(profile, runtime: str, port: str | None) -> str | None:
     if runtime == "litert":
         return "the LiteRT harness runs under Python on the device (run_litert.py), not over edgeq's serial protocol"
     if runtime == "tflm" and not os.environ.get("TFLM_DIR"):
-        return ("the TFLM firmware builds against a tflite-micro source tree: set TFLM_DIR to build, flash and "
-                "measure it")
+        return ("the TFLM firmware compiles TFLM from a source tree made by create_tflm_tree.py: set TFLM_DIR "
+                "to one to build, flash and measure it")
     if profile.flash.method not in EMULATED_METHODS and port is None:
         return f"{profile.name} is a real board: give its serial port with --port to build, flash and measure on it"
     return None

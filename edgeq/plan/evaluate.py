@@ -30,6 +30,7 @@ import numpy as np
 from edgeq.aot import compile_model
 from edgeq.aot.footprint import measure_footprint
 from edgeq.codegen.tflm_ops import unsupported_ops
+from edgeq.codegen.tflm_sources import cmsis_nn_refusals
 from edgeq.convert import calibrate, transforms
 from edgeq.convert.calibrate import layer_errors
 from edgeq.convert.converter import MODES as CONVERTER_MODES
@@ -261,6 +262,9 @@ def _tflm(spec: Spec, tflite: bytes, graph) -> dict:
     missing = unsupported_ops(graph.op_names)
     if missing:
         return {"error": f"TFLM has no kernel for {', '.join(missing)}"}
+    refused = cmsis_nn_refusals(graph)  # edgeq's TFLM firmware runs CMSIS-NN's kernels on every board
+    if refused:
+        return {"error": f"TFLM with CMSIS-NN: {refused[0]}"}
     try:
         arena = tflm_arena(tflite)
     except EdgeqError as exc:
