@@ -5,6 +5,7 @@
 
 #include "eq_kernels.h"
 #include "eq_math.h"
+#include "eq_dot_s8.h"
 
 /* Sum of filter taps whose input falls outside the image: they read the zero point. */
 static inline int32_t eq_conv_s8_padded_tap(const int8_t *f, int32_t n, int32_t zero_point)
@@ -15,36 +16,6 @@ static inline int32_t eq_conv_s8_padded_tap(const int8_t *f, int32_t n, int32_t 
         sum += f[i];
     }
     return sum * zero_point;
-}
-
-EQ_VECTORIZE static inline int32_t eq_conv_s8_dot(const int8_t *a, const int8_t *b, int32_t n)
-{
-    int32_t acc = 0;
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        acc += (int32_t)a[i] * (int32_t)b[i];
-    }
-    return acc;
-}
-
-/* Four output channels against one input window: each input byte is loaded once
- * for four multiply-accumulates. */
-EQ_VECTORIZE static inline void eq_conv_s8_dot4(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
-{
-    const int8_t *f0 = f, *f1 = f + stride, *f2 = f + 2 * stride, *f3 = f + 3 * stride;
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        const int32_t v = x[i];
-        a0 += f0[i] * v;
-        a1 += f1[i] * v;
-        a2 += f2[i] * v;
-        a3 += f3[i] * v;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
 }
 
 /* The convolution's own int8 output, clamped to its activation range; with a fused ADD,
@@ -102,11 +73,11 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                         for (ky = 0; ky < k_h; ky++) {
                             const int8_t *row = in + ky * d_h * in_w * in_c;
                             if (d_w == 1) {
-                                eq_conv_s8_dot4(f, filter_size, row, row_len, acc4);
+                                eq_dot4_s8(f, filter_size, row, row_len, acc4);
                                 f += row_len;
                             } else {
                                 for (kx = 0; kx < k_w; kx++) {
-                                    eq_conv_s8_dot4(f, filter_size, row + kx * d_w * in_c, in_c, acc4);
+                                    eq_dot4_s8(f, filter_size, row + kx * d_w * in_c, in_c, acc4);
                                     f += in_c;
                                 }
                             }
@@ -125,11 +96,11 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                         for (ky = 0; ky < k_h; ky++) {
                             const int8_t *row = in + ky * d_h * in_w * in_c;
                             if (d_w == 1) {
-                                acc += eq_conv_s8_dot(f, row, row_len);
+                                acc = eq_dot_s8(acc, f, row, row_len);
                                 f += row_len;
                             } else {
                                 for (kx = 0; kx < k_w; kx++) {
-                                    acc += eq_conv_s8_dot(f, row + kx * d_w * in_c, in_c);
+                                    acc = eq_dot_s8(acc, f, row + kx * d_w * in_c, in_c);
                                     f += in_c;
                                 }
                             }
@@ -140,7 +111,7 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                             for (kx = 0; kx < k_w; kx++) {
                                 const int32_t ix = ix0 + kx * d_w;
                                 if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                                    acc += eq_conv_s8_dot(f, in_batch + (iy * in_w + ix) * in_c, in_c);
+                                    acc = eq_dot_s8(acc, f, in_batch + (iy * in_w + ix) * in_c, in_c);
                                 } else {
                                     acc += eq_conv_s8_padded_tap(f, in_c, zero_point);
                                 }
