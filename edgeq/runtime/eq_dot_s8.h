@@ -29,7 +29,7 @@
 #if EQ_DSP
 /* Four int8 values as one word; memcpy because the pointer need not be word aligned (the M4
  * and later load unaligned words in one LDR, which is what GCC emits for this). */
-static inline uint32_t eq_read_s8x4(const int8_t *p)
+static EQ_HOT_INLINE uint32_t eq_read_s8x4(const int8_t *p)
 {
     uint32_t v;
     memcpy(&v, p, sizeof v);
@@ -37,14 +37,14 @@ static inline uint32_t eq_read_s8x4(const int8_t *p)
 }
 
 /* Lanes 0 and 2 of x, sign-extended to the two int16 halves of the result. */
-static inline int32_t eq_lanes02(uint32_t x)
+static EQ_HOT_INLINE int32_t eq_lanes02(uint32_t x)
 {
     return __sxtb16((int32_t)x);
 }
 
 /* Lanes 1 and 3: SXTB16 with its operand rotated by 8, one instruction (GCC 12 does not fold
  * a rotate written in C into it, and its arm_acle.h has no __ror). */
-static inline int32_t eq_lanes13(uint32_t x)
+static EQ_HOT_INLINE int32_t eq_lanes13(uint32_t x)
 {
     int32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
@@ -52,7 +52,7 @@ static inline int32_t eq_lanes13(uint32_t x)
 }
 
 /* acc + the four products of matching int8 lanes of a and b: two SMLADs. */
-static inline int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
+static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
 {
     acc = __smlad(eq_lanes02(a), eq_lanes02(b), acc);
     return __smlad(eq_lanes13(a), eq_lanes13(b), acc);
@@ -60,7 +60,7 @@ static inline int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
 #endif
 
 /* acc + sum(a[i] * b[i]) over n int8 values. */
-EQ_VECTORIZE static inline int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
+EQ_VECTORIZE static EQ_HOT_INLINE int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
 {
     int32_t i = 0;
 #if EQ_DSP
@@ -76,7 +76,7 @@ EQ_VECTORIZE static inline int32_t eq_dot_s8(int32_t acc, const int8_t *a, const
 
 /* Four rows of f (`stride` apart: four output channels) against one vector x, added to acc:
  * each input word is loaded and widened once for sixteen multiply-accumulates. */
-EQ_VECTORIZE static inline void eq_dot4_s8(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
+EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_s8(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
 {
     const int8_t *f0 = f, *f1 = f + stride, *f2 = f + 2 * stride, *f3 = f + 3 * stride;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -106,6 +106,81 @@ EQ_VECTORIZE static inline void eq_dot4_s8(const int8_t *f, int32_t stride, cons
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+}
+
+/* acc[j] += row j . x for one group of four blocked rows (eq_types.h) of n values starting
+ * at f: one pointer walks the four rows, sixteen bytes a step. */
+EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t i = 0, r, t;
+    for (; i + 4 <= n; i += 4, f += 16) {
+#if EQ_DSP
+        const uint32_t v = eq_read_s8x4(x + i);
+        const int32_t v02 = eq_lanes02(v), v13 = eq_lanes13(v);
+        uint32_t w = eq_read_s8x4(f);
+        a0 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a0));
+        w = eq_read_s8x4(f + 4);
+        a1 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a1));
+        w = eq_read_s8x4(f + 8);
+        a2 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a2));
+        w = eq_read_s8x4(f + 12);
+        a3 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a3));
+#else
+        for (t = 0; t < 4; t++) {
+            const int32_t v = x[i + t];
+            a0 += f[t] * v;
+            a1 += f[4 + t] * v;
+            a2 += f[8 + t] * v;
+            a3 += f[12 + t] * v;
+        }
+#endif
+    }
+    r = n - i;
+    for (t = 0; t < r; t++) {
+        const int32_t v = x[i + t];
+        a0 += f[t] * v;
+        a1 += f[r + t] * v;
+        a2 += f[2 * r + t] * v;
+        a3 += f[3 * r + t] * v;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* One int8 output of a convolution or FULLY_CONNECTED: requantized with the channel's (or
+ * the tensor's) multiplier and shift, offset and clamped. */
+static EQ_HOT_INLINE int8_t eq_output_s8(int32_t acc, const eq_quant_params *quant, int32_t channel,
+                                         int32_t output_offset, const eq_activation *activation)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    acc = eq_requantize(acc, quant->multiplier[q], quant->shift[q]) + output_offset;
+    return (int8_t)EQ_CLAMP(acc, activation->min, activation->max);
+}
+
+/* out = requantized(bias + W x) for a blocked filter W of `units` rows of `depth` values:
+ * FULLY_CONNECTED's row and a 1x1 convolution's pixel. */
+static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int32_t units, const int8_t *x,
+                                        const int32_t *bias, const eq_quant_params *quant, int32_t output_offset,
+                                        const eq_activation *activation, int8_t *out)
+{
+    const int8_t *f = filter;
+    int32_t o, j;
+    for (o = 0; o + 4 <= units; o += 4, f += 4 * depth) {
+        int32_t acc[4];
+        for (j = 0; j < 4; j++) {
+            acc[j] = bias[o + j];
+        }
+        eq_dot4_blocked_s8(f, x, depth, acc);
+        for (j = 0; j < 4; j++) {
+            out[o + j] = eq_output_s8(acc[j], quant, o + j, output_offset, activation);
+        }
+    }
+    for (; o < units; o++, f += depth) {
+        out[o] = eq_output_s8(eq_dot_s8(bias[o], f, x, depth), quant, o, output_offset, activation);
+    }
 }
 
 #endif /* EQ_DOT_S8_H */
