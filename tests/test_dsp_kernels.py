@@ -70,7 +70,8 @@ def _activation(rng) -> tuple[int, int]:
     return [(-128, 127), (int(rng.integers(-128, 0)), 127), (-128, int(rng.integers(0, 127)))][int(rng.integers(3))]
 
 
-def conv_case(rng, i: int, kernel: str) -> Case:
+def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
+    """A random case of `kernel`; `shape` fixes any of n h w cin cout kh kw sh sw dh dw ph pw."""
     p = f"c{i}"
     one = kernel == "eq_conv_1x1_in_place_s8"
     n = 1 if kernel in ("eq_conv_rows_s8", "eq_conv_1x1_in_place_s8") else int(rng.integers(1, 3))
@@ -81,6 +82,9 @@ def conv_case(rng, i: int, kernel: str) -> Case:
     sh, sw = (1, 1) if one else (int(v) for v in rng.integers(1, 3, 2))
     dh, dw = (1, 1) if one or rng.random() < 0.6 else (int(v) for v in rng.integers(1, 3, 2))
     ph, pw = (0, 0) if one else (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+    if shape:
+        n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw = (shape.get(k, v) for k, v in zip(
+            "n h w cin cout kh kw sh sw dh dw ph pw".split(), (n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw)))
     oh, ow = (h, w) if one else (_out_size(h, kh, sh, dh, ph), _out_size(w, kw, sw, dw, pw))
     zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     lo, hi = _activation(rng)
@@ -149,7 +153,8 @@ def fc_case(rng, i: int) -> Case:
     return case
 
 
-def depthwise_case(rng, i: int, kernel: str) -> Case:
+def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
+    """A random case of `kernel`; `shape` fixes any of n h w cin mult kh kw sh sw dh dw ph pw."""
     p = f"c{i}"
     in_place = kernel == "eq_depthwise_conv_in_place_s8"
     n = 1 if kernel == "eq_depthwise_conv_rows_s8" else int(rng.integers(1, 3))
@@ -161,6 +166,10 @@ def depthwise_case(rng, i: int, kernel: str) -> Case:
     sh, sw = (int(v) for v in rng.integers(1, 3, 2))
     dh, dw = (1, 1) if rng.random() < 0.7 else (int(v) for v in rng.integers(1, 3, 2))
     ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    if shape:
+        n, h, w, cin, mult, kh, kw, sh, sw, dh, dw, ph, pw = (shape.get(k, v) for k, v in zip(
+            "n h w cin mult kh kw sh sw dh dw ph pw".split(), (n, h, w, cin, mult, kh, kw, sh, sw, dh, dw, ph, pw)))
+        cout = cin * mult
     oh, ow = _out_size(h, kh, sh, dh, ph), _out_size(w, kw, sw, dw, pw)
     if in_place and oh * ow > h * w:
         sh = sw = 1
@@ -223,7 +232,7 @@ def render_cases(cases: list[Case]) -> dict[str, str]:
         lines += case.decls
     lines += ["", "void eq_run_cases(eq_emit_fn emit, uint64_t (*cycles)(void))", "{",
               "    eq_context ctx;", "    eq_status status = EQ_OK;", "    uint64_t start, spent = 0;",
-              "    const char *name;", "    ctx.buf = scratch;", "    ctx.size = (int32_t)sizeof(scratch);"]
+              "    const char *name;", "    ctx.buf = scratch;", "    ctx.size = (int32_t)sizeof(scratch);", "    (void)ctx;"]
     for case in cases:
         lines += [f'    name = "{case.name}";'] + [f"    {s}" for s in case.body]
     lines += ["}"]

@@ -13,7 +13,7 @@ static EQ_HOT_INLINE void eq_conv_s8_pad(const int8_t *f, int32_t stride, int32_
                                   int32_t *acc)
 {
     int32_t j, i;
-    if (zero_point == 0) {
+    if (zero_point == 0 || n <= 0) { /* interior rows have no padded runs: keep them free */
         return;
     }
     for (j = 0; j < lanes; j++) {
