@@ -93,7 +93,7 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     bias = rng.integers(-(1 << 16), 1 << 16, cout)
     case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
     in_bytes, out_bytes = x.size, n * oh * ow * cout
-    weights = block_filter(f.reshape(cout, -1)) if one else f
+    weights = block_filter(f.reshape(cout, -1))  # every int8 conv kernel takes its filter blocked
     case.decls += [
         _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", weights),
         _c_array("int32_t", f"{p}_bias", bias), *_quant(rng, p, cout, kh * kw * cin, bool(rng.random() < 0.8)),
@@ -214,6 +214,10 @@ def make_cases(seed: int = 10, per_kernel: int = 12) -> list[Case]:
                 cases.append(depthwise_case(rng, i, kernel))
             else:
                 cases.append(conv_case(rng, i, kernel))
+    # windows longer than the conv kernels' gather buffer (1024 bytes), gathered piece by piece
+    for kernel in ("eq_conv_s8", "eq_conv_add_s8"):
+        cases.append(conv_case(rng, len(cases), kernel, dict(h=5, w=4, cin=72, cout=6, kh=4, kw=4, sh=1, sw=1,
+                                                             dh=1, dw=1, ph=1, pw=2)))
     return cases
 
 
@@ -316,7 +320,7 @@ def host_results(cases, tmp_path_factory):
 
 @needs_gcc
 def test_every_kernel_variant_runs_every_case_on_the_host(host_results):
-    assert len(host_results) == len(KERNELS) * 12
+    assert len(host_results) == len(KERNELS) * 12 + 2
     assert {r[1] for r in host_results} == {"ok"}
     assert {r[0].split(":")[0] for r in host_results} == set(KERNELS)
     # the outputs are not all clamped: the cases exercise the requantization, not just the clamp

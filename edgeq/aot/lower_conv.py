@@ -68,7 +68,8 @@ def _context(step: Step, op: Operator, scratch_bytes: int) -> str:
     return "&ctx"
 
 # int8 kernels whose filter is blocked (eq_types.h): four output channels read through one pointer.
-BLOCKED_FILTER_KERNELS = ("eq_fully_connected_s8", "eq_conv_1x1_in_place_s8")
+BLOCKED_FILTER_KERNELS = ("eq_fully_connected_s8", "eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8",
+                          "eq_conv_add_s8")
 
 
 def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tensor, filt: Tensor, out: Tensor,
@@ -141,7 +142,7 @@ def conv_add(lw: Lowering, conv_op: Operator, add_op: Operator) -> Step:
     step.decls = conv_step.decls + [add_params(lw, add_op, fused, skip, name="add")]
     step.call = (f"eq_conv_add_s8(0, &params, &quant, &add, &input_dims, "
                  f"(const int8_t *){lw.ptr(conv_op.inputs[0])}, &filter_dims, "
-                 f"{lw.filter_ptr(lw.t(conv_op.inputs[1]))}, {lw.prefix}_op{conv_op.index}_bias, "
+                 f"{lw.filter_ptr_blocked(lw.t(conv_op.inputs[1]))}, {lw.prefix}_op{conv_op.index}_bias, "
                  f"(const int8_t *){lw.ptr(skip)}, &output_dims, (int8_t *)@T{out}@)")
     return step
 
