@@ -112,11 +112,14 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_s8(const int8_t *f, int32_t strid
  * at f: one pointer walks the four rows, sixteen bytes a step. */
 EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
 {
+    const int32_t r = n & 3;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t i = 0, r, t;
-    for (; i + 4 <= n; i += 4, f += 16) {
+    int32_t t;
 #if EQ_DSP
-        const uint32_t v = eq_read_s8x4(x + i);
+    /* pointers rather than an index: fewer live registers, so -Os keeps the loop out of the stack */
+    const int8_t *const end = x + (n & ~3);
+    while (x != end) {
+        const uint32_t v = eq_read_s8x4(x);
         const int32_t v02 = eq_lanes02(v), v13 = eq_lanes13(v);
         uint32_t w = eq_read_s8x4(f);
         a0 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a0));
@@ -126,19 +129,27 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const
         a2 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a2));
         w = eq_read_s8x4(f + 12);
         a3 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a3));
-#else
-        for (t = 0; t < 4; t++) {
-            const int32_t v = x[i + t];
-            a0 += f[t] * v;
-            a1 += f[4 + t] * v;
-            a2 += f[8 + t] * v;
-            a3 += f[12 + t] * v;
-        }
-#endif
+        x += 4;
+        f += 16;
     }
-    r = n - i;
+#else
+    /* the portable path indexes: on the M3 that is the faster form */
+    {
+        int32_t i = 0;
+        for (; i + 4 <= n; i += 4, f += 16) {
+            for (t = 0; t < 4; t++) {
+                const int32_t v = x[i + t];
+                a0 += f[t] * v;
+                a1 += f[4 + t] * v;
+                a2 += f[8 + t] * v;
+                a3 += f[12 + t] * v;
+            }
+        }
+        x += i;
+    }
+#endif
     for (t = 0; t < r; t++) {
-        const int32_t v = x[i + t];
+        const int32_t v = x[t];
         a0 += f[t] * v;
         a1 += f[r + t] * v;
         a2 += f[2 * r + t] * v;
