@@ -15,6 +15,30 @@ static inline int8_t eq_dw_s8_output(int32_t acc, const eq_dw_conv_params *param
 }
 
 #if EQ_DSP
+/* acc[0..3] += four channels' window, all taps inside the image, no dilation: its own function
+ * so that the few values live in the loop stay in registers at -Os. */
+static void eq_dw_s8_window4_dsp(const int8_t *x, const int8_t *f, int32_t k_h, int32_t k_w, int32_t channels,
+                                 int32_t row_skip, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t ky, kx;
+    for (ky = 0; ky < k_h; ky++, x += row_skip) {
+        for (kx = 0; kx < k_w; kx++, x += channels, f += channels) {
+            const uint32_t xv = eq_read_s8x4(x), w = eq_read_s8x4(f);
+            const int32_t x02 = eq_lanes02(xv), w02 = eq_lanes02(w);
+            const int32_t x13 = eq_lanes13(xv), w13 = eq_lanes13(w);
+            a0 = __smlabb(x02, w02, a0);
+            a2 = __smlatt(x02, w02, a2);
+            a1 = __smlabb(x13, w13, a1);
+            a3 = __smlatt(x13, w13, a3);
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* One output pixel, depth multiplier 1. A tap outside the image reads the zero point in
  * every lane (the folded bias expects it: eq_types.h). */
 static void eq_dw_s8_pixel_dsp(const eq_dw_conv_params *params, const eq_quant_params *quant,
@@ -26,9 +50,30 @@ static void eq_dw_s8_pixel_dsp(const eq_dw_conv_params *params, const eq_quant_p
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t zero_point = -params->input_offset;
     const uint32_t pad = (uint32_t)(uint8_t)zero_point * 0x01010101u;
+    const int inside = iy0 >= 0 && iy0 + (k_h - 1) * params->dilation.h < in_h && ix0 >= 0 &&
+                       ix0 + (k_w - 1) * params->dilation.w < in_w;
+    const int32_t row_step = params->dilation.h * in_w * channels;
     int32_t c, ky, kx;
     for (c = 0; c + 4 <= channels; c += 4) {
         int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+        if (inside && params->dilation.w == 1) {
+            int32_t acc[4];
+            acc[0] = a0;
+            acc[1] = a1;
+            acc[2] = a2;
+            acc[3] = a3;
+            eq_dw_s8_window4_dsp(in_batch + (iy0 * in_w + ix0) * channels + c, filter + c, k_h, k_w, channels,
+                                 row_step - k_w * channels, acc);
+            a0 = acc[0];
+            a1 = acc[1];
+            a2 = acc[2];
+            a3 = acc[3];
+            out[c] = eq_dw_s8_output(a0, params, quant, c);
+            out[c + 1] = eq_dw_s8_output(a1, params, quant, c + 1);
+            out[c + 2] = eq_dw_s8_output(a2, params, quant, c + 2);
+            out[c + 3] = eq_dw_s8_output(a3, params, quant, c + 3);
+            continue;
+        }
         for (ky = 0; ky < k_h; ky++) {
             const int32_t iy = iy0 + ky * params->dilation.h;
             const int row_inside = iy >= 0 && iy < in_h;
