@@ -110,12 +110,12 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_s8(const int8_t *f, int32_t strid
 
 /* acc[j] += row j . x for one group of four blocked rows (eq_types.h) of n values starting
  * at f: one pointer walks the four rows, sixteen bytes a step. */
+#if EQ_DSP
 EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
 {
     const int32_t r = n & 3;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     int32_t t;
-#if EQ_DSP
     /* pointers rather than an index: fewer live registers, so -Os keeps the loop out of the stack */
     const int8_t *const end = x + (n & ~3);
     while (x != end) {
@@ -132,22 +132,6 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const
         x += 4;
         f += 16;
     }
-#else
-    /* the portable path indexes: on the M3 that is the faster form */
-    {
-        int32_t i = 0;
-        for (; i + 4 <= n; i += 4, f += 16) {
-            for (t = 0; t < 4; t++) {
-                const int32_t v = x[i + t];
-                a0 += f[t] * v;
-                a1 += f[4 + t] * v;
-                a2 += f[8 + t] * v;
-                a3 += f[12 + t] * v;
-            }
-        }
-        x += i;
-    }
-#endif
     for (t = 0; t < r; t++) {
         const int32_t v = x[t];
         a0 += f[t] * v;
@@ -160,6 +144,35 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const
     acc[2] = a2;
     acc[3] = a3;
 }
+#else
+/* The portable path indexes: on the M3 -Os makes that the faster form. */
+EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t i = 0, r, t;
+    for (; i + 4 <= n; i += 4, f += 16) {
+        for (t = 0; t < 4; t++) {
+            const int32_t v = x[i + t];
+            a0 += f[t] * v;
+            a1 += f[4 + t] * v;
+            a2 += f[8 + t] * v;
+            a3 += f[12 + t] * v;
+        }
+    }
+    r = n - i;
+    for (t = 0; t < r; t++) {
+        const int32_t v = x[i + t];
+        a0 += f[t] * v;
+        a1 += f[r + t] * v;
+        a2 += f[2 * r + t] * v;
+        a3 += f[3 * r + t] * v;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
 
 /* One int8 output of a convolution or FULLY_CONNECTED: requantized with the channel's (or
  * the tensor's) multiplier and shift, offset and clamped. */
