@@ -67,12 +67,18 @@ def _context(step: Step, op: Operator, scratch_bytes: int) -> str:
     step.decls.append(f"eq_context ctx = {{@S{op.index}@, {scratch_bytes}}};")
     return "&ctx"
 
+# int8 kernels whose filter is blocked (eq_types.h): four output channels read through one pointer.
+BLOCKED_FILTER_KERNELS = ("eq_fully_connected_s8", "eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8",
+                          "eq_conv_add_s8")
+
+
 def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tensor, filt: Tensor, out: Tensor,
           filter_sums) -> str:
     """The kernel call, `head` being the arguments between the context and the dims, with the
     bias the kernel variant takes; filter_sums() gives each output channel's weight sum."""
     ctype, bias_of = _VARIANTS[lw.kind(op)]
-    src, weights = lw.ptr(inp.index), lw.filter_ptr(filt)
+    blocked = step.kernel in BLOCKED_FILTER_KERNELS
+    src, weights = lw.ptr(inp.index), lw.filter_ptr_blocked(filt) if blocked else lw.filter_ptr(filt)
     bias = bias_of(lw, step, op, inp, filter_sums)
     return (f"{step.kernel}({ctx}, {head}, &input_dims, (const {ctype} *){src}, &filter_dims, {weights}, "
             f"{bias}, &output_dims, ({ctype} *)@T{out.index}@)")
@@ -136,7 +142,7 @@ def conv_add(lw: Lowering, conv_op: Operator, add_op: Operator) -> Step:
     step.decls = conv_step.decls + [add_params(lw, add_op, fused, skip, name="add")]
     step.call = (f"eq_conv_add_s8(0, &params, &quant, &add, &input_dims, "
                  f"(const int8_t *){lw.ptr(conv_op.inputs[0])}, &filter_dims, "
-                 f"{lw.filter_ptr(lw.t(conv_op.inputs[1]))}, {lw.prefix}_op{conv_op.index}_bias, "
+                 f"{lw.filter_ptr_blocked(lw.t(conv_op.inputs[1]))}, {lw.prefix}_op{conv_op.index}_bias, "
                  f"(const int8_t *){lw.ptr(skip)}, &output_dims, (int8_t *)@T{out}@)")
     return step
 

@@ -108,6 +108,7 @@ class Lowering:
         self.variants = dict(variants or {})  # op index -> in-place kind its kernel must honour
         self.alias: dict[int, int] = {}
         self.const_tensors: dict[int, str] = {}
+        self.blocked_tensors: dict[int, str] = {}  # filters also (or only) emitted blocked
         self.model_consts: list[ConstArray] = []
 
     # ---- helpers ----
@@ -182,6 +183,17 @@ class Lowering:
             return self.const_tensors[filt.index]
         return self.ptr(filt.index)
 
+    def filter_ptr_blocked(self, filt: Tensor) -> str:
+        """An int8 filter [units][depth] in the blocked layout of eq_types.h (four output
+        channels interleaved word by word), emitted once per tensor."""
+        key = self.root(filt.index)
+        if key not in self.blocked_tensors:
+            name = f"{self.prefix}_tensor{key}_blocked"
+            self.blocked_tensors[key] = name
+            values = self.filter_values(filt).astype(np.int8)
+            self.model_consts.append(ConstArray(name, "int8_t", block_filter(values.reshape(values.shape[0], -1))))
+        return self.blocked_tensors[key]
+
     def bias64(self, step: Step, op: Operator) -> str:
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = self.t(op.inputs[2])
@@ -241,6 +253,18 @@ class Lowering:
         return ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
 
     # ---- ops ----
+
+
+def block_filter(w: np.ndarray) -> np.ndarray:
+    """[units][depth] int8 weights in the blocked layout (eq_types.h): for each group of four
+    units, the four rows' bytes 4i..4i+3 one after the other, then the four rows' last
+    depth % 4 bytes one row after the other; the units % 4 last rows as they are. Same size."""
+    units, depth = w.shape
+    groups, whole = units // 4, depth // 4 * 4
+    g = w[:groups * 4].reshape(groups, 4, depth)
+    body = g[:, :, :whole].reshape(groups, 4, whole // 4, 4).transpose(0, 2, 1, 3).reshape(groups, 4 * whole)
+    tail = g[:, :, whole:].reshape(groups, 4 * (depth - whole))
+    return np.concatenate([np.concatenate([body, tail], axis=1).reshape(-1), w[groups * 4:].reshape(-1)])
 
 
 def conv_add_fusions(graph: Graph) -> dict[int, int]:

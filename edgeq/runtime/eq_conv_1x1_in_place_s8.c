@@ -2,8 +2,10 @@
  * input. Each pixel's input vector is copied to caller scratch before the pixel's outputs
  * are stored: the output of pixel p must start at or below input + p * (Cin - Cout) for
  * every p (docs/edgeq-c-memory.md), which the planner guarantees. The arithmetic is
- * eq_conv_s8's, run on one pixel at a time. */
+ * eq_conv_s8's, run on one pixel at a time, but the filter is blocked (eq_types.h): four
+ * output channels a pass through one filter pointer. */
 #include "eq_kernels.h"
+#include "eq_dot_s8.h"
 
 int32_t eq_conv_1x1_in_place_s8_scratch_size(const eq_dims *input_dims)
 {
@@ -17,28 +19,21 @@ eq_status eq_conv_1x1_in_place_s8(const eq_context *ctx, const eq_conv_params *p
 {
     const int32_t in_c = input_dims->c, out_c = output_dims->c;
     const int32_t pixels = input_dims->n * input_dims->h * input_dims->w;
-    const eq_dims pixel_in = {1, 1, 1, input_dims->c};
-    const eq_dims pixel_out = {1, 1, 1, output_dims->c};
     int8_t *vector;
-    int32_t p, i;
+    int32_t p;
     if (ctx == 0 || ctx->buf == 0 || ctx->size < eq_conv_1x1_in_place_s8_scratch_size(input_dims)) {
         return EQ_ERROR_SCRATCH;
     }
     if (filter_dims->h != 1 || filter_dims->w != 1 || params->stride.h != 1 || params->stride.w != 1 ||
+        filter_dims->c != in_c || filter_dims->n != out_c ||
         output_dims->n * output_dims->h * output_dims->w != pixels) {
         return EQ_ERROR_ARGUMENT;
     }
     vector = (int8_t *)ctx->buf;
     for (p = 0; p < pixels; p++) {
-        eq_status status;
-        for (i = 0; i < in_c; i++) {
-            vector[i] = input[p * in_c + i];
-        }
-        status = eq_conv_s8(0, params, quant, &pixel_in, vector, filter_dims, filter, bias, &pixel_out,
-                            output + p * out_c);
-        if (status != EQ_OK) {
-            return status;
-        }
+        memcpy(vector, input + p * in_c, (size_t)in_c);
+        eq_matvec_blocked_s8(filter, in_c, out_c, vector, bias, quant, params->output_offset, &params->activation,
+                             output + p * out_c);
     }
     return EQ_OK;
 }

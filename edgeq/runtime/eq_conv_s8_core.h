@@ -1,154 +1,156 @@
 /* CONV_2D int8 body shared by eq_conv_s8 and eq_conv_add_s8 (static inline: each kernel file
- * compiles its own copy, so a model using only one of them links only one). */
+ * compiles its own copy, so a model using only one of them links only one).
+ *
+ * The filter is blocked (eq_types.h) over [output channels][kh * kw * in_c]: every output pixel
+ * is a matrix-vector product of it with the pixel's window, four output channels a pass through
+ * one filter pointer (eq_dot4_blocked_s8: SMLAD on DSP cores). The window is read in place
+ * when it is one contiguous run of the input (1x1 filters, full-width windows); otherwise it is
+ * first gathered into a stack buffer of EQ_CONV_COL_BYTES, taps outside the image as the zero
+ * point (the folded bias expects them: eq_types.h). A window larger than the buffer is
+ * gathered a buffer's length at a time for each group of four output channels. */
 #ifndef EQ_CONV_S8_CORE_H
 #define EQ_CONV_S8_CORE_H
 
 #include "eq_kernels.h"
 #include "eq_math.h"
+#include "eq_dot_s8.h"
 
-/* Sum of filter taps whose input falls outside the image: they read the zero point. */
-static inline int32_t eq_conv_s8_padded_tap(const int8_t *f, int32_t n, int32_t zero_point)
+/* A multiple of 4 (whole filter steps); on the stack, which edgeq's boards reserve 16 KiB of. */
+#ifndef EQ_CONV_COL_BYTES
+#define EQ_CONV_COL_BYTES 1024
+#endif
+
+/* col[0..k1-k0) = window elements [k0, k1) of the span of `len` elements that starts at window
+ * element `at`: input bytes from `src`, or the zero point when src is null. */
+static EQ_HOT_INLINE void eq_conv_s8_span(int8_t *col, int32_t k0, int32_t k1, int32_t at, int32_t len,
+                                          const int8_t *src, int8_t zero_point)
 {
-    int32_t sum = 0;
+    const int32_t lo = EQ_MAX(k0, at), hi = EQ_MIN(k1, at + len);
     int32_t i;
-    for (i = 0; i < n; i++) {
-        sum += f[i];
+    for (i = lo; i < hi; i++) {
+        col[i - k0] = src != 0 ? src[i - at] : zero_point;
     }
-    return sum * zero_point;
 }
 
-EQ_VECTORIZE static inline int32_t eq_conv_s8_dot(const int8_t *a, const int8_t *b, int32_t n)
+/* Gathers window elements [k0, k1) (OHWI tap order) of the window from input tap (iy0, ix0). */
+static inline void eq_conv_s8_gather(const eq_conv_params *params, const eq_dims *input_dims,
+                                     const eq_dims *filter_dims, const int8_t *in_batch, int32_t iy0, int32_t ix0,
+                                     int32_t k0, int32_t k1, int8_t *col)
 {
-    int32_t acc = 0;
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        acc += (int32_t)a[i] * (int32_t)b[i];
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t d_h = params->dilation.h, d_w = params->dilation.w;
+    const int32_t row_len = k_w * in_c;
+    const int8_t zero_point = (int8_t)-params->input_offset;
+    int32_t ky, kx;
+    for (ky = 0; ky < k_h; ky++) {
+        const int32_t iy = iy0 + ky * d_h;
+        const int32_t at = ky * row_len;
+        if (at >= k1 || at + row_len <= k0) {
+            continue;
+        }
+        if (iy < 0 || iy >= in_h) {
+            eq_conv_s8_span(col, k0, k1, at, row_len, 0, zero_point);
+        } else if (d_w == 1) {
+            /* the in-bounds taps of the row are one run of the input, padding either side */
+            const int32_t kx0 = EQ_MIN(k_w, EQ_MAX(0, -ix0));
+            const int32_t kx1 = EQ_MAX(kx0, EQ_MIN(k_w, in_w - ix0));
+            eq_conv_s8_span(col, k0, k1, at, kx0 * in_c, 0, zero_point);
+            eq_conv_s8_span(col, k0, k1, at + kx0 * in_c, (kx1 - kx0) * in_c,
+                            in_batch + (iy * in_w + ix0 + kx0) * in_c, zero_point);
+            eq_conv_s8_span(col, k0, k1, at + kx1 * in_c, (k_w - kx1) * in_c, 0, zero_point);
+        } else {
+            for (kx = 0; kx < k_w; kx++) {
+                const int32_t ix = ix0 + kx * d_w;
+                eq_conv_s8_span(col, k0, k1, at + kx * in_c, in_c,
+                                ix >= 0 && ix < in_w ? in_batch + (iy * in_w + ix) * in_c : 0, zero_point);
+            }
+        }
     }
-    return acc;
-}
-
-/* Four output channels against one input window: each input byte is loaded once
- * for four multiply-accumulates. */
-EQ_VECTORIZE static inline void eq_conv_s8_dot4(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
-{
-    const int8_t *f0 = f, *f1 = f + stride, *f2 = f + 2 * stride, *f3 = f + 3 * stride;
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        const int32_t v = x[i];
-        a0 += f0[i] * v;
-        a1 += f1[i] * v;
-        a2 += f2[i] * v;
-        a3 += f3[i] * v;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
 }
 
 /* The convolution's own int8 output, clamped to its activation range; with a fused ADD,
  * that value then goes through ADD's arithmetic with the skip tensor's value, exactly as
  * the two standalone ops would compute it. */
-static inline int8_t eq_conv_s8_output(int32_t acc, const eq_quant_params *quant, int32_t oc,
-                                const eq_conv_params *params, const eq_add_params *add, int32_t skip)
+static EQ_HOT_INLINE int8_t eq_conv_s8_output(int32_t acc, const eq_quant_params *quant, int32_t oc,
+                                              const eq_conv_params *params, const eq_add_params *add,
+                                              const int8_t *skip)
 {
-    const int32_t q = quant->per_channel ? oc : 0;
-    acc = eq_requantize(acc, quant->multiplier[q], quant->shift[q]) + params->output_offset;
-    acc = EQ_CLAMP(acc, params->activation.min, params->activation.max);
-    return (int8_t)(add != 0 ? eq_add_quantized(add, acc, skip) : acc);
+    const int8_t own = eq_output_s8(acc, quant, oc, params->output_offset, &params->activation);
+    return add != 0 ? (int8_t)eq_add_quantized(add, own, skip[oc]) : own;
 }
 
 /* `skip` (read only when `add` is given) has the output's shape; output may be skip itself. */
 static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_quant_params *quant,
-                                 const eq_dims *input_dims, const int8_t *input,
-                                 const eq_dims *filter_dims, const int8_t *filter, const int32_t *bias,
-                                 const eq_dims *output_dims, int8_t *output,
-                                 const eq_add_params *add, const int8_t *skip)
+                                        const eq_dims *input_dims, const int8_t *input,
+                                        const eq_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                                        const eq_dims *output_dims, int8_t *output,
+                                        const eq_add_params *add, const int8_t *skip)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
-    const int32_t s_h = params->stride.h, s_w = params->stride.w;
-    const int32_t d_h = params->dilation.h, d_w = params->dilation.w;
-    const int32_t zero_point = -params->input_offset;
-    const int32_t filter_size = k_h * k_w * in_c;
-    const int32_t row_len = (d_w == 1) ? k_w * in_c : in_c;
-    int32_t b, oy, ox, oc, ky, kx;
+    const int32_t size = k_h * k_w * in_c; /* one output channel's filter: the window's length */
+    const int32_t groups = out_c / 4;
+    /* whole windows are one run of the input when each is a single row of it, or full rows */
+    const int contiguous_rows = params->dilation.w == 1 && (k_h == 1 || (k_w == in_w && params->dilation.h == 1));
+    uint32_t col_words[EQ_CONV_COL_BYTES / 4]; /* words: the gathered window is read a word at a time */
+    int8_t *col = (int8_t *)col_words;
+    int32_t b, oy, ox, g, oc, j, k0;
     if (filter_dims->c != in_c || filter_dims->n != out_c) {
         return EQ_ERROR_ARGUMENT;
     }
     for (b = 0; b < output_dims->n; b++) {
         const int8_t *in_batch = input + (int32_t)b * in_h * in_w * in_c;
         for (oy = 0; oy < out_h; oy++) {
-            const int32_t iy0 = oy * s_h - params->padding.h;
+            const int32_t iy0 = oy * params->stride.h - params->padding.h;
+            const int rows_inside = iy0 >= 0 && iy0 + (k_h - 1) * params->dilation.h < in_h;
             for (ox = 0; ox < out_w; ox++) {
-                const int32_t ix0 = ox * s_w - params->padding.w;
-                const int interior = iy0 >= 0 && iy0 + (k_h - 1) * d_h < in_h && ix0 >= 0 &&
-                                     ix0 + (k_w - 1) * d_w < in_w;
+                const int32_t ix0 = ox * params->stride.w - params->padding.w;
                 const int32_t pixel = (((int32_t)b * out_h + oy) * out_w + ox) * out_c;
-                int8_t *out = output + pixel;
+                const int inside = rows_inside && ix0 >= 0 && ix0 + (k_w - 1) * params->dilation.w < in_w;
                 const int8_t *res = add != 0 ? skip + pixel : 0;
-                oc = 0;
-                if (interior) {
-                    const int8_t *in = in_batch + (iy0 * in_w + ix0) * in_c;
-                    for (; oc + 4 <= out_c; oc += 4) {
-                        int32_t acc4[4];
-                        const int8_t *f = filter + oc * filter_size;
-                        int32_t j;
-                        for (j = 0; j < 4; j++) {
-                            acc4[j] = bias[oc + j];
+                int8_t *out = output + pixel;
+                const int8_t *window = col;
+                const int8_t *f = filter;
+                if (inside && contiguous_rows) {
+                    window = in_batch + (iy0 * in_w + ix0) * in_c;
+                } else if (size <= EQ_CONV_COL_BYTES) {
+                    eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, 0, size, col);
+                } else {
+                    window = 0; /* gathered piece by piece below */
+                }
+                for (g = 0; g < groups; g++, f += 4 * size) {
+                    int32_t acc[4];
+                    oc = 4 * g;
+                    for (j = 0; j < 4; j++) {
+                        acc[j] = bias[oc + j];
+                    }
+                    if (window != 0) {
+                        eq_dot4_blocked_s8(f, window, size, acc);
+                    } else {
+                        for (k0 = 0; k0 < size; k0 += EQ_CONV_COL_BYTES) {
+                            const int32_t k1 = EQ_MIN(size, k0 + EQ_CONV_COL_BYTES);
+                            eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, k0, k1, col);
+                            eq_dot4_blocked_s8(f + 4 * k0, col, k1 - k0, acc);
                         }
-                        for (ky = 0; ky < k_h; ky++) {
-                            const int8_t *row = in + ky * d_h * in_w * in_c;
-                            if (d_w == 1) {
-                                eq_conv_s8_dot4(f, filter_size, row, row_len, acc4);
-                                f += row_len;
-                            } else {
-                                for (kx = 0; kx < k_w; kx++) {
-                                    eq_conv_s8_dot4(f, filter_size, row + kx * d_w * in_c, in_c, acc4);
-                                    f += in_c;
-                                }
-                            }
-                        }
-                        for (j = 0; j < 4; j++) {
-                            out[oc + j] = eq_conv_s8_output(acc4[j], quant, oc + j, params, add,
-                                                                     res != 0 ? res[oc + j] : 0);
-                        }
+                    }
+                    for (j = 0; j < 4; j++) {
+                        out[oc + j] = eq_conv_s8_output(acc[j], quant, oc + j, params, add, res);
                     }
                 }
-                for (; oc < out_c; oc++) {
-                    const int8_t *f = filter + oc * filter_size;
+                for (oc = 4 * groups; oc < out_c; oc++, f += size) {
                     int32_t acc = bias[oc];
-                    if (interior) {
-                        const int8_t *in = in_batch + (iy0 * in_w + ix0) * in_c;
-                        for (ky = 0; ky < k_h; ky++) {
-                            const int8_t *row = in + ky * d_h * in_w * in_c;
-                            if (d_w == 1) {
-                                acc += eq_conv_s8_dot(f, row, row_len);
-                                f += row_len;
-                            } else {
-                                for (kx = 0; kx < k_w; kx++) {
-                                    acc += eq_conv_s8_dot(f, row + kx * d_w * in_c, in_c);
-                                    f += in_c;
-                                }
-                            }
-                        }
+                    if (window != 0) {
+                        acc = eq_dot_s8(acc, f, window, size);
                     } else {
-                        for (ky = 0; ky < k_h; ky++) {
-                            const int32_t iy = iy0 + ky * d_h;
-                            for (kx = 0; kx < k_w; kx++) {
-                                const int32_t ix = ix0 + kx * d_w;
-                                if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                                    acc += eq_conv_s8_dot(f, in_batch + (iy * in_w + ix) * in_c, in_c);
-                                } else {
-                                    acc += eq_conv_s8_padded_tap(f, in_c, zero_point);
-                                }
-                                f += in_c;
-                            }
+                        for (k0 = 0; k0 < size; k0 += EQ_CONV_COL_BYTES) {
+                            const int32_t k1 = EQ_MIN(size, k0 + EQ_CONV_COL_BYTES);
+                            eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, k0, k1, col);
+                            acc = eq_dot_s8(acc, f + k0, col, k1 - k0);
                         }
                     }
-                    out[oc] = eq_conv_s8_output(acc, quant, oc, params, add, res != 0 ? res[oc] : 0);
+                    out[oc] = eq_conv_s8_output(acc, quant, oc, params, add, res);
                 }
             }
         }

@@ -1,4 +1,7 @@
-/* edgeq-c runtime: the public kernel API. One function per source file. */
+/* edgeq-c runtime: the public kernel API. One function per source file.
+ * The int8 CONV_2D kernels (eq_conv_s8, eq_conv_add_s8, eq_conv_1x1_in_place_s8, eq_conv_rows_s8)
+ * and eq_fully_connected_s8 take their filter blocked (eq_types.h); on cores with the DSP
+ * extension their inner loops, and the int8 depthwise ones, use SXTB16/SMLAD (eq_dot_s8.h). */
 #ifndef EQ_KERNELS_H
 #define EQ_KERNELS_H
 

@@ -21,21 +21,28 @@
 #define EQ_VECTORIZE
 #endif
 
+/* Inner-loop helpers that -Os would otherwise leave as calls: a call in a loop of a few
+ * multiply-accumulates costs more than its body. */
+#if defined(__GNUC__)
+#define EQ_HOT_INLINE inline __attribute__((always_inline))
+#else
+#define EQ_HOT_INLINE inline
+#endif
+
 #define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EQ_CLAMP(x, lo, hi) EQ_MIN(EQ_MAX((x), (lo)), (hi))
 
+/* gemmlowp adds 2^30 (1 - 2^30 below zero) and divides by 2^31 truncating toward zero. For
+ * a negative product that truncation is a ceiling, ceil(t / 2^31) = floor((t + 2^31 - 1) / 2^31),
+ * and t + 2^31 - 1 = ab + 2^30: both signs come to floor((ab + 2^30) / 2^31), one arithmetic
+ * shift, which a Cortex-M computes in a few instructions instead of a 64-bit sign fix-up. */
 static inline int32_t eq_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
 {
-    int64_t ab;
-    int64_t nudge;
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    /* division, not a shift: gemmlowp truncates toward zero here */
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 static inline int32_t eq_rounding_divide_by_pot(int32_t x, int32_t exponent)

@@ -3,7 +3,12 @@
  * Conventions (said once here, assumed by every eq_* kernel):
  *  - Layout is NHWC for activations. CONV_2D filters are OHWI, DEPTHWISE_CONV_2D
  *    filters are 1HWC (C = input channels * depth multiplier), FULLY_CONNECTED
- *    filters are [output units][input depth], exactly as TFLite stores them.
+ *    filters are [output units][input depth], exactly as TFLite stores them, except
+ *    where a kernel says it takes them *blocked*: [units][depth] reordered at generation
+ *    time so that four output channels are read through one pointer. For each group of
+ *    four units, bytes 4i..4i+3 of each of the four rows in turn (16 bytes a step), then the
+ *    last depth % 4 bytes of each of the four rows in turn; the last units % 4 rows follow
+ *    unchanged. The size is the same. (edgeq.aot.lowering.block_filter makes it.)
  *  - An "offset" is the negative of a zero point: input_offset = -input_zero_point.
  *    output_offset is added after requantization, so it is +output_zero_point.
  *  - Requantization is TFLite's: multiplier is a Q31 value in [2^30, 2^31), shift is

@@ -1,0 +1,210 @@
+/* edgeq-c runtime: the int8 dot products under CONV_2D and FULLY_CONNECTED, and the SIMD
+ * primitives of the int8 kernels.
+ *
+ * Two paths, chosen at compile time, bit-exact with each other (integer sums are exact and
+ * every int32 accumulator is the same sum in a different order, which wraps identically):
+ *  - EQ_DSP (cores with the DSP extension: Cortex-M4, M7, M33 with DSP): four int8 values are
+ *    loaded as one word, SXTB16 widens lanes 0 and 2 and (operand rotated by 8) lanes 1 and 3
+ *    into int16 pairs, and SMLAD multiplies two pairs and adds both products. Both operands
+ *    are split the same way, so lane i meets lane i and no halves need swapping, and the
+ *    weights stay in TFLite's layout. The input offset is folded into the bias at
+ *    generation time (eq_types.h), so no offset is added in the loop.
+ *  - portable C for the M0/M0+/M3 and the host (written to vectorize there).
+ * Define EQ_PORTABLE to force the portable path on a DSP core.
+ */
+#ifndef EQ_DOT_S8_H
+#define EQ_DOT_S8_H
+
+#include <stdint.h>
+#include <string.h>
+#include "eq_math.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(EQ_PORTABLE)
+#define EQ_DSP 1
+#include <arm_acle.h>
+#else
+#define EQ_DSP 0
+#endif
+
+#if EQ_DSP
+/* Four int8 values as one word; memcpy because the pointer need not be word aligned (the M4
+ * and later load unaligned words in one LDR, which is what GCC emits for this). */
+static EQ_HOT_INLINE uint32_t eq_read_s8x4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Lanes 0 and 2 of x, sign-extended to the two int16 halves of the result. */
+static EQ_HOT_INLINE int32_t eq_lanes02(uint32_t x)
+{
+    return __sxtb16((int32_t)x);
+}
+
+/* Lanes 1 and 3: SXTB16 with its operand rotated by 8, one instruction (GCC 12 does not fold
+ * a rotate written in C into it, and its arm_acle.h has no __ror). */
+static EQ_HOT_INLINE int32_t eq_lanes13(uint32_t x)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* acc + the four products of matching int8 lanes of a and b: two SMLADs. */
+static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
+{
+    acc = __smlad(eq_lanes02(a), eq_lanes02(b), acc);
+    return __smlad(eq_lanes13(a), eq_lanes13(b), acc);
+}
+#endif
+
+/* acc + sum(a[i] * b[i]) over n int8 values. */
+EQ_VECTORIZE static EQ_HOT_INLINE int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
+{
+    int32_t i = 0;
+#if EQ_DSP
+    for (; i + 4 <= n; i += 4) {
+        acc = eq_mac4(eq_read_s8x4(a + i), eq_read_s8x4(b + i), acc);
+    }
+#endif
+    for (; i < n; i++) {
+        acc += (int32_t)a[i] * (int32_t)b[i];
+    }
+    return acc;
+}
+
+/* Four rows of f (`stride` apart: four output channels) against one vector x, added to acc:
+ * each input word is loaded and widened once for sixteen multiply-accumulates. */
+EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_s8(const int8_t *f, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
+{
+    const int8_t *f0 = f, *f1 = f + stride, *f2 = f + 2 * stride, *f3 = f + 3 * stride;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t i = 0;
+#if EQ_DSP
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t v = eq_read_s8x4(x + i);
+        const int32_t v02 = eq_lanes02(v), v13 = eq_lanes13(v);
+        uint32_t w = eq_read_s8x4(f0 + i);
+        a0 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a0));
+        w = eq_read_s8x4(f1 + i);
+        a1 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a1));
+        w = eq_read_s8x4(f2 + i);
+        a2 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a2));
+        w = eq_read_s8x4(f3 + i);
+        a3 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a3));
+    }
+#endif
+    for (; i < n; i++) {
+        const int32_t v = x[i];
+        a0 += f0[i] * v;
+        a1 += f1[i] * v;
+        a2 += f2[i] * v;
+        a3 += f3[i] * v;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* acc[j] += row j . x for one group of four blocked rows (eq_types.h) of n values starting
+ * at f: one pointer walks the four rows, sixteen bytes a step. */
+#if EQ_DSP
+EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
+{
+    const int32_t r = n & 3;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t t;
+    /* pointers rather than an index: fewer live registers, so -Os keeps the loop out of the stack */
+    const int8_t *const end = x + (n & ~3);
+    while (x != end) {
+        const uint32_t v = eq_read_s8x4(x);
+        const int32_t v02 = eq_lanes02(v), v13 = eq_lanes13(v);
+        uint32_t w = eq_read_s8x4(f);
+        a0 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a0));
+        w = eq_read_s8x4(f + 4);
+        a1 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a1));
+        w = eq_read_s8x4(f + 8);
+        a2 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a2));
+        w = eq_read_s8x4(f + 12);
+        a3 = __smlad(v13, eq_lanes13(w), __smlad(v02, eq_lanes02(w), a3));
+        x += 4;
+        f += 16;
+    }
+    for (t = 0; t < r; t++) {
+        const int32_t v = x[t];
+        a0 += f[t] * v;
+        a1 += f[r + t] * v;
+        a2 += f[2 * r + t] * v;
+        a3 += f[3 * r + t] * v;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#else
+/* The portable path indexes: on the M3 -Os makes that the faster form. */
+EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t i = 0, r, t;
+    for (; i + 4 <= n; i += 4, f += 16) {
+        for (t = 0; t < 4; t++) {
+            const int32_t v = x[i + t];
+            a0 += f[t] * v;
+            a1 += f[4 + t] * v;
+            a2 += f[8 + t] * v;
+            a3 += f[12 + t] * v;
+        }
+    }
+    r = n - i;
+    for (t = 0; t < r; t++) {
+        const int32_t v = x[i + t];
+        a0 += f[t] * v;
+        a1 += f[r + t] * v;
+        a2 += f[2 * r + t] * v;
+        a3 += f[3 * r + t] * v;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
+/* One int8 output of a convolution or FULLY_CONNECTED: requantized with the channel's (or
+ * the tensor's) multiplier and shift, offset and clamped. */
+static EQ_HOT_INLINE int8_t eq_output_s8(int32_t acc, const eq_quant_params *quant, int32_t channel,
+                                         int32_t output_offset, const eq_activation *activation)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    acc = eq_requantize(acc, quant->multiplier[q], quant->shift[q]) + output_offset;
+    return (int8_t)EQ_CLAMP(acc, activation->min, activation->max);
+}
+
+/* out = requantized(bias + W x) for a blocked filter W of `units` rows of `depth` values:
+ * FULLY_CONNECTED's row and a 1x1 convolution's pixel. */
+static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int32_t units, const int8_t *x,
+                                        const int32_t *bias, const eq_quant_params *quant, int32_t output_offset,
+                                        const eq_activation *activation, int8_t *out)
+{
+    const int8_t *f = filter;
+    int32_t o, j;
+    for (o = 0; o + 4 <= units; o += 4, f += 4 * depth) {
+        int32_t acc[4];
+        for (j = 0; j < 4; j++) {
+            acc[j] = bias[o + j];
+        }
+        eq_dot4_blocked_s8(f, x, depth, acc);
+        for (j = 0; j < 4; j++) {
+            out[o + j] = eq_output_s8(acc[j], quant, o + j, output_offset, activation);
+        }
+    }
+    for (; o < units; o++, f += depth) {
+        out[o] = eq_output_s8(eq_dot_s8(bias[o], f, x, depth), quant, o, output_offset, activation);
+    }
+}
+
+#endif /* EQ_DOT_S8_H */

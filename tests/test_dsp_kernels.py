@@ -1,0 +1,342 @@
+"""The int8 kernels' DSP path (SXTB16/SMLAD, on the Cortex-M4, M7 and M33) against their portable
+path, bit for bit, kernel by kernel.
+
+One C program (tests/c/dsp/main.c and a cases.c generated here from seeded random shapes: odd
+channel counts, depths that are not multiples of 4, padding, strides, dilations, depth
+multipliers, the in-place and row-buffered variants run in place) runs every case and prints its
+output bytes. It is built for the host with gcc (the portable path, which the model tests hold to
+TFLM), and for each emulated board with arm-none-eabi-gcc, and run in qemu-system-arm; every
+board's lines must equal the host's. The M3 (an385) builds the portable path, the others the DSP
+path, which the test checks from the compiler's predefined macros.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeq.aot.lowering import block_filter
+from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
+from edgeq.profiles import get_profile
+from edgeq.resources import RUNTIME_DIR
+
+MAIN_C = Path(__file__).parent / "c" / "dsp" / "main.c"
+STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
+BOARDS = {"qemu-mps2-an385": False, "qemu-mps2-an386": True, "qemu-mps2-an500": True, "qemu-mps2-an505": True}
+KERNELS = ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8", "eq_fully_connected_s8",
+           "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8")
+TIMEOUT_S = 60
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the host gcc")
+needs_arm = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+
+
+# ---- cases ---------------------------------------------------------------------------------------------
+
+def _c_array(ctype: str, name: str, values, const: bool = True) -> str:
+    values = [int(v) for v in np.asarray(values).reshape(-1)] or [0]
+    body = ", ".join(str(v) for v in values)
+    return f"static {'const ' if const else ''}{ctype} {name}[{len(values)}] = {{{body}}};"
+
+
+@dataclass
+class Case:
+    name: str
+    decls: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+
+
+def _out_size(size: int, k: int, stride: int, dilation: int, pad: int) -> int:
+    return max(1, (size + 2 * pad - ((k - 1) * dilation + 1)) // stride + 1)
+
+
+def _quant(rng, p: str, channels: int, macs: int, per_channel: bool) -> list[str]:
+    count = channels if per_channel else 1
+    mult = rng.integers(1 << 30, (1 << 31) - 1, count, endpoint=True)
+    base = int(round(-6.3 - 0.5 * np.log2(max(1, macs))))
+    shift = np.clip(base + rng.integers(-1, 1, count, endpoint=True), -31, 3)
+    return [_c_array("int32_t", f"{p}_mult", mult), _c_array("int32_t", f"{p}_shift", shift),
+            f"static const eq_quant_params {p}_quant = {{{p}_mult, {p}_shift, {int(per_channel)}}};"]
+
+
+def _activation(rng) -> tuple[int, int]:
+    return [(-128, 127), (int(rng.integers(-128, 0)), 127), (-128, int(rng.integers(0, 127)))][int(rng.integers(3))]
+
+
+def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
+    """A random case of `kernel`; `shape` fixes any of n h w cin cout kh kw sh sw dh dw ph pw."""
+    p = f"c{i}"
+    one = kernel == "eq_conv_1x1_in_place_s8"
+    n = 1 if kernel in ("eq_conv_rows_s8", "eq_conv_1x1_in_place_s8") else int(rng.integers(1, 3))
+    h, w = (int(v) for v in rng.integers(1, 10, 2))
+    cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 13, 16, 33]))
+    cout = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 9, 12, 16, 17]))
+    kh, kw = (1, 1) if one else (int(v) for v in rng.integers(1, 5, 2))
+    sh, sw = (1, 1) if one else (int(v) for v in rng.integers(1, 3, 2))
+    dh, dw = (1, 1) if one or rng.random() < 0.6 else (int(v) for v in rng.integers(1, 3, 2))
+    ph, pw = (0, 0) if one else (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+    if shape:
+        n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw = (shape.get(k, v) for k, v in zip(
+            "n h w cin cout kh kw sh sw dh dw ph pw".split(), (n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw)))
+    oh, ow = (h, w) if one else (_out_size(h, kh, sh, dh, ph), _out_size(w, kw, sw, dw, pw))
+    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    lo, hi = _activation(rng)
+    x = rng.integers(-128, 128, (n, h, w, cin))
+    f = rng.integers(-128, 128, (cout, kh, kw, cin))
+    bias = rng.integers(-(1 << 16), 1 << 16, cout)
+    case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
+    in_bytes, out_bytes = x.size, n * oh * ow * cout
+    weights = block_filter(f.reshape(cout, -1))  # every int8 conv kernel takes its filter blocked
+    case.decls += [
+        _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", weights),
+        _c_array("int32_t", f"{p}_bias", bias), *_quant(rng, p, cout, kh * kw * cin, bool(rng.random() < 0.8)),
+        f"static const eq_dims {p}_in = {{{n}, {h}, {w}, {cin}}};",
+        f"static const eq_dims {p}_fd = {{{cout}, {kh}, {kw}, {cin}}};",
+        f"static const eq_dims {p}_out = {{{n}, {oh}, {ow}, {cout}}};",
+        f"static const eq_conv_params {p}_params = {{{-zp_in}, {zp_out}, {{{sw}, {sh}}}, {{{pw}, {ph}}}, "
+        f"{{{dw}, {dh}}}, {{{lo}, {hi}}}}};",
+    ]
+    args = (f"&{p}_params, &{p}_quant, &{p}_in, {{input}}, &{p}_fd, {p}_filter, {p}_bias, &{p}_out, {{output}}")
+    if one:  # in place: the output starts where the planner may put it, at or below the input
+        below = max(0, n * h * w * (cout - cin))
+        case.body += [f"memcpy(work + {below}, {p}_input, {in_bytes});",
+                      "ctx.size = " + str(cin) + ";",
+                      f"CALL({kernel}(&ctx, " + args.format(input=f"work + {below}", output="work") + "));",
+                      f"EMIT(work, {out_bytes});"]
+    elif kernel == "eq_conv_add_s8":
+        skip = rng.integers(-128, 128, out_bytes)
+        case.decls += [_c_array("int8_t", f"{p}_skip", skip),
+                       f"static const eq_add_params {p}_add = {{{int(rng.integers(-128, 128))}, "
+                       f"{int(rng.integers(-128, 128))}, {int(rng.integers(-128, 128))}, 20, 1073741824, -1, "
+                       f"1518500250, -2, 1431655765, -19, {{-128, 127}}}};"]
+        # in place over the skip tensor, as the planner places it
+        case.body += [f"memcpy(work, {p}_skip, {out_bytes});",
+                      f"CALL(eq_conv_add_s8(0, &{p}_params, &{p}_quant, &{p}_add, &{p}_in, {p}_input, &{p}_fd, "
+                      f"{p}_filter, {p}_bias, work, &{p}_out, work));",
+                      f"EMIT(work, {out_bytes});"]
+    else:
+        ctx = "&ctx" if kernel == "eq_conv_rows_s8" else "0"
+        case.body += [f"ctx.size = {ow * cout};",
+                      f"CALL({kernel}({ctx}, " + args.format(input=f"{p}_input", output="work") + "));",
+                      f"EMIT(work, {out_bytes});"]
+    return case
+
+
+def fc_case(rng, i: int) -> Case:
+    p = f"c{i}"
+    batches, depth = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 4, 5, 7, 8, 15, 16, 33, 64, 70]))
+    units = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 10, 13]))
+    lo, hi = _activation(rng)
+    x = rng.integers(-128, 128, (batches, depth))
+    f = rng.integers(-128, 128, (units, depth))
+    case = Case(f"eq_fully_connected_s8:{batches}x{depth}->{units}")
+    case.decls += [
+        _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", block_filter(f)),
+        _c_array("int32_t", f"{p}_bias", rng.integers(-(1 << 16), 1 << 16, units)),
+        *_quant(rng, p, units, depth, bool(rng.random() < 0.5)),
+        f"static const eq_dims {p}_in = {{{batches}, 1, 1, {depth}}};",
+        f"static const eq_dims {p}_fd = {{{units}, 1, 1, {depth}}};",
+        f"static const eq_dims {p}_out = {{{batches}, 1, 1, {units}}};",
+        f"static const eq_fc_params {p}_params = {{{int(rng.integers(-128, 128))}, {int(rng.integers(-128, 128))}, "
+        f"{{{lo}, {hi}}}}};",
+    ]
+    case.body += [f"CALL(eq_fully_connected_s8(0, &{p}_params, &{p}_quant, &{p}_in, {p}_input, &{p}_fd, "
+                  f"{p}_filter, {p}_bias, &{p}_out, work));",
+                  f"EMIT(work, {batches * units});"]
+    return case
+
+
+def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
+    """A random case of `kernel`; `shape` fixes any of n h w cin mult kh kw sh sw dh dw ph pw."""
+    p = f"c{i}"
+    in_place = kernel == "eq_depthwise_conv_in_place_s8"
+    n = 1 if kernel == "eq_depthwise_conv_rows_s8" else int(rng.integers(1, 3))
+    h, w = (int(v) for v in rng.integers(1, 10, 2))
+    cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 11, 16, 19]))
+    mult = 1 if in_place or rng.random() < 0.7 else int(rng.integers(2, 4))
+    cout = cin * mult
+    kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+    sh, sw = (int(v) for v in rng.integers(1, 3, 2))
+    dh, dw = (1, 1) if rng.random() < 0.7 else (int(v) for v in rng.integers(1, 3, 2))
+    ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    if shape:
+        n, h, w, cin, mult, kh, kw, sh, sw, dh, dw, ph, pw = (shape.get(k, v) for k, v in zip(
+            "n h w cin mult kh kw sh sw dh dw ph pw".split(), (n, h, w, cin, mult, kh, kw, sh, sw, dh, dw, ph, pw)))
+        cout = cin * mult
+    oh, ow = _out_size(h, kh, sh, dh, ph), _out_size(w, kw, sw, dw, pw)
+    if in_place and oh * ow > h * w:
+        sh = sw = 1
+        ph, pw = (kh - 1) // 2, (kw - 1) // 2
+        oh, ow = _out_size(h, kh, 1, dh, ph), _out_size(w, kw, 1, dw, pw)
+    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    lo, hi = _activation(rng)
+    x = rng.integers(-128, 128, (n, h, w, cin))
+    f = rng.integers(-128, 128, (1, kh, kw, cout))
+    case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
+    out_bytes = n * oh * ow * cout
+    case.decls += [
+        _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", f),
+        _c_array("int32_t", f"{p}_bias", rng.integers(-(1 << 14), 1 << 14, cout)),
+        *_quant(rng, p, cout, kh * kw, bool(rng.random() < 0.8)),
+        f"static const eq_dims {p}_in = {{{n}, {h}, {w}, {cin}}};",
+        f"static const eq_dims {p}_fd = {{1, {kh}, {kw}, {cout}}};",
+        f"static const eq_dims {p}_out = {{{n}, {oh}, {ow}, {cout}}};",
+        f"static const eq_dw_conv_params {p}_params = {{{-zp_in}, {zp_out}, {mult}, {{{sw}, {sh}}}, {{{pw}, {ph}}}, "
+        f"{{{dw}, {dh}}}, {{{lo}, {hi}}}}};",
+    ]
+    scratch = {"eq_depthwise_conv_s8": cout * 4, "eq_depthwise_conv_rows_s8": -(-ow * cout // 4) * 4 + cout * 4,
+               "eq_depthwise_conv_in_place_s8": h * w}[kernel]
+    source = "work" if in_place else f"{p}_input"
+    case.body += ([f"memcpy(work, {p}_input, {x.size});"] if in_place else []) + [
+        f"ctx.size = {scratch};",
+        f"CALL({kernel}(&ctx, &{p}_params, &{p}_quant, &{p}_in, {source}, &{p}_fd, {p}_filter, {p}_bias, "
+        f"&{p}_out, work));",
+        f"EMIT(work, {out_bytes});"]
+    return case
+
+
+def make_cases(seed: int = 10, per_kernel: int = 12) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases: list[Case] = []
+    for kernel in KERNELS:
+        for _ in range(per_kernel):
+            i = len(cases)
+            if kernel == "eq_fully_connected_s8":
+                cases.append(fc_case(rng, i))
+            elif kernel.startswith("eq_depthwise"):
+                cases.append(depthwise_case(rng, i, kernel))
+            else:
+                cases.append(conv_case(rng, i, kernel))
+    # windows longer than the conv kernels' gather buffer (1024 bytes), gathered piece by piece
+    for kernel in ("eq_conv_s8", "eq_conv_add_s8"):
+        cases.append(conv_case(rng, len(cases), kernel, dict(h=5, w=4, cin=72, cout=6, kh=4, kw=4, sh=1, sw=1,
+                                                             dh=1, dw=1, ph=1, pw=2)))
+    return cases
+
+
+def render_cases(cases: list[Case]) -> dict[str, str]:
+    header = ("#ifndef CASES_H\n#define CASES_H\n#include <stdint.h>\n"
+              "typedef void (*eq_emit_fn)(const char *name, int status, uint64_t instructions, const int8_t *out,"
+              " int32_t size);\n"
+              "void eq_run_cases(eq_emit_fn emit, uint64_t (*cycles)(void));\n#endif\n")
+    lines = ["/* Generated by tests/test_dsp_kernels.py. */", "#include <string.h>", '#include "eq_kernels.h"',
+             '#include "cases.h"', "",
+             "/* Times one kernel call; `status` and `spent` are eq_run_cases' locals. */",
+             "#define CALL(call) do { start = cycles(); status = (call); spent = cycles() - start; } while (0)",
+             "#define EMIT(buffer, size) emit(name, (int)status, spent, (buffer), (size))", "",
+             "static int8_t work[16384];", "static int32_t scratch[4096];"]
+    for case in cases:
+        lines += case.decls
+    lines += ["", "void eq_run_cases(eq_emit_fn emit, uint64_t (*cycles)(void))", "{",
+              "    eq_context ctx;", "    eq_status status = EQ_OK;", "    uint64_t start, spent = 0;",
+              "    const char *name;", "    ctx.buf = scratch;", "    ctx.size = (int32_t)sizeof(scratch);", "    (void)ctx;"]
+    for case in cases:
+        lines += [f'    name = "{case.name}";'] + [f"    {s}" for s in case.body]
+    lines += ["}"]
+    return {"cases.c": "\n".join(lines) + "\n", "cases.h": header}
+
+
+# ---- building and running --------------------------------------------------------------------------
+
+def _sources(directory: Path) -> list[str]:
+    return [str(directory / "cases.c"), str(MAIN_C)] + [str(RUNTIME_DIR / f"{k}.c") for k in KERNELS]
+
+
+def _write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+def _parse(text: str) -> list[tuple[str, str, int, str]]:
+    body = text.split("BEGIN\n", 1)[1].split("END\n", 1)[0]
+    return [(name, status, int(count), data) for name, status, count, *rest in
+            (line.split(" ") for line in body.splitlines()) for data in [rest[0] if rest else ""]]
+
+
+def run_host(directory: Path, cases: dict[str, str]) -> list[tuple[str, str, int, str]]:
+    params = board_params_for(get_profile("host"))
+    d = _write(directory, {**cases, **render_board(params)})
+    exe = d / "cases"
+    subprocess.run(["gcc", *STRICT_C, *compile_flags(params), f"-I{d}", f"-I{RUNTIME_DIR}", *_sources(d),
+                    str(d / "eq_board.c"), *link_flags(params, ""), "-o", str(exe)],
+                   check=True, capture_output=True, text=True, timeout=TIMEOUT_S)
+    out = subprocess.run([str(exe)], stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT_S).stdout
+    return _parse(out.decode())
+
+
+def build_arm(profile_name: str, directory: Path, cases: dict[str, str]) -> tuple[Path, str]:
+    params = board_params_for(get_profile(profile_name))
+    d = _write(directory, {**cases, **render_board(params)})
+    elf = d / "cases.elf"
+    result = subprocess.run(["arm-none-eabi-gcc", *STRICT_C, *compile_flags(params), f"-I{d}", f"-I{RUNTIME_DIR}",
+                             *_sources(d), str(d / "startup.c"), str(d / "eq_board.c"),
+                             *link_flags(params, str(d / "linker.ld")), "-o", str(elf)],
+                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    macros = subprocess.run(["arm-none-eabi-gcc", *compile_flags(params), "-dM", "-E", "-x", "c", "/dev/null"],
+                            capture_output=True, text=True, check=True).stdout
+    return elf, macros
+
+
+def run_qemu(machine: str, elf: Path) -> str:
+    """The program's UART0 output up to its END line (QEMU's serial on stdout, instructions counted)."""
+    process = subprocess.Popen(["qemu-system-arm", "-M", machine, "-icount", "shift=0", "-display", "none",
+                                "-monitor", "none", "-serial", "stdio", "-kernel", str(elf)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    received = b""
+    try:
+        while b"END\n" not in received:
+            chunk = process.stdout.read1(65536)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert b"END\n" in received, f"{machine}: no END line; got {received[-300:]!r}"
+    return received.decode()
+
+
+@pytest.fixture(scope="module")
+def cases() -> dict[str, str]:
+    return render_cases(make_cases())
+
+
+@pytest.fixture(scope="module")
+def host_results(cases, tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("needs the host gcc")
+    return run_host(tmp_path_factory.mktemp("dsp-host"), cases)
+
+
+@needs_gcc
+def test_every_kernel_variant_runs_every_case_on_the_host(host_results):
+    assert len(host_results) == len(KERNELS) * 12 + 2
+    assert {r[1] for r in host_results} == {"ok"}
+    assert {r[0].split(":")[0] for r in host_results} == set(KERNELS)
+    # the outputs are not all clamped: the cases exercise the requantization, not just the clamp
+    values = np.frombuffer(bytes.fromhex("".join(r[3] for r in host_results)), np.int8)
+    assert len(np.unique(values)) > 200
+
+
+@pytest.mark.emulator
+@needs_gcc
+@needs_arm
+@pytest.mark.parametrize("profile_name", list(BOARDS))
+def test_kernels_on_the_emulated_board_match_the_portable_path_bit_for_bit(profile_name, cases, host_results,
+                                                                           tmp_path):
+    elf, macros = build_arm(profile_name, tmp_path, cases)
+    assert ("#define __ARM_FEATURE_DSP 1" in macros) == BOARDS[profile_name]
+    board = _parse(run_qemu(board_params_for(get_profile(profile_name)).board, elf))
+    assert [r[0] for r in board] == [r[0] for r in host_results]
+    for (name, status, _, data), (_, host_status, _, host_data) in zip(board, host_results):
+        assert (status, data) == (host_status, host_data), f"{profile_name}: {name}"
