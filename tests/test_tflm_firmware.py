@@ -176,12 +176,14 @@ def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(bo
 @needs_qemu
 @pytest.mark.emulator
 def test_a_second_project_for_the_same_core_compiles_no_tflm_file_again(int8_tflite, tmp_path):
+    from edgeq.device.build import make_command, read_manifest
+
     profile = get_profile("qemu-mps2-an386")
     first = generate(tmp_path / "first", "qemu-mps2-an386", int8_tflite)
-    build(first, profile)  # warms the cache, if the tests above have not
+    build(first, profile)  # warms the cache with edgeq build's own flags, if the tests above have not
     second = generate(tmp_path / "second", "qemu-mps2-an386", int8_tflite)
-    done = subprocess.run(["make", "-C", str(second), f"TFLM_DIR={os.environ['TFLM_DIR']}"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(make_command(second, read_manifest(second), profile), capture_output=True, text=True,
+                          check=True)
     assert "  TFLM " not in done.stdout and (second / "firmware.elf").is_file()
 
 
