@@ -7,7 +7,7 @@ STAMP := $(VENV)/.edgeq-installed
 DIGITS := examples/digits/artifacts
 DEVICE ?= qemu-mps2-an386
 
-.PHONY: setup demo test deploy bench toolchain clean report-screenshot
+.PHONY: setup demo test deploy bench toolchain browser clean report-screenshot
 
 setup: $(STAMP)
 
@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml
 	   || { tail -n 40 $(VENV)/install.log; echo "edgeq: install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@touch $@
 
-# Cross compiler and emulator for the emulated boards, and Chromium for the report's browser
-# test; installed when missing and root.
+# Cross compiler and emulator for the emulated boards; installed when missing and root.
 toolchain:
 	@bash scripts/ensure-toolchain.sh
+
+# Chromium, for the browser test of report.html (the demo does not need it).
+browser:
 	@bash scripts/ensure-browser.sh
 
 $(DIGITS)/digits.keras: examples/digits/train.py | $(STAMP)
@@ -38,14 +40,14 @@ deploy: setup
 	@$(BIN)/edgeq deploy $(MODEL) --device $(DEVICE) $(if $(DATA),--data $(DATA)) \
 		$(if $(VAL),--val $(VAL)) $(if $(QUANT),--quant $(QUANT))
 
-test: setup toolchain
+test: setup toolchain browser
 	@$(BIN)/python -m pytest -q
 
 bench: setup toolchain
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # docs/report.png, the README's picture: the digits demo's report.html in headless Chromium.
-report-screenshot: setup toolchain $(DIGITS)/digits.keras
+report-screenshot: setup toolchain browser $(DIGITS)/digits.keras
 	@$(BIN)/python scripts/report_screenshot.py --digits $(DIGITS) --device $(DEVICE) --png docs/report.png
 
 clean:
