@@ -7,28 +7,8 @@
 #include <stdint.h>
 
 #include "eq_board.h"
+#include "../board_text.h"
 #include "cases.h"
-
-static void write_text(const char *text)
-{
-    uint32_t length = 0u;
-    while (text[length] != '\0') {
-        ++length;
-    }
-    eq_port_write((const uint8_t *)text, length);
-}
-
-static void write_u64(uint64_t value)
-{
-    uint8_t digits[20];
-    uint32_t count = 0u;
-    do {
-        digits[sizeof(digits) - 1u - count] = (uint8_t)('0' + (uint32_t)(value % 10u));
-        value /= 10u;
-        ++count;
-    } while (value != 0u);
-    eq_port_write(&digits[sizeof(digits) - count], count);
-}
 
 static void emit(const char *name, int status, uint64_t instructions, const int8_t *out, int32_t size)
 {
