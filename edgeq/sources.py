@@ -33,6 +33,14 @@ def estimated(from_: str) -> Source:
     return Source(False, from_)
 
 
+def source_text(entry: dict, estimated_label: str = "estimated") -> str:
+    """A `sources` entry (Source.to_dict()) as people read it: 'measured: by what' or
+    'estimated: from what'."""
+    if entry["kind"] == "measured":
+        return f"measured: {entry['by']}"
+    return f"{estimated_label}: {entry['from']}"
+
+
 def sources_dict(sources: dict[str, Source | None]) -> dict:
     """The `sources` entry of a report section: figure key -> {kind, by|from}; unknown figures left out."""
     return {key: s.to_dict() for key, s in sources.items() if s is not None}

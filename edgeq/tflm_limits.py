@@ -24,6 +24,11 @@ def softmax_min_input_scale(beta: float) -> float:
     return math.nextafter(1.0 / (beta * SOFTMAX_MULTIPLIER_FLOOR), math.inf) * (1 + 2 ** -20)
 
 
+def softmax_scale_aborts(beta: float, input_scale: float) -> bool:
+    """Whether TFLM's int8 SOFTMAX aborts on this beta and input scale."""
+    return beta * input_scale * SOFTMAX_MULTIPLIER_FLOOR <= 1.0
+
+
 def softmax_scale_too_small(graph: Graph) -> list[tuple[int, str, float]]:
     """(op index, input tensor name, beta) of every int8 SOFTMAX whose input scale TFLM aborts on."""
     found = []
@@ -34,7 +39,7 @@ def softmax_scale_too_small(graph: Graph) -> list[tuple[int, str, float]]:
         if tensor.type != "INT8" or not tensor.scales:
             continue
         beta = float(getattr(op.options, "beta", 1.0) or 1.0)
-        if beta * float(tensor.scales[0]) * SOFTMAX_MULTIPLIER_FLOOR <= 1.0:
+        if softmax_scale_aborts(beta, float(tensor.scales[0])):
             found.append((op.index, tensor.name, beta))
     return found
 
@@ -43,7 +48,7 @@ def tflm_aborts(graph: Graph) -> list[str]:
     """Why TFLM would abort while preparing this model, one line per op; empty when it would not."""
     reasons = []
     for index, name, beta in softmax_scale_too_small(graph):
-        scale = float(next(t for t in graph.tensors if t.name == name).scales[0])
+        scale = float(graph.tensors[graph.operators[index].inputs[0]].scales[0])
         reasons.append(
             f"op {index} SOFTMAX: its input '{name}' has scale {scale:.3g}, and beta x scale x 2^26 = "
             f"{beta * scale * SOFTMAX_MULTIPLIER_FLOOR:.3g} is not above 1, which TFLM's "

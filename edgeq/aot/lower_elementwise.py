@@ -8,7 +8,7 @@ import numpy as np
 from edgeq.aot import arith, luts
 from edgeq.aot.lowering import Lowering, Step, c_dims, dims4, unsupported
 from edgeq.graph import Operator
-from edgeq.tflm_limits import SOFTMAX_MULTIPLIER_FLOOR
+from edgeq.tflm_limits import softmax_scale_aborts
 
 # The C type of each kernel variant's elements, and the variant of each integer tensor type.
 _CTYPES = {"s8": "int8_t", "s16": "int16_t", "f32": "float"}
@@ -89,7 +89,7 @@ def softmax(lw: Lowering, op: Operator) -> Step:
     out_scale, out_zp = lw.quant(out.index)
     if out_zp != -128 or np.float32(out_scale) != np.float32(1.0 / 256):
         raise unsupported(lw.g, op, "int8 output must have scale 1/256 and zero point -128")
-    if op.options.beta * in_scale * SOFTMAX_MULTIPLIER_FLOOR <= 1.0:
+    if softmax_scale_aborts(op.options.beta, in_scale):
         raise unsupported(lw.g, op, f"input scale {in_scale:.3g} is below what TFLM's softmax runs (it aborts), so "
                                     "edgeq-c has no reference arithmetic to match: calibrate on data that reaches "
                                     "this layer, or let edgeq convert the model (it widens such a range)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeq.sources import source_text
 from edgeq.units import format_bytes
 
 
@@ -80,7 +81,7 @@ def _src(section: dict | None, key: str) -> tuple[bool, str]:
     s = ((section or {}).get("sources") or {}).get(key) or {}
     if not s:
         return True, ""
-    return s["kind"] == "measured", (f"measured: {s['by']}" if s["kind"] == "measured" else f"estimated: {s['from']}")
+    return s["kind"] == "measured", source_text(s)
 
 
 def _of(source: dict) -> tuple[bool, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from edgeq.sources import source_text
 from edgeq.units import format_bytes as kb
 
 # 2: every figure sits beside a `sources` entry (measured by what, or estimated from what), and
@@ -18,9 +19,7 @@ SCHEMA_VERSION = 2
 def _source_text(section: dict, key: str) -> str:
     """'measured: by what' or 'estimated: from what' for a figure of a report section."""
     src = (section.get("sources") or {}).get(key)
-    if not src:
-        return ""
-    return f"measured: {src['by']}" if src["kind"] == "measured" else f"estimated: {src['from']}"
+    return source_text(src) if src else ""
 
 
 def to_json(report: dict) -> str:
@@ -102,8 +101,7 @@ def render_markdown(r: dict) -> str:
     ]
     for key, label in (("flash", "flash"), ("ram", "RAM")):
         b = fit[key]
-        src = b["source"]
-        how = f"measured: {src['by']}" if src["kind"] == "measured" else f"**estimated**: {src['from']}"
+        how = source_text(b["source"], estimated_label="**estimated**")
         lines.append(f"| {label} | {kb(b['needed_bytes'])} | {kb(b['budget_bytes'])} | "
                      f"{100 * b['used_fraction']:.1f} % | {b['what']} | {how} |")
     lines += [f"- {reason}" for reason in fit["reasons"]]
