@@ -43,8 +43,10 @@ deploy: setup
 test: setup toolchain browser
 	@$(BIN)/python -m pytest -q
 
+# Every benchmark; device_bench checks issue 10's targets against TFLM + CMSIS-NN (--strict).
 bench: setup toolchain
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; \
+	  $(BIN)/python $$b $$(test $$b = bench/device_bench.py && echo --strict) || exit 1; done
 
 # docs/report.png, the README's picture: the digits demo's report.html in headless Chromium.
 report-screenshot: setup toolchain browser $(DIGITS)/digits.keras

@@ -1,16 +1,19 @@
 """Fit the planner's cost model to instruction counts measured on the four QEMU MPS2 boards.
 
-    python bench/fit_cost_model.py [--samples 3] [--boards qemu-mps2-an386,...] [--refit]
+    python bench/fit_cost_model.py [--samples 3] [--boards qemu-mps2-an386,...] [--runtimes edgeq-c,tflm] [--refit]
 
-Builds edgeq-c firmware for a set of models on each board, runs it in qemu-system-arm -icount
-shift=0, takes the median instructions per inference, and fits `edgeq.measure.costmodel.Coefficients` per
-board by non-negative least squares (edgeq.measure.costmodel.fit_board). Models: the digits example (int8;
+Builds edgeq-c firmware, and TFLM + CMSIS-NN firmware through edgeq's TFLM harness when a TFLM tree is
+there ($TFLM_DIR, or ../shared/tflm), for a set of models on each board, runs it in qemu-system-arm
+-icount shift=0, takes the median instructions per inference, and fits
+`edgeq.measure.costmodel.Coefficients` per runtime and board by non-negative least squares
+(edgeq.measure.costmodel.fit_board). Models: the digits example (int8;
 trained first if its artifacts are missing), small synthetic Keras models that each stress one
 kind of op (conv, depthwise, fully connected, pooling) in int8, int16x8, float32 and int4 weights
 (float32 not on the AN385, which has no FPU), and the MLPerf Tiny models (int8 and float32) from
-../shared/models/mlperf-tiny when present. Writes edgeq/cost_coefficients.json (coefficients,
-date, models, the measured work and counts, the error of the fit on each model) and prints
-predicted vs measured.
+../shared/models/mlperf-tiny when present. A model a runtime refuses (an op or type it has no kernel
+for, e.g. int16x8 FULLY_CONNECTED in CMSIS-NN) is skipped for that runtime. Writes
+edgeq/measure/cost_coefficients.json (per runtime: date, and per board the coefficients, the models, the
+measured work and counts, the error of the fit on each model) and prints predicted vs measured.
 
 --refit fits again from the measurements already in the table, without running anything.
 """
@@ -39,6 +42,7 @@ from edgeq.measure import costmodel  # noqa: E402
 
 BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
 MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
+SHARED_TFLM = REPO.parent / "shared" / "tflm"
 MLPERF_MODELS = (("kws-int8", "kws_ref_model.tflite"), ("vww-int8", "vww_96_int8.tflite"),
                  ("resnet8-int8", "pretrainedResnet_quant.tflite"), ("ad01-int8", "ad01_int8.tflite"),
                  ("kws-fp32", "kws_ref_model_float32.tflite"), ("vww-fp32", "vww_96_float.tflite"),
@@ -96,19 +100,22 @@ def all_models(work: Path) -> list[tuple[str, bytes]]:
     return models
 
 
-def measure_instructions(name: str, tflite: bytes, board: str, work: Path, samples: int) -> float:
-    """Median instructions per inference of edgeq-c firmware for `tflite` on a QEMU board."""
+def measure_instructions(name: str, tflite: bytes, board: str, work: Path, samples: int,
+                         runtime: str = "edgeq-c") -> float:
+    """Median instructions per inference of `runtime`'s firmware for `tflite` on a QEMU board."""
     from edgeq import codegen
     from edgeq.device.build import build
     from edgeq.device.connect import device_link
     from edgeq.device.loop import measure_run
     from edgeq.device.measure import measure
     from edgeq.graph import read_graph
+    from edgeq.measure.interpreters import tflm_arena
     from edgeq.profiles import get_profile
 
     profile = get_profile(board)
-    project = work / f"{name}-{board}"
-    for path, content in codegen.render_project("edgeq-c", profile, tflite, read_graph(tflite), None,
+    project = work / f"{name}-{board}-{runtime}"
+    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
+    for path, content in codegen.render_project(runtime, profile, tflite, read_graph(tflite), arena,
                                                 name.replace("-", "_")).items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -120,7 +127,7 @@ def measure_instructions(name: str, tflite: bytes, board: str, work: Path, sampl
         return float(measure(link, run)["cycles_median"])
 
 
-def collect(boards: list[str], samples: int) -> dict[str, list[costmodel.Sample]]:
+def collect(boards: list[str], samples: int, runtime: str) -> dict[str, list[costmodel.Sample]]:
     from edgeq.errors import BadInput, EdgeqError
     from edgeq.graph import read_graph
     from edgeq.profiles import get_profile
@@ -134,15 +141,16 @@ def collect(boards: list[str], samples: int) -> dict[str, list[costmodel.Sample]
                 if name.endswith("fp32") and not get_profile(board).supports("fp32"):
                     continue
                 try:
-                    count = measure_instructions(name, tflite, board, work, samples)
-                except BadInput as exc:  # an op or type edgeq-c lacks: the model says nothing about the board
-                    print(f"  {name}: skipped ({exc})", file=sys.stderr, flush=True)
+                    count = measure_instructions(name, tflite, board, work, samples, runtime)
+                except BadInput as exc:  # an op or type the runtime lacks: the model says nothing about the board
+                    print(f"  {runtime} {name}: skipped ({str(exc).splitlines()[0]})", file=sys.stderr, flush=True)
                     break
                 except (EdgeqError, RuntimeError) as exc:  # e.g. the reference interpreter refusing the model
-                    print(f"  {name} on {board}: skipped ({str(exc).splitlines()[0]})", file=sys.stderr, flush=True)
+                    print(f"  {runtime} {name} on {board}: skipped ({str(exc).splitlines()[0]})", file=sys.stderr,
+                          flush=True)
                     continue
-                measured[board].append(costmodel.Sample(tuple(ops), count, "edgeq-c", name))
-                print(f"  {name} on {board}: {count:,.0f} instructions", file=sys.stderr, flush=True)
+                measured[board].append(costmodel.Sample(tuple(ops), count, runtime, name))
+                print(f"  {runtime} {name} on {board}: {count:,.0f} instructions", file=sys.stderr, flush=True)
     return measured
 
 
@@ -151,6 +159,12 @@ def to_json(table: dict) -> str:
     text = json.dumps(table, indent=1)
     return re.sub(r"\[\s*([^\[\]{}]*?)\s*\]", lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)) + "]",
                   text) + "\n"
+
+
+def tflm_tree() -> bool:
+    if not os.environ.get("TFLM_DIR") and SHARED_TFLM.is_dir():
+        os.environ["TFLM_DIR"] = str(SHARED_TFLM)
+    return bool(os.environ.get("TFLM_DIR"))
 
 
 def format_fit(board: str, entry: dict) -> str:
@@ -165,21 +179,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=3, help="inputs per model and board (default 3)")
     parser.add_argument("--boards", default=",".join(BOARDS), help="comma-separated QEMU profiles")
+    parser.add_argument("--runtimes", default=",".join(costmodel.FITTED_RUNTIMES),
+                        help="comma-separated runtimes to measure and fit (default: edgeq-c,tflm)")
     parser.add_argument("--refit", action="store_true", help="fit again from the measurements in the table")
     parser.add_argument("--out", type=Path, default=costmodel.FITTED_TABLE)
     args = parser.parse_args()
     boards = args.boards.split(",")
-    if args.refit:
-        measured = {b: costmodel.table_samples(json.loads(args.out.read_text())["boards"][b]) for b in boards}
-    else:
-        measured = collect(boards, args.samples)
-    table = json.loads(args.out.read_text()) if args.out.is_file() else {"boards": {}}
-    table.update(date=datetime.date.today().isoformat(), tool="bench/fit_cost_model.py",
-                 runtime="edgeq-c", unit="instructions (qemu-system-arm -icount shift=0)")
-    for board in boards:
-        entry = costmodel.fit_board(board, measured[board])
-        table["boards"][board] = entry
-        print(format_fit(board, entry))
+    runtimes = args.runtimes.split(",")
+    unknown = [r for r in runtimes if r not in costmodel.FITTED_RUNTIMES]
+    if unknown:
+        parser.error(f"--runtimes: {', '.join(unknown)} not one of {', '.join(costmodel.FITTED_RUNTIMES)}")
+    if "tflm" in runtimes and not args.refit and not tflm_tree():
+        print(f"no TFLM source tree (TFLM_DIR unset, {SHARED_TFLM} absent): fitting edgeq-c only", file=sys.stderr)
+        runtimes.remove("tflm")
+    table = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    table.update(tool="bench/fit_cost_model.py", unit="instructions (qemu-system-arm -icount shift=0)")
+    for runtime in runtimes:
+        fits = table.setdefault("runtimes", {}).setdefault(runtime, {"boards": {}})
+        if args.refit:
+            measured = {b: costmodel.table_samples(fits["boards"][b], runtime) for b in boards}
+        else:
+            measured = collect(boards, args.samples, runtime)
+            fits["date"] = datetime.date.today().isoformat()
+        for board in boards:
+            entry = costmodel.fit_board(board, measured[board], runtime)
+            fits["boards"][board] = entry
+            print(format_fit(board, entry))
     args.out.write_text(to_json(table))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -25,8 +25,10 @@ CRC_BYTES = 4
 
 HELLO_REQUEST = 0x01
 INFER = 0x02
+MEMORY_REQUEST = 0x04
 HELLO = 0x81
 RESULT = 0x82
+MEMORY = 0x84
 ERROR = 0xEE
 
 ERR_BAD_FRAME = 1
@@ -254,6 +256,28 @@ def decode_result(payload: bytes, output_nbytes: int) -> tuple[int, bytes]:
                             "(is the firmware built from this model?)")
     (cycles,) = struct.unpack_from("<Q", payload)
     return cycles, bytes(payload[8:])
+
+
+MEMORY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """What a MEMORY reply says: the stack the image reserves and the most of it used since reset
+    (found by painting the stack at reset and looking for the deepest overwritten word); 0 when the
+    board support cannot tell."""
+
+    stack_bytes: int
+    stack_peak_bytes: int
+
+
+def decode_memory(payload: bytes) -> DeviceMemory:
+    if len(payload) != 12:
+        raise ProtocolError(f"MEMORY payload of {len(payload)} bytes; version {MEMORY_VERSION} has 12")
+    version, stack_bytes, peak = struct.unpack("<B3xII", payload)
+    if version != MEMORY_VERSION:
+        raise ProtocolError(f"MEMORY version {version}; this edgeq reads version {MEMORY_VERSION}")
+    return DeviceMemory(stack_bytes, peak)
 
 
 def decode_error(payload: bytes) -> tuple[int, str]:

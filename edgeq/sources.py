@@ -56,3 +56,4 @@ TFLM_FIRMWARE_ARENA = measured("tflite-micro's AllocateTensors on this host (the
 EDGEQ_C_MEMORY_PLAN = measured("edgeq-c's static memory plan (exact: the arena the generated code declares)")
 LITERT_HOST = measured("LiteRT on this host")
 FLATBUFFER = measured("the .tflite file")
+STACK_PAINT = measured("the stack painted at reset, read back over serial (MEMORY) after the last sample")

@@ -66,32 +66,34 @@ def test_a_fitted_coefficient_is_never_negative():
     assert np.all(fit.coefficients.as_vector() >= 0)
 
 
-def test_the_committed_table_covers_every_qemu_board_with_each_models_error():
+@pytest.mark.parametrize("runtime", ["edgeq-c", "tflm"])
+def test_the_committed_table_covers_every_qemu_board_with_each_models_error(runtime):
     import json
 
-    table = json.loads(FITTED_TABLE.read_text())
+    fits = json.loads(FITTED_TABLE.read_text())["runtimes"][runtime]
 
-    assert set(QEMU_BOARDS) <= set(table["boards"]) and table["date"]
+    assert set(QEMU_BOARDS) <= set(fits["boards"]) and fits["date"]
     for board in QEMU_BOARDS:
-        models = table["boards"][board]["models"]
-        assert {"digits-int8", "conv-int8", "conv-int16x8", "fc-int8"} <= {m["label"] for m in models}
+        models = fits["boards"][board]["models"]
+        assert {"digits-int8", "conv-int8", "fc-int8", "kws-int8"} <= {m["label"] for m in models}
         for m in models:
             assert m["error"] == pytest.approx((m["predicted"] - m["measured"]) / m["measured"], abs=1e-3)
 
 
-def test_the_committed_coefficients_are_what_the_fit_gives_for_its_measurements():
+@pytest.mark.parametrize("runtime", ["edgeq-c", "tflm"])
+def test_the_committed_coefficients_are_what_the_fit_gives_for_its_measurements(runtime):
     import json
 
-    entry = json.loads(FITTED_TABLE.read_text())["boards"]["qemu-mps2-an386"]
+    entry = json.loads(FITTED_TABLE.read_text())["runtimes"][runtime]["boards"]["qemu-mps2-an386"]
 
-    refit = fit_board("qemu-mps2-an386", table_samples(entry))
+    refit = fit_board("qemu-mps2-an386", table_samples(entry, runtime), runtime)
 
     assert refit["coefficients"]["per_mac_op"] == entry["coefficients"]["per_mac_op"]
     assert [m["predicted"] for m in refit["models"]] == [m["predicted"] for m in entry["models"]]
 
 
 def test_qemu_profiles_use_the_fitted_table_and_other_boards_the_defaults():
-    fitted = read_fitted_table()
+    fitted = read_fitted_table("edgeq-c")
 
     assert coefficients_for(get_profile("qemu-mps2-an386"), "edgeq-c") == fitted["qemu-mps2-an386"]
     assert "fitted" in coefficients_for(get_profile("qemu-mps2-an505"), "edgeq-c").source
@@ -99,17 +101,25 @@ def test_qemu_profiles_use_the_fitted_table_and_other_boards_the_defaults():
     assert coefficients_for(get_profile("nucleo-l4r5zi"), "edgeq-c").source.startswith("default")
 
 
-def test_the_fitted_estimate_of_digits_on_the_an386_is_its_measured_count():
+def test_tflm_on_a_qemu_board_is_priced_from_tflm_with_cmsis_nn_measured_there():
+    tflm = coefficients_for(get_profile("qemu-mps2-an386"), "tflm")
+
+    assert tflm == read_fitted_table("tflm")["qemu-mps2-an386"]
+    assert "TFLM + CMSIS-NN runs measured on qemu-mps2-an386" in tflm.source
+
+
+@pytest.mark.parametrize("runtime", ["edgeq-c", "tflm"])
+def test_the_fitted_estimates_of_the_mlperf_tiny_models_on_the_an386_are_within_20_percent(runtime):
+    # The model has no term for kernel shape: KWS's wide first kernel is its largest miss.
     import json
 
-    entry = json.loads(FITTED_TABLE.read_text())["boards"]["qemu-mps2-an386"]
-    digits = next(s for s in table_samples(entry) if s.label == "digits-int8")
+    entry = json.loads(FITTED_TABLE.read_text())["runtimes"][runtime]["boards"]["qemu-mps2-an386"]
+    mlperf = [s for s in table_samples(entry, runtime) if s.label in ("kws-int8", "vww-int8", "resnet8-int8", "ad01-int8")]
+    coefficients = coefficients_for(get_profile("qemu-mps2-an386"), runtime)
 
-    estimate = estimate_cycles(list(digits.work), coefficients_for(get_profile("qemu-mps2-an386"), "edgeq-c"),
-                               "edgeq-c")
-
-    assert digits.count == pytest.approx(1_127_000, rel=0.01)  # instructions per inference, measured
-    assert estimate == pytest.approx(digits.count, rel=0.10)
+    assert len(mlperf) == 4
+    for sample in mlperf:
+        assert estimate_cycles(list(sample.work), coefficients, runtime) == pytest.approx(sample.count, rel=0.20), sample.label
 
 
 # ---- measured on the board ---------------------------------------------------------------------------
@@ -139,12 +149,3 @@ def test_the_chosen_candidate_is_measured_on_qemu_within_30_percent_of_its_estim
                if c.latency_ms_measured is not None and c.latency_ms_measured == result.chosen.latency_ms_ranked)
     assert run.device["cycles_unit"] == "instructions" and run.device["bit_exact_fraction"] == 1.0
     assert result.chosen.latency_ms_ranked == pytest.approx(chosen["latency_ms_estimated"], rel=0.30)
-
-
-def test_tflm_on_an_emulated_board_is_costed_in_the_same_units_as_fitted_edgeq_c():
-    from edgeq.measure.costmodel import TFLM_OVER_EDGEQ_C, coefficients_for
-    from edgeq.profiles import get_profile
-
-    profile = get_profile("qemu-mps2-an386")
-    edgeq_c, tflm = coefficients_for(profile, "edgeq-c"), coefficients_for(profile, "tflm")
-    assert tflm.mac_cost("CONV_2D", "int8") == pytest.approx(TFLM_OVER_EDGEQ_C * edgeq_c.mac_cost("CONV_2D", "int8"))

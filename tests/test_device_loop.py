@@ -166,6 +166,21 @@ def test_instruction_counts_repeat_from_run_to_run_to_within_one_systick_tick(di
 
 
 @pytest.mark.emulator
+@needs_qemu
+def test_the_measured_stack_peak_is_inside_the_reserved_stack_and_named_as_measured(digits, firmware, tmp_path):
+    from edgeq.codegen.boards import board_params_for
+
+    profile = get_profile("qemu-mps2-an386")
+    run = measure_run(profile, firmware["qemu-mps2-an386"], digits.x[:2], None, tmp_path / "measure.jsonl")
+    with device_link(profile, firmware["qemu-mps2-an386"] / "firmware.elf", tmp_path) as link:
+        summary = measure(link, run)
+    assert summary["stack_bytes"] == board_params_for(profile).stack_bytes
+    # The serial loop and the kernels' frames: far more than nothing, far less than the reservation.
+    assert 64 < summary["stack_peak_bytes"] < summary["stack_bytes"] // 2
+    assert summary["sources"]["stack_peak_bytes"]["kind"] == "measured"
+
+
+@pytest.mark.emulator
 @pytest.mark.shared
 @needs_qemu
 @pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps2-an500"])

@@ -35,6 +35,7 @@ from edgeq.protocol import (
     INFER,
     RESULT,
     DeviceError,
+    DeviceMemory,
     FrameDecoder,
     HelloInfo,
     LinkError,
@@ -44,6 +45,7 @@ from edgeq.protocol import (
     crc32,
     decode_error,
     decode_hello,
+    decode_memory,
     decode_result,
     encode_frame,
     encode_hello,
@@ -387,6 +389,19 @@ def test_device_reports_a_failed_invoke_as_device_error_3(link):
     with pytest.raises(DeviceError, match=r"device error 3 \(invoke failed\): invoke returned status 7") as err:
         link.infer(b"\xee" * 16, timeout=3)
     assert err.value.code == 3
+
+
+@pytest.mark.host
+def test_a_board_without_stack_painting_answers_memory_with_zeros_for_unknown(link):
+    link.hello(timeout=3)
+    assert link.memory(timeout=3) == DeviceMemory(stack_bytes=0, stack_peak_bytes=0)
+
+
+def test_memory_of_another_version_or_length_is_refused():
+    with pytest.raises(ProtocolError, match="MEMORY version 2"):
+        decode_memory(bytes([2, 0, 0, 0]) + bytes(8))
+    with pytest.raises(ProtocolError, match="8 bytes; version 1 has 12"):
+        decode_memory(bytes([1, 0, 0, 0]) + bytes(4))
 
 
 @pytest.mark.host

@@ -15,10 +15,14 @@ from edgeq.protocol import (
     ERR_BAD_FRAME,
     ERROR,
     HELLO,
+    ERR_UNKNOWN_TYPE,
     HELLO_REQUEST,
     INFER,
+    MEMORY,
+    MEMORY_REQUEST,
     RESULT,
     DeviceError,
+    DeviceMemory,
     Frame,
     FrameDecoder,
     HelloInfo,
@@ -27,6 +31,7 @@ from edgeq.protocol import (
     ProtocolError,
     decode_error,
     decode_hello,
+    decode_memory,
     decode_result,
     encode_frame,
 )
@@ -188,3 +193,21 @@ class Link:
                               f"({self._diagnosis()})")
         raise LinkError(f"INFER failed on {self.name} after {retries + 1} attempt(s): {last_problem} "
                         f"({self._diagnosis()})")
+
+    def memory(self, timeout: float = 5.0) -> DeviceMemory | None:
+        """The firmware's stack use so far (MEMORY), or None from firmware that predates the message."""
+        seq = self.next_seq()
+        self.send_frame(MEMORY_REQUEST, seq)
+        deadline = time.monotonic() + timeout
+        while (frame := self.read_frame(deadline)) is not None:
+            if frame.seq != seq:
+                continue  # a late reply to an earlier request, or an unprompted HELLO
+            if frame.type == MEMORY:
+                return decode_memory(frame.payload)
+            if frame.type == ERROR:
+                code, text = decode_error(frame.payload)
+                if code == ERR_UNKNOWN_TYPE:
+                    return None
+                raise DeviceError(code, text, frame.seq)
+        raise LinkTimeout(f"no MEMORY reply from the device on {self.name} within {timeout:.1f} s "
+                          f"({self._diagnosis()})")

@@ -26,6 +26,7 @@ from edgeq.load import TensorSpec, check_dataset, read_arrays
 from edgeq.measure.interpreters import run_litert_raw, run_tflm
 from edgeq.protocol import HelloInfo, TensorInfo
 from edgeq.quant import round_half_away_from_zero
+from edgeq.sources import STACK_PAINT
 
 # The interpreter whose outputs each runtime's firmware must reproduce bit for bit.
 REFERENCES = {"edgeq-c": "tflite-micro", "tflm": "tflite-micro", "litert": "litert"}
@@ -285,4 +286,9 @@ def measure(link: Link, run: Run, on_sample=None) -> dict:
         raise
     finally:
         journal.close()
-    return summary()
+    result = summary()
+    memory = link.memory(timeout=run.timeout)
+    if memory is not None and memory.stack_bytes:
+        result.update(stack_bytes=memory.stack_bytes, stack_peak_bytes=memory.stack_peak_bytes)
+        result["sources"]["stack_peak_bytes"] = STACK_PAINT.to_dict()
+    return result

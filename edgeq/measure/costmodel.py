@@ -10,7 +10,8 @@ unpacking), int16x8, fp32, fp16, hybrid (float activations, int8 weights).
 The default coefficients (`DEFAULTS`) are order-of-magnitude figures, not measurements: see
 docs/planner.md for where each comes from. `fit_coefficients` replaces them for a board from
 measured (work, cycle or instruction count) pairs. The QEMU boards' fits, made by
-bench/fit_cost_model.py, are committed in cost_coefficients.json and used for edgeq-c there.
+bench/fit_cost_model.py from edgeq-c and TFLM + CMSIS-NN firmware measured there, are committed in
+cost_coefficients.json and used for those two runtimes on those boards.
 """
 
 from __future__ import annotations
@@ -161,26 +162,15 @@ _FAMILY = {"cortex-m0": "cortex-m0plus", "cortex-m23": "cortex-m0plus", "cortex-
            "cortex-a76": "cortex-x3", "cortex-a78": "cortex-x3", "cortex-x1": "cortex-x3"}
 # The direct calls of edgeq-c cost less per op than TFLM's interpreter loop and kernel lookups.
 RUNTIME_OP_FACTOR = {"edgeq-c": 0.3, "tflm": 1.0, "litert": 1.0}
-# The TFLM interpreter's invoke() over edgeq-c's time per inference, median over digits and the four
-# MLPerf Tiny int8 models in bench/runtime_bench.py (ratios 0.21-0.41x, median 0.30x; 2026-11-29).
-TFLM_OVER_EDGEQ_C = 3.3
 
 
 def coefficients_for(profile, runtime: str, fitted: dict[str, Coefficients] | None = None) -> Coefficients:
-    """The coefficients for a profile: fitted ones by profile name first (`fitted`, else for edgeq-c
-    the committed table measured on the QEMU boards), then the core's defaults."""
-    if fitted is None and runtime == FITTED_RUNTIME:
-        fitted = read_fitted_table()
+    """The coefficients for a profile: fitted ones by profile name first (`fitted`, else the committed
+    table measured on the QEMU boards for edgeq-c and TFLM + CMSIS-NN), then the core's defaults."""
+    if fitted is None and runtime in FITTED_RUNTIMES:
+        fitted = read_fitted_table(runtime)
     if fitted and profile.name in fitted:
         return fitted[profile.name]
-    if runtime == "tflm" and getattr(profile, "is_emulated", False):
-        edgeq_c = read_fitted_table().get(profile.name)
-        if edgeq_c is not None:
-            # Counts on an emulated board are instructions, not silicon cycles: the defaults would
-            # mix units with edgeq-c's fitted figures. No TFLM tree builds here to fit TFLM itself,
-            # so it is ranked as edgeq-c's cost times their measured ratio on the host.
-            v = edgeq_c.as_vector() * TFLM_OVER_EDGEQ_C
-            return Coefficients.from_vector(v, f"edgeq-c fitted x {TFLM_OVER_EDGEQ_C} (TFLM/edgeq-c on the host)")
     core = profile.core if profile.core in DEFAULTS else _FAMILY.get(profile.core, "cortex-m4")
     base = DEFAULTS[core]
     factor = RUNTIME_OP_FACTOR.get(runtime, 1.0)
@@ -283,18 +273,20 @@ def fit_coefficients(samples: list[Sample], prior: Coefficients, strength: float
 # ---- the fitted table: coefficients measured on the QEMU boards ----------------------------------------
 
 FITTED_TABLE = COST_COEFFICIENTS
-FITTED_RUNTIME = "edgeq-c"  # what bench/fit_cost_model.py measured; other runtimes keep the defaults
+# What bench/fit_cost_model.py measures, and how the table and the sources name each; LiteRT keeps the defaults.
+FITTED_RUNTIMES = {"edgeq-c": "edgeq-c", "tflm": "TFLM + CMSIS-NN"}
 
 
-def prior_for(profile, runtime: str = FITTED_RUNTIME) -> Coefficients:
+def prior_for(profile, runtime: str = "edgeq-c") -> Coefficients:
     """The defaults a fit starts from (and falls back to where the samples say nothing)."""
     return coefficients_for(profile, runtime, fitted={})
 
 
-def fit_board(board: str, samples: list[Sample], strength: float = 1e-3) -> dict:
+def fit_board(board: str, samples: list[Sample], runtime: str = "edgeq-c", strength: float = 1e-3) -> dict:
     """One board's entry of the fitted table: coefficients, the models, their work and the fit's error."""
-    fit = fit_coefficients(samples, prior_for(get_profile(board)), strength)
-    coefficients = replace(fit.coefficients, source=f"fitted to {len(samples)} edgeq-c runs measured on {board}")
+    fit = fit_coefficients(samples, prior_for(get_profile(board), runtime), strength)
+    coefficients = replace(fit.coefficients,
+                           source=f"fitted to {len(samples)} {FITTED_RUNTIMES[runtime]} runs measured on {board}")
     exercised = np.array([features(list(s.work), s.runtime) for s in samples]).any(axis=0)
     return {
         "coefficients": coefficients_dict(coefficients),
@@ -314,35 +306,35 @@ def coefficients_dict(c: Coefficients) -> dict:
             "per_op": round(c.per_op, 2), "per_invoke": round(c.per_invoke, 2), "source": c.source}
 
 
-def table_samples(entry: dict) -> list[Sample]:
+def table_samples(entry: dict, runtime: str = "edgeq-c") -> list[Sample]:
     """The measurements a table entry was fitted to, to fit them again."""
-    return [Sample(tuple(OpWork(*w) for w in m["work"]), float(m["measured"]), FITTED_RUNTIME, m["label"])
+    return [Sample(tuple(OpWork(*w) for w in m["work"]), float(m["measured"]), runtime, m["label"])
             for m in entry["models"]]
 
 
-def parse_table(table: dict) -> dict[str, Coefficients]:
-    """Profile name -> fitted coefficients, from the table's JSON."""
+def parse_table(table: dict, runtime: str) -> dict[str, Coefficients]:
+    """Profile name -> fitted coefficients of `runtime`, from the table's JSON."""
     out = {}
-    for board, entry in table.get("boards", {}).items():
+    fits = table.get("runtimes", {}).get(runtime, {})
+    for board, entry in fits.get("boards", {}).items():
         c = entry["coefficients"]
         out[board] = Coefficients(dict(c["per_mac"]), dict(c["per_element"]), float(c["per_op"]),
-                                  float(c["per_invoke"]), f"{c['source']} ({table.get('date', 'undated')})",
+                                  float(c["per_invoke"]), f"{c['source']} ({fits.get('date', 'undated')})",
                                   {op: dict(t) for op, t in c.get("per_mac_op", {}).items()})
     return out
 
 
-_fitted: dict[str, Coefficients] | None = None
+_fitted: dict[str, dict[str, Coefficients]] = {}
 
 
-def read_fitted_table(path: Path = FITTED_TABLE) -> dict[str, Coefficients]:
-    """The fitted coefficients (the table edgeq ships, read once); a missing table is an error, not a
-    silent fall back to the defaults."""
-    global _fitted
+def read_fitted_table(runtime: str = "edgeq-c", path: Path = FITTED_TABLE) -> dict[str, Coefficients]:
+    """The fitted coefficients of `runtime` (from the table edgeq ships, read once); a missing table is an
+    error, not a silent fall back to the defaults."""
     if not path.is_file():
         raise EdgeqError(f"{path}: the fitted cost coefficients are missing"
                          + (" (edgeq's installation is incomplete: reinstall it)" if path == FITTED_TABLE else ""))
     if path != FITTED_TABLE:
-        return parse_table(json.loads(path.read_text()))
-    if _fitted is None:
-        _fitted = parse_table(json.loads(path.read_text()))
-    return _fitted
+        return parse_table(json.loads(path.read_text()), runtime)
+    if runtime not in _fitted:
+        _fitted[runtime] = parse_table(json.loads(path.read_text()), runtime)
+    return _fitted[runtime]

@@ -221,6 +221,17 @@ static void eq_answer_infer(const eq_server_t *server, uint8_t seq, uint32_t len
   eq_send_frame(EQ_MSG_RESULT, seq, cycles_le, 8u, server->output(), server->output_bytes);
 }
 
+/* Boards that paint their stack at reset define these in eq_board.c; the others report 0, unknown. */
+__attribute__((weak)) uint32_t eq_board_stack_bytes(void) { return 0u; }
+__attribute__((weak)) uint32_t eq_board_stack_peak_bytes(void) { return 0u; }
+
+static void eq_answer_memory(uint8_t seq) {
+  uint8_t payload[12] = {EQ_MEMORY_VERSION, 0u, 0u, 0u};
+  eq_put_u32_le(payload + 4, eq_board_stack_bytes());
+  eq_put_u32_le(payload + 8, eq_board_stack_peak_bytes());
+  eq_send_frame(EQ_MSG_MEMORY, seq, payload, sizeof payload, 0, 0u);
+}
+
 static void eq_dispatch(const eq_server_t *server, uint8_t type, uint8_t seq, uint32_t length) {
   eq_text_t t;
   t.length = 0u;
@@ -228,6 +239,8 @@ static void eq_dispatch(const eq_server_t *server, uint8_t type, uint8_t seq, ui
     eq_send_frame(EQ_MSG_HELLO, seq, server->hello, server->hello_length, 0, 0u);
   } else if (type == EQ_MSG_INFER) {
     eq_answer_infer(server, seq, length);
+  } else if (type == EQ_MSG_MEMORY_REQUEST) {
+    eq_answer_memory(seq);
   } else if (type < 0x80u) {
     eq_text_str(&t, "unknown message type ");
     eq_text_hex8(&t, type);

@@ -23,8 +23,10 @@ extern "C" {
 
 #define EQ_MSG_HELLO_REQUEST 0x01u
 #define EQ_MSG_INFER 0x02u
+#define EQ_MSG_MEMORY_REQUEST 0x04u
 #define EQ_MSG_HELLO 0x81u
 #define EQ_MSG_RESULT 0x82u
+#define EQ_MSG_MEMORY 0x84u
 #define EQ_MSG_ERROR 0xEEu
 
 #define EQ_ERR_BAD_FRAME 1u
@@ -40,6 +42,10 @@ extern "C" {
 #define EQ_HELLO_ARENA_OFFSET 4u
 #define EQ_HELLO_CLOCK_OFFSET 8u
 #define EQ_HELLO_MODEL_HASH_OFFSET 12u
+
+/* MEMORY payload: version u8, 3 reserved bytes, the stack the image reserves u32, the most of it
+ * used since reset u32 (0 for both when the board support cannot tell). */
+#define EQ_MEMORY_VERSION 1u
 
 /* A frame longer than the input tensor but no longer than this is taken for a
  * real (wrong) request: it is read to its end and answered with ERROR 4. A
