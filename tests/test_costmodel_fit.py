@@ -114,12 +114,14 @@ def test_the_fitted_estimates_of_the_mlperf_tiny_models_on_the_an386_are_within_
     import json
 
     entry = json.loads(FITTED_TABLE.read_text())["runtimes"][runtime]["boards"]["qemu-mps2-an386"]
-    mlperf = [s for s in table_samples(entry, runtime) if s.label in ("kws-int8", "vww-int8", "resnet8-int8", "ad01-int8")]
+    labels = ("kws-int8", "vww-int8", "resnet8-int8", "ad01-int8")
+    mlperf = [s for s in table_samples(entry, runtime) if s.label in labels]
     coefficients = coefficients_for(get_profile("qemu-mps2-an386"), runtime)
 
     assert len(mlperf) == 4
     for sample in mlperf:
-        assert estimate_cycles(list(sample.work), coefficients, runtime) == pytest.approx(sample.count, rel=0.20), sample.label
+        estimate = estimate_cycles(list(sample.work), coefficients, runtime)
+        assert estimate == pytest.approx(sample.count, rel=0.20), sample.label
 
 
 # ---- measured on the board ---------------------------------------------------------------------------

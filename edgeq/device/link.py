@@ -13,9 +13,9 @@ import serial
 from edgeq.errors import BadInput
 from edgeq.protocol import (
     ERR_BAD_FRAME,
+    ERR_UNKNOWN_TYPE,
     ERROR,
     HELLO,
-    ERR_UNKNOWN_TYPE,
     HELLO_REQUEST,
     INFER,
     MEMORY,
