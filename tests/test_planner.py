@@ -247,6 +247,10 @@ def test_a_real_board_without_a_port_is_planned_on_estimates_and_says_why(cnn_on
     assert "nucleo-l4r5zi is a real board" in device["reason"] and "--port" in device["reason"]
     assert all(c["latency_ms_measured"] is None and c["latency_source"] in ("estimated", None)
                for c in cnn_on_mcu.to_dict()["candidates"])
+    # ...from the core's default coefficients, and the estimate says so.
+    estimated = [c for c in cnn_on_mcu.to_dict()["candidates"] if c["latency_ms_estimated"] is not None]
+    assert estimated and all("coefficients default, not measured" in c["sources"]["latency_ms_estimated"]["from"]
+                             for c in estimated)
 
 
 def test_plan_json_records_every_candidate_with_its_reason(cnn_on_mcu):

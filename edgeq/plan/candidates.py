@@ -17,6 +17,7 @@ from edgeq.sources import (
     FLATBUFFER,
     LITERT_HOST,
     TFLM_RECORDING_ALLOCATOR,
+    Source,
     estimated,
     measured,
     sources_dict,
@@ -24,8 +25,12 @@ from edgeq.sources import (
 
 # 2: every candidate carries `sources`; flash and RAM come from edgeq.measure.fit.
 PLAN_SCHEMA_VERSION = 2
-COST_MODEL = estimated("edgeq's per-op cost model: the coefficients in plan.json's cost_model, fitted to QEMU "
-                       "instruction counts where it says so")
+
+
+def cost_model(coefficients_source: str) -> Source:
+    """Where a latency estimate came from: the cost model, with the coefficients it used."""
+    return estimated(f"edgeq's per-op cost model (plan.json's cost_model), coefficients "
+                     f"{coefficients_source or 'given by the caller'}")
 
 OBJECTIVES = ("latency", "size", "accuracy")
 DEFAULT_MAX_ACCURACY_DROP_PP = 1.0
@@ -88,6 +93,7 @@ class Candidate:
     # granularity (edgeq-c's instruction count does not depend on the calibration or the values).
     latency_ms_ranked: float | None = None
     latency_source: str = "estimated"
+    cost_model_source: str = ""  # which coefficients priced latency_ms: fitted (to what) or the defaults
     drop_pp: float | None = None
     problems: list[str] = field(default_factory=list)  # what makes it infeasible
     rejected_because: str | None = None
@@ -161,7 +167,7 @@ class Candidate:
         return sources_dict({
             "flash_bytes": self.fit.flash.source if self.fit else None,
             "ram_bytes": self.fit.ram.source if self.fit else None,
-            "latency_ms_estimated": COST_MODEL if self.latency_ms is not None else None,
+            "latency_ms_estimated": (cost_model(self.cost_model_source) if self.latency_ms is not None else None),
             "latency_ms_measured": measured_latency,
             "accuracy": LITERT_HOST, "agreement": LITERT_HOST, "sqnr_db": LITERT_HOST,
             "model_bytes": FLATBUFFER, "tflm_arena_bytes": TFLM_RECORDING_ALLOCATOR,

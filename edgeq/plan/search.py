@@ -119,6 +119,7 @@ def assess(candidate: Candidate, profile, runtimes: tuple[str, ...], request: Pl
     problems = candidate.fit.reasons()
     work = [OpWork(*w) for w in record["work"]]
     candidate.latency_ms = estimate_ms(work, profile, runtime, request.cost_coefficients)
+    candidate.cost_model_source = coefficients_for(profile, runtime, request.cost_coefficients).source
     if record.get("accuracy") is not None and record.get("float_accuracy") is not None:
         candidate.drop_pp = 100.0 * (record["float_accuracy"] - record["accuracy"])
         if candidate.drop_pp > request.max_accuracy_drop_pp + 1e-9:
