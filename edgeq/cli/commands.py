@@ -168,6 +168,8 @@ def _measure_on_device(args, firmware: Path) -> int:
                 summary = measure(link, run)
         except EdgeqError as exc:
             summary, failure = getattr(exc, "measured", None), exc
+    if args.profile and failure is None:
+        summary["profile"] = _profile_on_device(args, profile, firmware, manifest, run, summary["cycles_median"])
     if summary is not None:
         write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode(),
                           "report.html": render_measure_html(summary, f"edgeq measure: {firmware}").encode()})
@@ -179,13 +181,32 @@ def _measure_on_device(args, firmware: Path) -> int:
     return 0
 
 
+def _profile_on_device(args, profile, firmware: Path, manifest: dict, run, invoke_median: float) -> dict:
+    """The per-layer profile: on QEMU and the host, the profiled image (make PROFILE=1) built and run
+    beside the one just measured; a real board must already run it (edgeq build/flash --profile)."""
+    from edgeq.device.build import build, profiled_name
+    from edgeq.device.connect import device_link
+    from edgeq.device.loop import EMULATED_METHODS
+    from edgeq.device.profile import measure_profile
+
+    if profile.flash.method in EMULATED_METHODS:
+        with console.stage("build", f"make PROFILE=1 in {firmware}"):
+            elf = build(firmware, profile, profiled=True).elf
+        against = invoke_median
+    else:
+        elf, against = firmware / profiled_name(manifest["elf"]), None  # the board runs what was flashed
+    with console.stage("profile", f"{len(run.x)} samples, each step counted"):
+        with device_link(profile, elf, firmware, args.port) as link:
+            return measure_profile(link, run, invoke_median=against)
+
+
 def cmd_build(args) -> int:
     from edgeq.device.build import build, read_manifest
 
     firmware = Path(args.firmware)
     profile = _profile(args.device or read_manifest(firmware)["device"])
-    with console.stage("build", f"make in {firmware}"):
-        result = build(firmware, profile)
+    with console.stage("build", f"make{' PROFILE=1' if args.profile else ''} in {firmware}"):
+        result = build(firmware, profile, profiled=args.profile)
     facts = result.to_dict()
     kb = format_bytes
     _result(args, facts, f"{result.elf}: flash {facts['flash_used_bytes']:,} bytes ({kb(facts['flash_used_bytes'])}, "
@@ -196,14 +217,15 @@ def cmd_build(args) -> int:
 
 
 def cmd_flash(args) -> int:
-    from edgeq.device.build import read_manifest
+    from edgeq.device.build import profiled_name, read_manifest
     from edgeq.device.connect import device_link, free_tcp_port
     from edgeq.device.flash import FlashOptions, Images, QemuRunner, flash
 
     firmware = Path(args.firmware)
     manifest = read_manifest(firmware)
     profile = _profile(args.device or manifest["device"])
-    files = {key: firmware / manifest[key] if manifest.get(key) else None for key in ("elf", "bin", "hex")}
+    name = profiled_name if args.profile else str
+    files = {key: firmware / name(manifest[key]) if manifest.get(key) else None for key in ("elf", "bin", "hex")}
     options = FlashOptions(port=args.port, host=args.host, probe=args.probe, erase=args.erase)
     if args.dry_run and profile.flash.method == "qemu":
         from edgeq.codegen.boards import board_params_for
@@ -213,7 +235,8 @@ def cmd_flash(args) -> int:
                 " ".join(command))
         return 0
     if not args.dry_run and (files["elf"] is None or not files["elf"].is_file()):
-        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware} first")
+        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware}{' --profile' if args.profile else ''} "
+                       "first")
     commands = flash(profile, Images(image=files["elf"], **files), options, dry_run=args.dry_run and not args.json)
     facts = {"device": profile.name, "method": profile.flash.method, "dry_run": args.dry_run,
              "commands": [list(map(str, argv)) for argv in commands], "hello": None}

@@ -13,10 +13,13 @@ import serial
 from edgeq.errors import BadInput
 from edgeq.protocol import (
     ERR_BAD_FRAME,
+    ERR_UNKNOWN_TYPE,
     ERROR,
     HELLO,
     HELLO_REQUEST,
     INFER,
+    PROFILE,
+    PROFILE_REQUEST,
     RESULT,
     DeviceError,
     Frame,
@@ -27,9 +30,17 @@ from edgeq.protocol import (
     ProtocolError,
     decode_error,
     decode_hello,
+    decode_profile,
     decode_result,
     encode_frame,
 )
+
+
+_REPLY_NAMES = {RESULT: "RESULT", PROFILE: "PROFILE"}
+
+
+class ProfileUnsupported(LinkError):
+    """The firmware answers INFER but was not built to count its steps."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,24 @@ class Link:
         if len(input_bytes) != info.input.nbytes:
             raise BadInput(f"input is {len(input_bytes)} bytes, but the device's input tensor "
                            f"({info.input.dtype} {list(info.input.shape)}) takes {info.input.nbytes} bytes")
+        frame = self._request(INFER, input_bytes, RESULT, "INFER", timeout, retries)
+        return decode_result(frame.payload, info.output.nbytes)
+
+    def profile(self, timeout: float = 5.0, retries: int = 2) -> tuple[int, ...]:
+        """The per-step counts of the last INFER (docs/serial-protocol.md, PROFILE). Firmware built
+        without EQ_PROFILE does not know the request: ProfileUnsupported says how to build one that does."""
+        try:
+            frame = self._request(PROFILE_REQUEST, b"", PROFILE, "PROFILE_REQUEST", timeout, retries)
+        except DeviceError as exc:
+            if exc.code != ERR_UNKNOWN_TYPE:
+                raise
+            raise ProfileUnsupported(
+                f"the firmware on {self.name} counts no steps (it was built without EQ_PROFILE): build the "
+                "profiled image with `make PROFILE=1` (edgeq build --profile), flash it, and measure again") from None
+        return decode_profile(frame.payload)
+
+    def _request(self, type: int, payload: bytes, reply: int, what: str, timeout: float, retries: int) -> Frame:
+        """Sends an idempotent request and returns its reply frame, resending on a garbled or missing reply."""
         sent: list[int] = []
         last_problem = ""
         for attempt in range(retries + 1):
@@ -159,15 +188,15 @@ class Link:
                 self.retries += 1
             seq = self.next_seq()
             sent.append(seq)
-            self.send_frame(INFER, seq, input_bytes)
+            self.send_frame(type, seq, payload)
             crc_failures = self.decoder.crc_failures
             deadline = time.monotonic() + timeout
             last_problem = "timeout"
             while True:
                 if self._frames:
                     frame = self._frames.popleft()
-                    if frame.type == RESULT and frame.seq in sent:
-                        return decode_result(frame.payload, info.output.nbytes)
+                    if frame.type == reply and frame.seq in sent:
+                        return frame
                     if frame.type == ERROR and frame.seq in sent:
                         code, text = decode_error(frame.payload)
                         if code != ERR_BAD_FRAME:
@@ -183,8 +212,8 @@ class Link:
                     break
                 self._read_some()
         if last_problem == "timeout":
-            raise LinkTimeout(f"no RESULT for INFER (seq {', '.join(map(str, sent))}) from the device on "
+            raise LinkTimeout(f"no {_REPLY_NAMES[reply]} for {what} (seq {', '.join(map(str, sent))}) from the device on "
                               f"{self.name}: {retries + 1} attempt(s) of {timeout:.1f} s each "
                               f"({self._diagnosis()})")
-        raise LinkError(f"INFER failed on {self.name} after {retries + 1} attempt(s): {last_problem} "
+        raise LinkError(f"{what} failed on {self.name} after {retries + 1} attempt(s): {last_problem} "
                         f"({self._diagnosis()})")
