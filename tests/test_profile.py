@@ -183,4 +183,5 @@ def test_measure_profile_prints_the_table_and_writes_it_to_measure_json(edgeq_c,
     saved = json.loads((tmp_path / "measure.json").read_text())["profile"]
     assert len(saved["layers"]) == len(compile_model((project / "small_int8.tflite").read_bytes()).ops)
     assert saved["sources"]["count"]["kind"] == "measured"
-    assert "| **total** |" in "\n".join(format_measure({**json.loads((tmp_path / "measure.json").read_text())}))
+    assert "| **total** |" in "\n".join(format_measure(json.loads((tmp_path / "measure.json").read_text())))
+    assert 'data-table="profile"' in (tmp_path / "report.html").read_text()  # the page has the table too

@@ -148,6 +148,7 @@ def _measure_on_device(args, firmware: Path) -> int:
     from edgeq.device.connect import device_link
     from edgeq.device.loop import measure_run
     from edgeq.device.measure import JOURNAL, SUMMARY, device_data, measure
+    from edgeq.device.profile import profile_firmware
     from edgeq.report import format_measure, render_measure_html
 
     manifest = read_manifest(firmware)
@@ -169,7 +170,7 @@ def _measure_on_device(args, firmware: Path) -> int:
         except EdgeqError as exc:
             summary, failure = getattr(exc, "measured", None), exc
     if args.profile and failure is None:
-        summary["profile"] = _profile_on_device(args, profile, firmware, manifest, run, summary["cycles_median"])
+        summary["profile"] = profile_firmware(profile, firmware, run, summary["cycles_median"], args.port)
     if summary is not None:
         write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode(),
                           "report.html": render_measure_html(summary, f"edgeq measure: {firmware}").encode()})
@@ -179,25 +180,6 @@ def _measure_on_device(args, firmware: Path) -> int:
             console.info(f"kept {summary['samples']} measured samples in {run.journal}; --resume continues")
         raise failure
     return 0
-
-
-def _profile_on_device(args, profile, firmware: Path, manifest: dict, run, invoke_median: float) -> dict:
-    """The per-layer profile: on QEMU and the host, the profiled image (make PROFILE=1) built and run
-    beside the one just measured; a real board must already run it (edgeq build/flash --profile)."""
-    from edgeq.device.build import build, profiled_name
-    from edgeq.device.connect import device_link
-    from edgeq.device.loop import EMULATED_METHODS
-    from edgeq.device.profile import measure_profile
-
-    if profile.flash.method in EMULATED_METHODS:
-        with console.stage("build", f"make PROFILE=1 in {firmware}"):
-            elf = build(firmware, profile, profiled=True).elf
-        against = invoke_median
-    else:
-        elf, against = firmware / profiled_name(manifest["elf"]), None  # the board runs what was flashed
-    with console.stage("profile", f"{len(run.x)} samples, each step counted"):
-        with device_link(profile, elf, firmware, args.port) as link:
-            return measure_profile(link, run, invoke_median=against)
 
 
 def cmd_build(args) -> int:
@@ -401,6 +383,7 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
     from edgeq.deploy import with_device_results
     from edgeq.device.loop import device_unreachable, measure_run, run_on_device
     from edgeq.device.measure import JOURNAL
+    from edgeq.device.profile import profile_firmware
     from edgeq.report import report_files
 
     r = result.report
@@ -420,6 +403,9 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
         try:
             device = run_on_device(profile, firmware, run, port=args.port)
             failure = device.error
+            if args.profile and failure is None:
+                device.measure["profile"] = profile_firmware(profile, firmware, run, device.measure["cycles_median"],
+                                                             args.port, flash_board=True)
         except EdgeqError as exc:  # the build or the flash failed: nothing was measured
             failure = exc
     r = with_device_results(r, profile, device, skipped, failure)

@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="a real board's serial port: build, flash and measure on it")
     p.add_argument("--samples", type=int, help="measure only the first N validation samples on the device")
     p.add_argument("--no-device", action="store_true", help="generate only: do not build, flash or measure")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each layer on the device (the profiled image, make PROFILE=1): report.json's "
+                        "measure.profile")
     add_planner_options(p)
 
     p = add("report", cmd_report, "write report.md and report.html again from report.json (and plan.json) in an "

@@ -13,13 +13,19 @@ At the edge: `measure_profile` drives a Link.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edgeq.aot import compile_model
 from edgeq.codegen.tflm_sources import KERNELS, kernel_sources
+from edgeq import console
 from edgeq.console import progress
+from edgeq.device.build import build, profiled_name, read_manifest
+from edgeq.device.connect import device_link
+from edgeq.device.flash import FlashOptions, Images, flash
 from edgeq.device.link import Link
+from edgeq.device.loop import EMULATED_METHODS
 from edgeq.device.measure import Run, check_firmware, counter_text, device_inputs, reference_outputs
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
@@ -128,3 +134,25 @@ def measure_profile(link: Link, run: Run, invoke_median: float | None = None, on
             on_sample(i)
     return profile_section(rows, counts, totals, runtime=info.runtime, cycles_unit=run.cycles_unit,
                            bit_exact=exact, invoke_median=invoke_median)
+
+
+def profile_firmware(profile, firmware: Path, run: Run, invoke_median: float | None, port: str | None = None,
+                     flash_board: bool = False) -> dict:
+    """The profile of a firmware project: on QEMU and the host its profiled image (make PROFILE=1) built
+    and started, its rows compared with `invoke_median` of the default image. A real board must already
+    run the profiled image (edgeq build/flash --profile), unless `flash_board` (deploy --profile) builds
+    and flashes it; its own invoke is then what the rows are compared with."""
+    emulated = profile.flash.method in EMULATED_METHODS
+    if emulated or flash_board:
+        with console.stage("build", f"make PROFILE=1 in {firmware}"):
+            built = build(firmware, profile, profiled=True)
+        elf = built.elf
+        if not emulated:
+            with console.stage("flash", f"{profile.flash.method}, the profiled image"):
+                flash(profile, Images(elf=built.elf, bin=built.bin, hex=built.hex, image=built.elf),
+                      FlashOptions(port=port))
+    else:
+        elf = firmware / profiled_name(read_manifest(firmware)["elf"])
+    with console.stage("profile", f"{len(run.x)} samples, each step counted"):
+        with device_link(profile, elf, firmware, port) as link:
+            return measure_profile(link, run, invoke_median=invoke_median if emulated else None)
