@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -179,9 +179,25 @@ def test_measure_profile_prints_the_table_and_writes_it_to_measure_json(edgeq_c,
                            "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "| # | op | kernel | output | MACs | instructions | instructions/MAC | share |" in done.stdout
-    assert "of the un-profiled invoke" in done.stdout
+    assert "against the un-profiled invoke" in done.stdout
     saved = json.loads((tmp_path / "measure.json").read_text())["profile"]
     assert len(saved["layers"]) == len(compile_model((project / "small_int8.tflite").read_bytes()).ops)
     assert saved["sources"]["count"]["kind"] == "measured"
     assert "| **total** |" in "\n".join(format_measure(json.loads((tmp_path / "measure.json").read_text())))
     assert 'data-table="profile"' in (tmp_path / "report.html").read_text()  # the page has the table too
+
+
+@needs_qemu
+def test_deploy_profile_puts_the_table_into_report_json(small_cnn_path, small_data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "edgeq", "deploy", str(small_cnn_path), "--device", BOARD,
+                           "--data", str(small_data["calib"]), "--val", str(small_data["val"]), "--quant", "int8",
+                           "--runtime", "edgeq-c", "--samples", "2", "--profile", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    p = report["measure"]["profile"]
+    tflite = (tmp_path / report["outputs"]["tflite"]).read_bytes()
+    assert [r["op"] for r in p["layers"]] == [r.op for r in layers("edgeq-c", tflite)]
+    assert p["invoke_median"] == report["measure"]["cycles_median"]
+    assert "Per layer (edgeq-c" in (tmp_path / "report.md").read_text()

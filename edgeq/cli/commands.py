@@ -217,8 +217,8 @@ def cmd_flash(args) -> int:
                 " ".join(command))
         return 0
     if not args.dry_run and (files["elf"] is None or not files["elf"].is_file()):
-        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware}{' --profile' if args.profile else ''} "
-                       "first")
+        option = " --profile" if args.profile else ""
+        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware}{option} first")
     commands = flash(profile, Images(image=files["elf"], **files), options, dry_run=args.dry_run and not args.json)
     facts = {"device": profile.name, "method": profile.flash.method, "dry_run": args.dry_run,
              "commands": [list(map(str, argv)) for argv in commands], "hello": None}

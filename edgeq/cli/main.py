@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="user@address of a networked board (scp)")
     p.add_argument("--probe", help="serial number of the debug probe (or adb device) to use")
     p.add_argument("--erase", action="store_true", help="erase the whole flash first")
-    p.add_argument("--profile", action="store_true", help="flash the image that counts each layer (edgeq build --profile)")
+    p.add_argument("--profile", action="store_true",
+                   help="flash the image that counts each layer (edgeq build --profile)")
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for HELLO (default 10)")
 

@@ -35,7 +35,6 @@ from edgeq.protocol import (
     encode_frame,
 )
 
-
 _REPLY_NAMES = {RESULT: "RESULT", PROFILE: "PROFILE"}
 
 
@@ -212,7 +211,8 @@ class Link:
                     break
                 self._read_some()
         if last_problem == "timeout":
-            raise LinkTimeout(f"no {_REPLY_NAMES[reply]} for {what} (seq {', '.join(map(str, sent))}) from the device on "
+            seqs = ", ".join(map(str, sent))
+            raise LinkTimeout(f"no {_REPLY_NAMES[reply]} for {what} (seq {seqs}) from the device on "
                               f"{self.name}: {retries + 1} attempt(s) of {timeout:.1f} s each "
                               f"({self._diagnosis()})")
         raise LinkError(f"{what} failed on {self.name} after {retries + 1} attempt(s): {last_problem} "

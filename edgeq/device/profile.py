@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq import console
 from edgeq.aot import compile_model
 from edgeq.codegen.tflm_sources import KERNELS, kernel_sources
-from edgeq import console
 from edgeq.console import progress
 from edgeq.device.build import build, profiled_name, read_manifest
 from edgeq.device.connect import device_link
@@ -153,6 +153,6 @@ def profile_firmware(profile, firmware: Path, run: Run, invoke_median: float | N
                       FlashOptions(port=port))
     else:
         elf = firmware / profiled_name(read_manifest(firmware)["elf"])
-    with console.stage("profile", f"{len(run.x)} samples, each step counted"):
-        with device_link(profile, elf, firmware, port) as link:
-            return measure_profile(link, run, invoke_median=invoke_median if emulated else None)
+    with console.stage("profile", f"{len(run.x)} samples, each step counted"), \
+            device_link(profile, elf, firmware, port) as link:
+        return measure_profile(link, run, invoke_median=invoke_median if emulated else None)

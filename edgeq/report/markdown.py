@@ -161,7 +161,7 @@ def format_measure(m: dict) -> list[str]:
 
 
 def _signed_pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:+.2f} %"
+    return "-" if x is None else f"{100 * x:+.3f} %"
 
 
 def format_profile(p: dict) -> list[str]:
@@ -176,13 +176,15 @@ def format_profile(p: dict) -> list[str]:
                      f"{_num(r['macs'] or None)} | {_num(r['count'])} | {_num(r['per_mac'], 2)} | {_pct(r['share'])} |")
     lines.append(f"| | **total** | | | {_num(p['macs'])} | {_num(p['total_count'])} | {_num(p['per_mac'], 2)} | "
                  "100.00 % |")
+    total = f"The rows add up to {_num(p['total_count'])} {unit}"
     if p["invoke_median"] is not None:
-        lines += ["", f"The rows add up to {_signed_pct(p['sum_vs_invoke'])} of the un-profiled invoke "
-                  f"({_num(p['invoke_median'])} {unit}); counting costs {_signed_pct(p['overhead'])} "
-                  f"(profiled invoke {_num(p['profiled_invoke_median'])} {unit})."]
+        lines += ["", f"{total}, {_signed_pct(p['sum_vs_invoke'])} against the un-profiled invoke "
+                  f"({_num(p['invoke_median'])}); counting costs "
+                  f"{_num(p['profiled_invoke_median'] - p['invoke_median'])} {unit} ({_signed_pct(p['overhead'])}; "
+                  f"profiled invoke {_num(p['profiled_invoke_median'])})."]
     else:
-        lines += ["", f"The rows add up to {_signed_pct(p['sum_vs_invoke'])} of the profiled image's own invoke "
-                  f"({_num(p['profiled_invoke_median'])} {unit}); the un-profiled image did not run."]
+        lines += ["", f"{total}, {_signed_pct(p['sum_vs_invoke'])} against the profiled image's own invoke "
+                  f"({_num(p['profiled_invoke_median'])}); the un-profiled image did not run."]
     if _source_text(p, "count"):
         lines.append(f"Counts {_source_text(p, 'count')}.")
     return lines
