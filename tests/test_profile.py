@@ -162,6 +162,33 @@ def test_the_default_image_counts_nothing_and_says_how_to_build_one_that_does(ed
             link.profile()
 
 
+def without_profiling(text: str) -> str:
+    """C text with every `#ifdef EQ_PROFILE` block taken out (its `#else` branch kept)."""
+    out, state = [], None
+    for line in text.splitlines(keepends=True):
+        if line.strip() == "#ifdef EQ_PROFILE":
+            state = "profile"
+        elif state and line.strip() == "#else":
+            state = "else"
+        elif state and line.strip().startswith("#endif"):
+            state = None
+        elif state != "profile":
+            out.append(line)
+    return "".join(out)
+
+
+@needs_qemu
+def test_the_default_image_is_the_same_bytes_as_the_sources_without_the_profiling_code(edgeq_c, tmp_path):
+    project, plain, _, _ = edgeq_c
+    stripped = tmp_path / "stripped"
+    shutil.copytree(project, stripped, ignore=shutil.ignore_patterns("obj*", "firmware*"))
+    for path in [*stripped.glob("*.c"), *stripped.glob("*.h")]:
+        path.write_text(without_profiling(path.read_text()))
+    assert "#ifdef EQ_PROFILE" not in (stripped / "edgeq_model.c").read_text()
+    again = build(stripped, get_profile(BOARD))
+    assert again.bin.read_bytes() == plain.bin.read_bytes()
+
+
 @needs_tflm
 def test_tflm_profile_has_one_row_per_operator_adding_up_to_the_invoke(tflm, tflite):
     _, _, summary, p = tflm
