@@ -25,9 +25,11 @@ CRC_BYTES = 4
 
 HELLO_REQUEST = 0x01
 INFER = 0x02
+PROFILE_REQUEST = 0x03  # answered only by firmware built with EQ_PROFILE
 MEMORY_REQUEST = 0x04
 HELLO = 0x81
 RESULT = 0x82
+PROFILE = 0x83
 MEMORY = 0x84
 ERROR = 0xEE
 
@@ -256,6 +258,16 @@ def decode_result(payload: bytes, output_nbytes: int) -> tuple[int, bytes]:
                             "(is the firmware built from this model?)")
     (cycles,) = struct.unpack_from("<Q", payload)
     return cycles, bytes(payload[8:])
+
+
+def decode_profile(payload: bytes) -> tuple[int, ...]:
+    """The per-step counts of the last INFER from a PROFILE payload: steps u32, then a u32 each."""
+    if len(payload) < 4:
+        raise ProtocolError(f"PROFILE payload of {len(payload)} bytes has no 4-byte step count")
+    (steps,) = struct.unpack_from("<I", payload)
+    if len(payload) != 4 + 4 * steps:
+        raise ProtocolError(f"PROFILE announces {steps} steps ({4 + 4 * steps} bytes) but carries {len(payload)} bytes")
+    return struct.unpack_from(f"<{steps}I", payload, 4)
 
 
 MEMORY_VERSION = 1

@@ -148,6 +148,7 @@ def _measure_on_device(args, firmware: Path) -> int:
     from edgeq.device.connect import device_link
     from edgeq.device.loop import measure_run
     from edgeq.device.measure import JOURNAL, SUMMARY, device_data, measure
+    from edgeq.device.profile import profile_firmware
     from edgeq.report import format_measure, render_measure_html
 
     manifest = read_manifest(firmware)
@@ -168,6 +169,8 @@ def _measure_on_device(args, firmware: Path) -> int:
                 summary = measure(link, run)
         except EdgeqError as exc:
             summary, failure = getattr(exc, "measured", None), exc
+    if args.profile and failure is None:
+        summary["profile"] = profile_firmware(profile, firmware, run, summary["cycles_median"], args.port)
     if summary is not None:
         write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode(),
                           "report.html": render_measure_html(summary, f"edgeq measure: {firmware}").encode()})
@@ -184,8 +187,8 @@ def cmd_build(args) -> int:
 
     firmware = Path(args.firmware)
     profile = _profile(args.device or read_manifest(firmware)["device"])
-    with console.stage("build", f"make in {firmware}"):
-        result = build(firmware, profile)
+    with console.stage("build", f"make{' PROFILE=1' if args.profile else ''} in {firmware}"):
+        result = build(firmware, profile, profiled=args.profile)
     facts = result.to_dict()
     kb = format_bytes
     _result(args, facts, f"{result.elf}: flash {facts['flash_used_bytes']:,} bytes ({kb(facts['flash_used_bytes'])}, "
@@ -196,14 +199,15 @@ def cmd_build(args) -> int:
 
 
 def cmd_flash(args) -> int:
-    from edgeq.device.build import read_manifest
+    from edgeq.device.build import profiled_name, read_manifest
     from edgeq.device.connect import device_link, free_tcp_port
     from edgeq.device.flash import FlashOptions, Images, QemuRunner, flash
 
     firmware = Path(args.firmware)
     manifest = read_manifest(firmware)
     profile = _profile(args.device or manifest["device"])
-    files = {key: firmware / manifest[key] if manifest.get(key) else None for key in ("elf", "bin", "hex")}
+    name = profiled_name if args.profile else str
+    files = {key: firmware / name(manifest[key]) if manifest.get(key) else None for key in ("elf", "bin", "hex")}
     options = FlashOptions(port=args.port, host=args.host, probe=args.probe, erase=args.erase)
     if args.dry_run and profile.flash.method == "qemu":
         from edgeq.codegen.boards import board_params_for
@@ -213,7 +217,8 @@ def cmd_flash(args) -> int:
                 " ".join(command))
         return 0
     if not args.dry_run and (files["elf"] is None or not files["elf"].is_file()):
-        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware} first")
+        option = " --profile" if args.profile else ""
+        raise BadInput(f"{files['elf']}: not built yet; run edgeq build {firmware}{option} first")
     commands = flash(profile, Images(image=files["elf"], **files), options, dry_run=args.dry_run and not args.json)
     facts = {"device": profile.name, "method": profile.flash.method, "dry_run": args.dry_run,
              "commands": [list(map(str, argv)) for argv in commands], "hello": None}
@@ -378,6 +383,7 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
     from edgeq.deploy import with_device_results
     from edgeq.device.loop import device_unreachable, measure_run, run_on_device
     from edgeq.device.measure import JOURNAL
+    from edgeq.device.profile import profile_firmware
     from edgeq.report import report_files
 
     r = result.report
@@ -397,6 +403,9 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
         try:
             device = run_on_device(profile, firmware, run, port=args.port)
             failure = device.error
+            if args.profile and failure is None:
+                device.measure["profile"] = profile_firmware(profile, firmware, run, device.measure["cycles_median"],
+                                                             args.port, flash_board=True)
         except EdgeqError as exc:  # the build or the flash failed: nothing was measured
             failure = exc
     r = with_device_results(r, profile, device, skipped, failure)

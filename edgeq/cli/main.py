@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model to check the firmware against (default: the one in the firmware folder)")
     p.add_argument("--out", help="where measure.jsonl, measure.json and the log go (default: the firmware folder)")
     p.add_argument("--timeout", type=float, help="seconds to wait for each reply (default 10)")
+    p.add_argument("--profile", action="store_true",
+                   help="also count each layer: op, shape, MACs, count, per MAC, share (QEMU and host: builds and runs "
+                        "the profiled image too; a real board must run it: edgeq build/flash --profile)")
 
     p = add("evaluate", cmd_evaluate, "measure a .tflite on this host: LiteRT accuracy and latency, TFLM arena, fit")
     p.add_argument("model", metavar="MODEL.tflite")
@@ -123,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("build", cmd_build, "compile a firmware project; report the flash and RAM it uses")
     p.add_argument("firmware", metavar="FIRMWARE_DIR")
     p.add_argument("--device", help="device profile (default: the one the project was generated for)")
+    p.add_argument("--profile", action="store_true",
+                   help="build the image that counts each layer (make PROFILE=1: firmware-profile.elf)")
 
     p = add("flash", cmd_flash, "put a built firmware on its device (QEMU and host: start it) and wait for HELLO")
     p.add_argument("firmware", metavar="FIRMWARE_DIR")
@@ -131,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="user@address of a networked board (scp)")
     p.add_argument("--probe", help="serial number of the debug probe (or adb device) to use")
     p.add_argument("--erase", action="store_true", help="erase the whole flash first")
+    p.add_argument("--profile", action="store_true",
+                   help="flash the image that counts each layer (edgeq build --profile)")
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for HELLO (default 10)")
 
@@ -157,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="a real board's serial port: build, flash and measure on it")
     p.add_argument("--samples", type=int, help="measure only the first N validation samples on the device")
     p.add_argument("--no-device", action="store_true", help="generate only: do not build, flash or measure")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each layer on the device (the profiled image, make PROFILE=1): report.json's "
+                        "measure.profile")
     add_planner_options(p)
 
     p = add("report", cmd_report, "write report.md and report.html again from report.json (and plan.json) in an "

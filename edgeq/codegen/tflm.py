@@ -124,6 +124,7 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
         "notice": generated_notice(tflite),
         "prefix": prefix, "model_symbol": model_symbol, "sketch": sketch,
         "ops": list(zip(op_names, methods)), "op_count": len(methods),
+        "step_count": max(1, len(graph.operators)),  # the profiled build counts each operator's Invoke
         "arena_measured": arena_bytes, "arena_size": arena_size,
         "margin_percent": f"{float(margin_fraction) * 100:g}", "margin_bytes": arena_size - arena_bytes,
         "input_bytes": input_tensor.nbytes, "output_bytes": output_tensor.nbytes,

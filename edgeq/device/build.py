@@ -131,13 +131,23 @@ def tflm_dir_from_env() -> Path:
     return tree.resolve()
 
 
-def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS) -> list[str]:
+def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS, profiled: bool = False) -> list[str]:
     """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the TFLM tree from
-    $TFLM_DIR (the library cache is the Makefile's default, or $TFLM_CACHE)."""
+    $TFLM_DIR (the library cache is the Makefile's default, or $TFLM_CACHE); PROFILE=1 for the image that
+    counts each step (`profiled_name`)."""
     command = ["make", "-C", str(project), f"-j{jobs}"]
     if manifest.get("runtime") == "tflm":
         command.append(f"TFLM_DIR={tflm_dir_from_env()}")
+    if profiled:
+        command.append("PROFILE=1")
     return command
+
+
+def profiled_name(image: str) -> str:
+    """The profiled build's file for one of the manifest's images: firmware.elf -> firmware-profile.elf
+    (the generated Makefiles' PROFILE=1 names)."""
+    stem, dot, suffix = image.rpartition(".")
+    return f"{stem}-profile{dot}{suffix}" if dot else f"{image}-profile"
 
 
 def make_failure(output: str) -> str | None:
@@ -161,8 +171,9 @@ def run_size(size_program: str, elf: Path) -> MemoryUse:
     return parse_size_output(done.stdout)
 
 
-def build(project: str | Path, profile) -> BuildResult:
-    """Runs make in `project` (a folder edgeq generated for `profile`) and measures the image.
+def build(project: str | Path, profile, profiled: bool = False) -> BuildResult:
+    """Runs make in `project` (a folder edgeq generated for `profile`) and measures the image; with
+    `profiled`, the image that counts each step for `edgeq measure --profile` (make PROFILE=1).
 
     ToolFailed when the compiler, make or size is missing (naming the package) or the build fails;
     DoesNotFit, with ld's own lines, when the image overflows the device's flash or RAM."""
@@ -177,7 +188,7 @@ def build(project: str | Path, profile) -> BuildResult:
     require(compiler)
     size_program = require(profile.toolchain.tool("size"))
     require("make")
-    command = make_command(project, manifest, profile)
+    command = make_command(project, manifest, profile, profiled=profiled)
     done = run_make(command)
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
@@ -190,11 +201,12 @@ def build(project: str | Path, profile) -> BuildResult:
             raise ToolFailed(f"building {project} failed: {said}")
         tail = "\n".join(output.strip().splitlines()[-25:])
         raise ToolFailed(f"building {project} failed ({' '.join(command)}):\n{tail}")
-    elf = project / manifest["elf"]
+    name = profiled_name if profiled else str
+    elf = project / name(manifest["elf"])
     if not elf.is_file():
         raise ToolFailed(f"make finished but {elf} is not there")
     memory = run_size(size_program, elf)
-    optional = {key: project / manifest[key] if manifest.get(key) else None for key in ("bin", "hex")}
+    optional = {key: project / name(manifest[key]) if manifest.get(key) else None for key in ("bin", "hex")}
     return BuildResult(project=project, elf=elf, bin=optional["bin"], hex=optional["hex"], memory=memory,
                        flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.memory.ram_bytes,
                        command=tuple(command))

@@ -20,6 +20,8 @@ from edgeq.protocol import (
     INFER,
     MEMORY,
     MEMORY_REQUEST,
+    PROFILE,
+    PROFILE_REQUEST,
     RESULT,
     DeviceError,
     DeviceMemory,
@@ -32,9 +34,16 @@ from edgeq.protocol import (
     decode_error,
     decode_hello,
     decode_memory,
+    decode_profile,
     decode_result,
     encode_frame,
 )
+
+_REPLY_NAMES = {RESULT: "RESULT", PROFILE: "PROFILE", MEMORY: "MEMORY"}
+
+
+class ProfileUnsupported(LinkError):
+    """The firmware answers INFER but was not built to count its steps."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,34 @@ class Link:
         if len(input_bytes) != info.input.nbytes:
             raise BadInput(f"input is {len(input_bytes)} bytes, but the device's input tensor "
                            f"({info.input.dtype} {list(info.input.shape)}) takes {info.input.nbytes} bytes")
+        frame = self._request(INFER, input_bytes, RESULT, "INFER", timeout, retries)
+        return decode_result(frame.payload, info.output.nbytes)
+
+    def profile(self, timeout: float = 5.0, retries: int = 2) -> tuple[int, ...]:
+        """The per-step counts of the last INFER (docs/serial-protocol.md, PROFILE). Firmware built
+        without EQ_PROFILE does not know the request: ProfileUnsupported says how to build one that does."""
+        try:
+            frame = self._request(PROFILE_REQUEST, b"", PROFILE, "PROFILE_REQUEST", timeout, retries)
+        except DeviceError as exc:
+            if exc.code != ERR_UNKNOWN_TYPE:
+                raise
+            raise ProfileUnsupported(
+                f"the firmware on {self.name} counts no steps (it was built without EQ_PROFILE): build the "
+                "profiled image with `make PROFILE=1` (edgeq build --profile), flash it, and measure again") from None
+        return decode_profile(frame.payload)
+
+    def memory(self, timeout: float = 5.0, retries: int = 2) -> DeviceMemory | None:
+        """The firmware's stack use so far (MEMORY), or None from firmware that predates the message."""
+        try:
+            frame = self._request(MEMORY_REQUEST, b"", MEMORY, "MEMORY_REQUEST", timeout, retries)
+        except DeviceError as exc:
+            if exc.code != ERR_UNKNOWN_TYPE:
+                raise
+            return None
+        return decode_memory(frame.payload)
+
+    def _request(self, type: int, payload: bytes, reply: int, what: str, timeout: float, retries: int) -> Frame:
+        """Sends an idempotent request and returns its reply frame, resending on a garbled or missing reply."""
         sent: list[int] = []
         last_problem = ""
         for attempt in range(retries + 1):
@@ -164,15 +201,15 @@ class Link:
                 self.retries += 1
             seq = self.next_seq()
             sent.append(seq)
-            self.send_frame(INFER, seq, input_bytes)
+            self.send_frame(type, seq, payload)
             crc_failures = self.decoder.crc_failures
             deadline = time.monotonic() + timeout
             last_problem = "timeout"
             while True:
                 if self._frames:
                     frame = self._frames.popleft()
-                    if frame.type == RESULT and frame.seq in sent:
-                        return decode_result(frame.payload, info.output.nbytes)
+                    if frame.type == reply and frame.seq in sent:
+                        return frame
                     if frame.type == ERROR and frame.seq in sent:
                         code, text = decode_error(frame.payload)
                         if code != ERR_BAD_FRAME:
@@ -188,26 +225,9 @@ class Link:
                     break
                 self._read_some()
         if last_problem == "timeout":
-            raise LinkTimeout(f"no RESULT for INFER (seq {', '.join(map(str, sent))}) from the device on "
+            seqs = ", ".join(map(str, sent))
+            raise LinkTimeout(f"no {_REPLY_NAMES[reply]} for {what} (seq {seqs}) from the device on "
                               f"{self.name}: {retries + 1} attempt(s) of {timeout:.1f} s each "
                               f"({self._diagnosis()})")
-        raise LinkError(f"INFER failed on {self.name} after {retries + 1} attempt(s): {last_problem} "
+        raise LinkError(f"{what} failed on {self.name} after {retries + 1} attempt(s): {last_problem} "
                         f"({self._diagnosis()})")
-
-    def memory(self, timeout: float = 5.0) -> DeviceMemory | None:
-        """The firmware's stack use so far (MEMORY), or None from firmware that predates the message."""
-        seq = self.next_seq()
-        self.send_frame(MEMORY_REQUEST, seq)
-        deadline = time.monotonic() + timeout
-        while (frame := self.read_frame(deadline)) is not None:
-            if frame.seq != seq:
-                continue  # a late reply to an earlier request, or an unprompted HELLO
-            if frame.type == MEMORY:
-                return decode_memory(frame.payload)
-            if frame.type == ERROR:
-                code, text = decode_error(frame.payload)
-                if code == ERR_UNKNOWN_TYPE:
-                    return None
-                raise DeviceError(code, text, frame.seq)
-        raise LinkTimeout(f"no MEMORY reply from the device on {self.name} within {timeout:.1f} s "
-                          f"({self._diagnosis()})")

@@ -170,8 +170,13 @@ _COUNTERS = {
 }
 
 
+def counter_text(cycles_unit: str) -> str:
+    """What counted the device's cycles, for `sources` entries."""
+    return _COUNTERS.get(cycles_unit, _COUNTERS["cycles"])
+
+
 def _sources(cycles_unit: str, reference: str) -> dict:
-    counter = _COUNTERS.get(cycles_unit, _COUNTERS["cycles"])
+    counter = counter_text(cycles_unit)
     compared = f"the device's outputs over serial, compared with the {reference} interpreter on this host"
     time = (f"{counter}, at the profile's clock" if cycles_unit != "ns" else counter)
     return {**{k: {"kind": "measured", "by": counter} for k in ("cycles_min", "cycles_median", "cycles_p95",

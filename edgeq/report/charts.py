@@ -233,11 +233,33 @@ def layer_chart(r: dict) -> Chart | None:
     rows = tuple((str(k), s["opcode"], s["kernel"], f"{s['macs']:,}",
                   "-" if not total else f"{100 * s['macs'] / total:.1f} %") for k, s in enumerate(steps))
     m = r.get("measure") or {}
-    note = "Instructions per layer: not measured (the firmware counts the whole inference only)."
+    note = ("Counts per layer: see the profile above." if m.get("profile") else
+            "Counts per layer: not measured (edgeq measure --profile or deploy --profile counts them).")
     if m.get("cycles_per_mac") is not None:
         note += f" Whole model: {m['cycles_per_mac']:.2f} {m['cycles_unit']} per MAC ({m['macs']:,} MACs)."
     return Chart("layers", "Multiply-accumulates per step", "bars", "multiply-accumulates", "MACs", bars,
                  ("step", "op", "kernel", "MACs", "share"), rows, note=note)
+
+
+def profile_chart(r: dict) -> Chart | None:
+    """The count of each step on the device (`measure --profile`, `deploy --profile`), in model order."""
+    p = (r.get("measure") or {}).get("profile")
+    if not p:
+        return None
+    unit, (measured, source) = p["unit"], _src(p, "count")
+    layers = p["layers"]
+    bars = tuple(Bar(f"{row['index']} {row['op']}", row["kernel"] or row["op"], 0, row["count"], unit, measured,
+                     source, "on-the-device") for row in layers)
+    rows = tuple((str(row["index"]), row["op"], row["kernel"] or "-", "x".join(map(str, row["shape"])),
+                  f"{row['macs']:,}" if row["macs"] else "-", f"{row['count']:,.0f}",
+                  "-" if row["per_mac"] is None else f"{row['per_mac']:.2f}", _pct(row["share"])) for row in layers)
+    rows += (("", "total", "", "", f"{p['macs']:,}", f"{p['total_count']:,.0f}",
+              "-" if p["per_mac"] is None else f"{p['per_mac']:.2f}", "100.00 %"),)
+    against = "un-profiled" if p["invoke_median"] is not None else "profiled image's own"
+    note = (f"{source}. The rows add up to {_pct(p['sum_vs_invoke'])} off the {against} invoke; "
+            f"{p['bit_exact_samples']} of {p['samples']} samples bit-exact while profiling.")
+    return Chart("profile", f"{unit.capitalize()} per layer on the device ({p['runtime']})", "bars", unit, unit,
+                 bars, ("#", "op", "kernel", "output", "MACs", unit, f"{unit}/MAC", "share"), rows, note=note)
 
 
 # ---- accuracy ------------------------------------------------------------------------------

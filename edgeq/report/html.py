@@ -147,7 +147,7 @@ def render_html(r: dict, plan: dict | None = None) -> str:
                  figure(charts.arena_chart(r), "No edgeq-c arena plan in this report (the model was not compiled "
                                                "by edgeq-c, or the report predates memory.edgeq_c_plan).")
                  + figure(charts.arena_sizes_chart(r))),
-        _section("layers", "Per-layer profile",
+        _section("layers", "Per-layer profile", figure(charts.profile_chart(r)) +
                  figure(charts.layer_chart(r), "Per-layer figures: not measured (no edgeq-c plan in this report).")),
         _section("accuracy", "Accuracy", figure(charts.accuracy_chart(r)) + _plan_figures(plan)),
     ]
@@ -187,5 +187,5 @@ def render_measure_html(m: dict, title: str) -> str:
                                  "quantization": {"mode": ""}})
     body = _section("device", "On the device", f'<p><b data-key="measure.bit_exact_samples">{m["bit_exact_samples"]}'
                     f'</b> of {m["samples"]} samples bit-exact against the {escape(m["reference"])} interpreter.</p>'
-                    + figure(chart) + figure(acc))
+                    + figure(chart) + figure(acc) + figure(charts.profile_chart({"measure": m})))
     return _page(title, f"{m['runtime']} firmware, {m['samples']} samples", [("device", "On the device")], body)

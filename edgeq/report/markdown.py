@@ -155,6 +155,38 @@ def format_measure(m: dict) -> list[str]:
              f"({_num(m['macs'])} MACs) | {_num(m['samples_per_second'], 1)} |"]
     if _source_text(m, "cycles_median"):
         lines += ["", f"Counts {_source_text(m, 'cycles_median')}."]
+    if m.get("profile"):
+        lines += [""] + format_profile(m["profile"])
+    return lines
+
+
+def _signed_pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.3f} %"
+
+
+def format_profile(p: dict) -> list[str]:
+    """The per-layer table (`edgeq measure --profile`), one row per step the firmware counted."""
+    unit = p["unit"]
+    lines = [f"Per layer ({p['runtime']}, median of {p['samples']} samples, {p['bit_exact_samples']} of them "
+             "bit-exact while profiling):", "",
+             f"| # | op | kernel | output | MACs | {unit} | {unit}/MAC | share |",
+             "|---:|---|---|---|---:|---:|---:|---:|"]
+    for r in p["layers"]:
+        lines.append(f"| {r['index']} | {r['op']} | {r['kernel'] or '-'} | {'x'.join(map(str, r['shape']))} | "
+                     f"{_num(r['macs'] or None)} | {_num(r['count'])} | {_num(r['per_mac'], 2)} | {_pct(r['share'])} |")
+    lines.append(f"| | **total** | | | {_num(p['macs'])} | {_num(p['total_count'])} | {_num(p['per_mac'], 2)} | "
+                 "100.00 % |")
+    total = f"The rows add up to {_num(p['total_count'])} {unit}"
+    if p["invoke_median"] is not None:
+        lines += ["", f"{total}, {_signed_pct(p['sum_vs_invoke'])} against the un-profiled invoke "
+                  f"({_num(p['invoke_median'])}); counting costs "
+                  f"{_num(p['profiled_invoke_median'] - p['invoke_median'])} {unit} ({_signed_pct(p['overhead'])}; "
+                  f"profiled invoke {_num(p['profiled_invoke_median'])})."]
+    else:
+        lines += ["", f"{total}, {_signed_pct(p['sum_vs_invoke'])} against the profiled image's own invoke "
+                  f"({_num(p['profiled_invoke_median'])}); the un-profiled image did not run."]
+    if _source_text(p, "count"):
+        lines.append(f"Counts {_source_text(p, 'count')}.")
     return lines
 
 

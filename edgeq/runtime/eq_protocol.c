@@ -232,6 +232,37 @@ static void eq_answer_memory(uint8_t seq) {
   eq_send_frame(EQ_MSG_MEMORY, seq, payload, sizeof payload, 0, 0u);
 }
 
+#ifdef EQ_PROFILE
+/* PROFILE: steps u32, then each step's count u32, little-endian like the rest,
+ * streamed with the CRC folded in as it goes: no buffer for a payload whose
+ * length depends on the model. */
+static void eq_answer_profile(const eq_server_t *server, uint8_t seq) {
+  const uint32_t *counts = 0;
+  uint32_t steps = server->profile(&counts);
+  uint8_t header[EQ_FRAME_HEADER_BYTES];
+  uint8_t word[4];
+  uint32_t crc;
+  uint32_t i;
+  header[0] = EQ_FRAME_MARKER_0;
+  header[1] = EQ_FRAME_MARKER_1;
+  header[2] = EQ_MSG_PROFILE;
+  header[3] = seq;
+  eq_put_u32_le(header + 4, 4u + 4u * steps);
+  crc = eq_crc32(0u, header + 2, EQ_FRAME_HEADER_BYTES - 2u);
+  eq_port_write(header, EQ_FRAME_HEADER_BYTES);
+  eq_put_u32_le(word, steps);
+  crc = eq_crc32(crc, word, 4u);
+  eq_port_write(word, 4u);
+  for (i = 0; i < steps; ++i) {
+    eq_put_u32_le(word, counts[i]);
+    crc = eq_crc32(crc, word, 4u);
+    eq_port_write(word, 4u);
+  }
+  eq_put_u32_le(word, crc);
+  eq_port_write(word, EQ_FRAME_CRC_BYTES);
+}
+#endif
+
 static void eq_dispatch(const eq_server_t *server, uint8_t type, uint8_t seq, uint32_t length) {
   eq_text_t t;
   t.length = 0u;
@@ -241,6 +272,10 @@ static void eq_dispatch(const eq_server_t *server, uint8_t type, uint8_t seq, ui
     eq_answer_infer(server, seq, length);
   } else if (type == EQ_MSG_MEMORY_REQUEST) {
     eq_answer_memory(seq);
+#ifdef EQ_PROFILE
+  } else if (type == EQ_MSG_PROFILE_REQUEST) {
+    eq_answer_profile(server, seq);
+#endif
   } else if (type < 0x80u) {
     eq_text_str(&t, "unknown message type ");
     eq_text_hex8(&t, type);

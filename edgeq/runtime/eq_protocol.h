@@ -23,9 +23,11 @@ extern "C" {
 
 #define EQ_MSG_HELLO_REQUEST 0x01u
 #define EQ_MSG_INFER 0x02u
+#define EQ_MSG_PROFILE_REQUEST 0x03u /* EQ_PROFILE builds only; others answer ERROR 5 */
 #define EQ_MSG_MEMORY_REQUEST 0x04u
 #define EQ_MSG_HELLO 0x81u
 #define EQ_MSG_RESULT 0x82u
+#define EQ_MSG_PROFILE 0x83u
 #define EQ_MSG_MEMORY 0x84u
 #define EQ_MSG_ERROR 0xEEu
 
@@ -68,6 +70,12 @@ typedef struct {
   const uint8_t *(*output)(void);
   uint32_t output_bytes; /* output pointer, valid after invoke */
   int (*invoke)(void);   /* 0 = ok */
+#ifdef EQ_PROFILE
+  /* The count of each step (kernel call or operator) of the last invoke, in
+   * eq_board_cycles() units: points *counts at them and returns how many. Only
+   * in firmware built for profiling, so the default image stays as it was. */
+  uint32_t (*profile)(const uint32_t **counts);
+#endif
 } eq_server_t;
 
 /* CRC-32 (IEEE 802.3) continued from `crc` over `data`, as zlib.crc32(data, crc):
