@@ -26,7 +26,7 @@ from edgeq.graph import Graph
 
 def _board_files(profile) -> tuple[dict[str, str], object | None]:
     """Board support for boards edgeq can build for (the QEMU machines and the host); none elsewhere."""
-    if not (profile.is_emulated or profile.kind == "host"):
+    if not (profile.is_emulated or profile.kind == "host" or profile.board is not None):
         return {}, None
     params = board_params_for(profile)
     return {f"board/{name}": text for name, text in render_board(params).items()}, params

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from edgeq.errors import BadInput
+from edgeq.profiles.board import BOARD_FAMILIES, Board
 from edgeq.profiles.text import format_profile, format_profile_table
 from edgeq.resources import PROFILE_DIR
 
@@ -109,6 +110,7 @@ class Profile:
     datasheet: str
     notes: str = ""
     source: str = ""  # the file it came from, for messages further down the pipeline
+    board: Board | None = None  # the chip and UART of a microcontroller board edgeq has board support for
 
     @property
     def ram_for_model_bytes(self) -> int:
@@ -222,6 +224,9 @@ _SCHEMA = _Section({
     }),
     "serial": _Section({"baud": _POSITIVE_INT}),
     "emulator": _Section({"qemu_machine": _TEXT}, required=False),
+    "board": _Section({"family": _choice(*BOARD_FAMILIES), "chip": _TEXT,
+                       "uart": _Key(_is_text, "the name of one of the chip's UARTs", required=False)},
+                      required=False),
     "litert": _Section({"threads": _POSITIVE_INT, "delegate": _choice(*DELEGATES)}, required=False),
     "datasheet": _TEXT,
     "notes": _Key(lambda v: isinstance(v, str), "a string", required=False),
@@ -331,7 +336,7 @@ def _build(data: dict, source: str) -> Profile:
         runtimes=tuple(data["runtimes"]), toolchain=section("toolchain", Toolchain, ("cflags",)),
         flash=section("flash", Flash, ("args",)), serial=section("serial", Serial),
         emulator=section("emulator", Emulator), litert=section("litert", LiteRT),
-        datasheet=data["datasheet"], notes=data.get("notes", ""), source=source,
+        datasheet=data["datasheet"], notes=data.get("notes", ""), source=source, board=section("board", Board),
     )
 
 
