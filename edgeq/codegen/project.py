@@ -32,6 +32,11 @@ def _board_files(profile) -> tuple[dict[str, str], object | None]:
     return {f"board/{name}": text for name, text in render_board(params).items()}, params
 
 
+def _has_uf2(params) -> bool:
+    """Whether the board boots from a UF2 drive (the RP2040's boot ROM), so edgeq build writes a .uf2."""
+    return params is not None and params.chip is not None and params.chip.boot2
+
+
 def _toolchain_flags(profile, params) -> tuple[list[str], list[str]]:
     """Compile and link flags: edgeq.codegen.boards' for boards it supports; for any other microcontroller the
     same shape (the profile's cflags, a board/linker.ld the user supplies, newlib-nano)."""
@@ -110,7 +115,7 @@ def render_edgeq_c_project(profile, tflite: bytes, graph: Graph, stem: str, comp
     files[f"{stem}.tflite"] = tflite
     cross = bool(profile.toolchain.prefix)
     files[FIRMWARE_MANIFEST] = firmware_manifest(tflite, profile, "edgeq-c", stem, f"{FIRMWARE_PROGRAM}.elf",
-                                                 bin_hex=cross)
+                                                 bin_hex=cross, uf2=_has_uf2(params))
     return files
 
 
@@ -135,7 +140,7 @@ def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_byt
                                       baud=profile.serial.baud),
                 **board, f"{stem}.tflite": tflite,
                 FIRMWARE_MANIFEST: firmware_manifest(tflite, profile, "tflm", stem, f"{FIRMWARE_PROGRAM}.elf",
-                                                     bin_hex=cross)}
+                                                     bin_hex=cross, uf2=_has_uf2(params))}
     if runtime == "edgeq-c":
         return render_edgeq_c_project(profile, tflite, graph, stem)
     raise BadInput(f"no code generator for runtime '{runtime}'")

@@ -15,8 +15,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeq.codegen.boards.images import uf2_from_bin
 from edgeq.codegen.sources import FIRMWARE_MANIFEST
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
+from edgeq.files import write_atomic
 from edgeq.tools import require
 
 log = logging.getLogger("edgeq.build")
@@ -82,6 +84,7 @@ class BuildResult:
     flash_budget_bytes: int
     ram_budget_bytes: int
     command: tuple[str, ...]
+    uf2: Path | None = None
 
     def to_dict(self) -> dict:
         m = self.memory
@@ -194,7 +197,16 @@ def build(project: str | Path, profile) -> BuildResult:
     if not elf.is_file():
         raise ToolFailed(f"make finished but {elf} is not there")
     memory = run_size(size_program, elf)
-    optional = {key: project / manifest[key] if manifest.get(key) else None for key in ("bin", "hex")}
+    optional = {key: project / manifest[key] if manifest.get(key) else None for key in ("bin", "hex", "uf2")}
+    if optional["uf2"] is not None:
+        write_uf2(optional["bin"], optional["uf2"], profile)
     return BuildResult(project=project, elf=elf, bin=optional["bin"], hex=optional["hex"], memory=memory,
                        flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.memory.ram_bytes,
-                       command=tuple(command))
+                       command=tuple(command), uf2=optional["uf2"])
+
+
+def write_uf2(binary: Path, uf2: Path, profile) -> None:
+    """The UF2 file for the boot ROM's drive, from the .bin make wrote (it starts at the flash origin)."""
+    if binary is None or not binary.is_file():
+        raise ToolFailed(f"make finished but {binary} is not there; the UF2 file is made from it")
+    write_atomic(uf2, uf2_from_bin(binary.read_bytes(), profile.memory.flash_origin))

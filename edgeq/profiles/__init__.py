@@ -36,7 +36,7 @@ OPTIMIZE_LEVELS = ("-Os", "-O2", "-O3")
 DELEGATES = ("xnnpack", "gpu", "nnapi")
 # What the flash stage substitutes into flash.args: the built files, the serial port and, for boards
 # reached over the network, user@address.
-FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "port", "host")
+FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "uf2", "port", "host")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
