@@ -12,7 +12,6 @@ import difflib
 import math
 import os
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import yaml
 
 from edgeq.errors import BadInput
 from edgeq.profiles.board import BOARD_FAMILIES, Board
+from edgeq.profiles.shown import shown_value as _shown_value
 from edgeq.profiles.text import format_profile, format_profile_table
 from edgeq.resources import PROFILE_DIR
 
@@ -233,24 +233,6 @@ _SCHEMA = _Section({
 })
 
 _MISSING = object()
-
-# A value as messages show it: repr(), unless it is large. YAML aliases can make a small file a
-# huge (or self-referencing) structure whose repr() would never end; that one is abbreviated.
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 4, 200, 200
-
-
-def _shown_value(value: Any, budget: int = 200) -> str:
-    stack = [value]
-    while stack and budget > 0:
-        item = stack.pop()
-        budget -= 1
-        if isinstance(item, dict):
-            stack += [*item.keys(), *item.values()]
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack += item
-    return repr(value) if not stack else _REPR.repr(value)
-
 
 def _at(data: dict, dotted: str) -> Any:
     for part in dotted.split("."):
