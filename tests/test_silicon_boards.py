@@ -353,3 +353,31 @@ def test_stm32_and_nrf5_ports_in_qemu_are_bit_exact_with_the_tflite_micro_interp
     summary = result.measure
     assert (summary["samples"], summary["bit_exact_fraction"], summary["max_abs_diff"]) == (len(x_val), 1.0, 0)
     assert summary["cycles_unit"] == "instructions" and summary["cycles_median"] > 0
+
+
+# ---- ESP32-S3: an ESP-IDF project, not built here ---------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", ["edgeq-c", "tflm"])
+def test_esp32_s3_gets_an_esp_idf_project_with_the_model_as_a_component(runtime, int8_tflite):
+    arena = tflm_arena(int8_tflite).smallest_bytes if runtime == "tflm" else None
+    files = codegen.render_project(runtime, get_profile("esp32-s3-devkitc"), int8_tflite, read_graph(int8_tflite),
+                                   arena, "small")
+    main = "main/main.cc" if runtime == "tflm" else "main/main.c"
+    assert {"CMakeLists.txt", "sdkconfig.defaults", main, "main/eq_board_esp32.c", "main/CMakeLists.txt",
+            "components/edgeq_model/CMakeLists.txt", "components/edgeq_model/eq_protocol.c"} <= set(files)
+    assert "Makefile" not in files and not any(name.startswith("board/") for name in files)
+    assert "void app_main(void)" in files["main/eq_board_esp32.c"]
+    assert "CONFIG_ESP_CONSOLE_NONE=y" in files["sdkconfig.defaults"]  # UART0 is the protocol's alone
+    assert ("espressif/esp-tflite-micro" in files.get("main/idf_component.yml", "")) == (runtime == "tflm")
+
+
+def test_esp32_s3_project_is_built_by_idf_py_and_its_bin_goes_at_0x10000(int8_tflite, tmp_path):
+    import json
+
+    from edgeq.device.build import make_command
+    project = generate(tmp_path, "esp32-s3-devkitc", "edgeq-c", int8_tflite)
+    manifest = json.loads((project / "edgeq-firmware.json").read_text())
+    assert make_command(project, manifest, get_profile("esp32-s3-devkitc")) == ["idf.py", "-C", str(project), "build"]
+    images = Images(elf=project / manifest["elf"], bin=project / manifest["bin"], image=project / manifest["elf"])
+    command = flash(get_profile("esp32-s3-devkitc"), images, FlashOptions(port="/dev/ttyUSB0"), dry_run=True)[0]
+    assert command[-2:] == ["0x10000", str(project / "build" / "firmware.bin")]

@@ -24,6 +24,7 @@ from edgeq.tools import require
 log = logging.getLogger("edgeq.build")
 
 MAKE_JOBS = 2
+IDF_PROVIDES = "ESP-IDF 5.x (docs.espressif.com/projects/esp-idf: install it, then source its export.sh)"
 BUILD_TIMEOUT_S = 900
 # Where each program comes from, for the message when it is missing.
 _MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.MULTILINE)
@@ -137,6 +138,8 @@ def tflm_dir_from_env() -> Path:
 def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS) -> list[str]:
     """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the TFLM tree from
     $TFLM_DIR (the library cache is the Makefile's default, or $TFLM_CACHE)."""
+    if manifest.get("builder") == "esp-idf":  # edgeq.codegen.esp_idf: CMake under idf.py
+        return ["idf.py", "-C", str(project), "build"]
     command = ["make", "-C", str(project), f"-j{jobs}"]
     if manifest.get("runtime") == "tflm":
         command.append(f"TFLM_DIR={tflm_dir_from_env()}")
@@ -179,8 +182,8 @@ def build(project: str | Path, profile) -> BuildResult:
     compiler = profile.toolchain.compiler
     require(compiler)
     size_program = require(profile.toolchain.tool("size"))
-    require("make")
     command = make_command(project, manifest, profile)
+    require(command[0], IDF_PROVIDES if command[0] == "idf.py" else None)
     done = run_make(command)
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
