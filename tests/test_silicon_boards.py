@@ -342,6 +342,22 @@ def x_val(small_data) -> np.ndarray:
 
 @needs_qemu
 @pytest.mark.emulator
+@pytest.mark.parametrize("profile_name", EMULATED_SILICON)
+def test_bring_up_program_counts_a_200000_instruction_loop_and_echoes_each_byte_plus_one(profile_name, tmp_path):
+    from .test_boards import ECHO_EXPECTED, SPIN_INSTRUCTIONS, _build_arm, _echo, _greeting, _qemu
+
+    params = board_params_for(get_profile(profile_name))
+    elf = _build_arm(params, tmp_path / "board")
+    with _qemu(params.board, elf, tmp_path / "qemu.log") as connection:
+        greeting = _greeting(connection)
+        assert (greeting["board"].decode(), greeting["unit"]) == (params.board, b"instructions")
+        # To within the instructions eq_board_cycles itself takes: a tick is 125/21 or 62.5 of them.
+        assert 0 <= int(greeting["spin"]) - SPIN_INSTRUCTIONS <= 100
+        assert _echo(connection) == ECHO_EXPECTED
+
+
+@needs_qemu
+@pytest.mark.emulator
 @pytest.mark.parametrize("runtime", ["edgeq-c", pytest.param("tflm", marks=needs_tree)])
 @pytest.mark.parametrize("profile_name", EMULATED_SILICON)
 def test_stm32_and_nrf5_ports_in_qemu_are_bit_exact_with_the_tflite_micro_interpreter(

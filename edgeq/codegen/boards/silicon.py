@@ -24,6 +24,7 @@ QEMU_SILICON: dict[str, tuple[str, int, tuple[tuple[int, int], ...]]] = {
 }
 MAX_BAUD_ERROR = 0.02
 NS_PER_SECOND = 1_000_000_000
+SYSTICK_PERIOD = 1 << 24  # SysTick's counter is 24 bits wide
 
 
 def _error(profile, key: str, message: str) -> BadInput:
@@ -75,18 +76,22 @@ def silicon_fields(profile) -> dict:
         if getattr(profile.memory, key) is None:
             raise _error(profile, f"memory.{key}", "missing; the linker script needs it")
     counter = "systick" if emulated else chip.cycle_counter
+    tick, period = (1, 1), SYSTICK_PERIOD
     if emulated:  # instructions per tick = 10^9 ns / clock_hz, as a fraction in lowest terms
         divisor = math.gcd(NS_PER_SECOND, clock_hz)
         tick = (NS_PER_SECOND // divisor, clock_hz // divisor)
-    else:
-        tick = (1, 1)
+        # eq_board.c divides phase * numerator in 32 bits, and a period must be whole instructions.
+        period = SYSTICK_PERIOD // tick[1] * tick[1]
+        if period * tick[0] >= 1 << 32:
+            raise _error(profile, "clock_mhz", f"a {clock_hz} Hz SysTick under -icount is {tick[0]}/{tick[1]} "
+                         "instructions a tick, too fine a fraction for edgeq's 32-bit conversion")
     return dict(
         board=profile.emulator.qemu_machine if emulated else profile.name, family=chip.family, cpu=chip.cpu,
         fpu=profile.has_fpu, clock_hz=clock_hz, flash_origin=profile.memory.flash_origin,
         flash_bytes=profile.memory.flash_bytes, ram_origin=profile.memory.ram_origin,
         ram_bytes=profile.memory.ram_bytes, uart_base=uart.base, baud_rate=baud, irq_count=chip.irq_count,
         cycles_unit="instructions" if emulated else "cycles", chip=chip, uart=uart, emulated=emulated,
-        counter=counter, tick_ratio=tick, uart_divisor=baud_divisor(uart, baud),
+        counter=counter, tick_ratio=tick, systick_period=period, uart_divisor=baud_divisor(uart, baud),
     )
 
 
