@@ -306,17 +306,28 @@ def test_pico_uf2_writes_the_bin_from_0x10000000_for_the_rp2040_family(built):
     assert crc32_rp2040(image[:252]) == struct.unpack_from("<I", image, 252)[0]
 
 
+def expected_flash_command(profile_name: str, folder: Path) -> list[str]:
+    files = {suffix: str(folder / f"firmware.{suffix}") for suffix in ("elf", "bin")}
+    return {
+        "nucleo-l4r5zi": ["st-flash", "--reset", "write", files["bin"], "0x08000000"],
+        "stm32f746g-disco": ["st-flash", "--reset", "write", files["bin"], "0x08000000"],
+        "nucleo-h743zi2": ["st-flash", "--reset", "write", files["bin"], "0x08000000"],
+        "arduino-nano-33-ble-sense": ["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "--offset=0x10000",
+                                      files["bin"], "-R"],
+        "rpi-pico": ["picotool", "load", "-v", "-x", files["elf"]],
+        "sparkfun-edge": ["pyocd", "flash", "--target", "ama3b1kk_kbr", files["elf"]],
+    }[profile_name]
+
+
 @needs_arm
 @pytest.mark.parametrize("profile_name", REAL_PROFILES)
-def test_flash_dry_run_names_files_the_build_wrote(profile_name, built):
+def test_flash_dry_run_is_the_exact_command_on_files_the_build_wrote(profile_name, built):
     profile = get_profile(profile_name)
-    result = built[profile_name][1]
+    folder, result = built[profile_name]
     images = Images(elf=result.elf, bin=result.bin, hex=result.hex, image=result.elf, uf2=result.uf2)
     commands = flash(profile, images, FlashOptions(port=PORTS[profile_name]), dry_run=True)
-    assert len(commands) == 1 and commands[0][0] == {"st-flash": "st-flash", "bossac": "bossac",
-                                                    "picotool": "picotool", "pyocd": "pyocd"}[profile.flash.method]
-    named = [Path(a) for a in commands[0] if a.startswith("/") and not a.startswith("/dev/")]
-    assert named and all(path.is_file() for path in named)
+    assert commands == [expected_flash_command(profile_name, folder)]
+    assert all(Path(arg).is_file() for arg in commands[0] if arg.startswith(str(folder)))
 
 
 # ---- TFLM for each distinct core ------------------------------------------------------------------------
