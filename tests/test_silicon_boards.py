@@ -22,14 +22,7 @@ import pytest
 from edgeq import codegen
 from edgeq.codegen.boards import board_params_for, render_board
 from edgeq.codegen.boards.chips import CHIPS, baud_error
-from edgeq.codegen.boards.images import (
-    BOOT2_ASM,
-    BOOT2_CODE,
-    RP2040_FAMILY_ID,
-    boot2_image,
-    crc32_rp2040,
-    uf2_from_bin,
-)
+from edgeq.codegen.boards.images import BOOT2_ASM, BOOT2_CODE, RP2040_FAMILY_ID, boot2_image, crc32_rp2040, uf2_from_bin
 from edgeq.device.build import build
 from edgeq.device.flash import FlashOptions, Images, flash
 from edgeq.device.loop import measure_run, run_on_device
@@ -192,7 +185,7 @@ def test_uf2_blocks_carry_256_byte_payloads_to_consecutive_addresses_with_the_fa
     blocks = _uf2_blocks(uf2_from_bin(image, 0x1000_0000))
     assert len(blocks) == 3
     for number, block in enumerate(blocks):
-        magic0, magic1, flags, address, size, index, total, family, payload, magic_end = block
+        magic0, magic1, flags, address, size, index, total, family, _payload, magic_end = block
         assert (magic0, magic1, magic_end) == (0x0A324655, 0x9E5D5157, 0x0AB16F30)
         assert (flags, family) == (0x2000, RP2040_FAMILY_ID)
         assert (address, size, index, total) == (0x1000_0000 + 256 * number, 256, number, 3)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeq.profiles.board import BOARD_FAMILIES
 
-from edgeq.profiles.board import BOARD_FAMILIES as FAMILIES
+FAMILIES = BOARD_FAMILIES  # the profile's board.family values; esp_idf has no register-level support
 
 
 @dataclass(frozen=True)

@@ -85,14 +85,14 @@ def silicon_fields(profile) -> dict:
         if period * tick[0] >= 1 << 32:
             raise _error(profile, "clock_mhz", f"a {clock_hz} Hz SysTick under -icount is {tick[0]}/{tick[1]} "
                          "instructions a tick, too fine a fraction for edgeq's 32-bit conversion")
-    return dict(
-        board=profile.emulator.qemu_machine if emulated else profile.name, family=chip.family, cpu=chip.cpu,
-        fpu=profile.has_fpu, clock_hz=clock_hz, flash_origin=profile.memory.flash_origin,
-        flash_bytes=profile.memory.flash_bytes, ram_origin=profile.memory.ram_origin,
-        ram_bytes=profile.memory.ram_bytes, uart_base=uart.base, baud_rate=baud, irq_count=chip.irq_count,
-        cycles_unit="instructions" if emulated else "cycles", chip=chip, uart=uart, emulated=emulated,
-        counter=counter, tick_ratio=tick, systick_period=period, uart_divisor=baud_divisor(uart, baud),
-    )
+    return {
+        "board": profile.emulator.qemu_machine if emulated else profile.name, "family": chip.family, "cpu": chip.cpu,
+        "fpu": profile.has_fpu, "clock_hz": clock_hz, "flash_origin": profile.memory.flash_origin,
+        "flash_bytes": profile.memory.flash_bytes, "ram_origin": profile.memory.ram_origin,
+        "ram_bytes": profile.memory.ram_bytes, "uart_base": uart.base, "baud_rate": baud, "irq_count": chip.irq_count,
+        "cycles_unit": "instructions" if emulated else "cycles", "chip": chip, "uart": uart, "emulated": emulated,
+        "counter": counter, "tick_ratio": tick, "systick_period": period, "uart_divisor": baud_divisor(uart, baud),
+    }
 
 
 def _check_regions(profile, machine: str, blocks) -> None:
