@@ -13,7 +13,9 @@ trap 'rm -rf "$work"' EXIT
 capable() {
   command -v arm-none-eabi-gcc >/dev/null && command -v arm-none-eabi-g++ >/dev/null || return 1
   command -v qemu-system-arm >/dev/null || return 1
-  qemu-system-arm -machine help 2>/dev/null | grep -q mps2-an386 || return 1
+  local machines
+  machines=$(qemu-system-arm -machine help 2>/dev/null) || return 1
+  for machine in mps2-an386 netduinoplus2 microbit; do grep -qw "$machine" <<<"$machines" || return 1; done
   local flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 --specs=nano.specs --specs=nosys.specs)
   printf '#include <stdint.h>\n#include <string.h>\nint main(void){char b[4];memset(b,0,4);return (int)b[0]+(int)INT8_MAX;}\n' > "$work/c.c"
   printf '#include <cstdint>\n#include <cstring>\nstruct S{S(){}};static S s;\nint main(){return static_cast<int>(std::int8_t{1});}\n' > "$work/cxx.cc"

@@ -44,9 +44,9 @@ def test_st_flash_erases_first_and_selects_the_probe_in_both_commands():
         ["st-flash", "--serial", "0671FF", "--reset", "write", "/fw/firmware.bin", "0x08000000"]]
 
 
-def test_bossac_gets_the_serial_port_in_its_own_argument():
+def test_bossac_gets_the_serial_port_in_its_own_argument_and_writes_at_the_bootloaders_offset():
     assert commands("arduino-nano-33-ble-sense", port="/dev/ttyACM0") == [
-        ["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "/fw/firmware.bin", "-R"]]
+        ["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "--offset=0x10000", "/fw/firmware.bin", "-R"]]
 
 
 def test_a_placeholder_without_a_value_is_refused_saying_which_option_gives_it():
@@ -67,7 +67,7 @@ def test_pyocd_puts_probe_and_erase_after_its_subcommand():
 
 
 def test_picotool_loads_the_elf_and_cannot_erase_the_whole_flash():
-    assert commands("rpi-pico") == [["picotool", "load", "-v", "-x", "/fw/firmware.elf", "-f"]]
+    assert commands("rpi-pico") == [["picotool", "load", "-v", "-x", "/fw/firmware.elf"]]
     with pytest.raises(BadInput, match=r"picotool cannot honour --erase: picotool has no way to erase the "
                                        r"whole flash"):
         commands("rpi-pico", erase=True)

@@ -268,13 +268,13 @@ def test_flashing_with_qemu_needs_an_emulator_section(good):
 def test_an_unknown_flash_placeholder_is_refused(good):
     good["flash"]["args"] = ["{firmware}"]
     assert refused(good) == (f"{SOURCE}: flash.args: expected arguments whose placeholders are among "
-                             "{image}, {elf}, {bin}, {hex}, {port}, {host}, got ['{firmware}']")
+                             "{image}, {elf}, {bin}, {hex}, {uf2}, {port}, {host}, got ['{firmware}']")
 
 
 def test_a_document_that_is_not_a_mapping_is_refused(good):
     assert refused(["name", "x"]) == (f"{SOURCE}: profile: expected a mapping with keys name, "
                                       f"display_name, kind, core, cores, clock_mhz, fpu, simd, memory, "
-                                      f"numerics, runtimes, toolchain, flash, serial, emulator, litert, "
+                                      f"numerics, runtimes, toolchain, flash, serial, emulator, board, litert, "
                                       f"datasheet, notes, got ['name', 'x']")
 
 

@@ -207,7 +207,8 @@ def cmd_flash(args) -> int:
     manifest = read_manifest(firmware)
     profile = _profile(args.device or manifest["device"])
     name = profiled_name if args.profile else str
-    files = {key: firmware / name(manifest[key]) if manifest.get(key) else None for key in ("elf", "bin", "hex")}
+    files = {key: firmware / name(manifest[key]) if manifest.get(key) else None
+             for key in ("elf", "bin", "hex", "uf2")}
     options = FlashOptions(port=args.port, host=args.host, probe=args.probe, erase=args.erase)
     if args.dry_run and profile.flash.method == "qemu":
         from edgeq.codegen.boards import board_params_for

@@ -4,9 +4,12 @@ main.c), TFLM, or LiteRT; each with board support, a Makefile for the profile's 
 
 from __future__ import annotations
 
+import json
+
 import edgeq
 from edgeq.aot import compile_model
 from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
+from edgeq.codegen.esp_idf import esp_idf_project
 from edgeq.codegen.litert import render_litert_harness
 from edgeq.codegen.sources import (
     DEFAULT_PREFIX,
@@ -26,10 +29,15 @@ from edgeq.graph import Graph
 
 def _board_files(profile) -> tuple[dict[str, str], object | None]:
     """Board support for boards edgeq can build for (the QEMU machines and the host); none elsewhere."""
-    if not (profile.is_emulated or profile.kind == "host"):
+    if not (profile.is_emulated or profile.kind == "host" or profile.board is not None) or _is_esp_idf(profile):
         return {}, None
     params = board_params_for(profile)
     return {f"board/{name}": text for name, text in render_board(params).items()}, params
+
+
+def _has_uf2(params) -> bool:
+    """Whether the board boots from a UF2 drive (the RP2040's boot ROM), so edgeq build writes a .uf2."""
+    return params is not None and params.chip is not None and params.chip.boot2
 
 
 def _toolchain_flags(profile, params) -> tuple[list[str], list[str]]:
@@ -110,7 +118,7 @@ def render_edgeq_c_project(profile, tflite: bytes, graph: Graph, stem: str, comp
     files[f"{stem}.tflite"] = tflite
     cross = bool(profile.toolchain.prefix)
     files[FIRMWARE_MANIFEST] = firmware_manifest(tflite, profile, "edgeq-c", stem, f"{FIRMWARE_PROGRAM}.elf",
-                                                 bin_hex=cross)
+                                                 bin_hex=cross, uf2=_has_uf2(params))
     return files
 
 
@@ -127,6 +135,8 @@ def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_byt
             tflite, f"{stem}.tflite", profile.litert.threads, profile.litert.delegate))
         files[f"{stem}.tflite"] = tflite
         return files
+    if profile.board is not None and profile.board.family == "esp_idf":
+        return _esp_idf(runtime, profile, tflite, graph, arena_bytes, stem)
     if runtime == "tflm":
         board, params = _board_files(profile)
         hello = hello_payload(tflite, graph, "tflm", tflm_version(), profile.clock_hz, 0)
@@ -135,7 +145,28 @@ def render_project(runtime: str, profile, tflite: bytes, graph: Graph, arena_byt
                                       baud=profile.serial.baud),
                 **board, f"{stem}.tflite": tflite,
                 FIRMWARE_MANIFEST: firmware_manifest(tflite, profile, "tflm", stem, f"{FIRMWARE_PROGRAM}.elf",
-                                                     bin_hex=cross)}
+                                                     bin_hex=cross, uf2=_has_uf2(params))}
     if runtime == "edgeq-c":
         return render_edgeq_c_project(profile, tflite, graph, stem)
     raise BadInput(f"no code generator for runtime '{runtime}'")
+
+
+def _is_esp_idf(profile) -> bool:
+    return profile.board is not None and profile.board.family == "esp_idf"
+
+
+def _esp_idf(runtime: str, profile, tflite: bytes, graph: Graph, arena_bytes, stem: str) -> dict[str, str | bytes]:
+    """The ESP-IDF project (edgeq.codegen.esp_idf) around the firmware's sources; built by idf.py."""
+    if runtime == "tflm":
+        hello = hello_payload(tflite, graph, "tflm", tflm_version(), profile.clock_hz, 0)
+        files = dict(render_tflm_project(tflite, graph, arena_bytes, hello, target=tflm_target(profile, None),
+                                         baud=profile.serial.baud))
+    else:
+        files = dict(render_edgeq_c_project(profile, tflite, graph, stem))
+    files[f"{stem}.tflite"] = tflite
+    project = esp_idf_project(files, profile, runtime, tflite)
+    manifest = json.loads(firmware_manifest(tflite, profile, runtime, stem, f"build/{FIRMWARE_PROGRAM}.elf",
+                                            bin_hex=True))
+    manifest.update(hex=None, builder="esp-idf")
+    project[FIRMWARE_MANIFEST] = json.dumps(manifest, indent=2) + "\n"
+    return project

@@ -88,7 +88,7 @@ def hello_payload(tflite: bytes, graph: Graph, runtime: str, runtime_version: st
 
 
 def firmware_manifest(tflite: bytes, profile, runtime: str, stem: str, program: str, *,
-                      bin_hex: bool) -> str:
+                      bin_hex: bool, uf2: bool = False) -> str:
     """`edgeq-firmware.json`: what `edgeq build`, `flash` and `measure` need to know about a project
     (which model, which device, which file the build produces)."""
     manifest = {
@@ -97,4 +97,6 @@ def firmware_manifest(tflite: bytes, profile, runtime: str, stem: str, program: 
         "elf": program, "bin": program.replace(".elf", ".bin") if bin_hex else None,
         "hex": program.replace(".elf", ".hex") if bin_hex else None,
     }
+    if uf2:  # written by edgeq build from the .bin (edgeq.codegen.boards.images), for the RP2040's drive
+        manifest["uf2"] = program.replace(".elf", ".uf2")
     return json.dumps(manifest, indent=2) + "\n"

@@ -15,13 +15,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeq.codegen.boards.images import uf2_from_bin
 from edgeq.codegen.sources import FIRMWARE_MANIFEST
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
+from edgeq.files import write_atomic
 from edgeq.tools import require
 
 log = logging.getLogger("edgeq.build")
 
 MAKE_JOBS = 2
+IDF_PROVIDES = "ESP-IDF 5.x (docs.espressif.com/projects/esp-idf: install it, then source its export.sh)"
 BUILD_TIMEOUT_S = 900
 # Where each program comes from, for the message when it is missing.
 _MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.MULTILINE)
@@ -82,6 +85,7 @@ class BuildResult:
     flash_budget_bytes: int
     ram_budget_bytes: int
     command: tuple[str, ...]
+    uf2: Path | None = None
 
     def to_dict(self) -> dict:
         m = self.memory
@@ -135,6 +139,8 @@ def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS, 
     """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the TFLM tree from
     $TFLM_DIR (the library cache is the Makefile's default, or $TFLM_CACHE); PROFILE=1 for the image that
     counts each step (`profiled_name`)."""
+    if manifest.get("builder") == "esp-idf":  # edgeq.codegen.esp_idf: CMake under idf.py
+        return ["idf.py", "-C", str(project), "build"]
     command = ["make", "-C", str(project), f"-j{jobs}"]
     if manifest.get("runtime") == "tflm":
         command.append(f"TFLM_DIR={tflm_dir_from_env()}")
@@ -187,8 +193,8 @@ def build(project: str | Path, profile, profiled: bool = False) -> BuildResult:
     compiler = profile.toolchain.compiler
     require(compiler)
     size_program = require(profile.toolchain.tool("size"))
-    require("make")
     command = make_command(project, manifest, profile, profiled=profiled)
+    require(command[0], IDF_PROVIDES if command[0] == "idf.py" else None)
     done = run_make(command)
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
@@ -206,7 +212,16 @@ def build(project: str | Path, profile, profiled: bool = False) -> BuildResult:
     if not elf.is_file():
         raise ToolFailed(f"make finished but {elf} is not there")
     memory = run_size(size_program, elf)
-    optional = {key: project / name(manifest[key]) if manifest.get(key) else None for key in ("bin", "hex")}
+    optional = {key: project / name(manifest[key]) if manifest.get(key) else None for key in ("bin", "hex", "uf2")}
+    if optional["uf2"] is not None:
+        write_uf2(optional["bin"], optional["uf2"], profile)
     return BuildResult(project=project, elf=elf, bin=optional["bin"], hex=optional["hex"], memory=memory,
                        flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.memory.ram_bytes,
-                       command=tuple(command))
+                       command=tuple(command), uf2=optional["uf2"])
+
+
+def write_uf2(binary: Path, uf2: Path, profile) -> None:
+    """The UF2 file for the boot ROM's drive, from the .bin make wrote (it starts at the flash origin)."""
+    if binary is None or not binary.is_file():
+        raise ToolFailed(f"make finished but {binary} is not there; the UF2 file is made from it")
+    write_atomic(uf2, uf2_from_bin(binary.read_bytes(), profile.memory.flash_origin))

@@ -5,7 +5,7 @@ Each runner declares what it can do (`supports`), builds its command as a plain 
 pure method (`commands`), and everything runs through one logged, dry-runnable call (`run_tool`).
 An option a tool cannot honour is refused; a missing program raises ToolFailed naming the package
 that provides it. The profile's `flash.args` are the tool's arguments, with placeholders for the
-built files ({image} {elf} {bin} {hex}), the serial port ({port}) and a networked board ({host}).
+built files ({image} {elf} {bin} {hex} {uf2}), the serial port ({port}) and a networked board ({host}).
 
 `qemu` and `host` have nothing to write: the emulator loads the ELF when it starts and the host
 program simply runs. Their runners build the command that starts them; edgeq.device.connect runs it.
@@ -40,6 +40,7 @@ class Images:
     bin: Path | None = None
     hex: Path | None = None
     image: Path | None = None
+    uf2: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Runner:
 
 def substitute(args, images: Images, options: FlashOptions) -> list[str]:
     """Fills the placeholders of flash.args; a value that is not there is an error naming it."""
-    values = {"elf": images.elf, "bin": images.bin, "hex": images.hex, "image": images.image,
+    values = {"elf": images.elf, "bin": images.bin, "hex": images.hex, "image": images.image, "uf2": images.uf2,
               "port": options.port, "host": options.host}
     advice = {"port": "give the board's serial port with --port", "host": "give user@address with --host"}
 

@@ -82,7 +82,7 @@ def run_on_device(profile, firmware_dir: Path, run, *, port: str | None = None, 
     result = DeviceRun(build=built)
     if profile.flash.method not in EMULATED_METHODS:
         with console.stage("flash", profile.flash.method):
-            flash(profile, Images(elf=built.elf, bin=built.bin, hex=built.hex, image=built.elf),
+            flash(profile, Images(elf=built.elf, bin=built.bin, hex=built.hex, image=built.elf, uf2=built.uf2),
                   flash_options or FlashOptions(port=port))
     where = {"qemu": "in QEMU", "host": "on this machine"}.get(profile.flash.method, f"on {port}")
     with console.stage("device", f"{len(run.x)} samples {where}, over serial"):

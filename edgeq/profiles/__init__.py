@@ -12,7 +12,6 @@ import difflib
 import math
 import os
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 import yaml
 
 from edgeq.errors import BadInput
+from edgeq.profiles.board import BOARD_FAMILIES, Board
+from edgeq.profiles.shown import shown_value as _shown_value
 from edgeq.profiles.text import format_profile, format_profile_table
 from edgeq.resources import PROFILE_DIR
 
@@ -35,7 +36,7 @@ OPTIMIZE_LEVELS = ("-Os", "-O2", "-O3")
 DELEGATES = ("xnnpack", "gpu", "nnapi")
 # What the flash stage substitutes into flash.args: the built files, the serial port and, for boards
 # reached over the network, user@address.
-FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "port", "host")
+FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "uf2", "port", "host")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -109,6 +110,7 @@ class Profile:
     datasheet: str
     notes: str = ""
     source: str = ""  # the file it came from, for messages further down the pipeline
+    board: Board | None = None  # the chip and UART of a microcontroller board edgeq has board support for
 
     @property
     def ram_for_model_bytes(self) -> int:
@@ -222,30 +224,15 @@ _SCHEMA = _Section({
     }),
     "serial": _Section({"baud": _POSITIVE_INT}),
     "emulator": _Section({"qemu_machine": _TEXT}, required=False),
+    "board": _Section({"family": _choice(*BOARD_FAMILIES), "chip": _TEXT,
+                       "uart": _Key(_is_text, "the name of one of the chip's UARTs", required=False)},
+                      required=False),
     "litert": _Section({"threads": _POSITIVE_INT, "delegate": _choice(*DELEGATES)}, required=False),
     "datasheet": _TEXT,
     "notes": _Key(lambda v: isinstance(v, str), "a string", required=False),
 })
 
 _MISSING = object()
-
-# A value as messages show it: repr(), unless it is large. YAML aliases can make a small file a
-# huge (or self-referencing) structure whose repr() would never end; that one is abbreviated.
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 4, 200, 200
-
-
-def _shown_value(value: Any, budget: int = 200) -> str:
-    stack = [value]
-    while stack and budget > 0:
-        item = stack.pop()
-        budget -= 1
-        if isinstance(item, dict):
-            stack += [*item.keys(), *item.values()]
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack += item
-    return repr(value) if not stack else _REPR.repr(value)
-
 
 def _at(data: dict, dotted: str) -> Any:
     for part in dotted.split("."):
@@ -331,7 +318,7 @@ def _build(data: dict, source: str) -> Profile:
         runtimes=tuple(data["runtimes"]), toolchain=section("toolchain", Toolchain, ("cflags",)),
         flash=section("flash", Flash, ("args",)), serial=section("serial", Serial),
         emulator=section("emulator", Emulator), litert=section("litert", LiteRT),
-        datasheet=data["datasheet"], notes=data.get("notes", ""), source=source,
+        datasheet=data["datasheet"], notes=data.get("notes", ""), source=source, board=section("board", Board),
     )
 
 

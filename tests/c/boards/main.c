@@ -25,7 +25,12 @@ static void spin(uint32_t turns)
 {
 #if defined(__arm__)
   __asm__ volatile(
+#if defined(__ARM_ARCH_6M__)
+      /* GCC passes Armv6-M inline assembly in divided syntax: there SUB is the 16-bit, flag-setting SUBS. */
+      "1: sub %0, #1\n\t"
+#else
       "1: subs %0, %0, #1\n\t"
+#endif
       "bne 1b\n\t"
       : "+r"(turns)
       :

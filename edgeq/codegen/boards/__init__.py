@@ -7,6 +7,8 @@ flash and measure stages.
 
 What QEMU models for each machine (where UART0 is, the SYSCLK that drives SysTick, which RAM exists) is
 in `QEMU_MACHINES`, read from QEMU 7.2's hw/arm/mps2.c and hw/arm/mps2-tz.c; docs/boards.md explains it.
+Real microcontrollers (a profile with a `board:` section) are `silicon.py` over the chip table in
+`chips.py`; `images.py` makes the RP2040's boot2 and UF2 files.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import edgeq
+from edgeq.codegen.boards.chips import FAMILIES as SILICON_FAMILIES
+from edgeq.codegen.boards.images import APPLICATION_OFFSET, BOOT2_ASM, boot2_image
+from edgeq.codegen.boards.silicon import QEMU_SILICON, silicon_fields
 from edgeq.csource import generated_notice, render_template
 from edgeq.errors import BadInput
 from edgeq.resources import TEMPLATE_DIR
 
 BOARD_TEMPLATE_DIR = TEMPLATE_DIR / "boards"
-FAMILIES = ("cortex_m_cmsdk", "host")
+FAMILIES = ("cortex_m_cmsdk", "host", *(f for f in SILICON_FAMILIES if f != "esp_idf"))
 CYCLES_UNITS = ("instructions", "cycles", "ns")
 # Under -icount shift=0 every guest instruction advances QEMU's virtual clock by 2**0 ns.
 QEMU_ICOUNT_SHIFT = 0
@@ -28,6 +33,7 @@ NS_PER_SECOND = 1_000_000_000
 MAX_STACK_BYTES = 16 * 1024
 CMSDK_UART_MIN_BAUDDIV = 16
 SYSTICK_MAX_PERIOD = 1 << 24  # SysTick's counter is 24 bits wide
+ARMV6M_CPUS = ("cortex-m0", "cortex-m0plus")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,14 @@ class BoardParams:
     cycles_per_tick: int = 1    # what one SysTick tick is worth in eq_board_cycles() units
     systick_period: int = SYSTICK_MAX_PERIOD  # ticks between SysTick exceptions; shorter only to test wraps
     cycles_unit: str = "cycles"  # "instructions" under QEMU -icount, "cycles" on silicon, "ns" on host
+    # Real microcontrollers (edgeq.codegen.boards.silicon): the chip and UART rows, whether QEMU runs it
+    # (no clock set-up), the counter (dwt or systick), one tick in eq_board_cycles() units as a fraction.
+    chip: object = None
+    uart: object = None
+    emulated: bool = False
+    counter: str = "systick"
+    tick_ratio: tuple[int, int] = (1, 1)
+    uart_divisor: dict | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -115,7 +129,7 @@ class BoardParams:
         if not 2 <= self.systick_period <= SYSTICK_MAX_PERIOD:
             raise BadInput(f"board {self.board}: systick_period {self.systick_period} is outside "
                            f"2..{SYSTICK_MAX_PERIOD}, what SysTick's 24-bit reload register allows")
-        if self.uart_bauddiv < CMSDK_UART_MIN_BAUDDIV:
+        if self.family == "cortex_m_cmsdk" and self.uart_bauddiv < CMSDK_UART_MIN_BAUDDIV:
             raise BadInput(f"board {self.board}: {self.baud_rate} baud from a {self.clock_hz} Hz clock "
                            f"needs BAUDDIV {self.uart_bauddiv}; the CMSDK UART needs at least 16")
 
@@ -139,9 +153,12 @@ def board_params_for(profile) -> BoardParams:
     if profile.kind == "host":
         return BoardParams(board="host", family="host", cpu=profile.core, fpu=profile.has_fpu,
                            clock_hz=profile.clock_hz, cflags=cflags, cycles_unit="ns")
+    if profile.board is not None:
+        return BoardParams(cflags=cflags, stack_bytes=_stack_bytes(profile), **silicon_fields(profile))
     if profile.emulator is None:
-        raise _profile_error(profile, "emulator", "edgeq has board support only for the QEMU machines "
-                             f"{', '.join(QEMU_MACHINES)} and the host; {profile.name} is not one of them")
+        raise _profile_error(profile, "board", "missing: edgeq has board support for the QEMU machines "
+                             f"{', '.join(QEMU_MACHINES)}, the host, and boards whose profile names their chip "
+                             "(board: {family, chip, uart}); docs/boards.md lists them")
     machine_name = profile.emulator.qemu_machine
     machine = QEMU_MACHINES.get(machine_name)
     if machine is None:
@@ -154,11 +171,15 @@ def board_params_for(profile) -> BoardParams:
         clock_hz=machine.sysclk_hz, cflags=cflags,
         flash_origin=memory.flash_origin, flash_bytes=memory.flash_bytes,
         ram_origin=memory.ram_origin, ram_bytes=memory.ram_bytes,
-        stack_bytes=min(MAX_STACK_BYTES, memory.ram_reserved_bytes // 2 // 8 * 8),
+        stack_bytes=_stack_bytes(profile),
         uart_base=machine.uart_base, baud_rate=profile.serial.baud, irq_count=machine.irq_count,
         secure=machine.secure, cycles_per_tick=qemu_instructions_per_tick(machine.sysclk_hz),
         cycles_unit="instructions",
     )
+
+
+def _stack_bytes(profile) -> int:
+    return min(MAX_STACK_BYTES, profile.memory.ram_reserved_bytes // 2 // 8 * 8)
 
 
 def _check_against_machine(profile, machine_name: str, machine: QemuMachine) -> None:
@@ -198,14 +219,22 @@ _FAMILY_FILES = {
     "cortex_m_cmsdk": {
         "eq_board.h": "eq_board.h.j2",
         "eq_board.c": "cortex_m_cmsdk/eq_board.c.j2",
-        "startup.c": "cortex_m_cmsdk/startup.c.j2",
-        "linker.ld": "cortex_m_cmsdk/linker.ld.j2",
+        "startup.c": "cortex_m/startup.c.j2",
+        "linker.ld": "cortex_m/linker.ld.j2",
     },
     "host": {
         "eq_board.h": "eq_board.h.j2",
         "eq_board.c": "host/eq_board.c.j2",
     },
 }
+_SILICON_FILES = {
+    "eq_board.h": "eq_board.h.j2",
+    "eq_board.c": "silicon/eq_board.c.j2",
+    "startup.c": "cortex_m/startup.c.j2",
+    "linker.ld": "cortex_m/linker.ld.j2",
+}
+for _family in FAMILIES[2:]:
+    _FAMILY_FILES[_family] = dict(_SILICON_FILES, **({"boot2.c": "rp2040/boot2.c.j2"} if _family == "rp2040" else {}))
 
 
 def render_board(params: BoardParams) -> dict[str, str]:
@@ -220,9 +249,19 @@ def render_board(params: BoardParams) -> dict[str, str]:
         "irq_count": params.irq_count, "secure_fault": params.secure,
         "cycles_per_tick": params.cycles_per_tick, "cycles_unit": params.cycles_unit,
         "systick_period": params.systick_period,
+        "armv6m": params.cpu in ARMV6M_CPUS, "no_vtor": params.cpu == "cortex-m0", "boot2": False,
     }
     if params.family == "cortex_m_cmsdk":
         context["uart_bauddiv"] = params.uart_bauddiv
+    if params.chip is not None:
+        context.update(chip=params.chip, uart=params.uart, emulated=params.emulated, counter=params.counter,
+                       tick_num=params.tick_ratio[0], tick_den=params.tick_ratio[1], divisor=params.uart_divisor)
+        if params.chip.boot2:
+            # boot2 takes the first 256 bytes of flash; the vector table and the rest of the image follow.
+            context.update(boot2_origin=params.flash_origin, boot2_asm=BOOT2_ASM,
+                           flash_origin=params.flash_origin + APPLICATION_OFFSET,
+                           flash_bytes=params.flash_bytes - APPLICATION_OFFSET,
+                           boot2=[f"0x{b:02X}" for b in boot2_image()])
     return {path: render_template(f"boards/{name}", **context) for path, name in _FAMILY_FILES[params.family].items()}
 
 
@@ -251,9 +290,9 @@ def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = 
     nodelay: QEMU writes each UART byte to the socket on its own; with Nagle's algorithm on, every
     reply then waits for the host's delayed ACK (40 ms on Linux), ten times the inference itself.
     """
-    if machine not in QEMU_MACHINES:
+    if machine not in QEMU_MACHINES and machine not in QEMU_SILICON:
         raise BadInput(f"no board support for QEMU machine {machine!r}; expected one of "
-                       f"{', '.join(QEMU_MACHINES)}")
+                       f"{', '.join([*QEMU_MACHINES, *QEMU_SILICON])}")
     if not 0 < serial_port < 65536:
         raise BadInput(f"serial port {serial_port} is not a TCP port number (1..65535)")
     return [
