@@ -57,3 +57,13 @@ def small_data(tmp_path_factory) -> dict[str, Path]:
     np.savez(calib, x=rng.random((32, 8, 8, 1), dtype=np.float32))
     np.savez(val, x=rng.random((20, 8, 8, 1), dtype=np.float32), y=rng.integers(0, 10, 20))
     return {"calib": calib, "val": val}
+
+
+@pytest.fixture(scope="session")
+def small_cnn_int8(small_cnn_path, small_data) -> bytes:
+    """The small CNN quantized to int8 by the real converter, calibrated on small_data's set."""
+    from edgeq.convert.converter import convert
+    from edgeq.load import load_dataset, load_model
+
+    model = load_model(small_cnn_path)
+    return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))

@@ -28,15 +28,6 @@ SIZE_OUTPUT = """   text\t   data\t    bss\t    dec\t    hex\tfilename
 """
 
 
-@pytest.fixture(scope="module")
-def int8_tflite(small_cnn_path, small_data) -> bytes:
-    from edgeq.convert.converter import convert
-    from edgeq.load import load_dataset, load_model
-
-    model = load_model(small_cnn_path)
-    return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))
-
-
 def write_project(directory, profile, tflite: bytes):
     for name, content in codegen.render_project("edgeq-c", profile, tflite, read_graph(tflite), None,
                                                 "small_int8").items():
@@ -66,9 +57,9 @@ def test_ld_overflow_messages_are_read_once_per_region():
     assert parse_overflow(stderr) == [Overflow("RAM", 20512), Overflow("FLASH", 1500)]
 
 
-def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_size_optimization(int8_tflite):
-    project = codegen.render_project("edgeq-c", get_profile("qemu-mps2-an386"), int8_tflite,
-                                     read_graph(int8_tflite), None, "m")
+def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_size_optimization(small_cnn_int8):
+    project = codegen.render_project("edgeq-c", get_profile("qemu-mps2-an386"), small_cnn_int8,
+                                     read_graph(small_cnn_int8), None, "m")
     makefile = project["Makefile"]
     assert "CC := arm-none-eabi-gcc" in makefile and "OPT := -Os" in makefile
     assert ("ARCH_FLAGS := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -ffunction-sections "
@@ -78,38 +69,38 @@ def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_size_optimiza
     assert "$(PROGRAM).bin $(PROGRAM).hex" in makefile
 
 
-def test_host_makefile_uses_the_native_gcc_at_the_profiles_O2_without_a_linker_script(int8_tflite):
-    makefile = codegen.render_project("edgeq-c", get_profile("host"), int8_tflite, read_graph(int8_tflite),
+def test_host_makefile_uses_the_native_gcc_at_the_profiles_O2_without_a_linker_script(small_cnn_int8):
+    makefile = codegen.render_project("edgeq-c", get_profile("host"), small_cnn_int8, read_graph(small_cnn_int8),
                                       None, "m")["Makefile"]
     assert "CC := gcc" in makefile and "OPT := -O2" in makefile and "SIZE := size" in makefile
     assert "linker.ld" not in makefile.split("check-board:")[0] and "OBJCOPY" not in makefile
 
 
-def test_edgeq_c_project_holds_model_kernels_harness_board_and_makefile_deterministically(int8_tflite):
-    graph = read_graph(int8_tflite)
+def test_edgeq_c_project_holds_model_kernels_harness_board_and_makefile_deterministically(small_cnn_int8):
+    graph = read_graph(small_cnn_int8)
     profile = get_profile("qemu-mps2-an505")
-    project = codegen.render_project("edgeq-c", profile, int8_tflite, graph, None, "m")
+    project = codegen.render_project("edgeq-c", profile, small_cnn_int8, graph, None, "m")
     for name in ("main.c", "Makefile", "edgeq_model.c", "edgeq_model.h", "eq_protocol.c", "eq_conv_s8.c",
                  "board/eq_board.c", "board/startup.c", "board/linker.ld", "m.tflite", "edgeq-firmware.json"):
         assert name in project, name
-    assert project["m.tflite"] == int8_tflite
-    assert codegen.render_project("edgeq-c", profile, int8_tflite, graph, None, "m") == project
+    assert project["m.tflite"] == small_cnn_int8
+    assert codegen.render_project("edgeq-c", profile, small_cnn_int8, graph, None, "m") == project
     manifest = json.loads(project["edgeq-firmware.json"])
     assert manifest == {"edgeq_version": edgeq.__version__, "runtime": "edgeq-c", "device": "qemu-mps2-an505",
-                        "model": "m.tflite", "model_sha256": codegen.model_sha256(int8_tflite),
+                        "model": "m.tflite", "model_sha256": codegen.model_sha256(small_cnn_int8),
                         "elf": "firmware.elf", "bin": "firmware.bin", "hex": "firmware.hex"}
 
 
-def test_harness_serves_the_hello_payload_byte_for_byte(int8_tflite):
+def test_harness_serves_the_hello_payload_byte_for_byte(small_cnn_int8):
     from edgeq.aot import compile_model
 
-    graph = read_graph(int8_tflite)
+    graph = read_graph(small_cnn_int8)
     profile = get_profile("qemu-mps2-an386")
-    main = codegen.render_project("edgeq-c", profile, int8_tflite, graph, None, "m")["main.c"]
+    main = codegen.render_project("edgeq-c", profile, small_cnn_int8, graph, None, "m")["main.c"]
     body = re.search(r"static const uint8_t edgeq_hello\[(\d+)\] = \{(.*?)\};", main, re.S)
     embedded = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body[2]))
-    expected = codegen.hello_payload(int8_tflite, graph, "edgeq-c", edgeq.__version__, 25_000_000,
-                                     compile_model(int8_tflite).arena_bytes)
+    expected = codegen.hello_payload(small_cnn_int8, graph, "edgeq-c", edgeq.__version__, 25_000_000,
+                                     compile_model(small_cnn_int8).arena_bytes)
     assert embedded == expected and int(body[1]) == len(expected)
     assert "eq_board_init();" in main and "eq_serve(&server);" in main
     assert "server.input_bytes = EDGEQ_INPUT_BYTES;" in main
@@ -125,8 +116,8 @@ def test_manifest_missing_is_refused_naming_the_folder(tmp_path):
 
 @pytest.mark.host
 @needs_gcc
-def test_host_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path):
-    project = write_project(tmp_path, get_profile("host"), int8_tflite)
+def test_host_build_is_warning_free_under_pedantic_c99(small_cnn_int8, tmp_path):
+    project = write_project(tmp_path, get_profile("host"), small_cnn_int8)
     done = subprocess.run(["make", "-C", str(project), "EXTRA_CFLAGS=-Werror -pedantic"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -135,17 +126,17 @@ def test_host_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path):
 
 @pytest.mark.emulator
 @needs_arm
-def test_cortex_m_build_reports_flash_and_ram_used_with_the_arena_and_stack_in_ram(int8_tflite, tmp_path):
+def test_cortex_m_build_reports_flash_and_ram_used_with_the_arena_and_stack_in_ram(small_cnn_int8, tmp_path):
     from edgeq.aot import compile_model
     from edgeq.codegen.boards import board_params_for
 
     profile = get_profile("qemu-mps2-an386")
-    project = write_project(tmp_path, profile, int8_tflite)
+    project = write_project(tmp_path, profile, small_cnn_int8)
     result = build(project, profile)
     assert result.elf == project / "firmware.elf" and result.bin.is_file() and result.hex.is_file()
     stack = board_params_for(profile).stack_bytes
-    assert result.memory.ram_bytes >= compile_model(int8_tflite).arena_bytes + stack
-    assert result.memory.flash_bytes >= read_graph(int8_tflite).constant_bytes()
+    assert result.memory.ram_bytes >= compile_model(small_cnn_int8).arena_bytes + stack
+    assert result.memory.flash_bytes >= read_graph(small_cnn_int8).constant_bytes()
     assert result.memory.flash_bytes == result.bin.stat().st_size  # the image is text then data
     facts = result.to_dict()
     assert facts["flash_budget_bytes"] == profile.memory.flash_bytes
@@ -154,8 +145,8 @@ def test_cortex_m_build_reports_flash_and_ram_used_with_the_arena_and_stack_in_r
 
 @pytest.mark.emulator
 @needs_arm
-def test_cortex_m_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path):
-    project = write_project(tmp_path, get_profile("qemu-mps2-an385"), int8_tflite)
+def test_cortex_m_build_is_warning_free_under_pedantic_c99(small_cnn_int8, tmp_path):
+    project = write_project(tmp_path, get_profile("qemu-mps2-an385"), small_cnn_int8)
     done = subprocess.run(["make", "-C", str(project), "EXTRA_CFLAGS=-Werror -pedantic"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -163,10 +154,10 @@ def test_cortex_m_build_is_warning_free_under_pedantic_c99(int8_tflite, tmp_path
 
 @pytest.mark.emulator
 @needs_arm
-def test_an_image_too_large_for_flash_fails_with_lds_numbers_and_exit_3(int8_tflite, tmp_path):
+def test_an_image_too_large_for_flash_fails_with_lds_numbers_and_exit_3(small_cnn_int8, tmp_path):
     profile = get_profile("qemu-mps2-an386")
     small = dataclasses.replace(profile, memory=dataclasses.replace(profile.memory, flash_bytes=4096))
-    project = write_project(tmp_path, small, int8_tflite)
+    project = write_project(tmp_path, small, small_cnn_int8)
     with pytest.raises(DoesNotFit, match=r"the firmware does not fit qemu-mps2-an386: it overflows FLASH by "
                                          r"[\d,]+ bytes \(the device has 4,096\)") as raised:
         build(project, small)
@@ -176,18 +167,18 @@ def test_an_image_too_large_for_flash_fails_with_lds_numbers_and_exit_3(int8_tfl
 
 @pytest.mark.emulator
 @needs_arm
-def test_a_real_board_without_board_support_says_what_to_put_in_board(int8_tflite, tmp_path):
+def test_a_real_board_without_board_support_says_what_to_put_in_board(small_cnn_int8, tmp_path):
     # A user's board: a profile without a board section (no chip edgeq knows).
     profile = dataclasses.replace(get_profile("nucleo-l4r5zi"), board=None)
-    project = write_project(tmp_path, profile, int8_tflite)
+    project = write_project(tmp_path, profile, small_cnn_int8)
     with pytest.raises(ToolFailed, match=r"no board/eq_board\.h: edgeq has no board support for nucleo-l4r5zi: "
                                          r"write eq_board\.h/\.c \(see docs/boards\.md\), startup code and "
                                          r"linker\.ld into board/"):
         build(project, profile)
 
 
-def test_a_project_is_built_only_for_the_device_it_was_generated_for(int8_tflite, tmp_path):
-    project = write_project(tmp_path, get_profile("qemu-mps2-an386"), int8_tflite)
+def test_a_project_is_built_only_for_the_device_it_was_generated_for(small_cnn_int8, tmp_path):
+    project = write_project(tmp_path, get_profile("qemu-mps2-an386"), small_cnn_int8)
     with pytest.raises(BadInput, match=r"was generated for qemu-mps2-an386, not qemu-mps2-an500; build it with "
                                        r"--device qemu-mps2-an386"):
         build(project, get_profile("qemu-mps2-an500"))

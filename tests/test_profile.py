@@ -50,12 +50,8 @@ needs_tflm = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def tflite(small_cnn_path, small_data) -> bytes:
-    from edgeq.convert.converter import convert
-    from edgeq.load import load_dataset, load_model
-
-    model = load_model(small_cnn_path)
-    return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))
+def tflite(small_cnn_int8) -> bytes:
+    return small_cnn_int8
 
 
 def generate(folder: Path, runtime: str, tflite: bytes) -> Path:

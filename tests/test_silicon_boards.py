@@ -50,15 +50,6 @@ needs_qemu = pytest.mark.skipif(
 needs_tree = pytest.mark.skipif(not os.environ.get("TFLM_DIR"), reason="needs a TFLM source tree (TFLM_DIR)")
 
 
-@pytest.fixture(scope="module")
-def int8_tflite(small_cnn_path, small_data) -> bytes:
-    from edgeq.convert.converter import convert
-    from edgeq.load import load_dataset, load_model
-
-    model = load_model(small_cnn_path)
-    return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))
-
-
 def generate(folder: Path, profile_name: str, runtime: str, tflite: bytes) -> Path:
     arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
     files = codegen.render_project(runtime, get_profile(profile_name), tflite, read_graph(tflite), arena, "small")
@@ -213,12 +204,12 @@ def symbol(elf: Path, name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def built(int8_tflite, tmp_path_factory) -> dict[str, tuple[Path, object]]:
+def built(small_cnn_int8, tmp_path_factory) -> dict[str, tuple[Path, object]]:
     """Each real profile's edgeq-c firmware, generated as edgeq deploy does and built by edgeq build."""
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("needs arm-none-eabi-gcc")
     root = tmp_path_factory.mktemp("silicon")
-    return {name: (root / name, build(generate(root / name, name, "edgeq-c", int8_tflite), get_profile(name)))
+    return {name: (root / name, build(generate(root / name, name, "edgeq-c", small_cnn_int8), get_profile(name)))
             for name in REAL_PROFILES}
 
 
@@ -267,8 +258,9 @@ def test_bin_starts_at_the_flash_origin_and_hex_carries_its_extended_address(pro
     assert min(address for address, _ in sections.values()
                if memory.flash_origin <= address < memory.flash_origin + memory.flash_bytes) == memory.flash_origin
     vectors_at = sections[".vectors"][0] - profile.memory.flash_origin
-    vectors = subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", "-j", ".vectors", str(result.elf), "/dev/stdout"],
-                             capture_output=True, check=True).stdout
+    vectors = subprocess.run(
+        ["arm-none-eabi-objcopy", "-O", "binary", "-j", ".vectors", str(result.elf), "/dev/stdout"],
+        capture_output=True, check=True).stdout
     assert result.bin.read_bytes()[vectors_at:vectors_at + len(vectors)] == vectors
     assert first_hex_address(result.hex.read_text()) == memory.flash_origin
 
@@ -328,9 +320,9 @@ def test_flash_dry_run_is_the_exact_command_on_files_the_build_wrote(profile_nam
 @needs_tree
 @needs_arm
 @pytest.mark.parametrize("profile_name", TFLM_REPRESENTATIVES)
-def test_tflm_firmware_builds_and_fits(profile_name, int8_tflite, tmp_path):
+def test_tflm_firmware_builds_and_fits(profile_name, small_cnn_int8, tmp_path):
     profile = get_profile(profile_name)
-    result = build(generate(tmp_path, profile_name, "tflm", int8_tflite), profile)
+    result = build(generate(tmp_path, profile_name, "tflm", small_cnn_int8), profile)
     sections = allocated_sections(result.elf)
     assert sections[".vectors"][0] == _application_origin(profile)
     assert result.memory.flash_bytes < profile.memory.flash_bytes and result.memory.ram_bytes < profile.memory.ram_bytes
@@ -365,9 +357,9 @@ def test_bring_up_program_counts_a_200000_instruction_loop_and_echoes_each_byte_
 @pytest.mark.parametrize("runtime", ["edgeq-c", pytest.param("tflm", marks=needs_tree)])
 @pytest.mark.parametrize("profile_name", EMULATED_SILICON)
 def test_stm32_and_nrf5_ports_in_qemu_are_bit_exact_with_the_tflite_micro_interpreter(
-        profile_name, runtime, int8_tflite, x_val, tmp_path):
+        profile_name, runtime, small_cnn_int8, x_val, tmp_path):
     profile = get_profile(profile_name)
-    project = generate(tmp_path, profile_name, runtime, int8_tflite)
+    project = generate(tmp_path, profile_name, runtime, small_cnn_int8)
     result = run_on_device(profile, project, measure_run(profile, project, x_val, None, project / "m.jsonl"))
     assert result.error is None
     summary = result.measure
@@ -378,9 +370,9 @@ def test_stm32_and_nrf5_ports_in_qemu_are_bit_exact_with_the_tflite_micro_interp
 # ---- ESP32-S3: an ESP-IDF project, not built here ---------------------------------------------------------
 
 @pytest.mark.parametrize("runtime", ["edgeq-c", "tflm"])
-def test_esp32_s3_gets_an_esp_idf_project_with_the_model_as_a_component(runtime, int8_tflite):
-    arena = tflm_arena(int8_tflite).smallest_bytes if runtime == "tflm" else None
-    files = codegen.render_project(runtime, get_profile("esp32-s3-devkitc"), int8_tflite, read_graph(int8_tflite),
+def test_esp32_s3_gets_an_esp_idf_project_with_the_model_as_a_component(runtime, small_cnn_int8):
+    arena = tflm_arena(small_cnn_int8).smallest_bytes if runtime == "tflm" else None
+    files = codegen.render_project(runtime, get_profile("esp32-s3-devkitc"), small_cnn_int8, read_graph(small_cnn_int8),
                                    arena, "small")
     main = "main/main.cc" if runtime == "tflm" else "main/main.c"
     assert {"CMakeLists.txt", "sdkconfig.defaults", main, "main/eq_board_esp32.c", "main/CMakeLists.txt",
@@ -391,11 +383,11 @@ def test_esp32_s3_gets_an_esp_idf_project_with_the_model_as_a_component(runtime,
     assert ("espressif/esp-tflite-micro" in files.get("main/idf_component.yml", "")) == (runtime == "tflm")
 
 
-def test_esp32_s3_project_is_built_by_idf_py_and_its_bin_goes_at_0x10000(int8_tflite, tmp_path):
+def test_esp32_s3_project_is_built_by_idf_py_and_its_bin_goes_at_0x10000(small_cnn_int8, tmp_path):
     import json
 
     from edgeq.device.build import make_command
-    project = generate(tmp_path, "esp32-s3-devkitc", "edgeq-c", int8_tflite)
+    project = generate(tmp_path, "esp32-s3-devkitc", "edgeq-c", small_cnn_int8)
     manifest = json.loads((project / "edgeq-firmware.json").read_text())
     assert make_command(project, manifest, get_profile("esp32-s3-devkitc")) == ["idf.py", "-C", str(project), "build"]
     images = Images(elf=project / manifest["elf"], bin=project / manifest["bin"], image=project / manifest["elf"])

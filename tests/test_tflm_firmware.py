@@ -41,15 +41,6 @@ needs_qemu = pytest.mark.skipif(
     reason="needs arm-none-eabi-g++ (with libstdc++) and qemu-system-arm")
 
 
-@pytest.fixture(scope="module")
-def int8_tflite(small_cnn_path, small_data) -> bytes:
-    from edgeq.convert.converter import convert
-    from edgeq.load import load_dataset, load_model
-
-    model = load_model(small_cnn_path)
-    return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))
-
-
 def generate(folder: Path, board: str, tflite: bytes) -> Path:
     files = codegen.render_project("tflm", get_profile(board), tflite, read_graph(tflite),
                                    tflm_arena(tflite).smallest_bytes, "small_int8")
@@ -65,9 +56,9 @@ def make_print(project: Path, variable: str, tflm_dir: str = "/opt/tflm") -> str
 
 # ---- what the Makefile compiles, without compiling it --------------------------------------------------
 
-def test_makefile_compiles_the_cmsis_nn_kernels_of_the_models_ops_and_nothing_else(int8_tflite, tmp_path):
-    project = generate(tmp_path, "qemu-mps2-an386", int8_tflite)
-    assert list(read_graph(int8_tflite).op_names) == SMALL_CNN_OPS
+def test_makefile_compiles_the_cmsis_nn_kernels_of_the_models_ops_and_nothing_else(small_cnn_int8, tmp_path):
+    project = generate(tmp_path, "qemu-mps2-an386", small_cnn_int8)
+    assert list(read_graph(small_cnn_int8).op_names) == SMALL_CNN_OPS
     assert make_print(project, "TFLM_KERNEL_SRCS").split() == [
         f"{KERNELS}/cmsis_nn/{k}.cc" for k in ("conv", "depthwise_conv", "fully_connected", "pooling", "softmax")
     ] + [f"{KERNELS}/{k}.cc" for k in ("conv_common", "depthwise_conv_common", "fully_connected_common",
@@ -78,8 +69,8 @@ def test_makefile_compiles_the_cmsis_nn_kernels_of_the_models_ops_and_nothing_el
                                                      "NNSupportFunctions", "PoolingFunctions", "SoftmaxFunctions")]
 
 
-def test_library_flags_are_tflms_release_build_for_the_boards_core(int8_tflite, tmp_path):
-    project = generate(tmp_path, "qemu-mps2-an385", int8_tflite)
+def test_library_flags_are_tflms_release_build_for_the_boards_core(small_cnn_int8, tmp_path):
+    project = generate(tmp_path, "qemu-mps2-an385", small_cnn_int8)
     assert (make_print(project, "TFLM_CORE_OPT"), make_print(project, "TFLM_KERNEL_OPT")) == ("-Os", "-O2")
     flags = make_print(project, "TFLM_CXXFLAGS").split()
     for flag in ("-mcpu=cortex-m3", "-mfloat-abi=soft", "-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-DNDEBUG",
@@ -90,9 +81,9 @@ def test_library_flags_are_tflms_release_build_for_the_boards_core(int8_tflite, 
         f"{os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'}/edgeq/tflm/")
 
 
-def test_the_cache_folder_differs_by_tree_and_cpu_flags(int8_tflite, tmp_path):
-    m3, m4 = generate(tmp_path / "m3", "qemu-mps2-an385", int8_tflite), generate(tmp_path / "m4", "qemu-mps2-an386",
-                                                                                 int8_tflite)
+def test_the_cache_folder_differs_by_tree_and_cpu_flags(small_cnn_int8, tmp_path):
+    m3, m4 = generate(tmp_path / "m3", "qemu-mps2-an385", small_cnn_int8), generate(tmp_path / "m4", "qemu-mps2-an386",
+                                                                                 small_cnn_int8)
     builds = {make_print(m3, "TFLM_BUILD"), make_print(m4, "TFLM_BUILD"), make_print(m4, "TFLM_BUILD", "/opt/other")}
     assert len(builds) == 3
 
@@ -116,28 +107,28 @@ def test_every_file_the_table_names_is_in_the_tflm_tree():
 
 # ---- failures say what to do ----------------------------------------------------------------------------
 
-def test_without_tflm_dir_the_build_is_refused_saying_what_to_set(int8_tflite, tmp_path, monkeypatch):
+def test_without_tflm_dir_the_build_is_refused_saying_what_to_set(small_cnn_int8, tmp_path, monkeypatch):
     monkeypatch.delenv("TFLM_DIR", raising=False)
-    project = generate(tmp_path, "qemu-mps2-an386", int8_tflite)
+    project = generate(tmp_path, "qemu-mps2-an386", small_cnn_int8)
     with pytest.raises(BadInput, match="set TFLM_DIR to one made by TFLM's create_tflm_tree.py"):
         build(project, get_profile("qemu-mps2-an386"))
 
 
-def test_a_folder_that_is_no_tflm_tree_is_refused_naming_it(int8_tflite, tmp_path, monkeypatch):
+def test_a_folder_that_is_no_tflm_tree_is_refused_naming_it(small_cnn_int8, tmp_path, monkeypatch):
     monkeypatch.setenv("TFLM_DIR", str(tmp_path))
-    project = generate(tmp_path / "fw", "qemu-mps2-an386", int8_tflite)
+    project = generate(tmp_path / "fw", "qemu-mps2-an386", small_cnn_int8)
     with pytest.raises(BadInput, match=rf"TFLM_DIR={tmp_path} is not a TFLM source tree \(no tensorflow/lite/micro/"):
         build(project, get_profile("qemu-mps2-an386"))
 
 
 @needs_tree
-def test_a_tree_lacking_a_kernel_the_model_needs_fails_naming_the_file_and_the_op(int8_tflite, tmp_path,
+def test_a_tree_lacking_a_kernel_the_model_needs_fails_naming_the_file_and_the_op(small_cnn_int8, tmp_path,
                                                                                   monkeypatch):
     tree = tmp_path / "tree"  # the real tree as symbolic links, less one kernel
     subprocess.run(["cp", "-as", str(Path(os.environ["TFLM_DIR"]).resolve()), str(tree)], check=True)
     (tree / KERNELS / "cmsis_nn" / "softmax.cc").unlink()
     monkeypatch.setenv("TFLM_DIR", str(tree))
-    project = generate(tmp_path / "fw", "qemu-mps2-an386", int8_tflite)
+    project = generate(tmp_path / "fw", "qemu-mps2-an386", small_cnn_int8)
     with pytest.raises(ToolFailed, match=rf"{tree}/{KERNELS}/cmsis_nn/softmax.cc is missing: SOFTMAX needs it"):
         build(project, get_profile("qemu-mps2-an386"))
 
@@ -154,9 +145,9 @@ def x_val(small_data) -> np.ndarray:
 @needs_qemu
 @pytest.mark.emulator
 @pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps2-an385"])
-def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(board, int8_tflite, x_val, tmp_path):
+def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(board, small_cnn_int8, x_val, tmp_path):
     profile = get_profile(board)
-    project = generate(tmp_path, board, int8_tflite)
+    project = generate(tmp_path, board, small_cnn_int8)
     run = measure_run(profile, project, x_val, None, project / "measure.jsonl")
     result = run_on_device(profile, project, run)
     assert result.error is None
@@ -169,19 +160,19 @@ def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(bo
         hello = link.hello(timeout=10)
     # The arena the interpreter really used, patched into HELLO at start-up.
     assert hello.runtime == "tflm" and 0 < hello.arena_bytes <= codegen.arena_size_with_margin(
-        tflm_arena(int8_tflite).smallest_bytes)
+        tflm_arena(small_cnn_int8).smallest_bytes)
 
 
 @needs_tree
 @needs_qemu
 @pytest.mark.emulator
-def test_a_second_project_for_the_same_core_compiles_no_tflm_file_again(int8_tflite, tmp_path):
+def test_a_second_project_for_the_same_core_compiles_no_tflm_file_again(small_cnn_int8, tmp_path):
     from edgeq.device.build import make_command, read_manifest
 
     profile = get_profile("qemu-mps2-an386")
-    first = generate(tmp_path / "first", "qemu-mps2-an386", int8_tflite)
+    first = generate(tmp_path / "first", "qemu-mps2-an386", small_cnn_int8)
     build(first, profile)  # warms the cache with edgeq build's own flags, if the tests above have not
-    second = generate(tmp_path / "second", "qemu-mps2-an386", int8_tflite)
+    second = generate(tmp_path / "second", "qemu-mps2-an386", small_cnn_int8)
     done = subprocess.run(make_command(second, read_manifest(second), profile), capture_output=True, text=True,
                           check=True)
     assert "  TFLM " not in done.stdout and (second / "firmware.elf").is_file()
@@ -201,9 +192,9 @@ def test_an_int16x8_model_cmsis_nn_cannot_start_is_refused_at_generation_naming_
 @needs_tree
 @needs_qemu
 @pytest.mark.emulator
-def test_firmware_whose_arena_is_too_small_says_why_it_did_not_start(int8_tflite, x_val, tmp_path):
+def test_firmware_whose_arena_is_too_small_says_why_it_did_not_start(small_cnn_int8, x_val, tmp_path):
     profile = get_profile("qemu-mps2-an386")
-    files = codegen.render_project("tflm", profile, int8_tflite, read_graph(int8_tflite), 256, "m")
+    files = codegen.render_project("tflm", profile, small_cnn_int8, read_graph(small_cnn_int8), 256, "m")
     write_files(tmp_path, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
     result = run_on_device(profile, tmp_path, measure_run(profile, tmp_path, x_val[:2], None, tmp_path / "m.jsonl"))
     assert isinstance(result.error, ToolFailed)
