@@ -96,6 +96,35 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
     return rounding_divide_by_pot(srdhm(wrap32(x << left), multiplier), right)
 
 
+# An accumulator below this in magnitude doubles without overflow, and so does the product
+# of the double with a Q31 multiplier, rounded to its high word, plus any rounding term.
+BOUNDED_ACCUMULATOR = 1 << 29
+
+
+def bounded_requant(pairs: list[tuple[int, int]], bounds) -> list[tuple[int, int, int, int]] | None:
+    """(multiplier, round, right_shift, below_zero) for each channel's (multiplier, shift) when
+    every channel's accumulator is bounded below BOUNDED_ACCUMULATOR and its shift is a right
+    shift of 0 to 31, else None. Under those conditions MultiplyByQuantizedMultiplier(x, m, s)
+    is (h + round + (h < 0 ? below_zero : 0)) >> right_shift with h = (2x * m + 2^31) >> 32
+    (SMMULR): the doubled product is SaturatingRoundingDoublingHighMul's without its
+    saturation (which needs x = m = INT32_MIN), and adding round (2^(right_shift - 1)) and -1
+    below zero is RoundingDivideByPOT's rounding half away from zero; a shift of 0 adds nothing
+    (requantize_bounded)."""
+    if len(bounds) != len(pairs) and len(pairs) != 1:
+        return None
+    if any(int(b) >= BOUNDED_ACCUMULATOR for b in bounds):
+        return None
+    if any(not -31 <= shift <= 0 or not 0 <= m <= INT32_MAX for m, shift in pairs):
+        return None
+    return [(m, (1 << (-shift - 1)) if shift else 0, -shift, -1 if shift else 0) for m, shift in pairs]
+
+
+def requantize_bounded(x: int, multiplier: int, round_: int, right_shift: int, below_zero: int) -> int:
+    """eq_requantize_bounded of eq_math.h."""
+    high = wrap32((2 * x * multiplier + (1 << 31)) >> 32)
+    return (high + round_ + (below_zero if high < 0 else 0)) >> right_shift
+
+
 def saturating_shl(x: int, exponent: int) -> int:
     """SaturatingRoundingMultiplyByPOT with a positive exponent."""
     threshold = (1 << (31 - exponent)) - 1

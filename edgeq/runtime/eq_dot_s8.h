@@ -19,12 +19,6 @@
 #include <string.h>
 #include "eq_math.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(EQ_PORTABLE)
-#define EQ_DSP 1
-#include <arm_acle.h>
-#else
-#define EQ_DSP 0
-#endif
 
 #if EQ_DSP
 /* Four int8 values as one word; memcpy because the pointer need not be word aligned (the M4
@@ -174,14 +168,46 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const
 }
 #endif
 
-/* One int8 output of a convolution or FULLY_CONNECTED: requantized with the channel's (or
- * the tensor's) multiplier and shift, offset and clamped. */
+/* The channel's (or the tensor's) requantization of acc, in the bounded form when given. */
+static EQ_HOT_INLINE int32_t eq_requantize_channel(int32_t acc, const eq_quant_params *quant, int32_t channel)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    if (quant->bounded != 0) {
+        return eq_requantize_bounded(acc, &quant->bounded[q]);
+    }
+    return eq_requantize(acc, quant->multiplier[q], quant->shift[q]);
+}
+
+/* One int8 output of a convolution or FULLY_CONNECTED: requantized, offset and clamped. */
 static EQ_HOT_INLINE int8_t eq_output_s8(int32_t acc, const eq_quant_params *quant, int32_t channel,
                                          int32_t output_offset, const eq_activation *activation)
 {
-    const int32_t q = quant->per_channel ? channel : 0;
-    acc = eq_requantize(acc, quant->multiplier[q], quant->shift[q]) + output_offset;
+    acc = eq_requantize_channel(acc, quant, channel) + output_offset;
     return (int8_t)EQ_CLAMP(acc, activation->min, activation->max);
+}
+
+/* out[i * step] = the int8 outputs of one channel's accumulators acc[0..n). */
+static EQ_NOINLINE void eq_output_run_s8(const int32_t *acc, int32_t n, const eq_quant_params *quant,
+                                         int32_t channel, int32_t output_offset, const eq_activation *activation,
+                                         int8_t *out, int32_t step)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    const int32_t lo = activation->min, hi = activation->max;
+    const int32_t *const end = acc + n;
+    if (quant->bounded != 0) {
+        const eq_requant r = quant->bounded[q];
+        for (; acc != end; acc++, out += step) {
+            int32_t v = eq_requantize_bounded(*acc, &r) + output_offset;
+            v = v < lo ? lo : v;
+            *out = (int8_t)(v > hi ? hi : v);
+        }
+    } else {
+        const int32_t multiplier = quant->multiplier[q], shift = quant->shift[q];
+        for (; acc != end; acc++, out += step) {
+            const int32_t v = eq_requantize(*acc, multiplier, shift) + output_offset;
+            *out = (int8_t)EQ_CLAMP(v, lo, hi);
+        }
+    }
 }
 
 /* out = requantized(bias + W x) for a blocked filter W of `units` rows of `depth` values:
