@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from edgeq.aot import arith
-from edgeq.aot.lifetimes import depthwise_plane_bytes
+from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_rows_scratch_bytes
 from edgeq.aot.lower_elementwise import bounded_add
 from edgeq.aot.lowering import block_filter, widen_filter
 from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
@@ -220,9 +220,10 @@ def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
         f"static const eq_dw_conv_params {p}_params = {{{-zp_in}, {zp_out}, {mult}, {{{sw}, {sh}}}, {{{pw}, {ph}}}, "
         f"{{{dw}, {dh}}}, {{{lo}, {hi}}}}};",
     ]
-    scratch = {"eq_depthwise_conv_s8": cout * 4, "eq_depthwise_conv_rows_s8": -(-ow * cout // 4) * 4 + cout * 4,
-               "eq_depthwise_conv_in_place_s8": depthwise_plane_bytes(oh, ow, SimpleNamespace(
-                   strideH=sh, strideW=sw, dilationHFactor=dh, dilationWFactor=dw), kh, kw)}[kernel]
+    options = SimpleNamespace(strideH=sh, strideW=sw, dilationHFactor=dh, dilationWFactor=dw)
+    scratch = {"eq_depthwise_conv_s8": cout * 4,
+               "eq_depthwise_conv_rows_s8": depthwise_rows_scratch_bytes(ow, cin, cout, options, kh, kw),
+               "eq_depthwise_conv_in_place_s8": depthwise_plane_bytes(oh, ow, options, kh, kw)}[kernel]
     source = "work" if in_place else f"{p}_input"
     case.body += ([f"memcpy(work, {p}_input, {x.size});"] if in_place else []) + [
         f"ctx.size = {scratch};",

@@ -101,7 +101,8 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
 BOUNDED_ACCUMULATOR = 1 << 29
 
 
-def bounded_requant(pairs: list[tuple[int, int]], bounds) -> list[tuple[int, int, int, int]] | None:
+def bounded_requant(pairs: list[tuple[int, int]], bounds, zero_shift: bool = False
+                    ) -> list[tuple[int, int, int, int]] | None:
     """(multiplier, round, right_shift, below_zero) for each channel's (multiplier, shift) when
     every channel's accumulator is bounded below BOUNDED_ACCUMULATOR and its shift is a right
     shift of 0 to 31, else None. Under those conditions MultiplyByQuantizedMultiplier(x, m, s)
@@ -109,12 +110,14 @@ def bounded_requant(pairs: list[tuple[int, int]], bounds) -> list[tuple[int, int
     (SMMULR): the doubled product is SaturatingRoundingDoublingHighMul's without its
     saturation (which needs x = m = INT32_MIN), and adding round (2^(right_shift - 1)) and -1
     below zero is RoundingDivideByPOT's rounding half away from zero; a shift of 0 adds nothing
-    (requantize_bounded)."""
+    (requantize_bounded). The kernels' outputs take no shift of 0 (their form adds the -1
+    unmasked, eq_requantize_bounded); ADD's inputs, one of which always has it, do
+    (`zero_shift`, eq_requantize_bounded_any)."""
     if len(bounds) != len(pairs) and len(pairs) != 1:
         return None
     if any(int(b) >= BOUNDED_ACCUMULATOR for b in bounds):
         return None
-    if any(not -31 <= shift <= 0 or not 0 <= m <= INT32_MAX for m, shift in pairs):
+    if any(not -31 <= shift <= (0 if zero_shift else -1) or not 0 <= m <= INT32_MAX for m, shift in pairs):
         return None
     return [(m, (1 << (-shift - 1)) if shift else 0, -shift, -1 if shift else 0) for m, shift in pairs]
 

@@ -145,6 +145,16 @@ def depthwise_plane_bytes(out_h: int, out_w: int, options, kernel_h: int, kernel
     return rows * cols
 
 
+def depthwise_rows_scratch_bytes(out_w: int, in_c: int, out_c: int, options, kernel_h: int, kernel_w: int) -> int:
+    """eq_depthwise_conv_rows_s8_scratch_size: one output row (rounded up to a word), then for
+    depth multiplier 1 the padded plane of one window's height, else the pixel kernel's int32
+    accumulators."""
+    row = -(-out_w * out_c // 4) * 4
+    if out_c != in_c:
+        return row + out_c * 4
+    return row + depthwise_plane_bytes(1, out_w, options, kernel_h, kernel_w)
+
+
 def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], alignment: int):
     """Each (kind, output_offset, scratch_bytes) that lets op write `dst` over its dying input `src`."""
     ti, to = graph.tensors[src], graph.tensors[dst]
@@ -178,8 +188,8 @@ def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], 
         # Once output rows 0..j-1 are written, input rows from j*stride - pad on are still unread.
         bound = min([max(0, j * o.strideH - pad) * row_in - j * row_out for j in range(1, ho)] + [0])
         scratch = row_out
-        if op.opcode == "DEPTHWISE_CONV_2D":  # the row kernel runs the pixel kernel: its int32 accumulators too
-            scratch = align_up(row_out, 4) + cout * 4
+        if op.opcode == "DEPTHWISE_CONV_2D":
+            scratch = depthwise_rows_scratch_bytes(wo, cin, cout, o, filt[1], filt[2]) * si
         yield WINDOW_ROWS, align_down(bound, alignment), scratch
 
 

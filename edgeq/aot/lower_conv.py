@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.aot.lifetimes import DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS, depthwise_plane_bytes
+from edgeq.aot.lifetimes import (DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS, depthwise_plane_bytes,
+                                  depthwise_rows_scratch_bytes)
 from edgeq.aot.lower_elementwise import add_params
 from edgeq.aot.lowering import Lowering, Step, _padding, c_dims, unsupported
 from edgeq.graph import Operator, Tensor
@@ -207,8 +208,11 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
             scratch = depthwise_plane_bytes(out.shape[1], out.shape[2], op.options, kh, kw)
         elif lw.variants.get(op.index) == WINDOW_ROWS:
             step.kernel = "eq_depthwise_conv_rows_s8"
-            # eq_depthwise_conv_rows_s8_scratch_size: one output row, then the pixel kernel's accumulators
-            scratch = -(-out.shape[2] * oc // 4) * 4 + oc * 4
+            scratch = depthwise_rows_scratch_bytes(out.shape[2], ic, oc, op.options, kh, kw)
+        elif lw.dsp and oc == ic and out.shape[1] * out.shape[2] <= inp.shape[1] * inp.shape[2]:
+            # not in place, but on DSP cores the channel-by-channel kernel is the faster one
+            step.kernel = "eq_depthwise_conv_in_place_s8"
+            scratch = depthwise_plane_bytes(out.shape[1], out.shape[2], op.options, kh, kw)
     ctx = _context(step, op, scratch)
     step.call = _call(lw, step, op, ctx, f"&params, {arg}", inp, filt, out,
                       lambda: lw.filter_values(filt).astype(np.int64).reshape(-1, oc).sum(axis=0))

@@ -61,8 +61,8 @@ def bounded_add(left_shift: int, qmax: int, in1, in2, out) -> list[tuple[int, in
         bound = (qmax + 1 + abs(offset)) << left_shift
         rescaled.append(max(abs(arith.multiply_by_quantized_multiplier(v, m, s)) for v in (bound, -bound)))
     first = arith.bounded_requant([in1[1], in2[1]], [(qmax + 1 + abs(in1[0])) << left_shift,
-                                                     (qmax + 1 + abs(in2[0])) << left_shift])
-    last = arith.bounded_requant([out], [sum(rescaled)])
+                                                     (qmax + 1 + abs(in2[0])) << left_shift], zero_shift=True)
+    last = arith.bounded_requant([out], [sum(rescaled)], zero_shift=True)
     return first + last if first is not None and last is not None else None
 
 def binary(lw: Lowering, op: Operator) -> Step:

@@ -24,7 +24,7 @@ eq_status eq_conv_1x1_in_place_wide_s8(const eq_context *ctx, const eq_conv_para
     }
     vector = (int8_t *)ctx->buf;
     for (p = 0; p < pixels; p++) {
-        memcpy(vector, input + p * in_c, (size_t)in_c);
+        eq_copy_s8(vector, input + p * in_c, in_c);
         eq_matvec_wide_s8(filter, in_c, out_c, vector, bias, quant, params->output_offset, &params->activation,
                           output + p * out_c);
     }

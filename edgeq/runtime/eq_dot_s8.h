@@ -53,6 +53,42 @@ static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
 }
 #endif
 
+/* Runs of a few to a few hundred bytes (a window's rows, a pixel's vector), often empty:
+ * copied and filled inline, a word at a time where whole words fit (the M3 and later load and
+ * store unaligned words), not by library calls that cost more than the run. The empty asm
+ * hides the value from GCC, which would otherwise turn the loops back into calls. */
+#if defined(__GNUC__)
+#define EQ_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define EQ_OPAQUE(v) ((void)0)
+#endif
+
+static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        memcpy(&v, src + i, 4);
+        EQ_OPAQUE(v);
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; i++) {
+        int32_t b = src[i];
+        EQ_OPAQUE(b);
+        dst[i] = (int8_t)b;
+    }
+}
+
+static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        int32_t b = value;
+        EQ_OPAQUE(b);
+        dst[i] = (int8_t)b;
+    }
+}
+
 /* acc + sum(a[i] * b[i]) over n int8 values. */
 EQ_VECTORIZE static EQ_HOT_INLINE int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
 {

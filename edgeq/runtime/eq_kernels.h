@@ -62,7 +62,8 @@ eq_status eq_conv_rows_s8(const eq_context *ctx, const eq_conv_params *params,
                           const eq_quant_params *quant, const eq_dims *input_dims,
                           const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
                           const int32_t *bias, const eq_dims *output_dims, int8_t *output);
-int32_t eq_depthwise_conv_rows_s8_scratch_size(const eq_dims *output_dims);
+int32_t eq_depthwise_conv_rows_s8_scratch_size(const eq_dw_conv_params *params, const eq_dims *filter_dims,
+                                               const eq_dims *output_dims);
 eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_params *params,
                                     const eq_quant_params *quant, const eq_dims *input_dims,
                                     const int8_t *input, const eq_dims *filter_dims,

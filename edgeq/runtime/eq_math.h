@@ -98,8 +98,16 @@ static EQ_HOT_INLINE int32_t eq_doubling_high_mul_bounded(int32_t a, int32_t b)
 }
 
 /* MultiplyByQuantizedMultiplier for an accumulator the generator has bounded (eq_requant):
- * RoundingDivideByPOT's rounding half away from zero is adding 2^(s-1), less one below zero. */
+ * RoundingDivideByPOT's rounding half away from zero is adding 2^(s-1), less one below zero.
+ * The kernels' outputs have right shifts of at least 1, so the -1 needs no mask. */
 static EQ_HOT_INLINE int32_t eq_requantize_bounded(int32_t acc, const eq_requant *r)
+{
+    const int32_t high = eq_doubling_high_mul_bounded(acc, r->multiplier);
+    return (high + (high >> 31) + r->round) >> r->right_shift;
+}
+
+/* The same for any right shift, 0 included (ADD's inputs). */
+static EQ_HOT_INLINE int32_t eq_requantize_bounded_any(int32_t acc, const eq_requant *r)
 {
     const int32_t high = eq_doubling_high_mul_bounded(acc, r->multiplier);
     return (high + ((high >> 31) & r->below_zero) + r->round) >> r->right_shift;
@@ -137,9 +145,9 @@ static inline int32_t eq_add_quantized(const eq_add_params *p, int32_t x, int32_
 {
     int32_t a, b, out;
     if (p->bounded != 0) {
-        a = eq_requantize_bounded((x + p->input1_offset) * (1 << p->left_shift), &p->bounded[0]);
-        b = eq_requantize_bounded((y + p->input2_offset) * (1 << p->left_shift), &p->bounded[1]);
-        out = eq_requantize_bounded(a + b, &p->bounded[2]) + p->output_offset;
+        a = eq_requantize_bounded_any((x + p->input1_offset) * (1 << p->left_shift), &p->bounded[0]);
+        b = eq_requantize_bounded_any((y + p->input2_offset) * (1 << p->left_shift), &p->bounded[1]);
+        out = eq_requantize_bounded_any(a + b, &p->bounded[2]) + p->output_offset;
     } else {
         a = eq_requantize((x + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier, p->input1_shift);
         b = eq_requantize((y + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier, p->input2_shift);

@@ -44,7 +44,7 @@ static EQ_NOINLINE void eq_matvec_wide_acc(const int32_t *f, const int8_t *x, in
     const int32_t steps = depth >> 2, r = depth & 3;
     int8_t last[4] = {0, 0, 0, 0}; /* the partial last step's inputs, zero-padded */
     int32_t o, i;
-    memcpy(last, x + 4 * steps, (size_t)r);
+    eq_copy_s8(last, x + 4 * steps, r);
     for (o = 0; o + 4 <= units; o += 4) {
         int32_t a0 = bias[o], a1 = bias[o + 1], a2 = bias[o + 2], a3 = bias[o + 3];
 #if EQ_DSP

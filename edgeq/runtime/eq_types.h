@@ -65,8 +65,8 @@ typedef struct {
 } eq_context;
 
 /* One channel's requantization in the cheaper form that is exact when the generator has
- * proved |accumulator| < 2^29 and the shift is a right shift of 0 to 31 (eq_requantize_bounded
- * in eq_math.h; edgeq.aot.arith.bounded_requant makes them). */
+ * proved |accumulator| < 2^29 and the shift is a right shift of 1 to 31, or 0 for ADD's
+ * (eq_requantize_bounded in eq_math.h; edgeq.aot.arith.bounded_requant makes them). */
 typedef struct {
     int32_t multiplier;
     int32_t round;       /* 2^(right_shift - 1); 0 for a shift of 0 */
