@@ -232,6 +232,14 @@ static EQ_NOINLINE void eq_output_run_s8(const int32_t *acc, int32_t n, const eq
     const int32_t *const end = acc + n;
     if (quant->bounded != 0) {
         const eq_requant r = quant->bounded[q];
+#if EQ_DSP
+        if (lo == -128 && hi == 127) { /* no activation left to apply: one SSAT clamps */
+            for (; acc != end; acc++, out += step) {
+                *out = (int8_t)__ssat(eq_requantize_bounded(*acc, &r) + output_offset, 8);
+            }
+            return;
+        }
+#endif
         for (; acc != end; acc++, out += step) {
             int32_t v = eq_requantize_bounded(*acc, &r) + output_offset;
             v = v < lo ? lo : v;

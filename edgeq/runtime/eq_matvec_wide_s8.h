@@ -25,6 +25,23 @@ static EQ_HOT_INLINE int32_t eq_hi16(int32_t w)
 }
 
 #if EQ_DSP
+/* One step of four channels: a word of input widened to pairs (0, 2) and (1, 3), then the
+ * channels' two words each, LDM'd four at a time, against them. */
+#define EQ_WIDE_STEP_ASM                                      \
+    "ldr %[v], [%[p]], #4\n\t"                                \
+    "sxtb16 %[t], %[v]\n\t"                                   \
+    "sxtb16 %[v], %[v], ror #8\n\t"                           \
+    "ldmia %[f]!, {%[u0], %[u1], %[u2], %[u3]}\n\t"           \
+    "smlad %[a0], %[t], %[u0], %[a0]\n\t"                     \
+    "smlad %[a0], %[v], %[u1], %[a0]\n\t"                     \
+    "smlad %[a1], %[t], %[u2], %[a1]\n\t"                     \
+    "smlad %[a1], %[v], %[u3], %[a1]\n\t"                     \
+    "ldmia %[f]!, {%[u0], %[u1], %[u2], %[u3]}\n\t"           \
+    "smlad %[a2], %[t], %[u0], %[a2]\n\t"                     \
+    "smlad %[a2], %[v], %[u1], %[a2]\n\t"                     \
+    "smlad %[a3], %[t], %[u2], %[a3]\n\t"                     \
+    "smlad %[a3], %[v], %[u3], %[a3]\n\t"
+
 /* acc + one step of one channel: input pairs (0, 2) and (1, 3) against its two words. */
 static EQ_HOT_INLINE int32_t eq_wide_step(int32_t acc, int32_t x02, int32_t x13, const int32_t *w)
 {
@@ -50,35 +67,28 @@ static EQ_NOINLINE void eq_matvec_wide_acc(const int32_t *f, const int8_t *x, in
 #if EQ_DSP
         const int8_t *p = x;
         int32_t n = steps;
-        if (n > 0) {
-            /* fixed registers: an LDM list is written in ascending order */
-            register int32_t u0 __asm__("r4");
-            register int32_t u1 __asm__("r5");
-            register int32_t u2 __asm__("r6");
-            register int32_t u3 __asm__("r8");
-            int32_t v, t;
-            __asm__("1:\n\t"
-                    "ldr %[v], [%[p]], #4\n\t"
-                    "sxtb16 %[t], %[v]\n\t"
-                    "sxtb16 %[v], %[v], ror #8\n\t"
-                    "ldmia %[f]!, {%[u0], %[u1], %[u2], %[u3]}\n\t"
-                    "smlad %[a0], %[t], %[u0], %[a0]\n\t"
-                    "smlad %[a0], %[v], %[u1], %[a0]\n\t"
-                    "smlad %[a1], %[t], %[u2], %[a1]\n\t"
-                    "smlad %[a1], %[v], %[u3], %[a1]\n\t"
-                    "ldmia %[f]!, {%[u0], %[u1], %[u2], %[u3]}\n\t"
-                    "smlad %[a2], %[t], %[u0], %[a2]\n\t"
-                    "smlad %[a2], %[v], %[u1], %[a2]\n\t"
-                    "smlad %[a3], %[t], %[u2], %[a3]\n\t"
-                    "smlad %[a3], %[v], %[u3], %[a3]\n\t"
-                    "subs %[n], %[n], #1\n\t"
-                    "bne 1b"
-                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [f] "+r"(f),
-                      [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u0] "=&r"(u0), [u1] "=&r"(u1), [u2] "=&r"(u2),
-                      [u3] "=&r"(u3)
-                    :
-                    : "cc", "memory");
-        }
+        /* fixed registers: an LDM list is written in ascending order */
+        register int32_t u0 __asm__("r4");
+        register int32_t u1 __asm__("r5");
+        register int32_t u2 __asm__("r6");
+        register int32_t u3 __asm__("r8");
+        int32_t v, t;
+        /* an odd step first (LSRS leaves it in the carry), then two steps a pass: half the
+         * loop's compare and branch */
+        __asm__("lsrs %[n], %[n], #1\n\t"
+                "bcc 2f\n\t" EQ_WIDE_STEP_ASM
+                "2:\n\t"
+                "cmp %[n], #0\n\t"
+                "beq 3f\n"
+                "1:\n\t" EQ_WIDE_STEP_ASM EQ_WIDE_STEP_ASM
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b\n"
+                "3:"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [f] "+r"(f),
+                  [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u0] "=&r"(u0), [u1] "=&r"(u1), [u2] "=&r"(u2),
+                  [u3] "=&r"(u3)
+                :
+                : "cc", "memory");
         if (r != 0) {
             const uint32_t v = eq_read_s8x4(last);
             const int32_t x02 = eq_lanes02(v), x13 = eq_lanes13(v);
@@ -142,6 +152,14 @@ static EQ_NOINLINE void eq_output_channels_s8(const int32_t *acc, int32_t n, con
         eq_output_run_s8(acc, n, quant, 0, output_offset, activation, out, 1);
     } else if (quant->bounded != 0) {
         const eq_requant *r = quant->bounded + c0;
+#if EQ_DSP
+        if (lo == -128 && hi == 127) { /* no activation left to apply: one SSAT clamps */
+            for (i = 0; i < n; i++, r++) {
+                out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r) + output_offset, 8);
+            }
+            return;
+        }
+#endif
         for (i = 0; i < n; i++, r++) {
             int32_t v = eq_requantize_bounded(acc[i], r) + output_offset;
             v = v < lo ? lo : v;
