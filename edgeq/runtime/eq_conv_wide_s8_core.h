@@ -55,6 +55,9 @@ static inline eq_status eq_conv_wide_s8_core(const eq_conv_params *params, const
     const int contiguous_rows = params->dilation.w == 1 && (k_h == 1 || (k_w == in_w && params->dilation.h == 1));
     uint32_t col_words[EQ_CONV_COL_BYTES / 4];
     int32_t acc[EQ_WIDE_UNITS];
+#if EQ_DSP
+    int32_t xw[EQ_CONV_COL_BYTES / 2]; /* the window widened (eq_widen_s8) */
+#endif
     int8_t *col = (int8_t *)col_words;
     int32_t b, oy, ox, o, n, j;
     if (filter_dims->c != in_c || filter_dims->n != out_c || size > EQ_CONV_COL_BYTES) {
@@ -75,9 +78,16 @@ static inline eq_status eq_conv_wide_s8_core(const eq_conv_params *params, const
                 } else {
                     eq_conv_wide_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, col);
                 }
+#if EQ_DSP
+                eq_widen_s8(window, size, xw);
+#endif
                 for (o = 0; o < out_c; o += n) {
                     n = EQ_MIN(EQ_WIDE_UNITS, out_c - o);
+#if EQ_DSP
+                    eq_matvec_wide16_acc(filter + o * row_words, xw, row_words / 2, n, bias + o, acc);
+#else
                     eq_matvec_wide_acc(filter + o * row_words, window, size, n, bias + o, acc);
+#endif
                     if (add == 0) {
                         eq_output_channels_s8(acc, n, quant, o, params->output_offset, &params->activation,
                                               output + pixel + o);
