@@ -77,7 +77,7 @@ def _quant(rng, p: str, channels: int, macs: int, per_channel: bool, bias, weigh
     if fast is not None and rng.random() < 0.7:
         bounded = f"{p}_bounded"
         fast_decl = (f"static const eq_requant {bounded}[{len(fast)}] = {{"
-                     + ", ".join(f"{{{m}, {r}, {s}, {z}}}" for m, r, s, z in fast) + "};")
+                     + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
     decls = [_c_array("int32_t", f"{p}_mult", mult), _c_array("int32_t", f"{p}_shift", shift)]
     decls += [fast_decl] if bounded != "0" else []
     return decls + [f"static const eq_quant_params {p}_quant = {{{p}_mult, {p}_shift, {int(per_channel)}, {bounded}}};"]
@@ -137,7 +137,7 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
         if rng.random() < 0.5:  # the add's bounded requantization, half the cases
             bounded = f"{p}_add_bounded"
             case.decls.append(f"static const eq_requant {bounded}[3] = {{"
-                              + ", ".join(f"{{{m}, {r}, {s}, {z}}}" for m, r, s, z in fast) + "};")
+                              + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
         case.decls += [_c_array("int8_t", f"{p}_skip", skip),
                        f"static const eq_add_params {p}_add = {{{off1}, {off2}, {off_out}, 20, 1073741824, -1, "
                        f"1518500250, -2, 1431655765, -19, {{-128, 127}}, {bounded}}};"]

@@ -102,11 +102,11 @@ BOUNDED_ACCUMULATOR = 1 << 29
 
 
 def bounded_requant(pairs: list[tuple[int, int]], bounds, zero_shift: bool = False
-                    ) -> list[tuple[int, int, int, int]] | None:
-    """(multiplier, round, right_shift, below_zero) for each channel's (multiplier, shift) when
+                    ) -> list[tuple[int, int, int]] | None:
+    """(multiplier, round, right_shift) for each channel's (multiplier, shift) when
     every channel's accumulator is bounded below BOUNDED_ACCUMULATOR and its shift is a right
     shift of 0 to 31, else None. Under those conditions MultiplyByQuantizedMultiplier(x, m, s)
-    is (h + round + (h < 0 ? below_zero : 0)) >> right_shift with h = (2x * m + 2^31) >> 32
+    is (h + round + (h < 0 and right_shift ? -1 : 0)) >> right_shift with h = (2x * m + 2^31) >> 32
     (SMMULR): the doubled product is SaturatingRoundingDoublingHighMul's without its
     saturation (which needs x = m = INT32_MIN), and adding round (2^(right_shift - 1)) and -1
     below zero is RoundingDivideByPOT's rounding half away from zero; a shift of 0 adds nothing
@@ -119,13 +119,13 @@ def bounded_requant(pairs: list[tuple[int, int]], bounds, zero_shift: bool = Fal
         return None
     if any(not -31 <= shift <= (0 if zero_shift else -1) or not 0 <= m <= INT32_MAX for m, shift in pairs):
         return None
-    return [(m, (1 << (-shift - 1)) if shift else 0, -shift, -1 if shift else 0) for m, shift in pairs]
+    return [(m, (1 << (-shift - 1)) if shift else 0, -shift) for m, shift in pairs]
 
 
-def requantize_bounded(x: int, multiplier: int, round_: int, right_shift: int, below_zero: int) -> int:
-    """eq_requantize_bounded of eq_math.h."""
+def requantize_bounded(x: int, multiplier: int, round_: int, right_shift: int) -> int:
+    """eq_requantize_bounded_any of eq_math.h (eq_requantize_bounded for right shifts >= 1)."""
     high = wrap32((2 * x * multiplier + (1 << 31)) >> 32)
-    return (high + round_ + (below_zero if high < 0 else 0)) >> right_shift
+    return (high + round_ + (-1 if high < 0 and right_shift else 0)) >> right_shift
 
 
 def saturating_shl(x: int, exponent: int) -> int:

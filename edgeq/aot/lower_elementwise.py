@@ -45,7 +45,7 @@ def add_params(lw: Lowering, op: Operator, first: int, second: int, name: str = 
     if fast is not None:
         bounded = f"{name}_bounded"
         lw_decl = (f"static const eq_requant {bounded}[3] = {{"
-                   + ", ".join(f"{{{m}, {r}, {s}, {z}}}" for m, r, s, z in fast) + "}; ")
+                   + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "}; ")
     else:
         lw_decl = ""
     return (f"{lw_decl}static const eq_add_params {name} = {{{-za}, {-zb}, {zo}, {left_shift}, {m1[0]}, {m1[1]}, "

@@ -239,15 +239,16 @@ class Lowering:
         """The quant struct; with `bounds` (each channel's largest |accumulator|) also the
         bounded form the int8 kernels prefer, when arith.bounded_requant allows it."""
         pairs = [arith.quantize_multiplier(m) for m in real_multipliers]
-        mult = self.arr(step, "multiplier", "int32_t", [p[0] for p in pairs])
-        shift = self.arr(step, "shift", "int32_t", [p[1] for p in pairs])
         per_channel = 1 if len(pairs) > 1 else 0
         fast = arith.bounded_requant(pairs, bounds) if bounds is not None else None
-        bounded = "0"
-        if fast is not None:
+        mult = shift = bounded = "0"  # the int8 kernels read the general pairs only without the bounded form
+        if fast is None:
+            mult = self.arr(step, "multiplier", "int32_t", [p[0] for p in pairs])
+            shift = self.arr(step, "shift", "int32_t", [p[1] for p in pairs])
+        else:
             bounded = f"{self.prefix}_op{step.op_index}_requant"
             step.decls.append(f"static const eq_requant {bounded}[{len(fast)}] = {{"
-                              + ", ".join(f"{{{m}, {r}, {s}, {z}}}" for m, r, s, z in fast) + "};")
+                              + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
         step.decls.append(f"static const eq_quant_params quant = {{{mult}, {shift}, {per_channel}, {bounded}}};")
         return "&quant"
 

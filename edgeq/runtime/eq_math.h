@@ -106,11 +106,11 @@ static EQ_HOT_INLINE int32_t eq_requantize_bounded(int32_t acc, const eq_requant
     return (high + (high >> 31) + r->round) >> r->right_shift;
 }
 
-/* The same for any right shift, 0 included (ADD's inputs). */
+/* The same for any right shift, 0 included (ADD's inputs): a shift of 0 rounds nothing. */
 static EQ_HOT_INLINE int32_t eq_requantize_bounded_any(int32_t acc, const eq_requant *r)
 {
     const int32_t high = eq_doubling_high_mul_bounded(acc, r->multiplier);
-    return (high + ((high >> 31) & r->below_zero) + r->round) >> r->right_shift;
+    return (high + ((high >> 31) & -(r->right_shift != 0)) + r->round) >> r->right_shift;
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier(int64_t x, multiplier, shift): the int16x8

@@ -71,11 +71,11 @@ typedef struct {
     int32_t multiplier;
     int32_t round;       /* 2^(right_shift - 1); 0 for a shift of 0 */
     int32_t right_shift; /* -shift */
-    int32_t below_zero;  /* -1 (0 for a shift of 0): rounding half away from zero */
 } eq_requant;
 
 /* Requantization: one (multiplier, shift) pair per output channel, or one for all. int8
- * kernels use `bounded` instead when it is given (same values, fewer instructions). */
+ * kernels use `bounded` instead when it is given (same values, fewer instructions); the
+ * generator then leaves multiplier and shift null. */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
