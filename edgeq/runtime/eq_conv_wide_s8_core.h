@@ -40,6 +40,41 @@ static inline void eq_conv_wide_s8_gather(const eq_conv_params *params, const eq
     }
 }
 
+/* out[j] = ADD(channel c0 + j's own int8 output, skip[j]) for the accumulators acc[0..n), the
+ * convolution's and the ADD's requantizations in their bounded forms when both have them. */
+static EQ_NOINLINE void eq_output_add_channels_s8(const int32_t *acc, int32_t n, const eq_quant_params *quant,
+                                                  int32_t c0, const eq_conv_params *params,
+                                                  const eq_add_params *add, const int8_t *skip, int8_t *out)
+{
+    int32_t j;
+    if (quant->bounded != 0 && add->bounded != 0) {
+        /* everything loop-invariant in locals: the int8 stores could alias the structs */
+        const eq_requant *r = quant->bounded + (quant->per_channel ? c0 : 0);
+        const int32_t r_step = quant->per_channel ? 1 : 0;
+        const int32_t own_offset = params->output_offset;
+        const int32_t lo = params->activation.min, hi = params->activation.max;
+        const int32_t add_lo = add->activation.min, add_hi = add->activation.max;
+        const int32_t shift = add->left_shift, offset1 = add->input1_offset, offset2 = add->input2_offset;
+        const int32_t offset = add->output_offset;
+        const eq_requant in1 = add->bounded[0], in2 = add->bounded[1], sum = add->bounded[2];
+        for (j = 0; j < n; j++, r += r_step) {
+            int32_t own = eq_requantize_bounded(acc[j], r) + own_offset;
+            int32_t a, b, v;
+            own = own < lo ? lo : own;
+            own = own > hi ? hi : own;
+            a = eq_requantize_bounded_any((own + offset1) * (1 << shift), &in1);
+            b = eq_requantize_bounded_any((skip[j] + offset2) * (1 << shift), &in2);
+            v = eq_requantize_bounded_any(a + b, &sum) + offset;
+            v = v < add_lo ? add_lo : v;
+            out[j] = (int8_t)(v > add_hi ? add_hi : v);
+        }
+        return;
+    }
+    for (j = 0; j < n; j++) {
+        out[j] = eq_conv_s8_output(acc[j], quant, c0 + j, params, add, skip - c0);
+    }
+}
+
 /* `skip` (read only when `add` is given) has the output's shape; output may be skip itself. */
 static inline eq_status eq_conv_wide_s8_core(const eq_conv_params *params, const eq_quant_params *quant,
                                              const eq_dims *input_dims, const int8_t *input,
@@ -59,7 +94,7 @@ static inline eq_status eq_conv_wide_s8_core(const eq_conv_params *params, const
     int32_t xw[EQ_CONV_COL_BYTES / 2]; /* the window widened (eq_widen_s8) */
 #endif
     int8_t *col = (int8_t *)col_words;
-    int32_t b, oy, ox, o, n, j;
+    int32_t b, oy, ox, o, n;
     if (filter_dims->c != in_c || filter_dims->n != out_c || size > EQ_CONV_COL_BYTES) {
         return EQ_ERROR_ARGUMENT;
     }
@@ -92,9 +127,7 @@ static inline eq_status eq_conv_wide_s8_core(const eq_conv_params *params, const
                         eq_output_channels_s8(acc, n, quant, o, params->output_offset, &params->activation,
                                               output + pixel + o);
                     } else {
-                        for (j = 0; j < n; j++) {
-                            output[pixel + o + j] = eq_conv_s8_output(acc[j], quant, o + j, params, add, skip + pixel);
-                        }
+                        eq_output_add_channels_s8(acc, n, quant, o, params, add, skip + pixel + o, output + pixel + o);
                     }
                 }
             }
