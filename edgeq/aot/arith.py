@@ -110,16 +110,33 @@ def bounded_requant(pairs: list[tuple[int, int]], bounds, zero_shift: bool = Fal
     (SMMULR): the doubled product is SaturatingRoundingDoublingHighMul's without its
     saturation (which needs x = m = INT32_MIN), and adding round (2^(right_shift - 1)) and -1
     below zero is RoundingDivideByPOT's rounding half away from zero; a shift of 0 adds nothing
-    (requantize_bounded). The kernels' outputs take no shift of 0 (their form adds the -1
+    (requantize_bounded). A channel outside those conditions whose result is one value over
+    its whole range gets (0, 2c, 1), which gives that value c. The kernels' outputs take no
+    shift of 0 (their form adds the -1
     unmasked, eq_requantize_bounded); ADD's inputs, one of which always has it, do
     (`zero_shift`, eq_requantize_bounded_any)."""
     if len(bounds) != len(pairs) and len(pairs) != 1:
         return None
-    if any(int(b) >= BOUNDED_ACCUMULATOR for b in bounds):
+    ranges = [(int(b[0]), int(b[1])) if isinstance(b, tuple) else (-int(b), int(b)) for b in bounds]
+    if len(pairs) == 1:  # one pair for every channel: the union of the ranges holds for all
+        ranges = [(min(r[0] for r in ranges), max(r[1] for r in ranges))]
+    out = []
+    for (m, shift), (lo, hi) in zip(pairs, ranges):
+        if (max(-lo, hi) < BOUNDED_ACCUMULATOR and -31 <= shift <= (0 if zero_shift else -1)
+                and 0 <= m <= INT32_MAX):
+            out.append((m, (1 << (-shift - 1)) if shift else 0, -shift))
+            continue
+        # A channel whose result cannot change over its accumulators' range (tiny weights under a
+        # huge bias, say): MultiplyByQuantizedMultiplier is monotonic while x << left does not
+        # wrap, so equal results at both ends mean that value throughout; (0, 2c, 1) gives c.
+        left = max(shift, 0)
+        if m >= 0 and max(-lo, hi) << left <= INT32_MAX:
+            first, last = (multiply_by_quantized_multiplier(v, m, shift) for v in (lo, hi))
+            if first == last:
+                out.append((0, 2 * first, 1))
+                continue
         return None
-    if any(not -31 <= shift <= (0 if zero_shift else -1) or not 0 <= m <= INT32_MAX for m, shift in pairs):
-        return None
-    return [(m, (1 << (-shift - 1)) if shift else 0, -shift) for m, shift in pairs]
+    return out
 
 
 def requantize_bounded(x: int, multiplier: int, round_: int, right_shift: int) -> int:

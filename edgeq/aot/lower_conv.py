@@ -36,14 +36,15 @@ _VARIANTS = {
 }
 
 
-def _accumulator_bounds(lw: Lowering, op: Operator, inp: Tensor, filt: Tensor, channels: int) -> np.ndarray:
-    """Each output channel's largest |int32 accumulator| in the int8 kernels: the folded bias
-    (eq_types.h) plus the weights' magnitudes times 128, the largest |int8 input|."""
+def _accumulator_bounds(lw: Lowering, op: Operator, inp: Tensor, filt: Tensor, channels: int) -> list:
+    """Each output channel's int32 accumulator range (lo, hi) in the int8 kernels: the folded
+    bias (eq_types.h) plus or minus the weights' magnitudes times 128, the largest |int8 input|."""
     w = lw.filter_values(filt).astype(np.int64)
     w = w.reshape(-1, channels).T if op.opcode == "DEPTHWISE_CONV_2D" else w.reshape(channels, -1)
     _, in_zp = lw.quant(inp.index)
     folded = lw.bias_values(op, channels) - np.int64(in_zp) * w.sum(axis=1)  # unwrapped: a wrap fails the bound
-    return np.abs(folded) + 128 * np.abs(w).sum(axis=1)
+    spread = 128 * np.abs(w).sum(axis=1)
+    return [(int(f - s), int(f + s)) for f, s in zip(folded, spread)]
 
 
 def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> str:

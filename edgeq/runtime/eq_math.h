@@ -85,15 +85,17 @@ static inline int32_t eq_requantize(int32_t x, int32_t multiplier, int32_t shift
 }
 
 /* (2a * b + 2^31) >> 32: SaturatingRoundingDoublingHighMul(a, b) when 2a does not overflow
- * and b is not INT32_MIN (SMMULR on DSP cores). */
+ * and b is not INT32_MIN (SMMULR on DSP cores). The doubling wraps (through uint32_t) for the
+ * channels the generator gives b = 0, whose accumulators may be large. */
 static EQ_HOT_INLINE int32_t eq_doubling_high_mul_bounded(int32_t a, int32_t b)
 {
+    const int32_t twice = (int32_t)((uint32_t)a << 1);
 #if EQ_DSP
     int32_t r;
-    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a * 2), "r"(b));
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(twice), "r"(b));
     return r;
 #else
-    return (int32_t)(((int64_t)(a * 2) * b + ((int64_t)1 << 31)) >> 32);
+    return (int32_t)(((int64_t)twice * b + ((int64_t)1 << 31)) >> 32);
 #endif
 }
 
