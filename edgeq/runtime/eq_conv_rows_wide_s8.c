@@ -2,6 +2,7 @@
  * time into caller scratch (eq_conv_rows_s8's scratch), then copied into place, so that the
  * output may start before the input's end (docs/edgeq-c-memory.md, window_rows). */
 #include "eq_kernels.h"
+#include "eq_dot_s8.h"
 
 eq_status eq_conv_rows_wide_s8(const eq_context *ctx, const eq_conv_params *params,
                                const eq_quant_params *quant, const eq_dims *input_dims,
@@ -12,7 +13,7 @@ eq_status eq_conv_rows_wide_s8(const eq_context *ctx, const eq_conv_params *para
     const eq_dims row_dims = {1, 1, output_dims->w, output_dims->c};
     eq_conv_params row_params = *params;
     int8_t *row;
-    int32_t y, i;
+    int32_t y;
     if (ctx == 0 || ctx->buf == 0 || ctx->size < row_bytes) {
         return EQ_ERROR_SCRATCH;
     }
@@ -27,9 +28,7 @@ eq_status eq_conv_rows_wide_s8(const eq_context *ctx, const eq_conv_params *para
         if (status != EQ_OK) {
             return status;
         }
-        for (i = 0; i < row_bytes; i++) {
-            output[y * row_bytes + i] = row[i];
-        }
+        eq_copy_s8(output + y * row_bytes, row, row_bytes);
     }
     return EQ_OK;
 }

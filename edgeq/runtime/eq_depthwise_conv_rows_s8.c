@@ -42,7 +42,7 @@ eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_para
     const eq_dims row_dims = {1, 1, output_dims->w, output_dims->c};
     eq_dw_conv_params row_params = *params;
     int8_t *row, *plane;
-    int32_t rows, cols, ix0, ix1, y, r, c, i;
+    int32_t rows, cols, ix0, ix1, y, r, c;
     if (ctx == 0 || ctx->buf == 0 ||
         ctx->size < eq_depthwise_conv_rows_s8_scratch_size(params, filter_dims, output_dims)) {
         return EQ_ERROR_SCRATCH;
@@ -63,7 +63,7 @@ eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_para
             if (status != EQ_OK) {
                 return status;
             }
-            memcpy(output + y * row_bytes, row, (size_t)row_bytes);
+            eq_copy_s8(output + y * row_bytes, row, row_bytes);
         }
         return EQ_OK;
     }
@@ -86,16 +86,13 @@ eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_para
                 if (iy < 0 || iy >= in_h) {
                     memset(dst, -params->input_offset, (size_t)(ix1 - ix0));
                 } else {
-                    const int8_t *src = input + (iy * in_w + ix0) * depth + c;
-                    for (i = ix0; i < ix1; i++, src += depth) {
-                        *dst++ = *src;
-                    }
+                    eq_gather_s8(dst, input + (iy * in_w + ix0) * depth + c, depth, ix1 - ix0);
                 }
             }
             eq_dw_channel(&row_params, quant, c, bias[c], filter_dims, &row_dims, plane, cols, filter + c, row + c,
                           depth);
         }
-        memcpy(output + y * row_bytes, row, (size_t)row_bytes);
+        eq_copy_s8(output + y * row_bytes, row, row_bytes);
     }
     return EQ_OK;
 }

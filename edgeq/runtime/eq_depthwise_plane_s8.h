@@ -23,6 +23,23 @@ static inline void eq_dw_plane_dims(const eq_dw_conv_params *params, const eq_di
     *cols = (output_dims->w - 1) * params->stride.w + EQ_MAX(reach_w, 4);
 }
 
+/* dst[0..n) = src[0], src[stride], ...: one channel's part of an input row, four a pass (the
+ * copy is a sixth of the kernel's work at stride 1). */
+static EQ_HOT_INLINE void eq_gather_s8(int8_t *dst, const int8_t *src, int32_t stride, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4, src += 4 * stride) {
+        const int8_t a = src[0], b = src[stride], c = src[2 * stride], d = src[3 * stride];
+        dst[i] = a;
+        dst[i + 1] = b;
+        dst[i + 2] = c;
+        dst[i + 3] = d;
+    }
+    for (; i < n; i++, src += stride) {
+        dst[i] = *src;
+    }
+}
+
 #define EQ_DW_RUN 64 /* accumulators computed before they are requantized together */
 
 /* A run of outputs: `rows` rows of `cols` windows, the first starting at p, s_w apart along a
@@ -66,34 +83,56 @@ static EQ_NOINLINE void eq_dw_run_3_dsp(const eq_dw_run *run, const int32_t *w, 
 
 /* 3x3 windows at stride 1, two outputs a pass: a row's word (a, b, c, d) holds both windows'
  * taps, (a, c) . (w0, w2) + (b, d) . (w1, 0) for the first and (b, d) . (w0, w2) + c * w1 for
- * the second, so each word is loaded and widened once for both. */
+ * the second, so each word is loaded and widened once for both. In assembly: in C, GCC keeps
+ * the seventeen values live at -Os on the stack; here a row's two packed tap words are
+ * reloaded with one LDRD instead. */
 static EQ_NOINLINE void eq_dw_run_3x3_s1_dsp(const eq_dw_run *run, const int32_t *w, int32_t bias, int32_t *acc)
 {
-    const int32_t a02 = w[0], a13 = w[1], b02 = w[2], b13 = w[3], c02 = w[4], c13 = w[5];
     const int32_t tap_row = run->tap_row;
     const int8_t *row = run->p;
-    int32_t y, x;
+    int32_t y;
     for (y = 0; y < run->rows; y++, row += run->row_step) {
         const int8_t *p = row;
-        for (x = 0; x + 2 <= run->cols; x += 2, p += 2, acc += 2) {
-            uint32_t v = eq_read_s8x4(p);
-            int32_t v02 = eq_lanes02(v), v13 = eq_lanes13(v);
-            int32_t s0 = __smlad(v13, a13, __smlad(v02, a02, bias));
-            int32_t s1 = __smlatb(v02, a13, __smlad(v13, a02, bias));
-            v = eq_read_s8x4(p + tap_row);
-            v02 = eq_lanes02(v);
-            v13 = eq_lanes13(v);
-            s0 = __smlad(v13, b13, __smlad(v02, b02, s0));
-            s1 = __smlatb(v02, b13, __smlad(v13, b02, s1));
-            v = eq_read_s8x4(p + 2 * tap_row);
-            v02 = eq_lanes02(v);
-            v13 = eq_lanes13(v);
-            acc[0] = __smlad(v13, c13, __smlad(v02, c02, s0));
-            acc[1] = __smlatb(v02, c13, __smlad(v13, c02, s1));
+        int32_t n = run->cols >> 1;
+        if (n > 0) {
+            int32_t wa, wb, v, x, s0, s1;
+            __asm__("1:\n\t"
+                    "ldrd %[wa], %[wb], [%[w]]\n\t"
+                    "ldr %[v], [%[p]]\n\t"
+                    "sxtb16 %[x], %[v]\n\t"
+                    "sxtb16 %[v], %[v], ror #8\n\t"
+                    "smlad %[s0], %[x], %[wa], %[bias]\n\t"
+                    "smlad %[s0], %[v], %[wb], %[s0]\n\t"
+                    "smlad %[s1], %[v], %[wa], %[bias]\n\t"
+                    "smlatb %[s1], %[x], %[wb], %[s1]\n\t"
+                    "ldrd %[wa], %[wb], [%[w], #8]\n\t"
+                    "ldr %[v], [%[p], %[t]]\n\t"
+                    "sxtb16 %[x], %[v]\n\t"
+                    "sxtb16 %[v], %[v], ror #8\n\t"
+                    "smlad %[s0], %[x], %[wa], %[s0]\n\t"
+                    "smlad %[s0], %[v], %[wb], %[s0]\n\t"
+                    "smlad %[s1], %[v], %[wa], %[s1]\n\t"
+                    "smlatb %[s1], %[x], %[wb], %[s1]\n\t"
+                    "ldrd %[wa], %[wb], [%[w], #16]\n\t"
+                    "ldr %[v], [%[p], %[t], lsl #1]\n\t"
+                    "sxtb16 %[x], %[v]\n\t"
+                    "sxtb16 %[v], %[v], ror #8\n\t"
+                    "smlad %[s0], %[x], %[wa], %[s0]\n\t"
+                    "smlad %[s0], %[v], %[wb], %[s0]\n\t"
+                    "smlad %[s1], %[v], %[wa], %[s1]\n\t"
+                    "smlatb %[s1], %[x], %[wb], %[s1]\n\t"
+                    "strd %[s0], %[s1], [%[acc]], #8\n\t"
+                    "adds %[p], %[p], #2\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "bne 1b"
+                    : [p] "+r"(p), [acc] "+r"(acc), [n] "+r"(n), [wa] "=&r"(wa), [wb] "=&r"(wb), [v] "=&r"(v),
+                      [x] "=&r"(x), [s0] "=&r"(s0), [s1] "=&r"(s1)
+                    : [w] "r"(w), [t] "r"(tap_row), [bias] "r"(bias)
+                    : "cc", "memory");
         }
-        if (x < run->cols) {
-            *acc++ = eq_dw_row(eq_dw_row(eq_dw_row(bias, p, a02, a13), p + tap_row, b02, b13), p + 2 * tap_row, c02,
-                               c13);
+        if (run->cols & 1) {
+            *acc++ = eq_dw_row(eq_dw_row(eq_dw_row(bias, p, w[0], w[1]), p + tap_row, w[2], w[3]),
+                               p + 2 * tap_row, w[4], w[5]);
         }
     }
 }
