@@ -83,6 +83,12 @@ def _quant(rng, p: str, channels: int, macs: int, per_channel: bool, bias, weigh
     return decls + [f"static const eq_quant_params {p}_quant = {{{p}_mult, {p}_shift, {int(per_channel)}, {bounded}}};"]
 
 
+def _output_offset(rng) -> int:
+    """Often 0: the generator folds the output offset into the bounded rounding term, and the
+    DSP kernels have a loop for that."""
+    return 0 if rng.random() < 0.3 else int(rng.integers(-128, 128))
+
+
 def _activation(rng) -> tuple[int, int]:
     return [(-128, 127), (int(rng.integers(-128, 0)), 127), (-128, int(rng.integers(0, 127)))][int(rng.integers(3))]
 
@@ -103,7 +109,7 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
         n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw = (shape.get(k, v) for k, v in zip(
             "n h w cin cout kh kw sh sw dh dw ph pw".split(), (n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw)))
     oh, ow = (h, w) if one else (_out_size(h, kh, sh, dh, ph), _out_size(w, kw, sw, dw, pw))
-    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    zp_in, zp_out = int(rng.integers(-128, 128)), _output_offset(rng)
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (n, h, w, cin))
     f = rng.integers(-128, 128, (cout, kh, kw, cin))
@@ -172,7 +178,7 @@ def fc_case(rng, i: int, kernel: str, units: int | None = None) -> Case:
         f"static const eq_dims {p}_in = {{{batches}, 1, 1, {depth}}};",
         f"static const eq_dims {p}_fd = {{{units}, 1, 1, {depth}}};",
         f"static const eq_dims {p}_out = {{{batches}, 1, 1, {units}}};",
-        f"static const eq_fc_params {p}_params = {{{int(rng.integers(-128, 128))}, {int(rng.integers(-128, 128))}, "
+        f"static const eq_fc_params {p}_params = {{{int(rng.integers(-128, 128))}, {_output_offset(rng)}, "
         f"{{{lo}, {hi}}}}};",
     ]
     case.body += [f"CALL({kernel}(0, &{p}_params, &{p}_quant, &{p}_in, {p}_input, &{p}_fd, "
@@ -203,7 +209,7 @@ def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
         sh = sw = 1
         ph, pw = (kh - 1) // 2, (kw - 1) // 2
         oh, ow = _out_size(h, kh, 1, dh, ph), _out_size(w, kw, 1, dw, pw)
-    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    zp_in, zp_out = int(rng.integers(-128, 128)), _output_offset(rng)
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (n, h, w, cin))
     f = rng.integers(-128, 128, (1, kh, kw, cout))

@@ -139,6 +139,19 @@ def bounded_requant(pairs: list[tuple[int, int]], bounds, zero_shift: bool = Fal
     return out
 
 
+def fold_output_offset(fast: list[tuple[int, int, int]], offset: int) -> list[tuple[int, int, int]] | None:
+    """The bounded form (bounded_requant, right shifts of at least 1) with the output offset
+    added before the shift instead of after: (v + offset * 2^s) >> s = (v >> s) + offset, exact
+    while the sum fits, which |h| < 2^29, round <= 2^30 and |offset| * 2^s <= 2^30 guarantee.
+    None when some channel's shift is too large for that."""
+    out = []
+    for m, round_, shift in fast:
+        if shift < 1 or abs(offset) << shift > 1 << 30 or abs(round_ + (offset << shift)) > 1 << 30:
+            return None
+        out.append((m, round_ + (offset << shift), shift))
+    return out
+
+
 def requantize_bounded(x: int, multiplier: int, round_: int, right_shift: int) -> int:
     """eq_requantize_bounded_any of eq_math.h (eq_requantize_bounded for right shifts >= 1)."""
     high = wrap32((2 * x * multiplier + (1 << 31)) >> 32)

@@ -47,9 +47,11 @@ def _accumulator_bounds(lw: Lowering, op: Operator, inp: Tensor, filt: Tensor, c
     return [(int(f - s), int(f + s)) for f, s in zip(folded, spread)]
 
 
-def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> str:
+def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor,
+             channels: int) -> tuple[str, int]:
+    """The quant struct, and the output offset the kernel is still to add (Lowering.requant_arrays)."""
     in_scale, _ = lw.quant(inp.index)
-    out_scale, _ = lw.quant(out.index)
+    out_scale, out_zp = lw.quant(out.index)
     fscales = lw.filter_quant(op, filt, channels)
     if op.opcode == "FULLY_CONNECTED" and len(filt.scales) == 1:
         # TFLM's per-tensor FULLY_CONNECTED multiplies the two scales in float32 first
@@ -57,7 +59,7 @@ def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, 
     else:
         reals = [float(np.float32(in_scale)) * float(np.float32(s)) / float(np.float32(out_scale)) for s in fscales]
     bounds = _accumulator_bounds(lw, op, inp, filt, channels) if lw.kind(op) == "s8" else None
-    return lw.requant_arrays(step, reals, bounds)
+    return lw.requant_arrays(step, reals, bounds, out_zp)
 
 def _output_stage(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor,
                   channels: int) -> tuple[str, str, str]:
@@ -67,10 +69,9 @@ def _output_stage(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Ten
     if lw.kind(op) == "f32":
         return "0, 0", "{0, 0}", lw.float_activation(step, op)
     _, in_zp = lw.quant(inp.index)
-    _, out_zp = lw.quant(out.index)
-    quant = _requant(lw, step, op, inp, filt, out, channels)
+    quant, out_offset = _requant(lw, step, op, inp, filt, out, channels)
     lo, hi = lw.activation(op, out.index)
-    return f"{-in_zp}, {out_zp}", f"{{{lo}, {hi}}}", quant
+    return f"{-in_zp}, {out_offset}", f"{{{lo}, {hi}}}", quant
 
 def _context(step: Step, op: Operator, scratch_bytes: int) -> str:
     """The kernel's eq_context argument: the step's scratch in the arena, or none."""

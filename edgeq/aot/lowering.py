@@ -235,12 +235,17 @@ class Lowering:
                     reads=tuple(self.root(i) for i in op.inputs if i >= 0 and not self.t(self.root(i)).is_constant),
                     writes=tuple(op.outputs), call="")
 
-    def requant_arrays(self, step: Step, real_multipliers: list[float], bounds=None) -> str:
-        """The quant struct; with `bounds` (each channel's largest |accumulator|) also the
-        bounded form the int8 kernels prefer, when arith.bounded_requant allows it."""
+    def requant_arrays(self, step: Step, real_multipliers: list[float], bounds=None,
+                       output_offset: int = 0) -> tuple[str, int]:
+        """The quant struct, and the output offset the kernel is still to add. With `bounds` (each
+        channel's accumulator range) also the bounded form the int8 kernels prefer, when
+        arith.bounded_requant allows it; its rounding term then takes the output offset too
+        (arith.fold_output_offset) where that cannot overflow, and the kernel adds 0."""
         pairs = [arith.quantize_multiplier(m) for m in real_multipliers]
         per_channel = 1 if len(pairs) > 1 else 0
         fast = arith.bounded_requant(pairs, bounds) if bounds is not None else None
+        if fast is not None and arith.fold_output_offset(fast, output_offset) is not None:
+            fast, output_offset = arith.fold_output_offset(fast, output_offset), 0
         mult = shift = bounded = "0"  # the int8 kernels read the general pairs only without the bounded form
         if fast is None:
             mult = self.arr(step, "multiplier", "int32_t", [p[0] for p in pairs])
@@ -250,7 +255,7 @@ class Lowering:
             step.decls.append(f"static const eq_requant {bounded}[{len(fast)}] = {{"
                               + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
         step.decls.append(f"static const eq_quant_params quant = {{{mult}, {shift}, {per_channel}, {bounded}}};")
-        return "&quant"
+        return "&quant", output_offset
 
     def filter_quant(self, op: Operator, filt: Tensor, channels: int) -> list[float]:
         if any(z != 0 for z in filt.zero_points):

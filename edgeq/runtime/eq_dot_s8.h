@@ -233,7 +233,13 @@ static EQ_NOINLINE void eq_output_run_s8(const int32_t *acc, int32_t n, const eq
     if (quant->bounded != 0) {
         const eq_requant r = quant->bounded[q];
 #if EQ_DSP
-        if (lo == -128 && hi == 127) { /* no activation left to apply: one SSAT clamps */
+        if (lo == -128 && hi == 127 && output_offset == 0) { /* offset folded in, no activation left: */
+            for (; acc != end; acc++, out += step) {           /* the requantization and one SSAT */
+                *out = (int8_t)__ssat(eq_requantize_bounded(*acc, &r), 8);
+            }
+            return;
+        }
+        if (lo == -128 && hi == 127) {
             for (; acc != end; acc++, out += step) {
                 *out = (int8_t)__ssat(eq_requantize_bounded(*acc, &r) + output_offset, 8);
             }

@@ -239,7 +239,13 @@ static EQ_NOINLINE void eq_output_channels_s8(const int32_t *acc, int32_t n, con
     } else if (quant->bounded != 0) {
         const eq_requant *r = quant->bounded + c0;
 #if EQ_DSP
-        if (lo == -128 && hi == 127) { /* no activation left to apply: one SSAT clamps */
+        if (lo == -128 && hi == 127 && output_offset == 0) { /* offset folded in, no activation left: */
+            for (i = 0; i < n; i++, r++) {                     /* the requantization and one SSAT */
+                out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r), 8);
+            }
+            return;
+        }
+        if (lo == -128 && hi == 127) {
             for (i = 0; i < n; i++, r++) {
                 out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r) + output_offset, 8);
             }
