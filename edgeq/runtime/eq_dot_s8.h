@@ -6,11 +6,11 @@
  *  - EQ_DSP (cores with the DSP extension: Cortex-M4, M7, M33 with DSP): four int8 values are
  *    loaded as one word, SXTB16 widens lanes 0 and 2 and (operand rotated by 8) lanes 1 and 3
  *    into int16 pairs, and SMLAD multiplies two pairs and adds both products. Both operands
- *    are split the same way, so lane i meets lane i and no halves need swapping, and the
- *    weights stay in TFLite's layout. The input offset is folded into the bias at
- *    generation time (eq_types.h), so no offset is added in the loop.
+ *    are split the same way, so lane i meets lane i and no halves need swapping. The input
+ *    offset is folded into the bias at generation time (eq_types.h), so no offset is added in
+ *    the loop. (The widened kernels' loop is eq_matvec_wide_s8.h's.)
  *  - portable C for the M0/M0+/M3 and the host (written to vectorize there).
- * Define EQ_PORTABLE to force the portable path on a DSP core.
+ * EQ_DSP is set in eq_math.h; define EQ_PORTABLE to force the portable path on a DSP core.
  */
 #ifndef EQ_DOT_S8_H
 #define EQ_DOT_S8_H
@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <string.h>
 #include "eq_math.h"
-
 
 #if EQ_DSP
 /* Four int8 values as one word; memcpy because the pointer need not be word aligned (the M4
