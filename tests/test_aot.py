@@ -260,7 +260,9 @@ def test_depthwise_written_over_its_own_input_channel_by_channel_matches_tflm(mo
     graph = read_graph(mobile_tflite)
     overlapped = [r for r in compiled.plan.in_place if r.kind == "depthwise_channel"]
     strides = {graph.operators[int(compiled.ops[r.step].split()[0])].options.strideH for r in overlapped}
-    assert strides == {1, 2} and all(r.output_offset == 0 for r in overlapped)
+    # the stride-2 layer's padded plane (eq_depthwise_plane_s8.h) outweighs its saving here: the
+    # planner buffers it by rows; stride 2 in place is held to the portable path in test_dsp_kernels
+    assert 1 in strides and all(r.output_offset == 0 for r in overlapped)
     assert_matches_tflm(mobile_tflite, compiled, tmp_path)
 
 

@@ -16,11 +16,15 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from edgeq.aot.lowering import block_filter
+from edgeq.aot import arith
+from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_rows_scratch_bytes
+from edgeq.aot.lower_elementwise import bounded_add
+from edgeq.aot.lowering import block_filter, widen_filter
 from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
 from edgeq.profiles import get_profile
 from edgeq.resources import RUNTIME_DIR
@@ -29,7 +33,10 @@ MAIN_C = Path(__file__).parent / "c" / "dsp" / "main.c"
 STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
 BOARDS = {"qemu-mps2-an385": False, "qemu-mps2-an386": True, "qemu-mps2-an500": True, "qemu-mps2-an505": True}
 KERNELS = ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8", "eq_fully_connected_s8",
-           "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8")
+           "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8",
+           "eq_conv_1x1_in_place_wide_s8", "eq_fully_connected_wide_s8", "eq_conv_wide_s8", "eq_conv_rows_wide_s8",
+           "eq_conv_add_wide_s8")
+WIDE = KERNELS[-5:]  # their filter is widened (eq_types.h), not blocked
 TIMEOUT_S = 60
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the host gcc")
@@ -57,13 +64,29 @@ def _out_size(size: int, k: int, stride: int, dilation: int, pad: int) -> int:
     return max(1, (size + 2 * pad - ((k - 1) * dilation + 1)) // stride + 1)
 
 
-def _quant(rng, p: str, channels: int, macs: int, per_channel: bool) -> list[str]:
+def _quant(rng, p: str, channels: int, macs: int, per_channel: bool, bias, weights) -> list[str]:
+    """Random requantization; most cases also get the bounded form (arith.bounded_requant) when
+    the case's bias and weights ([channels][taps]) allow it, the others only the general one."""
     count = channels if per_channel else 1
     mult = rng.integers(1 << 30, (1 << 31) - 1, count, endpoint=True)
     base = int(round(-6.3 - 0.5 * np.log2(max(1, macs))))
     shift = np.clip(base + rng.integers(-1, 1, count, endpoint=True), -31, 3)
-    return [_c_array("int32_t", f"{p}_mult", mult), _c_array("int32_t", f"{p}_shift", shift),
-            f"static const eq_quant_params {p}_quant = {{{p}_mult, {p}_shift, {int(per_channel)}}};"]
+    bounds = np.abs(np.asarray(bias)) + 128 * np.abs(np.asarray(weights)).sum(axis=1)
+    fast = arith.bounded_requant([(int(m), int(s)) for m, s in zip(mult, shift)], bounds)
+    bounded = "0"
+    if fast is not None and rng.random() < 0.7:
+        bounded = f"{p}_bounded"
+        fast_decl = (f"static const eq_requant {bounded}[{len(fast)}] = {{"
+                     + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
+    decls = [_c_array("int32_t", f"{p}_mult", mult), _c_array("int32_t", f"{p}_shift", shift)]
+    decls += [fast_decl] if bounded != "0" else []
+    return decls + [f"static const eq_quant_params {p}_quant = {{{p}_mult, {p}_shift, {int(per_channel)}, {bounded}}};"]
+
+
+def _output_offset(rng) -> int:
+    """Often 0: the generator folds the output offset into the bounded rounding term, and the
+    DSP kernels have a loop for that."""
+    return 0 if rng.random() < 0.3 else int(rng.integers(-128, 128))
 
 
 def _activation(rng) -> tuple[int, int]:
@@ -73,8 +96,8 @@ def _activation(rng) -> tuple[int, int]:
 def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     """A random case of `kernel`; `shape` fixes any of n h w cin cout kh kw sh sw dh dw ph pw."""
     p = f"c{i}"
-    one = kernel == "eq_conv_1x1_in_place_s8"
-    n = 1 if kernel in ("eq_conv_rows_s8", "eq_conv_1x1_in_place_s8") else int(rng.integers(1, 3))
+    one = kernel in ("eq_conv_1x1_in_place_s8", "eq_conv_1x1_in_place_wide_s8")
+    n = 1 if kernel in ("eq_conv_rows_s8", "eq_conv_rows_wide_s8") or one else int(rng.integers(1, 3))
     h, w = (int(v) for v in rng.integers(1, 10, 2))
     cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 13, 16, 33]))
     cout = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 9, 12, 16, 17]))
@@ -86,17 +109,19 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
         n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw = (shape.get(k, v) for k, v in zip(
             "n h w cin cout kh kw sh sw dh dw ph pw".split(), (n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, ph, pw)))
     oh, ow = (h, w) if one else (_out_size(h, kh, sh, dh, ph), _out_size(w, kw, sw, dw, pw))
-    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    zp_in, zp_out = int(rng.integers(-128, 128)), _output_offset(rng)
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (n, h, w, cin))
     f = rng.integers(-128, 128, (cout, kh, kw, cin))
     bias = rng.integers(-(1 << 16), 1 << 16, cout)
     case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
     in_bytes, out_bytes = x.size, n * oh * ow * cout
-    weights = block_filter(f.reshape(cout, -1))  # every int8 conv kernel takes its filter blocked
+    # every int8 conv kernel takes its filter blocked or widened
+    weights = (_c_array("int32_t", f"{p}_filter", widen_filter(f.reshape(cout, -1))) if kernel in WIDE
+               else _c_array("int8_t", f"{p}_filter", block_filter(f.reshape(cout, -1))))
     case.decls += [
-        _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", weights),
-        _c_array("int32_t", f"{p}_bias", bias), *_quant(rng, p, cout, kh * kw * cin, bool(rng.random() < 0.8)),
+        _c_array("int8_t", f"{p}_input", x), weights,
+        _c_array("int32_t", f"{p}_bias", bias), *_quant(rng, p, cout, kh * kw * cin, bool(rng.random() < 0.8), bias, f.reshape(cout, -1)),
         f"static const eq_dims {p}_in = {{{n}, {h}, {w}, {cin}}};",
         f"static const eq_dims {p}_fd = {{{cout}, {kh}, {kw}, {cin}}};",
         f"static const eq_dims {p}_out = {{{n}, {oh}, {ow}, {cout}}};",
@@ -110,44 +135,53 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
                       "ctx.size = " + str(cin) + ";",
                       f"CALL({kernel}(&ctx, " + args.format(input=f"work + {below}", output="work") + "));",
                       f"EMIT(work, {out_bytes});"]
-    elif kernel == "eq_conv_add_s8":
+    elif kernel in ("eq_conv_add_s8", "eq_conv_add_wide_s8"):
         skip = rng.integers(-128, 128, out_bytes)
+        off1, off2, off_out = (int(v) for v in rng.integers(-128, 128, 3))
+        fast = bounded_add(20, 127, (off1, (1073741824, -1)), (off2, (1518500250, -2)), (1431655765, -19))
+        bounded = "0"
+        if rng.random() < 0.5:  # the add's bounded requantization, half the cases
+            bounded = f"{p}_add_bounded"
+            case.decls.append(f"static const eq_requant {bounded}[3] = {{"
+                              + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
         case.decls += [_c_array("int8_t", f"{p}_skip", skip),
-                       f"static const eq_add_params {p}_add = {{{int(rng.integers(-128, 128))}, "
-                       f"{int(rng.integers(-128, 128))}, {int(rng.integers(-128, 128))}, 20, 1073741824, -1, "
-                       f"1518500250, -2, 1431655765, -19, {{-128, 127}}}};"]
+                       f"static const eq_add_params {p}_add = {{{off1}, {off2}, {off_out}, 20, 1073741824, -1, "
+                       f"1518500250, -2, 1431655765, -19, {{-128, 127}}, {bounded}}};"]
         # in place over the skip tensor, as the planner places it
         case.body += [f"memcpy(work, {p}_skip, {out_bytes});",
-                      f"CALL(eq_conv_add_s8(0, &{p}_params, &{p}_quant, &{p}_add, &{p}_in, {p}_input, &{p}_fd, "
+                      f"CALL({kernel}(0, &{p}_params, &{p}_quant, &{p}_add, &{p}_in, {p}_input, &{p}_fd, "
                       f"{p}_filter, {p}_bias, work, &{p}_out, work));",
                       f"EMIT(work, {out_bytes});"]
     else:
-        ctx = "&ctx" if kernel == "eq_conv_rows_s8" else "0"
+        ctx = "&ctx" if kernel in ("eq_conv_rows_s8", "eq_conv_rows_wide_s8") else "0"
         case.body += [f"ctx.size = {ow * cout};",
                       f"CALL({kernel}({ctx}, " + args.format(input=f"{p}_input", output="work") + "));",
                       f"EMIT(work, {out_bytes});"]
     return case
 
 
-def fc_case(rng, i: int) -> Case:
+def fc_case(rng, i: int, kernel: str, units: int | None = None) -> Case:
     p = f"c{i}"
     batches, depth = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 4, 5, 7, 8, 15, 16, 33, 64, 70]))
-    units = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 10, 13]))
+    units = units or int(rng.choice([1, 2, 3, 4, 5, 7, 8, 10, 13]))
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (batches, depth))
     f = rng.integers(-128, 128, (units, depth))
-    case = Case(f"eq_fully_connected_s8:{batches}x{depth}->{units}")
+    bias = rng.integers(-(1 << 16), 1 << 16, units)
+    case = Case(f"{kernel}:{batches}x{depth}->{units}")
+    weights = (_c_array("int32_t", f"{p}_filter", widen_filter(f)) if kernel in WIDE
+               else _c_array("int8_t", f"{p}_filter", block_filter(f)))
     case.decls += [
-        _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", block_filter(f)),
-        _c_array("int32_t", f"{p}_bias", rng.integers(-(1 << 16), 1 << 16, units)),
-        *_quant(rng, p, units, depth, bool(rng.random() < 0.5)),
+        _c_array("int8_t", f"{p}_input", x), weights,
+        _c_array("int32_t", f"{p}_bias", bias),
+        *_quant(rng, p, units, depth, bool(rng.random() < 0.5), bias, f),
         f"static const eq_dims {p}_in = {{{batches}, 1, 1, {depth}}};",
         f"static const eq_dims {p}_fd = {{{units}, 1, 1, {depth}}};",
         f"static const eq_dims {p}_out = {{{batches}, 1, 1, {units}}};",
-        f"static const eq_fc_params {p}_params = {{{int(rng.integers(-128, 128))}, {int(rng.integers(-128, 128))}, "
+        f"static const eq_fc_params {p}_params = {{{int(rng.integers(-128, 128))}, {_output_offset(rng)}, "
         f"{{{lo}, {hi}}}}};",
     ]
-    case.body += [f"CALL(eq_fully_connected_s8(0, &{p}_params, &{p}_quant, &{p}_in, {p}_input, &{p}_fd, "
+    case.body += [f"CALL({kernel}(0, &{p}_params, &{p}_quant, &{p}_in, {p}_input, &{p}_fd, "
                   f"{p}_filter, {p}_bias, &{p}_out, work));",
                   f"EMIT(work, {batches * units});"]
     return case
@@ -175,24 +209,27 @@ def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
         sh = sw = 1
         ph, pw = (kh - 1) // 2, (kw - 1) // 2
         oh, ow = _out_size(h, kh, 1, dh, ph), _out_size(w, kw, 1, dw, pw)
-    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    zp_in, zp_out = int(rng.integers(-128, 128)), _output_offset(rng)
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (n, h, w, cin))
     f = rng.integers(-128, 128, (1, kh, kw, cout))
+    bias = rng.integers(-(1 << 14), 1 << 14, cout)
     case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
     out_bytes = n * oh * ow * cout
     case.decls += [
         _c_array("int8_t", f"{p}_input", x), _c_array("int8_t", f"{p}_filter", f),
-        _c_array("int32_t", f"{p}_bias", rng.integers(-(1 << 14), 1 << 14, cout)),
-        *_quant(rng, p, cout, kh * kw, bool(rng.random() < 0.8)),
+        _c_array("int32_t", f"{p}_bias", bias),
+        *_quant(rng, p, cout, kh * kw, bool(rng.random() < 0.8), bias, f.reshape(-1, cout).T),
         f"static const eq_dims {p}_in = {{{n}, {h}, {w}, {cin}}};",
         f"static const eq_dims {p}_fd = {{1, {kh}, {kw}, {cout}}};",
         f"static const eq_dims {p}_out = {{{n}, {oh}, {ow}, {cout}}};",
         f"static const eq_dw_conv_params {p}_params = {{{-zp_in}, {zp_out}, {mult}, {{{sw}, {sh}}}, {{{pw}, {ph}}}, "
         f"{{{dw}, {dh}}}, {{{lo}, {hi}}}}};",
     ]
-    scratch = {"eq_depthwise_conv_s8": cout * 4, "eq_depthwise_conv_rows_s8": -(-ow * cout // 4) * 4 + cout * 4,
-               "eq_depthwise_conv_in_place_s8": h * w}[kernel]
+    options = SimpleNamespace(strideH=sh, strideW=sw, dilationHFactor=dh, dilationWFactor=dw)
+    scratch = {"eq_depthwise_conv_s8": cout * 4,
+               "eq_depthwise_conv_rows_s8": depthwise_rows_scratch_bytes(ow, cin, cout, options, kh, kw),
+               "eq_depthwise_conv_in_place_s8": depthwise_plane_bytes(oh, ow, options, kh, kw)}[kernel]
     source = "work" if in_place else f"{p}_input"
     case.body += ([f"memcpy(work, {p}_input, {x.size});"] if in_place else []) + [
         f"ctx.size = {scratch};",
@@ -208,8 +245,8 @@ def make_cases(seed: int = 10, per_kernel: int = 12) -> list[Case]:
     for kernel in KERNELS:
         for _ in range(per_kernel):
             i = len(cases)
-            if kernel == "eq_fully_connected_s8":
-                cases.append(fc_case(rng, i))
+            if kernel.startswith("eq_fully_connected"):
+                cases.append(fc_case(rng, i, kernel))
             elif kernel.startswith("eq_depthwise"):
                 cases.append(depthwise_case(rng, i, kernel))
             else:
@@ -218,6 +255,8 @@ def make_cases(seed: int = 10, per_kernel: int = 12) -> list[Case]:
     for kernel in ("eq_conv_s8", "eq_conv_add_s8"):
         cases.append(conv_case(rng, len(cases), kernel, dict(h=5, w=4, cin=72, cout=6, kh=4, kw=4, sh=1, sw=1,
                                                              dh=1, dw=1, ph=1, pw=2)))
+    # more units than the widened kernels' accumulator run (64), requantized run by run
+    cases.append(fc_case(rng, len(cases), "eq_fully_connected_wide_s8", units=70))
     return cases
 
 
@@ -320,7 +359,7 @@ def host_results(cases, tmp_path_factory):
 
 @needs_gcc
 def test_every_kernel_variant_runs_every_case_on_the_host(host_results):
-    assert len(host_results) == len(KERNELS) * 12 + 2
+    assert len(host_results) == len(KERNELS) * 12 + 3
     assert {r[1] for r in host_results} == {"ok"}
     assert {r[0].split(":")[0] for r in host_results} == set(KERNELS)
     # the outputs are not all clamped: the cases exercise the requantization, not just the clamp

@@ -424,7 +424,8 @@ def test_in_place_rules_cover_elementwise_depthwise_and_pointwise():
     graph = g.graph([x], [q])
     rules = in_place_rules(graph, buffers_from_graph(graph), alignment=1)
     assert rules == [
-        InPlace(0, x, d, 0, scratch_bytes=36, kind=DEPTHWISE_CHANNEL),
+        # the channel's padded plane: 2 * 2 + 3 rows, 2 * 2 + 4 bytes a row (a word past the last window)
+        InPlace(0, x, d, 0, scratch_bytes=7 * 8, kind=DEPTHWISE_CHANNEL),
         InPlace(1, d, p, -9 * (16 - 8), scratch_bytes=8, kind=POINTWISE_PIXEL),
         InPlace(2, p, r, 0, kind=ELEMENTWISE),
         InPlace(3, r, q, 0, scratch_bytes=16, kind=POINTWISE_PIXEL),

@@ -237,6 +237,41 @@ def test_c_fixed_point_primitives_agree_with_tflites_arithmetic(tmp_path):
         assert tuple(map(int, line.split())) == expected, (x, m, s)
 
 
+def test_bounded_requantization_is_multiply_by_quantized_multiplier_over_the_proved_range(tmp_path):
+    """eq_requant (edgeq.aot.arith.bounded_requant's cheaper form: SMMULR and one rounding add)
+    on accumulators at both ends and inside the range it was made for, shifts 0 to 31 and
+    channels whose result is one value throughout, against MultiplyByQuantizedMultiplier."""
+    import subprocess
+    from pathlib import Path
+
+    from edgeq.aot import arith
+    from edgeq.aot.host import STRICT_CFLAGS
+    from edgeq.resources import RUNTIME_DIR
+
+    driver = Path(__file__).parent / "c" / "runtime" / "eq_requant_driver.c"
+    exe = tmp_path / "eq_requant_driver"
+    subprocess.run(["gcc", *STRICT_CFLAGS, "-O2", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+                    "-I", str(RUNTIME_DIR), str(driver), "-o", str(exe)], check=True)
+    rng = np.random.default_rng(6)
+    cases, kinds = [], set()
+    while len(cases) < 600:
+        m, s = int(rng.integers(1 << 30, (1 << 31) - 1)), int(rng.choice([-31, -27, -12, -7, -1, 0]))
+        centre = int(rng.choice([0, rng.integers(-(1 << 30), 1 << 30)]))
+        spread = int(rng.choice([100, 1 << 16, 1 << 28]))
+        lo, hi = max(centre - spread, -(1 << 31) + 1), min(centre + spread, (1 << 31) - 1)
+        fast = arith.bounded_requant([(m, s)], [(lo, hi)], zero_shift=True)
+        if fast is None:  # neither bounded nor one value throughout: the kernels keep the general form
+            continue
+        kinds.add("one value" if fast[0][0] == 0 else f"shift {fast[0][2]}")
+        cases += [(x, *fast[0], m, s) for x in (lo, hi, int(rng.integers(lo, hi + 1)))]
+    assert {"one value", "shift 0", "shift 31"} <= kinds
+    text = "".join(f"{x} {bm} {r} {bs}\n" for x, bm, r, bs, _, _ in cases)
+    out = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True).stdout.split("\n")
+    for (x, _, _, _, m, s), line in zip(cases, out):
+        expected = arith.multiply_by_quantized_multiplier(x, m, s)
+        assert tuple(map(int, line.split())) == (expected, expected), (x, m, s)
+
+
 # ---- int16x8, packed int4 weights, float32 ----
 
 def run_both_typed(tflite: bytes, tmp_path_factory, name: str, make_input, seeds=SEEDS):

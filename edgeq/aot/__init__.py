@@ -139,25 +139,27 @@ def plan_arena(graph, lowered, in_place: bool = True) -> tuple[list[Buffer], lis
     return buffers, rules, plan
 
 
-def compile_if_supported(tflite: bytes, source: str = "<bytes>", graph: Graph | None = None
+def compile_if_supported(tflite: bytes, source: str = "<bytes>", graph: Graph | None = None, dsp: bool = False
                          ) -> tuple[CompiledModel | None, str | None]:
     """The compiled model, or None and why edgeq-c cannot run it (an op or a type it lacks)."""
     try:
-        return compile_model(tflite, source=source, graph=graph), None
+        return compile_model(tflite, source=source, graph=graph, dsp=dsp), None
     except BadInput as exc:
         return None, str(exc)
 
 
 def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
-                  in_place: bool = True, graph: Graph | None = None) -> CompiledModel:
+                  in_place: bool = True, graph: Graph | None = None, dsp: bool = False) -> CompiledModel:
     """Compile a quantized .tflite into C. Raises BadInput for ops or types edgeq-c lacks.
 
     `in_place=False` gives every tensor its own bytes (no kernel writes over its input), for
     comparison and debugging; the arena is then at least `lower_bound_bytes`. `graph` is the
-    model already read (read_graph), so a caller that has it does not parse the flatbuffer again."""
+    model already read (read_graph), so a caller that has it does not parse the flatbuffer again.
+    `dsp`: the target core has the DSP extension, so layers whose kernel has a widened-weight
+    variant for it use that (more flash, fewer instructions); the code runs on any core."""
     check_prefix(prefix)
     graph = graph if graph is not None else read_graph(tflite, source)
-    lowered = lower(graph, prefix)
+    lowered = lower(graph, prefix, dsp=dsp)
 
     def root(i: int) -> int:
         while i in lowered.alias:
@@ -172,7 +174,7 @@ def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
     # that allows it (element-wise kernels are safe in place as they are).
     variants = {lowered.steps[r.step].op_index: r.kind for r in plan.in_place if r.kind != ELEMENTWISE}
     if variants:
-        lowered = lower(graph, prefix, variants)
+        lowered = lower(graph, prefix, variants, dsp)
     steps = lowered.steps
     for k, s in enumerate(steps):
         if s.scratch_bytes > plan.scratch_bytes.get(k, 0):

@@ -96,6 +96,68 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
     return rounding_divide_by_pot(srdhm(wrap32(x << left), multiplier), right)
 
 
+# An accumulator below this in magnitude doubles without overflow, and so does the product
+# of the double with a Q31 multiplier, rounded to its high word, plus any rounding term.
+BOUNDED_ACCUMULATOR = 1 << 29
+
+
+def bounded_requant(pairs: list[tuple[int, int]], bounds, zero_shift: bool = False
+                    ) -> list[tuple[int, int, int]] | None:
+    """(multiplier, round, right_shift) for each channel's (multiplier, shift) when
+    every channel's accumulator is bounded below BOUNDED_ACCUMULATOR and its shift is a right
+    shift of 0 to 31, else None. Under those conditions MultiplyByQuantizedMultiplier(x, m, s)
+    is (h + round + (h < 0 and right_shift ? -1 : 0)) >> right_shift with h = (2x * m + 2^31) >> 32
+    (SMMULR): the doubled product is SaturatingRoundingDoublingHighMul's without its
+    saturation (which needs x = m = INT32_MIN), and adding round (2^(right_shift - 1)) and -1
+    below zero is RoundingDivideByPOT's rounding half away from zero; a shift of 0 adds nothing
+    (requantize_bounded). A channel outside those conditions whose result is one value over
+    its whole range gets (0, 2c, 1), which gives that value c. The kernels' outputs take no
+    shift of 0 (their form adds the -1
+    unmasked, eq_requantize_bounded); ADD's inputs, one of which always has it, do
+    (`zero_shift`, eq_requantize_bounded_any)."""
+    if len(bounds) != len(pairs) and len(pairs) != 1:
+        return None
+    ranges = [(int(b[0]), int(b[1])) if isinstance(b, tuple) else (-int(b), int(b)) for b in bounds]
+    if len(pairs) == 1:  # one pair for every channel: the union of the ranges holds for all
+        ranges = [(min(r[0] for r in ranges), max(r[1] for r in ranges))]
+    out = []
+    for (m, shift), (lo, hi) in zip(pairs, ranges):
+        if (max(-lo, hi) < BOUNDED_ACCUMULATOR and -31 <= shift <= (0 if zero_shift else -1)
+                and 0 <= m <= INT32_MAX):
+            out.append((m, (1 << (-shift - 1)) if shift else 0, -shift))
+            continue
+        # A channel whose result cannot change over its accumulators' range (tiny weights under a
+        # huge bias, say): MultiplyByQuantizedMultiplier is monotonic while x << left does not
+        # wrap, so equal results at both ends mean that value throughout; (0, 2c, 1) gives c.
+        left = max(shift, 0)
+        if m >= 0 and max(-lo, hi) << left <= INT32_MAX:
+            first, last = (multiply_by_quantized_multiplier(v, m, shift) for v in (lo, hi))
+            if first == last:
+                out.append((0, 2 * first, 1))
+                continue
+        return None
+    return out
+
+
+def fold_output_offset(fast: list[tuple[int, int, int]], offset: int) -> list[tuple[int, int, int]] | None:
+    """The bounded form (bounded_requant, right shifts of at least 1) with the output offset
+    added before the shift instead of after: (v + offset * 2^s) >> s = (v >> s) + offset, exact
+    while the sum fits, which |h| < 2^29, round <= 2^30 and |offset| * 2^s <= 2^30 guarantee.
+    None when some channel's shift is too large for that."""
+    out = []
+    for m, round_, shift in fast:
+        if shift < 1 or abs(offset) << shift > 1 << 30 or abs(round_ + (offset << shift)) > 1 << 30:
+            return None
+        out.append((m, round_ + (offset << shift), shift))
+    return out
+
+
+def requantize_bounded(x: int, multiplier: int, round_: int, right_shift: int) -> int:
+    """eq_requantize_bounded_any of eq_math.h (eq_requantize_bounded for right shifts >= 1)."""
+    high = wrap32((2 * x * multiplier + (1 << 31)) >> 32)
+    return (high + round_ + (-1 if high < 0 and right_shift else 0)) >> right_shift
+
+
 def saturating_shl(x: int, exponent: int) -> int:
     """SaturatingRoundingMultiplyByPOT with a positive exponent."""
     threshold = (1 << (31 - exponent)) - 1

@@ -136,6 +136,25 @@ def _pad_top(options, in_h: int, out_h: int, stride: int, kernel_h: int, dilatio
     return max((out_h - 1) * stride + (kernel_h - 1) * dilation + 1 - in_h, 0) // 2
 
 
+def depthwise_plane_bytes(out_h: int, out_w: int, options, kernel_h: int, kernel_w: int) -> int:
+    """eq_depthwise_conv_in_place_s8_scratch_size: the padded plane of one channel, every row
+    and column a window touches, rows at least four bytes past the last window's start."""
+    dh, dw = getattr(options, "dilationHFactor", 1) or 1, getattr(options, "dilationWFactor", 1) or 1
+    rows = (out_h - 1) * options.strideH + (kernel_h - 1) * dh + 1
+    cols = (out_w - 1) * options.strideW + max((kernel_w - 1) * dw + 1, 4)
+    return rows * cols
+
+
+def depthwise_rows_scratch_bytes(out_w: int, in_c: int, out_c: int, options, kernel_h: int, kernel_w: int) -> int:
+    """eq_depthwise_conv_rows_s8_scratch_size: one output row (rounded up to a word), then for
+    depth multiplier 1 the padded plane of one window's height, else the pixel kernel's int32
+    accumulators."""
+    row = -(-out_w * out_c // 4) * 4
+    if out_c != in_c:
+        return row + out_c * 4
+    return row + depthwise_plane_bytes(1, out_w, options, kernel_h, kernel_w)
+
+
 def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], alignment: int):
     """Each (kind, output_offset, scratch_bytes) that lets op write `dst` over its dying input `src`."""
     ti, to = graph.tensors[src], graph.tensors[dst]
@@ -153,7 +172,7 @@ def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], 
     filt = graph.tensors[op.inputs[1]].shape if op.opcode.endswith("CONV_2D") else ()
     if DEPTHWISE_CHANNEL in kinds and op.opcode == "DEPTHWISE_CONV_2D" and cin == cout and ho * wo <= h * w:
         # Channel c's outputs land only on channel-c positions, which were copied to scratch.
-        yield DEPTHWISE_CHANNEL, 0, h * w * si
+        yield DEPTHWISE_CHANNEL, 0, depthwise_plane_bytes(ho, wo, o, filt[1], filt[2]) * si
     if (POINTWISE_PIXEL in kinds and op.opcode == "CONV_2D" and tuple(filt[1:3]) == (1, 1)
             and (o.strideH, o.strideW) == (1, 1) and (ho, wo) == (h, w)):
         # Output pixel p ends at off + (p+1)*cout; the unread input starts at (p+1)*cin.
@@ -169,8 +188,8 @@ def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], 
         # Once output rows 0..j-1 are written, input rows from j*stride - pad on are still unread.
         bound = min([max(0, j * o.strideH - pad) * row_in - j * row_out for j in range(1, ho)] + [0])
         scratch = row_out
-        if op.opcode == "DEPTHWISE_CONV_2D":  # the row kernel runs the pixel kernel: its int32 accumulators too
-            scratch = align_up(row_out, 4) + cout * 4
+        if op.opcode == "DEPTHWISE_CONV_2D":
+            scratch = depthwise_rows_scratch_bytes(wo, cin, cout, o, filt[1], filt[2]) * si
         yield WINDOW_ROWS, align_down(bound, alignment), scratch
 
 

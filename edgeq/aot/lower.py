@@ -11,12 +11,13 @@ from edgeq.errors import BadInput
 from edgeq.graph import Graph
 
 
-def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None) -> Lowered:
+def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False) -> Lowered:
     """Every operator of the graph as a kernel call; raises BadInput naming the first
     operator edgeq-c cannot run. `variants` (op index -> in-place kind) selects the kernels
-    that may write their output over their input, for the ops the memory plan overlaps."""
+    that may write their output over their input, for the ops the memory plan overlaps;
+    `dsp` (the target has the DSP extension) the kernels whose weights are widened for it."""
     handlers = {**lower_conv.HANDLERS, **lower_elementwise.HANDLERS}
-    lw = Lowering(graph, prefix, variants)
+    lw = Lowering(graph, prefix, variants, dsp)
     fusions = conv_add_fusions(graph)
     fused_convs = {c: a for a, c in fusions.items()}
     steps: list[Step] = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.aot.lifetimes import DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS
+from edgeq.aot.lifetimes import (DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS, depthwise_plane_bytes,
+                                  depthwise_rows_scratch_bytes)
 from edgeq.aot.lower_elementwise import add_params
 from edgeq.aot.lowering import Lowering, Step, _padding, c_dims, unsupported
 from edgeq.graph import Operator, Tensor
@@ -35,16 +36,30 @@ _VARIANTS = {
 }
 
 
-def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> str:
+def _accumulator_bounds(lw: Lowering, op: Operator, inp: Tensor, filt: Tensor, channels: int) -> list:
+    """Each output channel's int32 accumulator range (lo, hi) in the int8 kernels: the folded
+    bias (eq_types.h) plus or minus the weights' magnitudes times 128, the largest |int8 input|."""
+    w = lw.filter_values(filt).astype(np.int64)
+    w = w.reshape(-1, channels).T if op.opcode == "DEPTHWISE_CONV_2D" else w.reshape(channels, -1)
+    _, in_zp = lw.quant(inp.index)
+    folded = lw.bias_values(op, channels) - np.int64(in_zp) * w.sum(axis=1)  # unwrapped: a wrap fails the bound
+    spread = 128 * np.abs(w).sum(axis=1)
+    return [(int(f - s), int(f + s)) for f, s in zip(folded, spread)]
+
+
+def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor,
+             channels: int) -> tuple[str, int]:
+    """The quant struct, and the output offset the kernel is still to add (Lowering.requant_arrays)."""
     in_scale, _ = lw.quant(inp.index)
-    out_scale, _ = lw.quant(out.index)
+    out_scale, out_zp = lw.quant(out.index)
     fscales = lw.filter_quant(op, filt, channels)
     if op.opcode == "FULLY_CONNECTED" and len(filt.scales) == 1:
         # TFLM's per-tensor FULLY_CONNECTED multiplies the two scales in float32 first
         reals = [float(np.float32(in_scale) * np.float32(filt.scales[0])) / float(np.float32(out_scale))]
     else:
         reals = [float(np.float32(in_scale)) * float(np.float32(s)) / float(np.float32(out_scale)) for s in fscales]
-    return lw.requant_arrays(step, reals)
+    bounds = _accumulator_bounds(lw, op, inp, filt, channels) if lw.kind(op) == "s8" else None
+    return lw.requant_arrays(step, reals, bounds, out_zp)
 
 def _output_stage(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor,
                   channels: int) -> tuple[str, str, str]:
@@ -54,10 +69,9 @@ def _output_stage(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Ten
     if lw.kind(op) == "f32":
         return "0, 0", "{0, 0}", lw.float_activation(step, op)
     _, in_zp = lw.quant(inp.index)
-    _, out_zp = lw.quant(out.index)
-    quant = _requant(lw, step, op, inp, filt, out, channels)
+    quant, out_offset = _requant(lw, step, op, inp, filt, out, channels)
     lo, hi = lw.activation(op, out.index)
-    return f"{-in_zp}, {out_zp}", f"{{{lo}, {hi}}}", quant
+    return f"{-in_zp}, {out_offset}", f"{{{lo}, {hi}}}", quant
 
 def _context(step: Step, op: Operator, scratch_bytes: int) -> str:
     """The kernel's eq_context argument: the step's scratch in the arena, or none."""
@@ -70,6 +84,23 @@ def _context(step: Step, op: Operator, scratch_bytes: int) -> str:
 # int8 kernels whose filter is blocked (eq_types.h): four output channels read through one pointer.
 BLOCKED_FILTER_KERNELS = ("eq_fully_connected_s8", "eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8",
                           "eq_conv_add_s8")
+# ... and the kernels a DSP target runs instead, with the filter widened (eq_types.h).
+WIDE_FILTER_KERNELS = {"eq_fully_connected_s8": "eq_fully_connected_wide_s8",
+                       "eq_conv_1x1_in_place_s8": "eq_conv_1x1_in_place_wide_s8",
+                       "eq_conv_s8": "eq_conv_wide_s8", "eq_conv_rows_s8": "eq_conv_rows_wide_s8",
+                       "eq_conv_add_s8": "eq_conv_add_wide_s8"}
+# The widened CONV_2D kernels gather a window into a buffer of this many bytes (EQ_CONV_COL_BYTES).
+WIDE_WINDOW_BYTES = 1024
+
+
+def _widened(lw: Lowering, kernel: str, filt: Tensor) -> str | None:
+    """The widened variant of `kernel` the target runs for this filter, if any."""
+    window = int(np.prod(filt.shape[1:]))
+    if not lw.dsp or kernel not in WIDE_FILTER_KERNELS:
+        return None
+    if kernel in ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_add_s8") and window > WIDE_WINDOW_BYTES:
+        return None
+    return WIDE_FILTER_KERNELS[kernel]
 
 
 def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tensor, filt: Tensor, out: Tensor,
@@ -77,8 +108,15 @@ def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tens
     """The kernel call, `head` being the arguments between the context and the dims, with the
     bias the kernel variant takes; filter_sums() gives each output channel's weight sum."""
     ctype, bias_of = _VARIANTS[lw.kind(op)]
-    blocked = step.kernel in BLOCKED_FILTER_KERNELS
-    src, weights = lw.ptr(inp.index), lw.filter_ptr_blocked(filt) if blocked else lw.filter_ptr(filt)
+    wide = _widened(lw, step.kernel, filt)
+    if wide is not None:
+        step.kernel = wide
+        weights = lw.filter_ptr_wide(filt)
+    elif step.kernel in BLOCKED_FILTER_KERNELS:
+        weights = lw.filter_ptr_blocked(filt)
+    else:
+        weights = lw.filter_ptr(filt)
+    src = lw.ptr(inp.index)
     bias = bias_of(lw, step, op, inp, filter_sums)
     return (f"{step.kernel}({ctx}, {head}, &input_dims, (const {ctype} *){src}, &filter_dims, {weights}, "
             f"{bias}, &output_dims, ({ctype} *)@T{out.index}@)")
@@ -133,16 +171,19 @@ def conv_add(lw: Lowering, conv_op: Operator, add_op: Operator) -> Step:
     fused = conv_op.outputs[0]
     skip = add_op.inputs[1] if add_op.inputs[0] == fused else add_op.inputs[0]
     out = add_op.outputs[0]
-    step = lw.new_step(add_op, "eq_conv_add_s8")
+    conv_filter = lw.t(conv_op.inputs[1])
+    wide = _widened(lw, "eq_conv_add_s8", conv_filter)
+    step = lw.new_step(add_op, wide or "eq_conv_add_s8")
     step.opcode = "CONV_2D+ADD"
     step.fused = (conv_op.index,)
     step.reads = tuple(dict.fromkeys(conv_step.reads + (lw.root(skip),)))
     step.macs = conv_step.macs
     step.consts = conv_step.consts
     step.decls = conv_step.decls + [add_params(lw, add_op, fused, skip, name="add")]
-    step.call = (f"eq_conv_add_s8(0, &params, &quant, &add, &input_dims, "
+    weights = lw.filter_ptr_wide(conv_filter) if wide else lw.filter_ptr_blocked(conv_filter)
+    step.call = (f"{step.kernel}(0, &params, &quant, &add, &input_dims, "
                  f"(const int8_t *){lw.ptr(conv_op.inputs[0])}, &filter_dims, "
-                 f"{lw.filter_ptr_blocked(lw.t(conv_op.inputs[1]))}, {lw.prefix}_op{conv_op.index}_bias, "
+                 f"{weights}, {lw.prefix}_op{conv_op.index}_bias, "
                  f"(const int8_t *){lw.ptr(skip)}, &output_dims, (int8_t *)@T{out}@)")
     return step
 
@@ -166,11 +207,14 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
             if oc != ic:
                 raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
             step.kernel = "eq_depthwise_conv_in_place_s8"
-            scratch = inp.shape[1] * inp.shape[2]  # one channel of the input
+            scratch = depthwise_plane_bytes(out.shape[1], out.shape[2], op.options, kh, kw)
         elif lw.variants.get(op.index) == WINDOW_ROWS:
             step.kernel = "eq_depthwise_conv_rows_s8"
-            # eq_depthwise_conv_rows_s8_scratch_size: one output row, then the pixel kernel's accumulators
-            scratch = -(-out.shape[2] * oc // 4) * 4 + oc * 4
+            scratch = depthwise_rows_scratch_bytes(out.shape[2], ic, oc, op.options, kh, kw)
+        elif lw.dsp and oc == ic and out.shape[1] * out.shape[2] <= inp.shape[1] * inp.shape[2]:
+            # not in place, but on DSP cores the channel-by-channel kernel is the faster one
+            step.kernel = "eq_depthwise_conv_in_place_s8"
+            scratch = depthwise_plane_bytes(out.shape[1], out.shape[2], op.options, kh, kw)
     ctx = _context(step, op, scratch)
     step.call = _call(lw, step, op, ctx, f"&params, {arg}", inp, filt, out,
                       lambda: lw.filter_values(filt).astype(np.int64).reshape(-1, oc).sum(axis=0))

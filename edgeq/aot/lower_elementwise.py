@@ -39,8 +39,31 @@ def add_params(lw: Lowering, op: Operator, first: int, second: int, name: str = 
     m1 = arith.quantize_multiplier(float(np.float32(sa)) / twice_max)
     m2 = arith.quantize_multiplier(float(np.float32(sb)) / twice_max)
     mo = arith.quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(so))))
-    return (f"static const eq_add_params {name} = {{{-za}, {-zb}, {zo}, {left_shift}, {m1[0]}, {m1[1]}, "
-            f"{m2[0]}, {m2[1]}, {mo[0]}, {mo[1]}, {{{lo}, {hi}}}}};")
+    qmax = 32767 if kind == "s16" else 127
+    bounded = "0"
+    fast = bounded_add(left_shift, qmax, (-za, m1), (-zb, m2), mo)
+    if fast is not None:
+        bounded = f"{name}_bounded"
+        lw_decl = (f"static const eq_requant {bounded}[3] = {{"
+                   + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "}; ")
+    else:
+        lw_decl = ""
+    return (f"{lw_decl}static const eq_add_params {name} = {{{-za}, {-zb}, {zo}, {left_shift}, {m1[0]}, {m1[1]}, "
+            f"{m2[0]}, {m2[1]}, {mo[0]}, {mo[1]}, {{{lo}, {hi}}}, {bounded}}};")
+
+
+def bounded_add(left_shift: int, qmax: int, in1, in2, out) -> list[tuple[int, int, int]] | None:
+    """ADD's three requantizations in the bounded form (arith.bounded_requant), when each input's
+    shifted value and the sum of the rescaled inputs are bounded: the bounds come from the
+    extreme input values, MultiplyByQuantizedMultiplier being monotonic."""
+    rescaled = []
+    for offset, (m, s) in (in1, in2):
+        bound = (qmax + 1 + abs(offset)) << left_shift
+        rescaled.append(max(abs(arith.multiply_by_quantized_multiplier(v, m, s)) for v in (bound, -bound)))
+    first = arith.bounded_requant([in1[1], in2[1]], [(qmax + 1 + abs(in1[0])) << left_shift,
+                                                     (qmax + 1 + abs(in2[0])) << left_shift], zero_shift=True)
+    last = arith.bounded_requant([out], [sum(rescaled)], zero_shift=True)
+    return first + last if first is not None and last is not None else None
 
 def binary(lw: Lowering, op: Operator) -> Step:
     kind = lw.kind(op)

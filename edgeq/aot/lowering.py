@@ -102,13 +102,15 @@ def _padding(padding: int, in_size: int, filter_size: int, stride: int, dilation
 
 
 class Lowering:
-    def __init__(self, graph: Graph, prefix: str, variants: Mapping[int, str] | None = None):
+    def __init__(self, graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False):
         self.g = graph
         self.prefix = prefix
+        self.dsp = dsp  # the target has the DSP extension: kernels with widened weights where there are
         self.variants = dict(variants or {})  # op index -> in-place kind its kernel must honour
         self.alias: dict[int, int] = {}
         self.const_tensors: dict[int, str] = {}
         self.blocked_tensors: dict[int, str] = {}  # filters also (or only) emitted blocked
+        self.wide_tensors: dict[int, str] = {}  # filters also (or only) emitted widened
         self.model_consts: list[ConstArray] = []
 
     # ---- helpers ----
@@ -194,6 +196,16 @@ class Lowering:
             self.model_consts.append(ConstArray(name, "int8_t", block_filter(values.reshape(values.shape[0], -1))))
         return self.blocked_tensors[key]
 
+    def filter_ptr_wide(self, filt: Tensor) -> str:
+        """An int8 filter [units][depth] widened to int16 pairs (eq_types.h), emitted once per tensor."""
+        key = self.root(filt.index)
+        if key not in self.wide_tensors:
+            name = f"{self.prefix}_tensor{key}_wide"
+            self.wide_tensors[key] = name
+            values = self.filter_values(filt).astype(np.int8)
+            self.model_consts.append(ConstArray(name, "int32_t", widen_filter(values.reshape(values.shape[0], -1))))
+        return self.wide_tensors[key]
+
     def bias64(self, step: Step, op: Operator) -> str:
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = self.t(op.inputs[2])
@@ -223,13 +235,27 @@ class Lowering:
                     reads=tuple(self.root(i) for i in op.inputs if i >= 0 and not self.t(self.root(i)).is_constant),
                     writes=tuple(op.outputs), call="")
 
-    def requant_arrays(self, step: Step, real_multipliers: list[float]) -> str:
+    def requant_arrays(self, step: Step, real_multipliers: list[float], bounds=None,
+                       output_offset: int = 0) -> tuple[str, int]:
+        """The quant struct, and the output offset the kernel is still to add. With `bounds` (each
+        channel's accumulator range) also the bounded form the int8 kernels prefer, when
+        arith.bounded_requant allows it; its rounding term then takes the output offset too
+        (arith.fold_output_offset) where that cannot overflow, and the kernel adds 0."""
         pairs = [arith.quantize_multiplier(m) for m in real_multipliers]
-        mult = self.arr(step, "multiplier", "int32_t", [p[0] for p in pairs])
-        shift = self.arr(step, "shift", "int32_t", [p[1] for p in pairs])
         per_channel = 1 if len(pairs) > 1 else 0
-        step.decls.append(f"static const eq_quant_params quant = {{{mult}, {shift}, {per_channel}}};")
-        return "&quant"
+        fast = arith.bounded_requant(pairs, bounds) if bounds is not None else None
+        if fast is not None and arith.fold_output_offset(fast, output_offset) is not None:
+            fast, output_offset = arith.fold_output_offset(fast, output_offset), 0
+        mult = shift = bounded = "0"  # the int8 kernels read the general pairs only without the bounded form
+        if fast is None:
+            mult = self.arr(step, "multiplier", "int32_t", [p[0] for p in pairs])
+            shift = self.arr(step, "shift", "int32_t", [p[1] for p in pairs])
+        else:
+            bounded = f"{self.prefix}_op{step.op_index}_requant"
+            step.decls.append(f"static const eq_requant {bounded}[{len(fast)}] = {{"
+                              + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
+        step.decls.append(f"static const eq_quant_params quant = {{{mult}, {shift}, {per_channel}, {bounded}}};")
+        return "&quant", output_offset
 
     def filter_quant(self, op: Operator, filt: Tensor, channels: int) -> list[float]:
         if any(z != 0 for z in filt.zero_points):
@@ -265,6 +291,23 @@ def block_filter(w: np.ndarray) -> np.ndarray:
     body = g[:, :, :whole].reshape(groups, 4, whole // 4, 4).transpose(0, 2, 1, 3).reshape(groups, 4 * whole)
     tail = g[:, :, whole:].reshape(groups, 4 * (depth - whole))
     return np.concatenate([np.concatenate([body, tail], axis=1).reshape(-1), w[groups * 4:].reshape(-1)])
+
+
+def widen_filter(w: np.ndarray) -> np.ndarray:
+    """[units][depth] int8 weights in the widened layout (eq_types.h): int32 words of two int16
+    weights, a row's step i being (w[4i] | w[4i+2] << 16, w[4i+1] | w[4i+3] << 16), zero past
+    the depth; for each group of four units the four rows' words step by step, then the
+    units % 4 last rows one after the other."""
+    units, depth = w.shape
+    steps = -(-depth // 4)
+    padded = np.zeros((units, steps * 4), np.int64)
+    padded[:, :depth] = w
+    q = padded.reshape(units, steps, 4)
+    words = np.stack([(q[..., 0] & 0xFFFF) | (q[..., 2] << 16), (q[..., 1] & 0xFFFF) | (q[..., 3] << 16)], axis=-1)
+    groups = units // 4
+    body = words[:groups * 4].reshape(groups, 4, steps, 2).transpose(0, 2, 1, 3).reshape(-1)
+    flat = np.concatenate([body, words[groups * 4:].reshape(-1)])
+    return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
 
 
 def conv_add_fusions(graph: Graph) -> dict[int, int]:

@@ -258,7 +258,8 @@ def cmd_generate(args) -> int:
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
-    compiled, refusal = compile_if_supported(tflite, str(path)) if runtime == "edgeq-c" else (None, None)
+    compiled, refusal = (compile_if_supported(tflite, str(path), dsp="dsp" in profile.simd)
+                         if runtime == "edgeq-c" else (None, None))
     check_runtime_ops(tflite, graph, runtime, refusal)
     arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
     out = _generate_out(args)

@@ -9,8 +9,7 @@
 static inline int8_t eq_dw_s8_output(int32_t acc, const eq_dw_conv_params *params, const eq_quant_params *quant,
                                      int32_t c)
 {
-    const int32_t q = quant->per_channel ? c : 0;
-    acc = eq_requantize(acc, quant->multiplier[q], quant->shift[q]) + params->output_offset;
+    acc = eq_requantize_channel(acc, quant, c) + params->output_offset;
     return (int8_t)EQ_CLAMP(acc, params->activation.min, params->activation.max);
 }
 

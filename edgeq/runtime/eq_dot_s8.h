@@ -6,11 +6,11 @@
  *  - EQ_DSP (cores with the DSP extension: Cortex-M4, M7, M33 with DSP): four int8 values are
  *    loaded as one word, SXTB16 widens lanes 0 and 2 and (operand rotated by 8) lanes 1 and 3
  *    into int16 pairs, and SMLAD multiplies two pairs and adds both products. Both operands
- *    are split the same way, so lane i meets lane i and no halves need swapping, and the
- *    weights stay in TFLite's layout. The input offset is folded into the bias at
- *    generation time (eq_types.h), so no offset is added in the loop.
+ *    are split the same way, so lane i meets lane i and no halves need swapping. The input
+ *    offset is folded into the bias at generation time (eq_types.h), so no offset is added in
+ *    the loop. (The widened kernels' loop is eq_matvec_wide_s8.h's.)
  *  - portable C for the M0/M0+/M3 and the host (written to vectorize there).
- * Define EQ_PORTABLE to force the portable path on a DSP core.
+ * EQ_DSP is set in eq_math.h; define EQ_PORTABLE to force the portable path on a DSP core.
  */
 #ifndef EQ_DOT_S8_H
 #define EQ_DOT_S8_H
@@ -18,13 +18,6 @@
 #include <stdint.h>
 #include <string.h>
 #include "eq_math.h"
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(EQ_PORTABLE)
-#define EQ_DSP 1
-#include <arm_acle.h>
-#else
-#define EQ_DSP 0
-#endif
 
 #if EQ_DSP
 /* Four int8 values as one word; memcpy because the pointer need not be word aligned (the M4
@@ -58,6 +51,42 @@ static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
     return __smlad(eq_lanes13(a), eq_lanes13(b), acc);
 }
 #endif
+
+/* Runs of a few to a few hundred bytes (a window's rows, a pixel's vector), often empty:
+ * copied and filled inline, a word at a time where whole words fit (the M3 and later load and
+ * store unaligned words), not by library calls that cost more than the run. The empty asm
+ * hides the value from GCC, which would otherwise turn the loops back into calls. */
+#if defined(__GNUC__)
+#define EQ_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define EQ_OPAQUE(v) ((void)0)
+#endif
+
+static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        memcpy(&v, src + i, 4);
+        EQ_OPAQUE(v);
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; i++) {
+        int32_t b = src[i];
+        EQ_OPAQUE(b);
+        dst[i] = (int8_t)b;
+    }
+}
+
+static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        int32_t b = value;
+        EQ_OPAQUE(b);
+        dst[i] = (int8_t)b;
+    }
+}
 
 /* acc + sum(a[i] * b[i]) over n int8 values. */
 EQ_VECTORIZE static EQ_HOT_INLINE int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
@@ -174,14 +203,60 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const
 }
 #endif
 
-/* One int8 output of a convolution or FULLY_CONNECTED: requantized with the channel's (or
- * the tensor's) multiplier and shift, offset and clamped. */
+/* The channel's (or the tensor's) requantization of acc, in the bounded form when given. */
+static EQ_HOT_INLINE int32_t eq_requantize_channel(int32_t acc, const eq_quant_params *quant, int32_t channel)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    if (quant->bounded != 0) {
+        return eq_requantize_bounded(acc, &quant->bounded[q]);
+    }
+    return eq_requantize(acc, quant->multiplier[q], quant->shift[q]);
+}
+
+/* One int8 output of a convolution or FULLY_CONNECTED: requantized, offset and clamped. */
 static EQ_HOT_INLINE int8_t eq_output_s8(int32_t acc, const eq_quant_params *quant, int32_t channel,
                                          int32_t output_offset, const eq_activation *activation)
 {
-    const int32_t q = quant->per_channel ? channel : 0;
-    acc = eq_requantize(acc, quant->multiplier[q], quant->shift[q]) + output_offset;
+    acc = eq_requantize_channel(acc, quant, channel) + output_offset;
     return (int8_t)EQ_CLAMP(acc, activation->min, activation->max);
+}
+
+/* out[i * step] = the int8 outputs of one channel's accumulators acc[0..n). */
+static EQ_NOINLINE void eq_output_run_s8(const int32_t *acc, int32_t n, const eq_quant_params *quant,
+                                         int32_t channel, int32_t output_offset, const eq_activation *activation,
+                                         int8_t *out, int32_t step)
+{
+    const int32_t q = quant->per_channel ? channel : 0;
+    const int32_t lo = activation->min, hi = activation->max;
+    const int32_t *const end = acc + n;
+    if (quant->bounded != 0) {
+        const eq_requant r = quant->bounded[q];
+#if EQ_DSP
+        if (lo == -128 && hi == 127 && output_offset == 0) { /* offset folded in, no activation left: */
+            for (; acc != end; acc++, out += step) {           /* the requantization and one SSAT */
+                *out = (int8_t)__ssat(eq_requantize_bounded(*acc, &r), 8);
+            }
+            return;
+        }
+        if (lo == -128 && hi == 127) {
+            for (; acc != end; acc++, out += step) {
+                *out = (int8_t)__ssat(eq_requantize_bounded(*acc, &r) + output_offset, 8);
+            }
+            return;
+        }
+#endif
+        for (; acc != end; acc++, out += step) {
+            int32_t v = eq_requantize_bounded(*acc, &r) + output_offset;
+            v = v < lo ? lo : v;
+            *out = (int8_t)(v > hi ? hi : v);
+        }
+    } else {
+        const int32_t multiplier = quant->multiplier[q], shift = quant->shift[q];
+        for (; acc != end; acc++, out += step) {
+            const int32_t v = eq_requantize(*acc, multiplier, shift) + output_offset;
+            *out = (int8_t)EQ_CLAMP(v, lo, hi);
+        }
+    }
 }
 
 /* out = requantized(bias + W x) for a blocked filter W of `units` rows of `depth` values:

@@ -20,6 +20,22 @@ eq_status eq_conv_add_s8(const eq_context *ctx, const eq_conv_params *params,
                          const eq_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                          const int8_t *skip, const eq_dims *output_dims, int8_t *output);
 
+/* eq_conv_s8, eq_conv_add_s8 and eq_conv_rows_s8 with the filter widened (eq_types.h), for
+ * windows (kernel h * w * input channels) of up to EQ_CONV_COL_BYTES. */
+eq_status eq_conv_wide_s8(const eq_context *ctx, const eq_conv_params *params,
+                          const eq_quant_params *quant, const eq_dims *input_dims,
+                          const int8_t *input, const eq_dims *filter_dims, const int32_t *filter,
+                          const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+eq_status eq_conv_add_wide_s8(const eq_context *ctx, const eq_conv_params *params,
+                              const eq_quant_params *quant, const eq_add_params *add,
+                              const eq_dims *input_dims, const int8_t *input,
+                              const eq_dims *filter_dims, const int32_t *filter, const int32_t *bias,
+                              const int8_t *skip, const eq_dims *output_dims, int8_t *output);
+eq_status eq_conv_rows_wide_s8(const eq_context *ctx, const eq_conv_params *params,
+                               const eq_quant_params *quant, const eq_dims *input_dims,
+                               const int8_t *input, const eq_dims *filter_dims, const int32_t *filter,
+                               const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+
 /* In-place variants: output may overlap input as docs/edgeq-c-memory.md derives; they
  * need scratch (sized by *_scratch_size) for the part of the input they copy first. */
 int32_t eq_conv_1x1_in_place_s8_scratch_size(const eq_dims *input_dims);
@@ -27,7 +43,13 @@ eq_status eq_conv_1x1_in_place_s8(const eq_context *ctx, const eq_conv_params *p
                                   const eq_quant_params *quant, const eq_dims *input_dims,
                                   const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
                                   const int32_t *bias, const eq_dims *output_dims, int8_t *output);
-int32_t eq_depthwise_conv_in_place_s8_scratch_size(const eq_dims *input_dims);
+/* The same with the filter widened (eq_types.h); its scratch is eq_conv_1x1_in_place_s8's. */
+eq_status eq_conv_1x1_in_place_wide_s8(const eq_context *ctx, const eq_conv_params *params,
+                                       const eq_quant_params *quant, const eq_dims *input_dims,
+                                       const int8_t *input, const eq_dims *filter_dims, const int32_t *filter,
+                                       const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+int32_t eq_depthwise_conv_in_place_s8_scratch_size(const eq_dw_conv_params *params, const eq_dims *filter_dims,
+                                                   const eq_dims *output_dims);
 eq_status eq_depthwise_conv_in_place_s8(const eq_context *ctx, const eq_dw_conv_params *params,
                                         const eq_quant_params *quant, const eq_dims *input_dims,
                                         const int8_t *input, const eq_dims *filter_dims,
@@ -40,7 +62,8 @@ eq_status eq_conv_rows_s8(const eq_context *ctx, const eq_conv_params *params,
                           const eq_quant_params *quant, const eq_dims *input_dims,
                           const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
                           const int32_t *bias, const eq_dims *output_dims, int8_t *output);
-int32_t eq_depthwise_conv_rows_s8_scratch_size(const eq_dims *output_dims);
+int32_t eq_depthwise_conv_rows_s8_scratch_size(const eq_dw_conv_params *params, const eq_dims *filter_dims,
+                                               const eq_dims *output_dims);
 eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_params *params,
                                     const eq_quant_params *quant, const eq_dims *input_dims,
                                     const int8_t *input, const eq_dims *filter_dims,
@@ -54,6 +77,12 @@ eq_status eq_depthwise_conv_s8(const eq_context *ctx, const eq_dw_conv_params *p
                                const int8_t *filter, const int32_t *bias,
                                const eq_dims *output_dims, int8_t *output);
 
+/* The same with the filter widened (eq_types.h). */
+eq_status eq_fully_connected_wide_s8(const eq_context *ctx, const eq_fc_params *params,
+                                     const eq_quant_params *quant, const eq_dims *input_dims,
+                                     const int8_t *input, const eq_dims *filter_dims,
+                                     const int32_t *filter, const int32_t *bias,
+                                     const eq_dims *output_dims, int8_t *output);
 eq_status eq_fully_connected_s8(const eq_context *ctx, const eq_fc_params *params,
                                 const eq_quant_params *quant, const eq_dims *input_dims,
                                 const int8_t *input, const eq_dims *filter_dims,

@@ -11,6 +11,15 @@
 #include <stdint.h>
 #include "eq_types.h"
 
+/* Cores with the DSP extension (Cortex-M4, M7, M33 with DSP) take the SIMD paths of eq_dot_s8.h
+ * and the kernels; define EQ_PORTABLE to force the portable path on them. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(EQ_PORTABLE)
+#define EQ_DSP 1
+#include <arm_acle.h>
+#else
+#define EQ_DSP 0
+#endif
+
 /* Inner loops are written to vectorize. On hosts with SIMD, ask GCC to do so even at
  * -O2 (whose cost model skips loops with a remainder); size-optimized and
  * microcontroller builds are left alone. */
@@ -27,6 +36,14 @@
 #define EQ_HOT_INLINE inline __attribute__((always_inline))
 #else
 #define EQ_HOT_INLINE inline
+#endif
+
+/* Loops kept out of line so that their few live values stay in registers at -Os (unused:
+ * some are defined in headers that not every kernel calls all of). */
+#if defined(__GNUC__)
+#define EQ_NOINLINE __attribute__((noinline, unused))
+#else
+#define EQ_NOINLINE
 #endif
 
 #define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -67,6 +84,37 @@ static inline int32_t eq_requantize(int32_t x, int32_t multiplier, int32_t shift
         eq_sat_rounding_doubling_high_mul(eq_shift_left_wrapping(x, left), multiplier), right);
 }
 
+/* (2a * b + 2^31) >> 32: SaturatingRoundingDoublingHighMul(a, b) when 2a does not overflow
+ * and b is not INT32_MIN (SMMULR on DSP cores). The doubling wraps (through uint32_t) for the
+ * channels the generator gives b = 0, whose accumulators may be large. */
+static EQ_HOT_INLINE int32_t eq_doubling_high_mul_bounded(int32_t a, int32_t b)
+{
+    const int32_t twice = (int32_t)((uint32_t)a << 1);
+#if EQ_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(twice), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)twice * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* MultiplyByQuantizedMultiplier for an accumulator the generator has bounded (eq_requant):
+ * RoundingDivideByPOT's rounding half away from zero is adding 2^(s-1), less one below zero.
+ * The kernels' outputs have right shifts of at least 1, so the -1 needs no mask. */
+static EQ_HOT_INLINE int32_t eq_requantize_bounded(int32_t acc, const eq_requant *r)
+{
+    const int32_t high = eq_doubling_high_mul_bounded(acc, r->multiplier);
+    return (high + (high >> 31) + r->round) >> r->right_shift;
+}
+
+/* The same for any right shift, 0 included (ADD's inputs): a shift of 0 rounds nothing. */
+static EQ_HOT_INLINE int32_t eq_requantize_bounded_any(int32_t acc, const eq_requant *r)
+{
+    const int32_t high = eq_doubling_high_mul_bounded(acc, r->multiplier);
+    return (high + ((high >> 31) & -(r->right_shift != 0)) + r->round) >> r->right_shift;
+}
+
 /* TFLite's MultiplyByQuantizedMultiplier(int64_t x, multiplier, shift): the int16x8
  * path, which rounds the multiplier to 16 bits first. */
 static inline int32_t eq_requantize_s64(int64_t x, int32_t multiplier, int32_t shift)
@@ -97,11 +145,16 @@ static inline int16_t eq_output_s16(int64_t acc, const int64_t *bias, const eq_q
  * activation. An int16 value plus any int16 offset, times 2^15, still fits in int32. */
 static inline int32_t eq_add_quantized(const eq_add_params *p, int32_t x, int32_t y)
 {
-    const int32_t a = eq_requantize((x + p->input1_offset) * (1 << p->left_shift),
-                                    p->input1_multiplier, p->input1_shift);
-    const int32_t b = eq_requantize((y + p->input2_offset) * (1 << p->left_shift),
-                                    p->input2_multiplier, p->input2_shift);
-    const int32_t out = eq_requantize(a + b, p->output_multiplier, p->output_shift) + p->output_offset;
+    int32_t a, b, out;
+    if (p->bounded != 0) {
+        a = eq_requantize_bounded_any((x + p->input1_offset) * (1 << p->left_shift), &p->bounded[0]);
+        b = eq_requantize_bounded_any((y + p->input2_offset) * (1 << p->left_shift), &p->bounded[1]);
+        out = eq_requantize_bounded_any(a + b, &p->bounded[2]) + p->output_offset;
+    } else {
+        a = eq_requantize((x + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier, p->input1_shift);
+        b = eq_requantize((y + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier, p->input2_shift);
+        out = eq_requantize(a + b, p->output_multiplier, p->output_shift) + p->output_offset;
+    }
     return EQ_CLAMP(out, p->activation.min, p->activation.max);
 }
 

@@ -8,7 +8,12 @@
  *    time so that four output channels are read through one pointer. For each group of
  *    four units, bytes 4i..4i+3 of each of the four rows in turn (16 bytes a step), then the
  *    last depth % 4 bytes of each of the four rows in turn; the last units % 4 rows follow
- *    unchanged. The size is the same. (edgeq.aot.lowering.block_filter makes it.)
+ *    unchanged. The size is the same. (edgeq.aot.lowering.block_filter makes it.) Kernels
+ *    named *_wide_* take them *widened* instead, for the DSP cores: int32 words, each two
+ *    int16 weights, ceil(depth / 4) steps of two words a row (a row's weights 4i, 4i+2 in the
+ *    low and high half of the first, 4i+1, 4i+3 of the second; zero past the depth), for each
+ *    group of four units the four rows' two words in turn a step, the last units % 4 rows
+ *    one after the other. (edgeq.aot.lowering.widen_filter makes it.)
  *  - An "offset" is the negative of a zero point: input_offset = -input_zero_point.
  *    output_offset is added after requantization, so it is +output_zero_point.
  *  - Requantization is TFLite's: multiplier is a Q31 value in [2^30, 2^31), shift is
@@ -59,11 +64,23 @@ typedef struct {
     int32_t size;
 } eq_context;
 
-/* Requantization: one (multiplier, shift) pair per output channel, or one for all. */
+/* One channel's requantization in the cheaper form that is exact when the generator has
+ * proved |accumulator| < 2^29 and the shift is a right shift of 1 to 31, or 0 for ADD's
+ * (eq_requantize_bounded in eq_math.h; edgeq.aot.arith.bounded_requant makes them). */
+typedef struct {
+    int32_t multiplier;
+    int32_t round;       /* 2^(right_shift - 1); 0 for a shift of 0 */
+    int32_t right_shift; /* -shift */
+} eq_requant;
+
+/* Requantization: one (multiplier, shift) pair per output channel, or one for all. int8
+ * kernels use `bounded` instead when it is given (same values, fewer instructions); the
+ * generator then leaves multiplier and shift null. */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
     int32_t per_channel; /* 0: use multiplier[0], shift[0] for every channel */
+    const eq_requant *bounded;
 } eq_quant_params;
 
 typedef struct {
@@ -112,6 +129,7 @@ typedef struct {
     int32_t output_multiplier;
     int32_t output_shift;
     eq_activation activation;
+    const eq_requant *bounded; /* input 1's, input 2's and the output's, when all are bounded; else null */
 } eq_add_params;
 
 typedef struct {
