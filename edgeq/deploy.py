@@ -292,7 +292,7 @@ def deploy(req: Request) -> Deployment:
         else:
             tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
         graph = read_graph(tflite, f"{stem}.tflite")
-        compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph, dsp="dsp" in profile.simd)
+        compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph, dsp=profile.has_dsp)
                              if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
         fallback = runtime_that_runs(req, chosen, tflite, graph, refusal)
     if fallback is not chosen:

@@ -108,7 +108,7 @@ def cmd_evaluate(args) -> int:
     if runtime == "edgeq-c":
         from edgeq.aot import compile_if_supported
 
-        compiled, _ = compile_if_supported(tflite, args.model)
+        compiled, _ = compile_if_supported(tflite, args.model, dsp=profile.has_dsp)
     fit = assess(profile, runtime, graph, tflite, arena, compiled)
     result = {"samples": acc.samples, "accuracy": acc.quantized_accuracy, "float_accuracy": acc.float_accuracy,
               "agreement": acc.agreement, "sqnr_db": acc.sqnr_db, "host_ms_median": lat.median_ms,
@@ -258,7 +258,7 @@ def cmd_generate(args) -> int:
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
-    compiled, refusal = (compile_if_supported(tflite, str(path), dsp="dsp" in profile.simd)
+    compiled, refusal = (compile_if_supported(tflite, str(path), dsp=profile.has_dsp)
                          if runtime == "edgeq-c" else (None, None))
     check_runtime_ops(tflite, graph, runtime, refusal)
     arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None

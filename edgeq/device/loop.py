@@ -64,11 +64,11 @@ def measure_run(profile, firmware_dir: Path, x: np.ndarray, y: np.ndarray | None
             raise BadInput(f"{model_path}: missing; the firmware project should hold the model it was built from")
         tflite, model_name = model_path.read_bytes(), manifest["model"]
     if macs is None:  # the caller has not compiled the model: edgeq-c counts its MACs
-        compiled, _ = compile_if_supported(tflite, model_name or "model")
+        compiled, _ = compile_if_supported(tflite, model_name or "model", dsp=profile.has_dsp)
         macs = int(sum(compiled.macs)) if compiled else None
     return Run(tflite=tflite, model_name=model_name or "the model", x=x, y=y, journal=journal,
                clock_hz=profile.clock_hz, cycles_unit=cycles_unit(profile),
-               macs=macs, resume=resume,
+               macs=macs, dsp=profile.has_dsp, resume=resume,
                timeout=timeout or DEFAULT_TIMEOUT_S, hello_timeout=max(timeout or 0, DEFAULT_TIMEOUT_S))
 
 

@@ -253,6 +253,7 @@ class Run:
     clock_hz: int
     cycles_unit: str
     macs: int | None = None
+    dsp: bool = False  # the firmware's edgeq-c kernels are the DSP ones: its steps are named after them
     resume: bool = False
     timeout: float = DEFAULT_TIMEOUT_S  # for each reply
     hello_timeout: float = DEFAULT_TIMEOUT_S  # for the first HELLO: a board may still be booting

@@ -54,7 +54,7 @@ def _tflm_kernel(op: str) -> str | None:
     return next((path.removeprefix(f"{KERNELS}/") for path, ops in files.items() if op in ops), None)
 
 
-def layers(runtime: str, tflite: bytes, source: str = "<bytes>") -> list[Layer]:
+def layers(runtime: str, tflite: bytes, source: str = "<bytes>", dsp: bool = False) -> list[Layer]:
     """What each step the firmware counts computes: edgeq-c's kernel calls, TFLM's operators."""
     if runtime not in PROFILED_RUNTIMES:
         raise BadInput(f"a per-layer profile needs edgeq-c or TFLM firmware; this one runs {runtime}")
@@ -66,7 +66,7 @@ def layers(runtime: str, tflite: bytes, source: str = "<bytes>") -> list[Layer]:
 
     if runtime == "tflm":
         return [Layer(w.index, w.opcode, _tflm_kernel(w.opcode), shape(w.index), w.macs) for w in count_work(graph)]
-    compiled = compile_model(tflite, source=source, graph=graph)
+    compiled = compile_model(tflite, source=source, graph=graph, dsp=dsp)
     rows = []
     for step, macs in zip(compiled.ops, compiled.macs):  # "<op index> <OPCODE> -> <kernel>"
         head, _, kernel = step.partition(" -> ")
@@ -119,7 +119,7 @@ def measure_profile(link: Link, run: Run, invoke_median: float | None = None, on
     every output must still equal the reference interpreter's."""
     info = link.hello(timeout=run.hello_timeout)
     check_firmware(info, run.tflite, run.model_name, link.name)
-    rows = layers(info.runtime, run.tflite, run.model_name)
+    rows = layers(info.runtime, run.tflite, run.model_name, run.dsp)
     if len(run.x) == 0:
         raise BadInput("no samples to profile")
     xq = device_inputs(run.x, info.input)

@@ -112,6 +112,7 @@ class Inputs:
     converted: dict[str, bytes] = field(default_factory=dict)  # fp16, dynamic-int8: from the source model
     prebuilt: dict[str, tuple[bytes, list[str]]] = field(default_factory=dict)  # spec name -> model, notes
     came_quantized: str | None = None  # "int8" or "int16x8" when the model came quantized: no float to compare
+    dsp: bool = False  # the board has the DSP extension: edgeq-c's figures are those of its DSP kernels
 
 
 _inputs: Inputs | None = None
@@ -273,15 +274,16 @@ def _tflm(spec: Spec, tflite: bytes, graph) -> dict:
             "smallest_bytes": getattr(arena, "smallest_bytes", None)}
 
 
-def _edgeq_c(spec: Spec, tflite: bytes) -> dict:
+def _edgeq_c(spec: Spec, tflite: bytes, dsp: bool) -> dict:
     """edgeq-c's arena, and its flash and RAM from the objects compiled for Cortex-M4 at -Os (one
-    reference build whatever the board, so that the measurement can be cached for every board)."""
+    reference build for every board with the DSP extension, and one for every board without: the DSP
+    kernels widen weights and plan other scratch, so `dsp` is part of the cache's fingerprint)."""
 
     refusal = RUNTIME_REFUSALS["edgeq-c"].get(spec.mode)
     if refusal:
         return {"error": refusal}
     try:
-        compiled = compile_model(tflite)
+        compiled = compile_model(tflite, dsp=dsp)
     except EdgeqError as exc:
         return {"error": str(exc)}
     except ImportError as exc:  # edgeq-c not installed in this build
@@ -326,7 +328,7 @@ def measure(spec: Spec, tflite: bytes) -> dict:
         "agreement": accuracy.agreement,
         "sqnr_db": None if accuracy.sqnr_db == float("inf") or math.isnan(accuracy.sqnr_db) else accuracy.sqnr_db,
         "tflm": _tflm(spec, tflite, graph),
-        "edgeq_c": _edgeq_c(spec, tflite),
+        "edgeq_c": _edgeq_c(spec, tflite, _inputs.dsp),
         "int4_unpack_bytes": _int4_unpack_bytes(graph),
         "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input] for w in count_work(graph)],
         "ops": graph.op_names,

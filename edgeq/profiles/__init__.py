@@ -129,6 +129,11 @@ class Profile:
         return self.fpu != "none"
 
     @property
+    def has_dsp(self) -> bool:
+        """The core has Arm's DSP extension (SMLAD and kin): edgeq-c generates its DSP kernels for it."""
+        return "dsp" in self.simd
+
+    @property
     def default_runtime(self) -> str:
         return self.runtimes[0]
 
