@@ -8,7 +8,7 @@ from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
-from edgeq.aot.memory import Buffer, InPlace, align_down, align_up
+from edgeq.aot.memory import Buffer, InPlace, align_down
 from edgeq.graph import NUMPY_DTYPES, Graph
 
 # Ops whose output element i depends only on input element i (of an input with the output's

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.aot.lifetimes import (DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS, depthwise_plane_bytes,
-                                  depthwise_rows_scratch_bytes)
+from edgeq.aot.lifetimes import (
+    DEPTHWISE_CHANNEL,
+    POINTWISE_PIXEL,
+    WINDOW_ROWS,
+    depthwise_plane_bytes,
+    depthwise_rows_scratch_bytes,
+)
 from edgeq.aot.lower_elementwise import add_params
 from edgeq.aot.lowering import Lowering, Step, _padding, c_dims, unsupported
 from edgeq.graph import Operator, Tensor
