@@ -57,11 +57,11 @@ def test_ld_overflow_messages_are_read_once_per_region():
     assert parse_overflow(stderr) == [Overflow("RAM", 20512), Overflow("FLASH", 1500)]
 
 
-def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_size_optimization(small_cnn_int8):
+def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_optimization_level(small_cnn_int8):
     project = codegen.render_project("edgeq-c", get_profile("qemu-mps2-an386"), small_cnn_int8,
                                      read_graph(small_cnn_int8), None, "m")
     makefile = project["Makefile"]
-    assert "CC := arm-none-eabi-gcc" in makefile and "OPT := -Os" in makefile
+    assert "CC := arm-none-eabi-gcc" in makefile and "OPT := -O2" in makefile
     assert ("ARCH_FLAGS := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -ffunction-sections "
             "-fdata-sections") in makefile
     assert ("LINK_FLAGS := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -T board/linker.ld "

@@ -350,7 +350,7 @@ def test_showing_one_profile_gives_every_fact_about_it(profiles):
     for fact in ("nucleo-h743zi2: ST NUCLEO-H743ZI2", "cortex-m7 at 480 MHz", "fpv5-d16",
                  "2 MB at 0x08000000",
                  "512 KB at 0x24000000", "480 KB (491520 bytes)", "edgeq-c, tflm (default edgeq-c)",
-                 "arm-none-eabi-gcc -Os -mcpu=cortex-m7", "st-flash --reset write {bin} 0x08000000",
+                 "arm-none-eabi-gcc -O2 -mcpu=cortex-m7", "st-flash --reset write {bin} 0x08000000",
                  "115200 baud", "DS12110", "nucleo-h743zi2.yaml"):
         assert fact in text
 
