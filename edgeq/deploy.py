@@ -292,9 +292,13 @@ def deploy(req: Request) -> Deployment:
         else:
             tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
         graph = read_graph(tflite, f"{stem}.tflite")
-        compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph, dsp=profile.has_dsp)
+        compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph, dsp=profile.has_dsp,
+                                                   flash_bytes=profile.memory.flash_bytes)
                              if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
         fallback = runtime_that_runs(req, chosen, tflite, graph, refusal)
+        if compiled is not None and profile.has_dsp and not compiled.dsp:
+            console.warn(f"edgeq-c: the DSP kernels' widened weights ({compiled.const_bytes:,} bytes as int8) would not "
+                         f"fit {profile.name}'s flash; the portable int8 kernels run instead (slower)")
     if fallback is not chosen:
         console.warn(f"runtime {fallback.runtime}: {fallback.reason}")
         chosen = fallback

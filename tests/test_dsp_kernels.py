@@ -379,3 +379,15 @@ def test_kernels_on_the_emulated_board_match_the_portable_path_bit_for_bit(profi
     assert [r[0] for r in board] == [r[0] for r in host_results]
     for (name, status, _, data), (_, host_status, _, host_data) in zip(board, host_results):
         assert (status, data) == (host_status, host_data), f"{profile_name}: {name}"
+
+
+def test_widened_weights_are_taken_only_when_they_fit_the_devices_flash(small_cnn_int8):
+    from edgeq.aot import WIDENED_CODE_ALLOWANCE_BYTES, compile_model
+
+    roomy = compile_model(small_cnn_int8, dsp=True, flash_bytes=4 << 20)
+    int8 = compile_model(small_cnn_int8, dsp=False)
+    tight = compile_model(small_cnn_int8, dsp=True,
+                          flash_bytes=roomy.const_bytes + WIDENED_CODE_ALLOWANCE_BYTES - 1)
+
+    assert roomy.dsp and any("wide" in k for k in roomy.kernels) and roomy.const_bytes > int8.const_bytes
+    assert not tight.dsp and tight.kernels == int8.kernels and tight.const_bytes == int8.const_bytes

@@ -70,6 +70,7 @@ class CompiledModel:
     plan: MemoryPlan | None = None
     buffers: tuple[Buffer, ...] = ()
     in_place_rules: tuple[InPlace, ...] = ()
+    dsp: bool = False  # the DSP kernels (widened weights), which only cores with the DSP extension run
 
     @property
     def sources(self) -> list[str]:
@@ -139,24 +140,41 @@ def plan_arena(graph, lowered, in_place: bool = True) -> tuple[list[Buffer], lis
     return buffers, rules, plan
 
 
-def compile_if_supported(tflite: bytes, source: str = "<bytes>", graph: Graph | None = None, dsp: bool = False
-                         ) -> tuple[CompiledModel | None, str | None]:
+# What the kernels and the board support take beside the model's constants, when deciding whether
+# widened weights still fit: edgeq-c's firmware code is 8-22 KB on the MPS2 boards at -O2.
+WIDENED_CODE_ALLOWANCE_BYTES = 32 * 1024
+
+
+def compile_if_supported(tflite: bytes, source: str = "<bytes>", graph: Graph | None = None, dsp: bool = False,
+                         flash_bytes: int | None = None) -> tuple[CompiledModel | None, str | None]:
     """The compiled model, or None and why edgeq-c cannot run it (an op or a type it lacks)."""
     try:
-        return compile_model(tflite, source=source, graph=graph, dsp=dsp), None
+        return compile_model(tflite, source=source, graph=graph, dsp=dsp, flash_bytes=flash_bytes), None
     except BadInput as exc:
         return None, str(exc)
 
 
 def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
-                  in_place: bool = True, graph: Graph | None = None, dsp: bool = False) -> CompiledModel:
+                  in_place: bool = True, graph: Graph | None = None, dsp: bool = False,
+                  flash_bytes: int | None = None) -> CompiledModel:
     """Compile a quantized .tflite into C. Raises BadInput for ops or types edgeq-c lacks.
 
     `in_place=False` gives every tensor its own bytes (no kernel writes over its input), for
     comparison and debugging; the arena is then at least `lower_bound_bytes`. `graph` is the
     model already read (read_graph), so a caller that has it does not parse the flatbuffer again.
     `dsp`: the target core has the DSP extension, so layers whose kernel has a widened-weight
-    variant for it use that (more flash, fewer instructions); the code runs on any core."""
+    variant for it use that (more flash, fewer instructions); the code runs on any core. Given the
+    device's `flash_bytes`, the DSP kernels are taken only when their constants fit beside the code;
+    otherwise the portable ones, so that a model that fits in int8 is not pushed out of the flash
+    for speed (`CompiledModel.dsp` says which)."""
+    compiled = _compile(tflite, prefix, source, in_place, graph, dsp)
+    if dsp and flash_bytes is not None and compiled.const_bytes + WIDENED_CODE_ALLOWANCE_BYTES > flash_bytes:
+        return _compile(tflite, prefix, source, in_place, graph, False)
+    return compiled
+
+
+def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Graph | None, dsp: bool
+             ) -> CompiledModel:
     check_prefix(prefix)
     graph = graph if graph is not None else read_graph(tflite, source)
     lowered = lower(graph, prefix, dsp=dsp)
@@ -206,4 +224,4 @@ def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
         ops=tuple(f"{s.op_index} {s.opcode} -> {s.kernel}" for s in steps), kernels=kernels,
         inputs=tuple(_info(graph, i, root(i)) for i in graph.inputs),
         outputs=tuple(_info(graph, o, root(o)) for o in graph.outputs), sha256=sha,
-        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules))
+        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules), dsp=dsp)

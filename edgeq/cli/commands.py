@@ -104,11 +104,10 @@ def cmd_evaluate(args) -> int:
         acc = compare(run_litert(float_tflite, val, threads, "float"), run_litert(tflite, val, threads, "model"), val)
         lat = litert_latency(tflite, val.x[0], threads)
         arena = tflm_arena(tflite) if profile.is_microcontroller else None
-    compiled = None
-    if runtime == "edgeq-c":
-        from edgeq.aot import compile_if_supported
+    from edgeq.aot import compile_if_supported
 
-        compiled, _ = compile_if_supported(tflite, args.model, dsp=profile.has_dsp)
+    compiled = (compile_if_supported(tflite, args.model, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes)[0]
+                if runtime == "edgeq-c" else None)
     fit = assess(profile, runtime, graph, tflite, arena, compiled)
     result = {"samples": acc.samples, "accuracy": acc.quantized_accuracy, "float_accuracy": acc.float_accuracy,
               "agreement": acc.agreement, "sqnr_db": acc.sqnr_db, "host_ms_median": lat.median_ms,
@@ -258,7 +257,8 @@ def cmd_generate(args) -> int:
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
-    compiled, refusal = (compile_if_supported(tflite, str(path), dsp=profile.has_dsp)
+    compiled, refusal = (compile_if_supported(tflite, str(path), dsp=profile.has_dsp,
+                                               flash_bytes=profile.memory.flash_bytes)
                          if runtime == "edgeq-c" else (None, None))
     check_runtime_ops(tflite, graph, runtime, refusal)
     arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None

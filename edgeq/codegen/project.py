@@ -107,7 +107,8 @@ def render_edgeq_c_harness(tflite: bytes, graph: Graph, compiled, hello: bytes) 
 def render_edgeq_c_project(profile, tflite: bytes, graph: Graph, stem: str, compiled=None) -> dict[str, str | bytes]:
     """The complete edgeq-c firmware project: generated model, kernels, eq_protocol, main.c, board
     support, Makefile, the .tflite it was built from and the manifest."""
-    compiled = compiled or compile_model(tflite, DEFAULT_PREFIX, source=f"{stem}.tflite", dsp=profile.has_dsp)
+    compiled = compiled or compile_model(tflite, DEFAULT_PREFIX, source=f"{stem}.tflite", dsp=profile.has_dsp,
+                                         flash_bytes=profile.memory.flash_bytes)
     board, params = _board_files(profile)
     hello = hello_payload(tflite, graph, "edgeq-c", edgeq.__version__, profile.clock_hz, compiled.arena_bytes)
     files: dict[str, str | bytes] = {**compiled.files, **runtime_sources(),

@@ -63,12 +63,13 @@ def measure_run(profile, firmware_dir: Path, x: np.ndarray, y: np.ndarray | None
         if not model_path.is_file():
             raise BadInput(f"{model_path}: missing; the firmware project should hold the model it was built from")
         tflite, model_name = model_path.read_bytes(), manifest["model"]
-    if macs is None:  # the caller has not compiled the model: edgeq-c counts its MACs
-        compiled, _ = compile_if_supported(tflite, model_name or "model", dsp=profile.has_dsp)
+    compiled, _ = compile_if_supported(tflite, model_name or "model", dsp=profile.has_dsp,
+                                       flash_bytes=profile.memory.flash_bytes)
+    if macs is None:  # the caller has not counted them: edgeq-c does
         macs = int(sum(compiled.macs)) if compiled else None
     return Run(tflite=tflite, model_name=model_name or "the model", x=x, y=y, journal=journal,
                clock_hz=profile.clock_hz, cycles_unit=cycles_unit(profile),
-               macs=macs, dsp=profile.has_dsp, resume=resume,
+               macs=macs, dsp=bool(compiled and compiled.dsp), resume=resume,
                timeout=timeout or DEFAULT_TIMEOUT_S, hello_timeout=max(timeout or 0, DEFAULT_TIMEOUT_S))
 
 

@@ -113,6 +113,7 @@ class Inputs:
     prebuilt: dict[str, tuple[bytes, list[str]]] = field(default_factory=dict)  # spec name -> model, notes
     came_quantized: str | None = None  # "int8" or "int16x8" when the model came quantized: no float to compare
     dsp: bool = False  # the board has the DSP extension: edgeq-c's figures are those of its DSP kernels
+    flash_bytes: int | None = None  # the board's flash, which decides whether those kernels' weights fit
 
 
 _inputs: Inputs | None = None
@@ -274,16 +275,16 @@ def _tflm(spec: Spec, tflite: bytes, graph) -> dict:
             "smallest_bytes": getattr(arena, "smallest_bytes", None)}
 
 
-def _edgeq_c(spec: Spec, tflite: bytes, dsp: bool) -> dict:
-    """edgeq-c's arena, and its flash and RAM from the objects compiled for Cortex-M4 at -Os (one
-    reference build for every board with the DSP extension, and one for every board without: the DSP
-    kernels widen weights and plan other scratch, so `dsp` is part of the cache's fingerprint)."""
+def _edgeq_c(spec: Spec, tflite: bytes, dsp: bool, flash_bytes: int | None) -> dict:
+    """edgeq-c's arena, and its flash and RAM from the objects compiled for Cortex-M4 at -Os: one
+    reference build for the kernels the board gets (the DSP ones widen weights, when they fit its
+    `flash_bytes`, and plan other scratch; both are in the cache's fingerprint)."""
 
     refusal = RUNTIME_REFUSALS["edgeq-c"].get(spec.mode)
     if refusal:
         return {"error": refusal}
     try:
-        compiled = compile_model(tflite, dsp=dsp)
+        compiled = compile_model(tflite, dsp=dsp, flash_bytes=flash_bytes)
     except EdgeqError as exc:
         return {"error": str(exc)}
     except ImportError as exc:  # edgeq-c not installed in this build
@@ -328,7 +329,7 @@ def measure(spec: Spec, tflite: bytes) -> dict:
         "agreement": accuracy.agreement,
         "sqnr_db": None if accuracy.sqnr_db == float("inf") or math.isnan(accuracy.sqnr_db) else accuracy.sqnr_db,
         "tflm": _tflm(spec, tflite, graph),
-        "edgeq_c": _edgeq_c(spec, tflite, _inputs.dsp),
+        "edgeq_c": _edgeq_c(spec, tflite, _inputs.dsp, _inputs.flash_bytes),
         "int4_unpack_bytes": _int4_unpack_bytes(graph),
         "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input] for w in count_work(graph)],
         "ops": graph.op_names,

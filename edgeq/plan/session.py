@@ -109,7 +109,7 @@ class PlanSession:
         val = read_arrays(request.val) if request.val else (None, None)
         self.fingerprint = {"model": file_sha256(path), "calib": arrays_sha256(*calib) if request.data else "random",
                             "val": arrays_sha256(*val) if request.val else "calib",
-                            "dsp": request.profile.has_dsp}
+                            "dsp": request.profile.has_dsp, "flash_bytes": request.profile.memory.flash_bytes}
         self.cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
         self.hits = self.misses = 0
         self._inputs: Inputs | None = None
@@ -157,7 +157,8 @@ class PlanSession:
                                   calib_x=calibration.x[:MAX_CALIBRATION_SAMPLES],
                                   val_x=validation.x, val_y=validation.y, val_source=validation.source,
                                   val_synthetic=validation.synthetic, converted=converted,
-                                  came_quantized=model.quantized, dsp=self.request.profile.has_dsp)
+                                  came_quantized=model.quantized, dsp=self.request.profile.has_dsp,
+                                  flash_bytes=self.request.profile.memory.flash_bytes)
         return self._inputs
 
     def key(self, what: str, spec: Spec) -> str:
