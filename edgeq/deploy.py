@@ -297,8 +297,8 @@ def deploy(req: Request) -> Deployment:
                              if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
         fallback = runtime_that_runs(req, chosen, tflite, graph, refusal)
         if compiled is not None and profile.has_dsp and not compiled.dsp:
-            console.warn(f"edgeq-c: the DSP kernels' widened weights ({compiled.const_bytes:,} bytes as int8) would not "
-                         f"fit {profile.name}'s flash; the portable int8 kernels run instead (slower)")
+            console.warn(f"edgeq-c: the DSP kernels' widened weights would not fit {profile.name}'s flash; "
+                         f"the int8 kernels ({compiled.const_bytes:,} bytes of constants) run instead, slower")
     if fallback is not chosen:
         console.warn(f"runtime {fallback.runtime}: {fallback.reason}")
         chosen = fallback
