@@ -1,8 +1,10 @@
 """Latency estimate from the graph: work per op times cost per unit of work on the device's core.
 
-    cycles = invoke + sum over ops of (op + mac[opcode][dtype] * MACs + element[dtype] * elements)
+    cycles = invoke + sum over ops of (op + mac[opcode][dtype] * MACs + output[dtype] * outputs
+                                       + element[dtype] * elements)
 
-MACs are counted from the graph (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED); every other op
+MACs and outputs are counted from the graph (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED: each output
+is requantized and stored, which on a small layer costs more than its MACs); every other op
 is charged per output element (per window element for pooling, eight times for the
 transcendental ops). `dtype` is what the op computes in: int8, int4 (int8 compute after
 unpacking), int16x8, fp32, fp16, hybrid (float activations, int8 weights).
@@ -44,6 +46,7 @@ class OpWork:
     macs: int = 0
     elements: int = 0
     constant_input: bool = False  # e.g. DEQUANTIZE of fp16 weights, which LiteRT folds at load time
+    outputs: int = 0  # a MAC op's output elements
 
 
 def _elements(shape) -> int:
@@ -79,7 +82,7 @@ def count_work(graph: Graph) -> list[OpWork]:
                 macs = _elements(out_shape) * w[1] * w[2]
             else:
                 macs = _elements(out_shape) * w[-1]
-            work.append(OpWork(op.index, op.opcode, dtype, macs=int(macs)))
+            work.append(OpWork(op.index, op.opcode, dtype, macs=int(macs), outputs=_elements(out_shape)))
             continue
         elements = _elements(out_shape)
         if op.opcode in _POOL_OPS and op.options is not None:
@@ -107,22 +110,26 @@ class Coefficients:
     per_invoke: float = 0.0
     source: str = ""
     per_mac_op: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_output: dict[str, float] = field(default_factory=dict)  # each output of a MAC op, by dtype
 
     def mac_cost(self, opcode: str, dtype: str) -> float:
         table = self.per_mac_op.get(opcode, {})
         return table[dtype] if dtype in table else _fallback(self.per_mac, dtype)
 
     def as_vector(self) -> np.ndarray:
-        """In the order of `features`: MAC costs by op and dtype, element costs by dtype, per op, per invoke."""
+        """In the order of `features`: MAC costs by op and dtype, output and element costs by dtype, per op,
+        per invoke."""
         return np.array([self.mac_cost(op, d) for op in MAC_OPS for d in DTYPES]
+                        + [self.per_output.get(d, 0.0) for d in DTYPES]
                         + [_fallback(self.per_element, d) for d in DTYPES] + [self.per_op, self.per_invoke])
 
     @classmethod
     def from_vector(cls, v: np.ndarray, source: str) -> Coefficients:
         n, m = len(DTYPES), len(MAC_OPS) * len(DTYPES)
         per_mac_op = {op: dict(zip(DTYPES, map(float, v[i * n:(i + 1) * n]))) for i, op in enumerate(MAC_OPS)}
-        return cls(dict(per_mac_op["CONV_2D"]), dict(zip(DTYPES, map(float, v[m:m + n]))),
-                   float(v[m + n]), float(v[m + n + 1]), source, per_mac_op)
+        per_output = dict(zip(DTYPES, map(float, v[m:m + n])))
+        return cls(dict(per_mac_op["CONV_2D"]), dict(zip(DTYPES, map(float, v[m + n:m + 2 * n]))),
+                   float(v[m + 2 * n]), float(v[m + 2 * n + 1]), source, per_mac_op, per_output)
 
 
 def _core(mac: dict[str, float], element: dict[str, float], per_op: float, per_invoke: float,
@@ -189,6 +196,7 @@ def features(work: list[OpWork], runtime: str) -> np.ndarray:
     """The work as a vector matching `Coefficients.as_vector`: MACs by op and dtype, elements by
     dtype, the op count and one invoke."""
     macs = {(op, d): 0.0 for op in MAC_OPS for d in DTYPES}
+    outputs = dict.fromkeys(DTYPES, 0.0)
     elements = dict.fromkeys(DTYPES, 0.0)
     ops = 0
     for w in work:
@@ -198,13 +206,16 @@ def features(work: list[OpWork], runtime: str) -> np.ndarray:
             continue
         if w.macs:
             macs[(w.opcode if w.opcode in MAC_OPS else "CONV_2D", w.dtype)] += w.macs
+            outputs[w.dtype] += w.outputs
         elements[w.dtype] += w.elements
         ops += 1
-    return np.array([macs[(op, d)] for op in MAC_OPS for d in DTYPES] + [elements[d] for d in DTYPES] + [ops, 1.0])
+    return np.array([macs[(op, d)] for op in MAC_OPS for d in DTYPES] + [outputs[d] for d in DTYPES]
+                    + [elements[d] for d in DTYPES] + [ops, 1.0])
 
 
 FEATURE_NAMES = tuple([f"per_mac_op.{op}.{d}" for op in MAC_OPS for d in DTYPES]
-                      + [f"per_element.{d}" for d in DTYPES] + ["per_op", "per_invoke"])
+                      + [f"per_output.{d}" for d in DTYPES] + [f"per_element.{d}" for d in DTYPES]
+                      + ["per_op", "per_invoke"])
 
 
 def estimate_cycles(work: list[OpWork], coefficients: Coefficients, runtime: str) -> float:
@@ -293,7 +304,8 @@ def fit_board(board: str, samples: list[Sample], runtime: str = "edgeq-c", stren
         "defaults_kept": [n for n, used in zip(FEATURE_NAMES, exercised) if not used],
         "models": [{"label": s.label, "measured": s.count, "predicted": round(s.count * (1 + e)),
                     "error": round(e, 4),
-                    "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input] for w in s.work]}
+                    "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input, w.outputs]
+                             for w in s.work]}
                    for s, e in zip(samples, fit.residuals)],
     }
 
@@ -302,6 +314,7 @@ def coefficients_dict(c: Coefficients) -> dict:
     # Zeros are kept: a missing entry would fall back to another dtype's or op's cost.
     return {"per_mac": {k: round(v, 4) for k, v in c.per_mac.items()},
             "per_mac_op": {op: {k: round(v, 4) for k, v in t.items()} for op, t in c.per_mac_op.items()},
+            "per_output": {k: round(v, 4) for k, v in c.per_output.items()},
             "per_element": {k: round(v, 4) for k, v in c.per_element.items()},
             "per_op": round(c.per_op, 2), "per_invoke": round(c.per_invoke, 2), "source": c.source}
 
@@ -320,7 +333,8 @@ def parse_table(table: dict, runtime: str) -> dict[str, Coefficients]:
         c = entry["coefficients"]
         out[board] = Coefficients(dict(c["per_mac"]), dict(c["per_element"]), float(c["per_op"]),
                                   float(c["per_invoke"]), f"{c['source']} ({fits.get('date', 'undated')})",
-                                  {op: dict(t) for op, t in c.get("per_mac_op", {}).items()})
+                                  {op: dict(t) for op, t in c.get("per_mac_op", {}).items()},
+                                  dict(c.get("per_output", {})))
     return out
 
 

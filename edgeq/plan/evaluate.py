@@ -331,7 +331,8 @@ def measure(spec: Spec, tflite: bytes) -> dict:
         "tflm": _tflm(spec, tflite, graph),
         "edgeq_c": _edgeq_c(spec, tflite, _inputs.dsp, _inputs.flash_bytes),
         "int4_unpack_bytes": _int4_unpack_bytes(graph),
-        "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input] for w in count_work(graph)],
+        "work": [[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input, w.outputs]
+                 for w in count_work(graph)],
         "ops": graph.op_names,
     }
 

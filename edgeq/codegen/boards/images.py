@@ -5,7 +5,7 @@ boot2 (RP2040 datasheet 2.8.1): the boot ROM reads the first 256 bytes of flash 
 them only if the last 4 bytes are the CRC-32 of the first 252. edgeq's boot2 is BOOT2_ASM below: it sets
 the flash interface (SSI) to plain 03h serial reads, mapped for execute-in-place, then starts the
 application's vector table at 0x10000100. BOOT2_CODE is that source assembled by arm-none-eabi-as
-(tests/test_board_images.py assembles it again and compares).
+(tests/test_silicon_boards.py assembles it again and compares).
 """
 
 from __future__ import annotations
