@@ -8,7 +8,7 @@ there ($TFLM_DIR, or ../shared/tflm), for a set of models on each board, runs it
 `edgeq.measure.costmodel.Coefficients` per runtime and board by non-negative least squares
 (edgeq.measure.costmodel.fit_board). Models: the digits example (int8;
 trained first if its artifacts are missing), small synthetic Keras models that each stress one
-kind of op (conv, depthwise, fully connected, pooling) and two tiny ones in int8, int16x8, float32 and int4 weights
+kind of op (conv, depthwise, fully connected, pooling) in int8, int16x8, float32 and int4 weights
 (float32 not on the AN385, which has no FPU), and the MLPerf Tiny models (int8 and float32) from
 ../shared/models/mlperf-tiny when present. A model a runtime refuses (an op or type it has no kernel
 for, e.g. int16x8 FULLY_CONNECTED in CMSIS-NN) is skipped for that runtime. Writes
@@ -67,10 +67,6 @@ def _keras_models():
         "pool": keras.Sequential([keras.Input((32, 32, 8)), L.Conv2D(8, 1), L.MaxPooling2D(2),
                                   L.AveragePooling2D(2), L.MaxPooling2D(2), L.Flatten(), L.Dense(4),
                                   L.Softmax()]),
-        # Tiny models, where each op's set-up and each output's requantization outweigh the MACs.
-        "tiny": keras.Sequential([keras.Input((12, 12, 2)), L.Conv2D(8, 3, activation="relu"),
-                                  L.DepthwiseConv2D(3), L.Flatten(), L.Dense(6)]),
-        "tiny-fc": keras.Sequential([keras.Input((24,)), L.Dense(16, activation="relu"), L.Dense(4)]),
     }
 
 
