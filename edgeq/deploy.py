@@ -199,6 +199,7 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
             "firmware_arena_bytes": firmware_arena(arena),
             "edgeq_c_arena_bytes": compiled.arena_bytes if compiled else None,
             "edgeq_c_lower_bound_bytes": compiled.lower_bound_bytes if compiled else None,
+            "edgeq_c_constant_bytes": compiled.const_bytes if compiled else None,  # widened on DSP cores
             "edgeq_c_plan": edgeq_c_plan(compiled, graph),  # for report.html's arena over time
             "flash_used_bytes": None,  # from the linked firmware, once it is built
             "ram_used_bytes": None,
@@ -210,6 +211,7 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
                 "firmware_arena_bytes": TFLM_FIRMWARE_ARENA if arena else None,
                 "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
                 "edgeq_c_lower_bound_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
+                "edgeq_c_constant_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
                 "edgeq_c_plan": EDGEQ_C_MEMORY_PLAN if compiled else None,
             }),
         },

@@ -184,3 +184,12 @@ def test_a_report_without_device_or_plan_says_what_was_not_measured():
 def test_the_plan_page_draws_candidates_from_plan_json_alone():
     page = render_plan_html(plan_json())
     assert page.count("<svg") == 2 and 'data-key="plan.chosen"' in page
+
+
+def test_edgeq_c_weights_in_flash_are_its_generated_constants_not_the_tflites():
+    r = report()
+    r["memory"]["edgeq_c_constant_bytes"] = 19_000  # widened for a DSP core
+    r["memory"]["sources"]["edgeq_c_constant_bytes"] = {"kind": "measured", "by": "edgeq-c's static memory plan"}
+    flash = [b for b in charts.fit_chart(r).items if b.row == "flash"]
+    assert [(b.kind, b.start, b.value) for b in flash] == [("weights", 0, 19_000), ("rest", 19_000, 11_000)]
+    assert flash[0].label == "weights (edgeq-c's constant arrays)"

@@ -105,6 +105,16 @@ def _arena(r: dict) -> tuple[int | None, str]:
     return (mem.get(key), key) if key else (None, "")
 
 
+def _weights(r: dict) -> tuple:
+    """The flash the model's constants take: edgeq-c's generated arrays (weights widened for DSP cores,
+    requantization tables) when it runs the model, else the .tflite's constant tensors."""
+    mem, size = r["memory"], r["size"]
+    if r["quantization"]["runtime"] == "edgeq-c" and mem.get("edgeq_c_constant_bytes") is not None:
+        return (mem["edgeq_c_constant_bytes"], "weights (edgeq-c's constant arrays)", "weights",
+                *_src(mem, "edgeq_c_constant_bytes"))
+    return (size.get("constant_bytes"), "weights (model constants)", "weights", *_src(size, "constant_bytes"))
+
+
 def fit_chart(r: dict) -> Chart:
     """Flash and RAM against the device as stacked bars: weights and the rest of the image in
     flash; the arena and the rest in RAM; past the budget, what the application keeps."""
@@ -115,8 +125,8 @@ def fit_chart(r: dict) -> Chart:
         side = fit[key]
         measured, source = _of(side["source"])
         needed = side["needed_bytes"]
-        first = (size.get("constant_bytes"), "weights (model constants)", "weights", *_src(size, "constant_bytes")) \
-            if key == "flash" else (arena, f"{r['quantization']['runtime']} arena", "arena", *_src(mem, arena_key))
+        first = _weights(r) if key == "flash" else (arena, f"{r['quantization']['runtime']} arena", "arena",
+                                                    *_src(mem, arena_key))
         start = 0
         if first[0] is not None and 0 < first[0] <= needed:
             bars.append(Bar(row, first[1], 0, first[0], "B", first[3], first[4], first[2]))
