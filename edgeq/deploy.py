@@ -46,6 +46,7 @@ from edgeq.plan.table import format_plan_table
 from edgeq.report import SCHEMA_VERSION, report_files
 from edgeq.report.arena import edgeq_c_plan
 from edgeq.sources import (
+    EDGEQ_C_CONSTANTS,
     EDGEQ_C_MEMORY_PLAN,
     FLATBUFFER,
     LINKED_IMAGE,
@@ -211,7 +212,7 @@ def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibra
                 "firmware_arena_bytes": TFLM_FIRMWARE_ARENA if arena else None,
                 "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
                 "edgeq_c_lower_bound_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
-                "edgeq_c_constant_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
+                "edgeq_c_constant_bytes": EDGEQ_C_CONSTANTS if compiled else None,
                 "edgeq_c_plan": EDGEQ_C_MEMORY_PLAN if compiled else None,
             }),
         },

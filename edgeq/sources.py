@@ -54,6 +54,7 @@ TFLM_ALLOCATE_TENSORS = measured("tflite-micro's AllocateTensors on this host, s
 TFLM_FIRMWARE_ARENA = measured("tflite-micro's AllocateTensors on this host (the smallest arena that succeeds), "
                                "plus the firmware's margin")
 EDGEQ_C_MEMORY_PLAN = measured("edgeq-c's static memory plan (exact: the arena the generated code declares)")
+EDGEQ_C_CONSTANTS = measured("edgeq-c's generated model (exact: the bytes of its constant arrays)")
 LITERT_HOST = measured("LiteRT on this host")
 FLATBUFFER = measured("the .tflite file")
 STACK_PAINT = measured("the stack painted at reset, read back over serial (MEMORY) after the last sample")

@@ -13,6 +13,7 @@ from edgeq.errors import DoesNotFit
 from edgeq.measure.fit import Fit
 from edgeq.plan.rules import Plan
 from edgeq.sources import (
+    EDGEQ_C_CONSTANTS,
     EDGEQ_C_MEMORY_PLAN,
     FLATBUFFER,
     LITERT_HOST,
@@ -171,7 +172,7 @@ class Candidate:
             "latency_ms_measured": measured_latency,
             "accuracy": LITERT_HOST, "agreement": LITERT_HOST, "sqnr_db": LITERT_HOST,
             "model_bytes": FLATBUFFER, "tflm_arena_bytes": TFLM_RECORDING_ALLOCATOR,
-            "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN, "edgeq_c_const_bytes": EDGEQ_C_MEMORY_PLAN,
+            "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN, "edgeq_c_const_bytes": EDGEQ_C_CONSTANTS,
         })
 
 

@@ -118,7 +118,7 @@ def _weights(r: dict) -> tuple:
 def fit_chart(r: dict) -> Chart:
     """Flash and RAM against the device as stacked bars: weights and the rest of the image in
     flash; the arena and the rest in RAM; past the budget, what the application keeps."""
-    fit, p, size, mem = r["fit"], r["profile"], r["size"], r["memory"]
+    fit, p, mem = r["fit"], r["profile"], r["memory"]
     bars, marks, rows = [], [], []
     arena, arena_key = _arena(r)
     for key, row, total_key in (("flash", "flash", "flash_bytes"), ("ram", "RAM", "ram_bytes")):
