@@ -83,7 +83,7 @@ def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime
         optimize: str | None = None) -> dict:
     """One model's firmware for `runtime` on `board`, built (at `optimize` instead of the profile's -O level
     when given), measured and sized."""
-    from edgeq.aot import compile_model
+    from edgeq.codegen.project import compile_for
     from edgeq.measure.interpreters import tflm_arena
 
     profile = get_profile(board)
@@ -99,7 +99,7 @@ def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime
     measured = measure_run(profile, project, x, None, project / "measure.jsonl")
     with device_link(profile, built.elf, project) as link:
         summary = measure(link, measured)
-    model_data = len(tflite) if runtime == "tflm" else compile_model(tflite, dsp=profile.has_dsp).const_bytes
+    model_data = len(tflite) if runtime == "tflm" else compile_for(profile, tflite)[0].const_bytes
     static_ram = built.memory.ram_bytes - summary["stack_bytes"] - board_params_for(profile).heap_bytes
     return {"flash": built.memory.flash_bytes, "code": built.memory.flash_bytes - model_data,
             "ram": static_ram + summary["stack_peak_bytes"], "stack": summary["stack_peak_bytes"],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import edgeq
 from edgeq import console
-from edgeq.aot import CompiledModel, compile_if_supported
+from edgeq.aot import CompiledModel
 from edgeq.aot.footprint import measure_footprint
 from edgeq.codegen import project as codegen
 from edgeq.codegen.tflm import arena_size_with_margin
@@ -77,7 +77,7 @@ class Deployment:
     files: dict[str, bytes] = field(default_factory=dict)
     tflite: bytes = b""
     validation: Dataset | None = None
-    macs: int | None = None  # of the whole model, for instructions per MAC on the device
+    compiled: CompiledModel | None = None  # edgeq-c's, for the device's instructions per MAC and kernel names
 
 
 def runtime_refusal(tflite: bytes, graph: Graph, runtime: str, edgeq_c_refusal: str | None) -> str | None:
@@ -295,8 +295,7 @@ def deploy(req: Request) -> Deployment:
         else:
             tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
         graph = read_graph(tflite, f"{stem}.tflite")
-        compiled, refusal = (compile_if_supported(tflite, f"{stem}.tflite", graph, dsp=profile.has_dsp,
-                                                   flash_bytes=profile.memory.flash_bytes)
+        compiled, refusal = (codegen.compile_for(profile, tflite, f"{stem}.tflite", graph)
                              if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
         fallback = runtime_that_runs(req, chosen, tflite, graph, refusal)
         if compiled is not None and profile.has_dsp and not compiled.dsp:
@@ -346,7 +345,7 @@ def deploy(req: Request) -> Deployment:
         outputs["plan"] = "plan.json"
     files.update(report_files(report, planned.to_dict() if planned is not None else None))
     return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation,
-                      macs=int(sum(compiled.macs)) if compiled else None)
+                      compiled=compiled)
 
 
 def with_device_results(report: dict, profile, device: DeviceRun | None, skipped: str | None = None,

@@ -88,6 +88,7 @@ def cmd_convert(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """A .tflite on this host: accuracy and latency in LiteRT, TFLM's arena, the fit verdict."""
+    from edgeq.codegen.project import compile_for
     from edgeq.deploy import assess
     from edgeq.load import TensorSpec, load_dataset
     from edgeq.measure.interpreters import compare, litert_latency, run_litert, tflm_arena
@@ -104,10 +105,7 @@ def cmd_evaluate(args) -> int:
         acc = compare(run_litert(float_tflite, val, threads, "float"), run_litert(tflite, val, threads, "model"), val)
         lat = litert_latency(tflite, val.x[0], threads)
         arena = tflm_arena(tflite) if profile.is_microcontroller else None
-    from edgeq.aot import compile_if_supported
-
-    compiled = (compile_if_supported(tflite, args.model, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes)[0]
-                if runtime == "edgeq-c" else None)
+    compiled = compile_for(profile, tflite, args.model)[0] if runtime == "edgeq-c" else None
     fit = assess(profile, runtime, graph, tflite, arena, compiled)
     result = {"samples": acc.samples, "accuracy": acc.quantized_accuracy, "float_accuracy": acc.float_accuracy,
               "agreement": acc.agreement, "sqnr_db": acc.sqnr_db, "host_ms_median": lat.median_ms,
@@ -247,7 +245,6 @@ def cmd_flash(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from edgeq.aot import compile_if_supported
     from edgeq.codegen import project as codegen
     from edgeq.deploy import check_runtime_ops
     from edgeq.measure.interpreters import tflm_arena
@@ -257,9 +254,7 @@ def cmd_generate(args) -> int:
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
-    compiled, refusal = (compile_if_supported(tflite, str(path), dsp=profile.has_dsp,
-                                               flash_bytes=profile.memory.flash_bytes)
-                         if runtime == "edgeq-c" else (None, None))
+    compiled, refusal = codegen.compile_for(profile, tflite, str(path)) if runtime == "edgeq-c" else (None, None)
     check_runtime_ops(tflite, graph, runtime, refusal)
     arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
     out = _generate_out(args)
@@ -401,7 +396,7 @@ def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
         if args.samples is not None:
             x, y = x[:args.samples], (y[:args.samples] if y is not None else None)
         run = measure_run(profile, firmware, x, y, args.out_dir / JOURNAL, tflite=result.tflite,
-                          model_name=r["outputs"]["tflite"], macs=result.macs)
+                          model_name=r["outputs"]["tflite"], compiled=result.compiled)
         try:
             device = run_on_device(profile, firmware, run, port=args.port)
             failure = device.error

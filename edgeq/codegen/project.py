@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 import edgeq
-from edgeq.aot import compile_model
+from edgeq.aot import CompiledModel, compile_if_supported
 from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
 from edgeq.codegen.esp_idf import esp_idf_project
 from edgeq.codegen.litert import render_litert_harness
 from edgeq.codegen.sources import (
-    DEFAULT_PREFIX,
     FIRMWARE_MANIFEST,
     FIRMWARE_PROGRAM,
     firmware_manifest,
@@ -104,11 +103,21 @@ def render_edgeq_c_harness(tflite: bytes, graph: Graph, compiled, hello: bytes) 
                    arena_bytes=compiled.arena_bytes, hello_length=len(hello), hello_bytes=c_byte_array(hello))
 
 
+def compile_for(profile, tflite: bytes, source: str = "<bytes>", graph: Graph | None = None
+                ) -> tuple[CompiledModel | None, str | None]:
+    """edgeq-c's model for `profile` (or None and why edgeq-c cannot run it): the DSP kernels where the
+    core has them and their widened weights fit its flash. Everything that compiles for a device
+    goes through here, so the firmware, the fit and the per-layer profile agree on the kernels."""
+    return compile_if_supported(tflite, source, graph, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes)
+
+
 def render_edgeq_c_project(profile, tflite: bytes, graph: Graph, stem: str, compiled=None) -> dict[str, str | bytes]:
     """The complete edgeq-c firmware project: generated model, kernels, eq_protocol, main.c, board
     support, Makefile, the .tflite it was built from and the manifest."""
-    compiled = compiled or compile_model(tflite, DEFAULT_PREFIX, source=f"{stem}.tflite", dsp=profile.has_dsp,
-                                         flash_bytes=profile.memory.flash_bytes)
+    if compiled is None:
+        compiled, refusal = compile_for(profile, tflite, f"{stem}.tflite", graph)
+        if compiled is None:
+            raise BadInput(refusal)
     board, params = _board_files(profile)
     hello = hello_payload(tflite, graph, "edgeq-c", edgeq.__version__, profile.clock_hz, compiled.arena_bytes)
     files: dict[str, str | bytes] = {**compiled.files, **runtime_sources(),

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeq import console
-from edgeq.aot import compile_if_supported
 from edgeq.codegen.boards import board_params_for
+from edgeq.codegen.project import compile_for
 from edgeq.device.build import BuildResult, build, read_manifest
 from edgeq.device.connect import device_link
 from edgeq.device.flash import FlashOptions, Images, flash
@@ -55,21 +55,22 @@ class DeviceRun:
 
 def measure_run(profile, firmware_dir: Path, x: np.ndarray, y: np.ndarray | None, journal: Path, *,
                 tflite: bytes | None = None, model_name: str | None = None, resume: bool = False,
-                timeout: float | None = None, macs: int | None = None):
-    """The edgeq.device.measure.Run for a firmware project: its model (or `tflite`), the profile's clock."""
+                timeout: float | None = None, compiled=None):
+    """The edgeq.device.measure.Run for a firmware project: its model (or `tflite`), the profile's clock.
+    `compiled` is edgeq-c's CompiledModel of that model for this profile, when the caller has one: its
+    MACs and its choice of kernels (the step names of a per-layer profile) come from it."""
     manifest = read_manifest(firmware_dir)
     if tflite is None:
         model_path = firmware_dir / manifest["model"]
         if not model_path.is_file():
             raise BadInput(f"{model_path}: missing; the firmware project should hold the model it was built from")
         tflite, model_name = model_path.read_bytes(), manifest["model"]
-    compiled, _ = compile_if_supported(tflite, model_name or "model", dsp=profile.has_dsp,
-                                       flash_bytes=profile.memory.flash_bytes)
-    if macs is None:  # the caller has not counted them: edgeq-c does
-        macs = int(sum(compiled.macs)) if compiled else None
+    if compiled is None:  # edgeq-c counts the MACs, whichever runtime the firmware runs
+        compiled, _ = compile_for(profile, tflite, model_name or "model")
     return Run(tflite=tflite, model_name=model_name or "the model", x=x, y=y, journal=journal,
                clock_hz=profile.clock_hz, cycles_unit=cycles_unit(profile),
-               macs=macs, dsp=bool(compiled and compiled.dsp), resume=resume,
+               macs=int(sum(compiled.macs)) if compiled else None, dsp=bool(compiled and compiled.dsp),
+               resume=resume,
                timeout=timeout or DEFAULT_TIMEOUT_S, hello_timeout=max(timeout or 0, DEFAULT_TIMEOUT_S))
 
 
