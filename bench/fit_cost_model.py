@@ -102,29 +102,15 @@ def all_models(work: Path) -> list[tuple[str, bytes]]:
 
 def measure_instructions(name: str, tflite: bytes, board: str, work: Path, samples: int,
                          runtime: str = "edgeq-c") -> float:
-    """Median instructions per inference of `runtime`'s firmware for `tflite` on a QEMU board."""
-    from edgeq import codegen
-    from edgeq.device.build import build
-    from edgeq.device.connect import device_link
-    from edgeq.device.loop import measure_run
-    from edgeq.device.measure import measure
-    from edgeq.graph import read_graph
-    from edgeq.measure.interpreters import tflm_arena
-    from edgeq.profiles import get_profile
+    """Median instructions per inference of `runtime`'s firmware for `tflite` on a QEMU board, on
+    seeded uniform inputs, built and measured as bench/device_bench.py does."""
+    from device_bench import run
 
-    profile = get_profile(board)
-    project = work / f"{name}-{board}-{runtime}"
-    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
-    for path, content in codegen.render_project(runtime, profile, tflite, read_graph(tflite), arena,
-                                                name.replace("-", "_")).items():
-        (project / path).parent.mkdir(parents=True, exist_ok=True)
-        (project / path).write_bytes(content if isinstance(content, bytes) else content.encode())
-    built = build(project, profile)
+    from edgeq.graph import read_graph
+
     tensor = read_graph(tflite).input_tensors()[0]
     x = np.random.default_rng(0).uniform(0, 1, (samples, *tensor.shape[1:])).astype(np.float32)
-    run = measure_run(profile, project, x, None, project / "measure.jsonl")
-    with device_link(profile, built.elf, project) as link:
-        return float(measure(link, run)["cycles_median"])
+    return float(run(name.replace("-", "_"), tflite, x, board, work, runtime)["instructions"])
 
 
 def collect(boards: list[str], samples: int, runtime: str) -> dict[str, list[costmodel.Sample]]:
