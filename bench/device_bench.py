@@ -43,14 +43,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgeq import codegen  # noqa: E402
-from edgeq.codegen.boards import board_params_for  # noqa: E402
-from edgeq.device.build import build  # noqa: E402
+from edgeq.boards import board_params_for  # noqa: E402
 from edgeq.device.connect import device_link  # noqa: E402
-from edgeq.device.loop import measure_run  # noqa: E402
+from edgeq.device.loop import build_firmware, measure_run  # noqa: E402
 from edgeq.device.measure import measure  # noqa: E402
+from edgeq.errors import BadInput  # noqa: E402
 from edgeq.graph import read_graph  # noqa: E402
 from edgeq.profiles import get_profile  # noqa: E402
+from edgeq.runtimes import get_runtime  # noqa: E402
 
 BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
 MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
@@ -83,23 +83,26 @@ def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime
         optimize: str | None = None) -> dict:
     """One model's firmware for `runtime` on `board`, built (at `optimize` instead of the profile's -O level
     when given), measured and sized."""
-    from edgeq.codegen.project import compile_for
-    from edgeq.measure.interpreters import tflm_arena
-
     profile = get_profile(board)
     if optimize:
         profile = dataclasses.replace(profile, toolchain=dataclasses.replace(profile.toolchain, optimize=optimize))
     project = work / f"{name}-{board}-{runtime}"
-    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
-    files = codegen.render_project(runtime, profile, tflite, read_graph(tflite), arena, name)
+    chosen = get_runtime(runtime)
+    graph = read_graph(tflite)
+    prepared = chosen.prepare(profile, tflite, graph, name)
+    if prepared.refusal:
+        raise BadInput(prepared.refusal)
+    files = chosen.generate(profile, tflite, graph, name, prepared)
     for path, content in files.items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_bytes(content if isinstance(content, bytes) else content.encode())
-    built = build(project, profile)
-    measured = measure_run(profile, project, x, None, project / "measure.jsonl")
+    built = build_firmware(project, profile)
+    measured = measure_run(project, x, None, project / "measure.jsonl")
     with device_link(profile, built.elf, project) as link:
         summary = measure(link, measured)
-    model_data = len(tflite) if runtime == "tflm" else compile_for(profile, tflite)[0].const_bytes
+    # The model's constant data: the runtime's own arrays (edgeq-c's), else the flatbuffer TFLM embeds.
+    figures = chosen.memory(prepared)
+    model_data = figures[chosen.constants_figure][0] if chosen.constants_figure in figures else len(tflite)
     static_ram = built.memory.ram_bytes - summary["stack_bytes"] - board_params_for(profile).heap_bytes
     return {"flash": built.memory.flash_bytes, "code": built.memory.flash_bytes - model_data,
             "ram": static_ram + summary["stack_peak_bytes"], "stack": summary["stack_peak_bytes"],

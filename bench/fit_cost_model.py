@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from edgeq.measure import costmodel  # noqa: E402
+from edgeq.runtimes import RUNTIMES, get_runtime  # noqa: E402
 
 BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
 MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
@@ -135,7 +136,7 @@ def collect(boards: list[str], samples: int, runtime: str) -> dict[str, list[cos
                     print(f"  {runtime} {name} on {board}: skipped ({str(exc).splitlines()[0]})", file=sys.stderr,
                           flush=True)
                     continue
-                measured[board].append(costmodel.Sample(tuple(ops), count, runtime, name))
+                measured[board].append(costmodel.Sample(tuple(ops), count, get_runtime(runtime).costs, name))
                 print(f"  {runtime} {name} on {board}: {count:,.0f} instructions", file=sys.stderr, flush=True)
     return measured
 
@@ -165,30 +166,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=3, help="inputs per model and board (default 3)")
     parser.add_argument("--boards", default=",".join(BOARDS), help="comma-separated QEMU profiles")
-    parser.add_argument("--runtimes", default=",".join(costmodel.FITTED_RUNTIMES),
+    fitted = [r.name for r in RUNTIMES.values() if r.costs.fitted]
+    parser.add_argument("--runtimes", default=",".join(fitted),
                         help="comma-separated runtimes to measure and fit (default: edgeq-c,tflm)")
     parser.add_argument("--refit", action="store_true", help="fit again from the measurements in the table")
     parser.add_argument("--out", type=Path, default=costmodel.FITTED_TABLE)
     args = parser.parse_args()
     boards = args.boards.split(",")
     runtimes = args.runtimes.split(",")
-    unknown = [r for r in runtimes if r not in costmodel.FITTED_RUNTIMES]
+    unknown = [r for r in runtimes if r not in fitted]
     if unknown:
-        parser.error(f"--runtimes: {', '.join(unknown)} not one of {', '.join(costmodel.FITTED_RUNTIMES)}")
+        parser.error(f"--runtimes: {', '.join(unknown)} not one of {', '.join(fitted)}")
     if "tflm" in runtimes and not args.refit and not tflm_tree():
         print(f"no TFLM source tree (TFLM_DIR unset, {SHARED_TFLM} absent): fitting edgeq-c only", file=sys.stderr)
         runtimes.remove("tflm")
     table = json.loads(args.out.read_text()) if args.out.is_file() else {}
     table.update(tool="bench/fit_cost_model.py", unit="instructions (qemu-system-arm -icount shift=0)")
     for runtime in runtimes:
-        fits = table.setdefault("runtimes", {}).setdefault(runtime, {"boards": {}})
+        section = get_runtime(runtime).costs
+        fits = table.setdefault("runtimes", {}).setdefault(section.key, {"boards": {}})
         if args.refit:
-            measured = {b: costmodel.table_samples(fits["boards"][b], runtime) for b in boards}
+            measured = {b: costmodel.table_samples(fits["boards"][b], section) for b in boards}
         else:
             measured = collect(boards, args.samples, runtime)
             fits["date"] = datetime.date.today().isoformat()
         for board in boards:
-            entry = costmodel.fit_board(board, measured[board], runtime)
+            entry = costmodel.fit_board(board, measured[board], section)
             fits["boards"][board] = entry
             print(format_fit(board, entry))
     args.out.write_text(to_json(table))

@@ -1,4 +1,5 @@
-"""What the user sees: one line per stage, loud warnings, a progress bar on long work.
+"""What the user sees: one line per stage, loud warnings, a progress bar on long work. Nothing here
+collects what it prints: warnings travel with the results they concern.
 
 Everything else (TensorFlow's C++ and Python logging, the converter's MLIR chatter, absl
 warnings) goes to a log file: `quiet_logs` points file descriptor 2 at it for the whole run,
@@ -20,7 +21,6 @@ from typing import Iterable, Iterator, TextIO, TypeVar
 T = TypeVar("T")
 
 _user_err: TextIO = sys.stderr
-_warnings: list[str] = []
 _machine_output = False  # --json: stdout carries only the JSON document
 
 
@@ -79,22 +79,13 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """A warning the user must not miss: it also goes into the report (once, however often raised)."""
-    if message in _warnings:
-        return
-    _warnings.append(message)
+    """A warning the user must not miss. Stages return their warnings with their results; whoever
+    shows them to the user (deploy as it goes, the CLI) prints each here, and the report keeps them."""
     print(f"edgeq: WARNING: {message}", file=_user_err, flush=True)
 
 
 def error(message: str) -> None:
     print(f"edgeq: error: {message}", file=_user_err, flush=True)
-
-
-def take_warnings() -> list[str]:
-    """The warnings raised since the last call (they belong in the report)."""
-    taken = list(_warnings)
-    _warnings.clear()
-    return taken
 
 
 _depth = 0

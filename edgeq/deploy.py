@@ -1,62 +1,60 @@
-"""`edgeq deploy`: every stage in order, from a model file to firmware and a report, then, on a
-device edgeq can reach, build -> flash -> measure (edgeq.device.loop).
+"""`edgeq deploy`: every stage in order, from a model file to firmware measured on its device and a
+report. The pipeline is here; the runtimes (edgeq.runtimes) decide what is specific to each.
 
-`deploy` returns what it produced (files as bytes, the report as a dict); the CLI writes them, so
-a failed run leaves nothing half-written behind. It loads the model and the data once, converts
-the float model once, parses the graph once and compiles the model with edgeq-c once, and hands
-the planner what it loaded. `with_device_results` adds what the device loop measured, and the fit
-verdict from the linked image, to the report.
+`deploy` returns what it produced (files as bytes, the report as a typed Report); the CLI writes
+them, so a failed run leaves nothing half-written behind. It loads the model and the data once,
+converts the float model once, parses the graph once, lets each runtime of the profile prepare the
+model once (edgeq-c compiles it, TFLM measures its arena), and hands the planner what it loaded.
+On a device edgeq can reach, the firmware is built, flashed and measured in a temporary folder
+(edgeq.device.loop), and the images and the measurement log come back among the files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import edgeq
 from edgeq import console
-from edgeq.aot import CompiledModel
-from edgeq.aot.footprint import measure_footprint
-from edgeq.codegen import project as codegen
-from edgeq.codegen.tflm import arena_size_with_margin
-from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
-from edgeq.convert.converter import MODES, conversion_fidelity, convert
-from edgeq.device.loop import DeviceRun
+from edgeq.convert.converter import conversion_fidelity, convert_model
+from edgeq.device.loop import DeviceRun, run_project
+from edgeq.device.measure import JOURNAL
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import Graph, read_graph
 from edgeq.load import Dataset, Model, load_data, load_model
-from edgeq.measure.fit import Fit, edgeq_c_fit, linked_fit, litert_fit, tflm_fit
-from edgeq.measure.interpreters import (
+from edgeq.measure.fit import linked_fit
+from edgeq.measure.interpreters import accuracy_alone, compare, litert_latency, run_litert
+from edgeq.modes import MODES
+from edgeq.plan import PlanRequest, PlanResult, format_plan_table, run_plan
+from edgeq.plan.candidates import Loaded
+from edgeq.plan.rules import Plan, plan
+from edgeq.report import Report, report_files
+from edgeq.report.schema import (
     Accuracy,
-    ArenaUse,
+    Build,
+    Calibration,
+    DeviceInfo,
+    DeviceStatus,
     Latency,
-    accuracy_alone,
-    compare,
-    litert_latency,
-    run_litert,
-    tflm_arena,
+    Memory,
+    ModelInfo,
+    Quantization,
+    Size,
+    TensorDesc,
 )
-from edgeq.plan.candidates import PlanRequest, Prepared
-from edgeq.plan.rules import Plan, check_mode, plan
-from edgeq.plan.search import run_plan
-from edgeq.plan.table import format_plan_table
-from edgeq.report import SCHEMA_VERSION, report_files
-from edgeq.report.arena import edgeq_c_plan
-from edgeq.sources import (
-    EDGEQ_C_CONSTANTS,
-    EDGEQ_C_MEMORY_PLAN,
-    FLATBUFFER,
-    LINKED_IMAGE,
-    LITERT_HOST,
-    TFLM_ALLOCATE_TENSORS,
-    TFLM_FIRMWARE_ARENA,
-    TFLM_RECORDING_ALLOCATOR,
-    sources_dict,
-)
-from edgeq.tflm_limits import tflm_aborts
+from edgeq.runtimes import Prepared, get_runtime, runtimes_of
+from edgeq.sources import FLATBUFFER, LINKED_IMAGE, LITERT_HOST, sources_dict
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """The device leg: whether to run it, on which port, on how many samples, per layer or not."""
+
+    run: bool = True  # False: generate only (--no-device)
+    port: str | None = None  # a real board's serial port
+    samples: int | None = None  # the first N validation samples (default: all)
+    per_layer: bool = False  # also count each step (--profile)
 
 
 @dataclass(frozen=True)
@@ -68,56 +66,46 @@ class Request:
     mode: str | None = None
     runtime: str | None = None
     planner: PlanRequest | None = None  # let the planner choose mode and runtime
+    device: DeviceRequest = field(default_factory=DeviceRequest)
 
 
 @dataclass
 class Deployment:
-    report: dict
-    fit: Fit
-    files: dict[str, bytes] = field(default_factory=dict)
-    tflite: bytes = b""
-    validation: Dataset | None = None
-    compiled: CompiledModel | None = None  # edgeq-c's, for the device's instructions per MAC and kernel names
+    report: Report
+    files: dict[str, bytes] = field(default_factory=dict)  # relative path in the output folder -> bytes
+    failure: EdgeqError | None = None  # what stopped the device leg; the files and report are still whole
+    plan: PlanResult | None = None
 
 
-def runtime_refusal(tflite: bytes, graph: Graph, runtime: str, edgeq_c_refusal: str | None) -> str | None:
-    """Why `runtime` cannot run the model (an op or a type it lacks, or an abort TFLM would hit),
-    or None when it can. LiteRT runs every builtin op."""
-    if runtime == "edgeq-c":
-        return edgeq_c_refusal
-    if runtime == "tflm":
-        try:
-            check_tflm_ops(model_op_names(tflite, graph), graph)
-        except BadInput as exc:
-            return str(exc)
-        aborts = tflm_aborts(graph)
-        return "TensorFlow Lite Micro cannot run this model: " + "; ".join(aborts) if aborts else None
-    return None
+class Warnings:
+    """The warnings of one deploy, shown as they arise and kept for the report, each once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, *messages: str) -> None:
+        for message in messages:
+            if message not in self.items:
+                self.items.append(message)
+                console.warn(message)
 
 
-def check_runtime_ops(tflite: bytes, graph: Graph, runtime: str, edgeq_c_refusal: str | None) -> None:
-    """Fail before code generation when the runtime lacks one of the model's ops."""
-    refusal = runtime_refusal(tflite, graph, runtime, edgeq_c_refusal)
-    if refusal is not None:
-        raise BadInput(refusal)
-
-
-def runtime_that_runs(req: Request, chosen: Plan, tflite: bytes, graph: Graph, edgeq_c_refusal: str | None) -> Plan:
-    """`chosen`, or, when its runtime lacks one of the model's ops and the user named no runtime,
-    the profile's next runtime that runs them all (and the mode), with the reason. With a runtime
-    the user named, the error names the op and the runtimes that have it."""
-    refusal = runtime_refusal(tflite, graph, chosen.runtime, edgeq_c_refusal)
+def runtime_that_runs(req: Request, chosen: Plan, prepared: dict[str, Prepared]) -> Plan:
+    """`chosen`, or, when its runtime refuses the model and the user named no runtime, the profile's
+    next runtime that runs it (and the mode), with the reason. With a runtime the user named, the
+    error names what is refused and the runtimes that would run it."""
+    refusal = prepared[chosen.runtime].refusal
     if refusal is None:
         return chosen
     others = []
-    for runtime in req.profile.runtimes:
-        if runtime == chosen.runtime or runtime_refusal(tflite, graph, runtime, edgeq_c_refusal) is not None:
+    for runtime in runtimes_of(req.profile):
+        if runtime.name == chosen.runtime or prepared[runtime.name].refusal is not None:
             continue
         try:
-            warnings = check_mode(chosen.mode, runtime, req.profile)
+            warnings = runtime.check_mode(chosen.mode, req.profile)
         except BadInput:
             continue
-        others.append((runtime, warnings))
+        others.append((runtime.name, warnings))
     if req.runtime is not None or not others:
         where = (f"; {', '.join(r for r, _ in others)} on {req.profile.name} runs it: give --runtime "
                  f"{others[0][0]} or leave --runtime out" if others else
@@ -128,131 +116,7 @@ def runtime_that_runs(req: Request, chosen: Plan, tflite: bytes, graph: Graph, e
     return Plan(runtime, chosen.mode, reason, chosen.warnings + warnings)
 
 
-def compiled_footprint(profile, compiled: CompiledModel) -> tuple[int | None, int | None]:
-    """edgeq-c's flash and RAM, compiled and sized with the profile's cross compiler when it is
-    installed; (None, None) when it is not."""
-    toolchain = profile.toolchain
-    if toolchain is None or not toolchain.compiler.endswith("gcc") or not shutil.which(toolchain.compiler):
-        return None, None
-    with tempfile.TemporaryDirectory(prefix="edgeq-footprint-") as tmp:
-        footprint = measure_footprint(compiled, Path(tmp), cc=toolchain.compiler, size=toolchain.tool("size"),
-                                      cflags=(*toolchain.cflags, toolchain.optimize))
-    return footprint.flash_bytes, footprint.ram_bytes
-
-
-def firmware_arena(arena: ArenaUse | None) -> int | None:
-    """The arena the TFLM firmware reserves: the smallest TFLM accepts, plus the codegen margin."""
-    return arena_size_with_margin(arena.smallest_bytes) if arena else None
-
-
-def assess(profile, runtime: str, graph: Graph, tflite: bytes, arena: ArenaUse | None,
-           compiled: CompiledModel | None) -> Fit:
-    """The fit before anything is linked, for the runtime that will run the model."""
-    if runtime == "edgeq-c" and compiled is not None:
-        flash, ram = compiled_footprint(profile, compiled)
-        return edgeq_c_fit(profile, flash, ram, compiled.const_bytes, compiled.arena_bytes)
-    if runtime == "litert":
-        return litert_fit(profile, len(tflite))
-    return tflm_fit(profile, len(tflite), firmware_arena(arena))
-
-
-def build_report(req: Request, model: Model, graph: Graph, chosen: Plan, calibration: Dataset,
-                 validation: Dataset, float_tflite: bytes | None, tflite: bytes, accuracy: Accuracy,
-                 latency: Latency, arena: ArenaUse | None, fit: Fit, outputs: dict[str, str],
-                 warnings: list[str], compiled: CompiledModel | None = None) -> dict:
-    p = req.profile
-    drop = None
-    if accuracy.float_accuracy is not None:
-        drop = round(100 * (accuracy.float_accuracy - accuracy.quantized_accuracy), 4)
-    on_validation = LITERT_HOST.how + f", on {accuracy.samples} samples of {validation.source}"
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "edgeq_version": edgeq.__version__,
-        "model": {
-            "path": str(model.path), "name": model.name, "format": model.format, "sha256": model.sha256,
-            "input": {"shape": list(model.input.shape), "dtype": model.input.dtype},
-            "output": {"shape": list(model.output.shape), "dtype": model.output.dtype},
-            "ops": graph.op_names,
-        },
-        "profile": {
-            "name": p.name, "display_name": p.display_name, "kind": p.kind, "core": p.core,
-            "clock_mhz": p.clock_mhz, "flash_bytes": p.memory.flash_bytes, "ram_bytes": p.memory.ram_bytes,
-            "ram_for_model_bytes": p.ram_for_model_bytes, "source": p.source,
-        },
-        "quantization": {
-            "mode": chosen.mode, "description": MODES[chosen.mode], "runtime": chosen.runtime,
-            "reason": chosen.reason, "came_quantized": model.quantized is not None,
-            "calibration": {"source": calibration.source, "samples": len(calibration),
-                            "synthetic": calibration.synthetic},
-        },
-        "size": {
-            "float_tflite_bytes": len(float_tflite) if float_tflite else None, "tflite_bytes": len(tflite),
-            "ratio": round(len(tflite) / len(float_tflite), 4) if float_tflite else None,
-            "constant_bytes": graph.constant_bytes(),
-            "sources": sources_dict({"float_tflite_bytes": FLATBUFFER if float_tflite else None,
-                                     "tflite_bytes": FLATBUFFER, "constant_bytes": FLATBUFFER}),
-        },
-        "memory": {
-            "tflm_arena_bytes": arena.total_bytes if arena else None,
-            "tflm_arena_head_bytes": arena.head_bytes if arena else None,
-            "tflm_arena_tail_bytes": arena.tail_bytes if arena else None,
-            "tflm_arena_smallest_bytes": arena.smallest_bytes if arena else None,
-            "firmware_arena_bytes": firmware_arena(arena),
-            "edgeq_c_arena_bytes": compiled.arena_bytes if compiled else None,
-            "edgeq_c_lower_bound_bytes": compiled.lower_bound_bytes if compiled else None,
-            "edgeq_c_constant_bytes": compiled.const_bytes if compiled else None,  # widened on DSP cores
-            "edgeq_c_plan": edgeq_c_plan(compiled, graph),  # for report.html's arena over time
-            "flash_used_bytes": None,  # from the linked firmware, once it is built
-            "ram_used_bytes": None,
-            "sources": sources_dict({
-                "tflm_arena_bytes": TFLM_RECORDING_ALLOCATOR if arena else None,
-                "tflm_arena_head_bytes": TFLM_RECORDING_ALLOCATOR if arena else None,
-                "tflm_arena_tail_bytes": TFLM_RECORDING_ALLOCATOR if arena else None,
-                "tflm_arena_smallest_bytes": TFLM_ALLOCATE_TENSORS if arena else None,
-                "firmware_arena_bytes": TFLM_FIRMWARE_ARENA if arena else None,
-                "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
-                "edgeq_c_lower_bound_bytes": EDGEQ_C_MEMORY_PLAN if compiled else None,
-                "edgeq_c_constant_bytes": EDGEQ_C_CONSTANTS if compiled else None,
-                "edgeq_c_plan": EDGEQ_C_MEMORY_PLAN if compiled else None,
-            }),
-        },
-        "accuracy": {
-            "data": validation.source, "samples": accuracy.samples, "labelled": accuracy.float_accuracy is not None,
-            "float": accuracy.float_accuracy, "quantized": accuracy.quantized_accuracy, "drop_pp": drop,
-            "agreement": accuracy.agreement,
-            "sqnr_db": None if accuracy.sqnr_db is None else round(accuracy.sqnr_db, 3),
-            "sources": {key: {"kind": "measured", "by": on_validation}
-                        for key in ("float", "quantized", "drop_pp", "agreement", "sqnr_db")},
-        },
-        "latency": {
-            "host_ms_median": round(latency.median_ms, 5), "host_ms_p95": round(latency.p95_ms, 5),
-            "runs": latency.runs, "threads": latency.threads, "interpreter": "litert",
-            "sources": {key: {"kind": "measured", "by": f"{LITERT_HOST.how}, {latency.runs} runs: this machine, "
-                                                         "not the device"}
-                        for key in ("host_ms_median", "host_ms_p95")},
-        },
-        "fit": fit.to_dict(),
-        "build": None,
-        "measure": None,
-        "device": None,
-        "outputs": outputs,
-        "warnings": warnings,
-    }
-
-
-def _tflm_arena_or_none(tflite: bytes, runtime: str) -> ArenaUse | None:
-    """TFLM's arena, for the firmware (runtime tflm) or for comparison (edgeq-c); without it for
-    comparison when TFLM cannot run the model, with a warning."""
-    try:
-        return tflm_arena(tflite)
-    except BadInput as exc:
-        if runtime == "tflm":
-            raise
-        console.warn(f"no TFLM arena to compare edgeq-c's with: {exc}")
-        return None
-
-
-def _choose(req: Request, model: Model, prepared: Prepared):
+def _choose(req: Request, model: Model, loaded: Loaded) -> tuple[Plan, PlanResult | None]:
     """The plan, from the planner (measured) or the quick rules; and the planner's result, if it ran."""
     if model.quantized and req.mode not in (None, model.quantized):
         raise BadInput(f"{model.path} came quantized as {model.quantized}; edgeq deploys such a model as it is, without "
@@ -266,24 +130,96 @@ def _choose(req: Request, model: Model, prepared: Prepared):
                                                         "it is, not quantized again")
         return chosen, None
     with console.stage("plan", "measuring every candidate the device can run"):
-        planned = run_plan(dataclasses.replace(req.planner, prepared=prepared))
+        planned = run_plan(dataclasses.replace(req.planner, loaded=loaded))
     console.info(format_plan_table(planned))
     return planned.plan, planned
 
 
+def _model_info(model: Model, graph: Graph, fidelity: dict | None) -> ModelInfo:
+    inp = TensorDesc(list(model.input.shape), model.input.dtype)
+    if model.input.source_shape is not None:
+        inp = dataclasses.replace(inp, layout="NHWC" if len(model.input.shape) == 3 else "NLC",
+                                  source_shape=list(model.input.source_shape),
+                                  source_layout=model.input.source_layout)
+    return ModelInfo(str(model.path), model.name, model.format, model.sha256, inp,
+                     TensorDesc(list(model.output.shape), model.output.dtype), graph.op_names, fidelity)
+
+
+def _device_info(p) -> DeviceInfo:
+    return DeviceInfo(p.name, p.display_name, p.kind, p.core, p.clock_mhz, p.memory.flash_bytes, p.memory.ram_bytes,
+                      p.ram_for_model_bytes, p.source)
+
+
+def _accuracy(accuracy, validation: Dataset) -> Accuracy:
+    drop = None
+    if accuracy.float_accuracy is not None:
+        drop = round(100 * (accuracy.float_accuracy - accuracy.quantized_accuracy), 4)
+    on_validation = LITERT_HOST.how + f", on {accuracy.samples} samples of {validation.source}"
+    return Accuracy(validation.source, accuracy.samples, accuracy.float_accuracy is not None,
+                    accuracy.float_accuracy, accuracy.quantized_accuracy, drop, accuracy.agreement,
+                    None if accuracy.sqnr_db is None else round(accuracy.sqnr_db, 3),
+                    {key: {"kind": "measured", "by": on_validation}
+                     for key in ("float", "quantized", "drop_pp", "agreement", "sqnr_db")})
+
+
+def _latency(latency) -> Latency:
+    return Latency(round(latency.median_ms, 5), round(latency.p95_ms, 5), latency.runs, latency.threads, "litert",
+                   {key: {"kind": "measured", "by": f"{LITERT_HOST.how}, {latency.runs} runs: this machine, "
+                                                    "not the device"}
+                    for key in ("host_ms_median", "host_ms_p95")})
+
+
+def _memory(prepared: dict[str, Prepared]) -> Memory:
+    figures, sources = {}, {}
+    for name, p in prepared.items():
+        for key, (value, source) in get_runtime(name).memory(p).items():
+            figures[key], sources[key] = value, source.to_dict()
+    return Memory(figures, sources=sources)
+
+
+def _device_leg(req: Request, runtime, project: dict, validation: Dataset) -> tuple[DeviceRun | None, str | None,
+                                                                                    EdgeqError | None]:
+    """Build, flash and measure when the device can be reached: the run, why it was skipped, or what
+    stopped it."""
+    ask = req.device
+    skipped = "--no-device was given" if not ask.run else runtime.unreachable(req.profile, ask.port)
+    if skipped:
+        console.info(f"  {'device':<9} skipped: {skipped}")
+        return None, skipped, None
+    x = validation.x
+    y = validation.y if validation.has_class_labels and not validation.synthetic else None
+    if ask.samples is not None:
+        x, y = x[:ask.samples], (y[:ask.samples] if y is not None else None)
+    try:
+        device = run_project(req.profile, project, x, y, port=ask.port, per_layer=ask.per_layer)
+    except EdgeqError as exc:  # the build or the flash failed: nothing was measured
+        return None, None, exc
+    return device, None, device.error
+
+
 def deploy(req: Request) -> Deployment:
-    """Load, plan, convert, measure, generate. Raises EdgeqError subclasses on bad input."""
+    """Load, plan, convert, measure on the host, generate, and on a reachable device build, flash and
+    measure. Raises EdgeqError subclasses on bad input; a failure on the device is in `failure`."""
     profile = req.profile
+    notes = Warnings()
     with console.stage("load", str(req.model)):
         model = load_model(req.model)
         calibration, validation = load_data(model, req.data, req.val)
+        notes.add(*calibration.warnings, *validation.warnings)
         # The reference every quantized candidate is measured against; none for a model that came quantized.
-        float_tflite = None if model.quantized else convert(model, "fp32")
+        float_tflite = None
+        if not model.quantized:
+            converted = convert_model(model, "fp32")
+            float_tflite = converted.tflite
+            notes.add(*converted.warnings)
         # An ONNX or .pt2 model went through PyTorch and litert-torch: how close it came out.
         fidelity = conversion_fidelity(model, float_tflite, validation) if float_tflite else None
-    chosen, planned = _choose(req, model, Prepared(model, calibration, validation, float_tflite or model.tflite))
-    for w in chosen.warnings:
-        console.warn(w)
+        if fidelity and fidelity.get("warning"):
+            notes.add(fidelity["warning"])
+    chosen, planned = _choose(req, model, Loaded(model, calibration, validation, float_tflite or model.tflite))
+    if planned is not None:
+        notes.add(*planned.warnings)
+    notes.add(*chosen.warnings)
     console.info(f"  {'':9} {chosen.mode} on {chosen.runtime}: {chosen.reason}")
     stem = f"{model.name}_{chosen.mode}"
     what = "as it came" if model.quantized else f"{chosen.mode} ({len(calibration)} calibration samples)"
@@ -292,80 +228,80 @@ def deploy(req: Request) -> Deployment:
             tflite = model.tflite
         elif planned is not None:
             tflite = planned.chosen_tflite
+        elif chosen.mode == "fp32":
+            tflite = float_tflite
         else:
-            tflite = float_tflite if chosen.mode == "fp32" else convert(model, chosen.mode, calibration)
+            converted = convert_model(model, chosen.mode, calibration)
+            tflite = converted.tflite
+            notes.add(*converted.warnings)
         graph = read_graph(tflite, f"{stem}.tflite")
-        compiled, refusal = (codegen.compile_for(profile, tflite, f"{stem}.tflite", graph)
-                             if chosen.runtime == "edgeq-c" or profile.is_microcontroller else (None, None))
-        fallback = runtime_that_runs(req, chosen, tflite, graph, refusal)
-        if compiled is not None and profile.has_dsp and not compiled.dsp:
-            console.warn(f"edgeq-c: the DSP kernels' widened weights would not fit {profile.name}'s flash; "
-                         f"the int8 kernels ({compiled.const_bytes:,} bytes of constants) run instead, slower")
+        prepared = {r.name: r.prepare(profile, tflite, graph, f"{stem}.tflite") for r in runtimes_of(profile)}
+    fallback = runtime_that_runs(req, chosen, prepared)
     if fallback is not chosen:
-        console.warn(f"runtime {fallback.runtime}: {fallback.reason}")
+        notes.add(f"runtime {fallback.runtime}: {fallback.reason}")
         chosen = fallback
+    runtime = get_runtime(chosen.runtime)
+    notes.add(*prepared[runtime.name].warnings)
+    for name, p in prepared.items():
+        if p.refusal and name != runtime.name and profile.is_microcontroller:
+            notes.add(f"no {get_runtime(name).label} figures to compare {runtime.label}'s with: "
+                      f"{p.refusal.splitlines()[0]}")
+
     threads = profile.litert.threads if profile.litert is not None else 1
     with console.stage("measure", f"{len(validation)} samples, LiteRT on the host"):
         quantized_outputs = run_litert(tflite, validation, threads, chosen.mode)
         accuracy = (accuracy_alone(quantized_outputs, validation) if float_tflite is None else
                     compare(run_litert(float_tflite, validation, threads, "float"), quantized_outputs, validation))
         latency = litert_latency(tflite, validation.x[0], threads)
-        arena = _tflm_arena_or_none(tflite, chosen.runtime) if profile.is_microcontroller or chosen.runtime == "tflm" \
-            else None
-    fit = assess(profile, chosen.runtime, graph, tflite, arena, compiled)
+    fit = runtime.fit(profile, prepared[runtime.name], tflite)
 
     files: dict[str, bytes] = {f"{stem}.tflite": tflite}
     outputs = {"tflite": f"{stem}.tflite"}
     if float_tflite is not None:
         files[f"{model.name}_fp32.tflite"] = float_tflite
         outputs["float_tflite"] = f"{model.name}_fp32.tflite"
+    device, skipped, failure, build = None, None, None, None
+    memory = _memory(prepared)
     if fit.verdict == "fits":
-        with console.stage("generate", f"{chosen.runtime} project"):
-            if chosen.runtime == "edgeq-c":
-                project = codegen.render_edgeq_c_project(profile, tflite, graph, stem, compiled)
-            else:
-                project = codegen.render_project(chosen.runtime, profile, tflite, graph,
-                                                 arena.smallest_bytes if arena else None, stem)
-        files.update({f"firmware/{chosen.runtime}/{path}": text.encode() if isinstance(text, str) else text
+        with console.stage("generate", f"{runtime.name} project"):
+            project = runtime.generate(profile, tflite, graph, stem, prepared[runtime.name])
+        firmware = f"firmware/{runtime.name}"
+        files.update({f"{firmware}/{path}": text.encode() if isinstance(text, str) else text
                       for path, text in project.items()})
-        outputs["firmware"] = f"firmware/{chosen.runtime}"
-    report = build_report(req, model, graph, chosen, calibration, validation, float_tflite, tflite, accuracy,
-                          latency, arena, fit, outputs, console.take_warnings(), compiled)
-    if fidelity is not None:
-        report["model"]["conversion_fidelity"] = fidelity
-    if model.input.source_shape is not None:
-        report["model"]["input"].update(layout="NHWC" if len(model.input.shape) == 3 else "NLC",
-                                        source_shape=list(model.input.source_shape),
-                                        source_layout=model.input.source_layout)
+        outputs["firmware"] = firmware
+        device, skipped, failure = _device_leg(req, runtime, project, validation)
+        if device is not None:
+            for name, data in device.artifacts.items():
+                files[name if name == JOURNAL else f"{firmware}/{name}"] = data
+            if device.measure is not None:
+                outputs["measure_log"] = JOURNAL
+            if device.build is not None:
+                used = device.build.memory
+                build = Build(**device.build.to_dict(shown_as=firmware))
+                memory.flash_used_bytes, memory.ram_used_bytes = used.flash_bytes, used.ram_bytes
+                memory.sources.update(flash_used_bytes=LINKED_IMAGE.to_dict(), ram_used_bytes=LINKED_IMAGE.to_dict())
+                fit = linked_fit(profile, used.flash_bytes, used.ram_bytes)
+    status = None
+    if "firmware" in outputs:
+        status = DeviceStatus("skipped" if skipped else "failed" if failure else "measured",
+                              skipped or (str(failure) if failure else None))
+
+    quantization = Quantization(
+        chosen.mode, MODES[chosen.mode].description, chosen.runtime, chosen.reason, model.quantized is not None,
+        Calibration(calibration.source, len(calibration), calibration.synthetic))
     if planned is not None:
         files.update(planned.files())
-        report["quantization"]["plan"] = {"candidate": planned.chosen.name, "file": "plan.json",
-                                          "candidates": len(planned.candidates)}
-        report["quantization"]["description"] = f"the planner's candidate {planned.chosen.name} (see plan.json)"
+        quantization.plan = {"candidate": planned.chosen.name, "file": "plan.json", "candidates": len(planned.candidates)}
+        quantization.description = f"the planner's candidate {planned.chosen.name} (see plan.json)"
         outputs["plan"] = "plan.json"
+    size = Size(len(float_tflite) if float_tflite else None, len(tflite),
+                round(len(tflite) / len(float_tflite), 4) if float_tflite else None, graph.constant_bytes(),
+                sources_dict({"float_tflite_bytes": FLATBUFFER if float_tflite else None, "tflite_bytes": FLATBUFFER,
+                              "constant_bytes": FLATBUFFER}))
+    report = Report(model=_model_info(model, graph, fidelity), profile=_device_info(profile),
+                    quantization=quantization, size=size, memory=memory,
+                    accuracy=_accuracy(accuracy, validation), latency=_latency(latency), fit=fit, build=build,
+                    measure=device.measure if device is not None else None, device=status, outputs=outputs,
+                    warnings=notes.items, edgeq_version=edgeq.__version__)
     files.update(report_files(report, planned.to_dict() if planned is not None else None))
-    return Deployment(report=report, fit=fit, files=files, tflite=tflite, validation=validation,
-                      compiled=compiled)
-
-
-def with_device_results(report: dict, profile, device: DeviceRun | None, skipped: str | None = None,
-                        error: EdgeqError | None = None) -> dict:
-    """The report with the build's flash/RAM, the fit verdict from the linked image and the
-    on-device measurement added; `skipped` says why the device was not reached, `error` what
-    stopped the loop."""
-    report = dict(report)
-    memory = dict(report["memory"])
-    if device is not None and device.build is not None:
-        used = device.build.memory
-        report["build"] = device.build.to_dict()
-        memory["flash_used_bytes"], memory["ram_used_bytes"] = used.flash_bytes, used.ram_bytes
-        memory["sources"] = dict(memory.get("sources") or {}, flash_used_bytes=LINKED_IMAGE.to_dict(),
-                                 ram_used_bytes=LINKED_IMAGE.to_dict())
-        report["fit"] = linked_fit(profile, used.flash_bytes, used.ram_bytes).to_dict()
-    report["memory"] = memory
-    if device is not None:
-        report["measure"] = device.measure
-    error = error or (device.error if device else None)
-    status = "skipped" if skipped else ("failed" if error else "measured")
-    report["device"] = {"status": status, "reason": skipped or (str(error) if error else None)}
-    return report
+    return Deployment(report=report, files=files, failure=failure, plan=planned)

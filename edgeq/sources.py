@@ -20,6 +20,10 @@ class Source:
     def to_dict(self) -> dict:
         return {"kind": "measured", "by": self.how} if self.measured else {"kind": "estimated", "from": self.how}
 
+    @classmethod
+    def from_dict(cls, entry: dict) -> Source:
+        return cls(True, entry["by"]) if entry["kind"] == "measured" else cls(False, entry["from"])
+
     def mark(self, text: str) -> str:
         """`text` as a table shows it: estimates carry ESTIMATE_MARK."""
         return text if self.measured else ESTIMATE_MARK + text

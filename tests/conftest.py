@@ -67,3 +67,27 @@ def small_cnn_int8(small_cnn_path, small_data) -> bytes:
 
     model = load_model(small_cnn_path)
     return convert(model, "int8", load_dataset(str(small_data["calib"]), model.input))
+
+
+class _Forbidden(AssertionError):
+    """A test of a pure stage started a program or opened a serial port."""
+
+
+@pytest.fixture
+def no_processes(monkeypatch):
+    """For tests of pure stages: starting any program (every one goes through subprocess.Popen,
+    edgeq.tools' door included), forking, or opening a serial port fails the test."""
+    import os
+    import subprocess
+
+    import serial
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            raise _Forbidden(f"a pure stage tried to {what}: {args[:1]!r}")
+        return refused
+
+    monkeypatch.setattr(subprocess, "Popen", refuse("start a program"))
+    monkeypatch.setattr(os, "fork", refuse("fork"))
+    monkeypatch.setattr(serial.Serial, "open", refuse("open a serial port"))
+    monkeypatch.setattr(serial, "serial_for_url", refuse("open a serial port"))

@@ -23,15 +23,8 @@ from pathlib import Path
 import pytest
 
 import edgeq
-from edgeq.codegen.boards import (
-    BoardParams,
-    board_params_for,
-    compile_flags,
-    link_flags,
-    qemu_command,
-    qemu_instructions_per_tick,
-    render_board,
-)
+from edgeq.boards import BoardParams, board_params_for, qemu_command, qemu_instructions_per_tick
+from edgeq.codegen.board import compile_flags, link_flags, render_board
 from edgeq.errors import BadInput
 from edgeq.profiles import get_profile
 

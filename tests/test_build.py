@@ -14,10 +14,13 @@ import pytest
 
 import edgeq
 from edgeq import codegen
-from edgeq.device.build import MemoryUse, Overflow, build, parse_overflow, parse_size_output, read_manifest
+from edgeq.aot import compile_model
+from edgeq.codegen.sources import read_manifest
+from edgeq.device.build import MemoryUse, Overflow, build, parse_overflow, parse_size_output
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.profiles import get_profile
+from edgeq.runtimes import get_runtime
 
 needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the host gcc")
@@ -29,8 +32,7 @@ SIZE_OUTPUT = """   text\t   data\t    bss\t    dec\t    hex\tfilename
 
 
 def write_project(directory, profile, tflite: bytes):
-    for name, content in codegen.render_project("edgeq-c", profile, tflite, read_graph(tflite), None,
-                                                "small_int8").items():
+    for name, content in get_runtime("edgeq-c").project(profile, tflite, "small_int8").items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -58,8 +60,7 @@ def test_ld_overflow_messages_are_read_once_per_region():
 
 
 def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_optimization_level(small_cnn_int8):
-    project = codegen.render_project("edgeq-c", get_profile("qemu-mps2-an386"), small_cnn_int8,
-                                     read_graph(small_cnn_int8), None, "m")
+    project = get_runtime("edgeq-c").project(get_profile("qemu-mps2-an386"), small_cnn_int8, "m")
     makefile = project["Makefile"]
     assert "CC := arm-none-eabi-gcc" in makefile and "OPT := -O2" in makefile
     assert ("ARCH_FLAGS := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -ffunction-sections "
@@ -70,8 +71,7 @@ def test_makefile_compiles_with_the_profiles_cpu_fpu_float_abi_and_optimization_
 
 
 def test_host_makefile_uses_the_native_gcc_at_the_profiles_O2_without_a_linker_script(small_cnn_int8):
-    makefile = codegen.render_project("edgeq-c", get_profile("host"), small_cnn_int8, read_graph(small_cnn_int8),
-                                      None, "m")["Makefile"]
+    makefile = get_runtime("edgeq-c").project(get_profile("host"), small_cnn_int8, "m")["Makefile"]
     assert "CC := gcc" in makefile and "OPT := -O2" in makefile and "SIZE := size" in makefile
     assert "linker.ld" not in makefile.split("check-board:")[0] and "OBJCOPY" not in makefile
 
@@ -79,28 +79,37 @@ def test_host_makefile_uses_the_native_gcc_at_the_profiles_O2_without_a_linker_s
 def test_edgeq_c_project_holds_model_kernels_harness_board_and_makefile_deterministically(small_cnn_int8):
     graph = read_graph(small_cnn_int8)
     profile = get_profile("qemu-mps2-an505")
-    project = codegen.render_project("edgeq-c", profile, small_cnn_int8, graph, None, "m")
+    project = get_runtime("edgeq-c").project(profile, small_cnn_int8, "m", graph)
     # the an505's M33 has the DSP extension: CONV_2D takes its widened-weight kernel
     for name in ("main.c", "Makefile", "edgeq_model.c", "edgeq_model.h", "eq_protocol.c", "eq_conv_wide_s8.c",
                  "board/eq_board.c", "board/startup.c", "board/linker.ld", "m.tflite", "edgeq-firmware.json"):
         assert name in project, name
     assert project["m.tflite"] == small_cnn_int8
-    assert codegen.render_project("edgeq-c", profile, small_cnn_int8, graph, None, "m") == project
+    assert get_runtime("edgeq-c").project(profile, small_cnn_int8, "m", graph) == project
     manifest = json.loads(project["edgeq-firmware.json"])
-    assert manifest == {"edgeq_version": edgeq.__version__, "runtime": "edgeq-c", "device": "qemu-mps2-an505",
-                        "model": "m.tflite", "model_sha256": codegen.model_sha256(small_cnn_int8),
-                        "elf": "firmware.elf", "bin": "firmware.bin", "hex": "firmware.hex"}
+    compiled = compile_model(small_cnn_int8, dsp=True)
+    assert {k: v for k, v in manifest.items() if k != "steps"} == {
+        "edgeq_version": edgeq.__version__, "manifest_version": 2, "runtime": "edgeq-c", "device": "qemu-mps2-an505",
+        "model": "m.tflite", "model_sha256": codegen.model_sha256(small_cnn_int8), "elf": "firmware.elf",
+        "bin": "firmware.bin", "hex": "firmware.hex", "uf2": None, "builder": "make", "reference": "tflite-micro",
+        "clock_hz": 20_000_000, "cycles_unit": "instructions", "arena_bytes": compiled.arena_bytes}
+
+
+def test_the_manifest_names_each_step_the_firmware_counts_with_its_kernel_and_macs(small_cnn_int8):
+    project = get_runtime("edgeq-c").project(get_profile("qemu-mps2-an505"), small_cnn_int8, "m")
+    steps = json.loads(project["edgeq-firmware.json"])["steps"]
+    compiled = compile_model(small_cnn_int8, dsp=True)
+    assert [s["kernel"] for s in steps] == [op.split(" -> ")[1] for op in compiled.ops]
+    assert [s["macs"] for s in steps] == list(compiled.macs) and sum(compiled.macs) > 0
 
 
 def test_harness_serves_the_hello_payload_byte_for_byte(small_cnn_int8):
-    from edgeq.aot import compile_model
-
     graph = read_graph(small_cnn_int8)
     profile = get_profile("qemu-mps2-an386")
-    main = codegen.render_project("edgeq-c", profile, small_cnn_int8, graph, None, "m")["main.c"]
+    main = get_runtime("edgeq-c").project(profile, small_cnn_int8, "m", graph)["main.c"]
     body = re.search(r"static const uint8_t edgeq_hello\[(\d+)\] = \{(.*?)\};", main, re.S)
     embedded = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body[2]))
-    expected = codegen.hello_payload(small_cnn_int8, graph, "edgeq-c", edgeq.__version__, 25_000_000,
+    expected = codegen.hello_payload(small_cnn_int8, graph, get_runtime("edgeq-c").identity, 25_000_000,
                                      compile_model(small_cnn_int8, dsp=True).arena_bytes)  # the M4 has DSP
     assert embedded == expected and int(body[1]) == len(expected)
     assert "eq_board_init();" in main and "eq_serve(&server);" in main
@@ -128,8 +137,7 @@ def test_host_build_is_warning_free_under_pedantic_c99(small_cnn_int8, tmp_path)
 @pytest.mark.emulator
 @needs_arm
 def test_cortex_m_build_reports_flash_and_ram_used_with_the_arena_and_stack_in_ram(small_cnn_int8, tmp_path):
-    from edgeq.aot import compile_model
-    from edgeq.codegen.boards import board_params_for
+    from edgeq.boards import board_params_for
 
     profile = get_profile("qemu-mps2-an386")
     project = write_project(tmp_path, profile, small_cnn_int8)

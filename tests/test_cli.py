@@ -52,7 +52,7 @@ def test_deploy_keeps_tensorflow_log_noise_out_of_the_terminal(deployed):
 def test_report_json_has_the_documented_keys(deployed):
     _, out = deployed
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
     for key in REPORT_KEYS:
         lookup(report, key)
     assert report["profile"]["name"] == "qemu-mps2-an386" and report["quantization"]["mode"] == "int8"

@@ -23,8 +23,13 @@ from edgeq.measure.costmodel import (
     table_samples,
 )
 from edgeq.profiles import get_profile
+from edgeq.runtimes import EDGEQ_C, get_runtime
 
 QEMU_BOARDS = ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505")
+
+
+def section_of(runtime: str):
+    return get_runtime(runtime).costs
 
 
 def _synthetic_samples(truth: Coefficients, count: int, seed: int) -> list[Sample]:
@@ -37,7 +42,7 @@ def _synthetic_samples(truth: Coefficients, count: int, seed: int) -> list[Sampl
                 if rng.random() < 0.8]
         work += [OpWork(10 + k, "MAX_POOL_2D", "int8", elements=int(rng.integers(1e2, 1e4)))
                  for k in range(int(rng.integers(0, 4)))]
-        samples.append(Sample(tuple(work), estimate_cycles(work, truth, "edgeq-c"), "edgeq-c", f"model {i}"))
+        samples.append(Sample(tuple(work), estimate_cycles(work, truth, EDGEQ_C.costs), EDGEQ_C.costs, f"model {i}"))
     return samples
 
 
@@ -58,7 +63,8 @@ def test_the_fit_recovers_per_op_mac_costs_from_their_counts():
 def test_a_fitted_coefficient_is_never_negative():
     # Counts that a negative per-op cost would fit best: every op's count below the MACs alone.
     samples = [Sample((OpWork(0, "CONV_2D", "int8", macs=m), OpWork(1, "ADD", "int8", elements=0),
-                       *[OpWork(2 + k, "CONV_2D", "int8", macs=10) for k in range(n)]), 5.0 * m - 800 * n)
+                       *[OpWork(2 + k, "CONV_2D", "int8", macs=10) for k in range(n)]), 5.0 * m - 800 * n,
+                      EDGEQ_C.costs)
                for m, n in ((10_000, 1), (50_000, 3), (200_000, 6), (80_000, 2))]
 
     fit = fit_coefficients(samples, prior=DEFAULTS["cortex-m4"], strength=1e-9)
@@ -86,25 +92,25 @@ def test_the_committed_coefficients_are_what_the_fit_gives_for_its_measurements(
 
     entry = json.loads(FITTED_TABLE.read_text())["runtimes"][runtime]["boards"]["qemu-mps2-an386"]
 
-    refit = fit_board("qemu-mps2-an386", table_samples(entry, runtime), runtime)
+    refit = fit_board("qemu-mps2-an386", table_samples(entry, section_of(runtime)), section_of(runtime))
 
     assert refit["coefficients"]["per_mac_op"] == entry["coefficients"]["per_mac_op"]
     assert [m["predicted"] for m in refit["models"]] == [m["predicted"] for m in entry["models"]]
 
 
 def test_qemu_profiles_use_the_fitted_table_and_other_boards_the_defaults():
-    fitted = read_fitted_table("edgeq-c")
+    fitted = read_fitted_table(EDGEQ_C.costs)
 
-    assert coefficients_for(get_profile("qemu-mps2-an386"), "edgeq-c") == fitted["qemu-mps2-an386"]
-    assert "fitted" in coefficients_for(get_profile("qemu-mps2-an505"), "edgeq-c").source
-    assert coefficients_for(get_profile("nucleo-l4r5zi"), "tflm").source.startswith("default")
-    assert coefficients_for(get_profile("nucleo-l4r5zi"), "edgeq-c").source.startswith("default")
+    assert coefficients_for(get_profile("qemu-mps2-an386"), section_of("edgeq-c")) == fitted["qemu-mps2-an386"]
+    assert "fitted" in coefficients_for(get_profile("qemu-mps2-an505"), section_of("edgeq-c")).source
+    assert coefficients_for(get_profile("nucleo-l4r5zi"), section_of("tflm")).source.startswith("default")
+    assert coefficients_for(get_profile("nucleo-l4r5zi"), section_of("edgeq-c")).source.startswith("default")
 
 
 def test_tflm_on_a_qemu_board_is_priced_from_tflm_with_cmsis_nn_measured_there():
-    tflm = coefficients_for(get_profile("qemu-mps2-an386"), "tflm")
+    tflm = coefficients_for(get_profile("qemu-mps2-an386"), section_of("tflm"))
 
-    assert tflm == read_fitted_table("tflm")["qemu-mps2-an386"]
+    assert tflm == read_fitted_table(section_of("tflm"))["qemu-mps2-an386"]
     assert "TFLM + CMSIS-NN runs measured on qemu-mps2-an386" in tflm.source
 
 
@@ -115,12 +121,12 @@ def test_the_fitted_estimates_of_the_mlperf_tiny_models_on_the_an386_are_within_
 
     entry = json.loads(FITTED_TABLE.read_text())["runtimes"][runtime]["boards"]["qemu-mps2-an386"]
     labels = ("kws-int8", "vww-int8", "resnet8-int8", "ad01-int8")
-    mlperf = [s for s in table_samples(entry, runtime) if s.label in labels]
-    coefficients = coefficients_for(get_profile("qemu-mps2-an386"), runtime)
+    mlperf = [s for s in table_samples(entry, section_of(runtime)) if s.label in labels]
+    coefficients = coefficients_for(get_profile("qemu-mps2-an386"), section_of(runtime))
 
     assert len(mlperf) == 4
     for sample in mlperf:
-        estimate = estimate_cycles(list(sample.work), coefficients, runtime)
+        estimate = estimate_cycles(list(sample.work), coefficients, section_of(runtime))
         assert estimate == pytest.approx(sample.count, rel=0.30), sample.label
 
 

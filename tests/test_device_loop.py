@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq import codegen
 from edgeq.device.build import build
 from edgeq.device.connect import device_link, qemu_link, start_qemu
-from edgeq.device.loop import cycles_unit, measure_run
+from edgeq.device.loop import measure_run
 from edgeq.device.measure import FirmwareMismatch, device_inputs, measure
 from edgeq.errors import ToolFailed
 from edgeq.graph import read_graph
@@ -37,6 +36,7 @@ from edgeq.measure.interpreters import run_tflm
 from edgeq.profiles import get_profile
 from edgeq.protocol import RESULT, FrameDecoder, LinkError, LinkTimeout, ProtocolError, TensorInfo, encode_frame
 from edgeq.resources import REPO_ROOT
+from edgeq.runtimes import get_runtime
 
 EMULATED = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505"]
 DIGITS = REPO_ROOT / "examples" / "digits"
@@ -73,7 +73,7 @@ def digits(tmp_path_factory) -> Digits:
 
 
 def generate(directory: Path, profile_name: str, tflite: bytes, stem: str = "digits_int8") -> Path:
-    project = codegen.render_project("edgeq-c", get_profile(profile_name), tflite, read_graph(tflite), None, stem)
+    project = get_runtime("edgeq-c").project(get_profile(profile_name), tflite, stem)
     for name, content in project.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ def firmware(digits, tmp_path_factory) -> dict[str, Path]:
 
 
 def run_for(profile_name: str, project: Path, x, y, journal: Path, **changes):
-    run = measure_run(get_profile(profile_name), project, x, y, journal)
+    run = measure_run(project, x, y, journal)
     for key, value in changes.items():
         setattr(run, key, value)
     return run
@@ -132,7 +132,7 @@ def test_digits_on_the_device_is_bit_exact_with_tflite_micro_and_as_accurate_as_
         profile_name, digits, firmware, tmp_path):
     profile = get_profile(profile_name)
     project = firmware[profile_name]
-    run = measure_run(profile, project, digits.x, digits.y, tmp_path / "measure.jsonl")
+    run = measure_run(project, digits.x, digits.y, tmp_path / "measure.jsonl")
     with device_link(profile, project / "firmware.elf", tmp_path) as link:
         summary = measure(link, run)
     assert summary["samples"] == len(digits.y) == 360 and summary["complete"]
@@ -152,12 +152,12 @@ def test_digits_on_the_device_is_bit_exact_with_tflite_micro_and_as_accurate_as_
 def test_instruction_counts_repeat_from_run_to_run_to_within_one_systick_tick(digits, firmware, tmp_path):
     # The UART wait before each inference runs a host-timed number of instructions, so where the
     # inference starts within a SysTick period varies: the count is exact to one tick.
-    from edgeq.codegen.boards import board_params_for
+    from edgeq.boards import board_params_for
 
     profile = get_profile("qemu-mps2-an505")
     counts = []
     for attempt in range(2):
-        run = measure_run(profile, firmware["qemu-mps2-an505"], digits.x[:5], None, tmp_path / f"{attempt}.jsonl")
+        run = measure_run(firmware["qemu-mps2-an505"], digits.x[:5], None, tmp_path / f"{attempt}.jsonl")
         with device_link(profile, firmware["qemu-mps2-an505"] / "firmware.elf", tmp_path) as link:
             measure(link, run)
         counts.append([json.loads(line)["cycles"] for line in (tmp_path / f"{attempt}.jsonl").read_text().splitlines()[1:]])
@@ -168,10 +168,10 @@ def test_instruction_counts_repeat_from_run_to_run_to_within_one_systick_tick(di
 @pytest.mark.emulator
 @needs_qemu
 def test_the_measured_stack_peak_is_inside_the_reserved_stack_and_named_as_measured(digits, firmware, tmp_path):
-    from edgeq.codegen.boards import board_params_for
+    from edgeq.boards import board_params_for
 
     profile = get_profile("qemu-mps2-an386")
-    run = measure_run(profile, firmware["qemu-mps2-an386"], digits.x[:2], None, tmp_path / "measure.jsonl")
+    run = measure_run(firmware["qemu-mps2-an386"], digits.x[:2], None, tmp_path / "measure.jsonl")
     with device_link(profile, firmware["qemu-mps2-an386"] / "firmware.elf", tmp_path) as link:
         summary = measure(link, run)
     assert summary["stack_bytes"] == board_params_for(profile).stack_bytes
@@ -191,7 +191,7 @@ def test_mlperf_tiny_model_runs_bit_exact_on_the_device(board, model, shared_mod
     build(project, get_profile(board))
     tensor = read_graph(tflite).input_tensors()[0]
     x = np.random.default_rng(7).integers(-128, 127, (3, *tensor.shape[1:]), endpoint=True).astype(np.int8)
-    run = measure_run(get_profile(board), project, x, None, tmp_path / "measure.jsonl")
+    run = measure_run(project, x, None, tmp_path / "measure.jsonl")
     with device_link(get_profile(board), project / "firmware.elf", tmp_path) as link:
         summary = measure(link, run)
     assert summary["samples"] == 3 and summary["bit_exact_fraction"] == 1.0
@@ -486,4 +486,19 @@ def test_deploy_builds_flashes_and_measures_on_qemu_and_reports_the_figures(digi
     assert memory["ram_used_bytes"] == report["build"]["ram_used_bytes"] > memory["edgeq_c_arena_bytes"]
     assert report["device"] == {"status": "measured", "reason": None}
     assert "## On the device" in (out / "report.md").read_text() and "## On the device" in result.stdout
-    assert cycles_unit(get_profile("qemu-mps2-an386")) == "instructions"
+
+
+@pytest.mark.emulator
+@needs_qemu
+def test_deploy_keeps_the_images_it_built_and_the_measurement_log_in_the_output_folder(digits, tmp_path):
+    out = tmp_path / "out"
+    result = edgeq("deploy", digits.artifacts / "digits.keras", "--device", "qemu-mps2-an386", "--quant", "int8",
+                   "--data", digits.artifacts / "calib.npz", "--val", digits.artifacts / "val.npz",
+                   "--samples", "3", "--out", out)
+    assert result.returncode == 0, result.stderr
+    firmware = out / "firmware" / "edgeq-c"
+    assert (firmware / "firmware.elf").is_file() and (firmware / "firmware.bin").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["build"]["command"] == "make -C firmware/edgeq-c -j2"
+    assert report["outputs"]["measure_log"] == "measure.jsonl"
+    assert len((out / "measure.jsonl").read_text().splitlines()) == 1 + 3  # the header, then a line a sample

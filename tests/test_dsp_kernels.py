@@ -25,7 +25,8 @@ from edgeq.aot import arith
 from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_rows_scratch_bytes
 from edgeq.aot.lower_elementwise import bounded_add
 from edgeq.aot.lowering import block_filter, widen_filter
-from edgeq.codegen.boards import board_params_for, compile_flags, link_flags, render_board
+from edgeq.boards import board_params_for
+from edgeq.codegen.board import compile_flags, link_flags, render_board
 from edgeq.profiles import get_profile
 from edgeq.resources import RUNTIME_DIR
 

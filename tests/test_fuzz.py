@@ -39,19 +39,11 @@ from edgeq.device.link import Link
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import read_graph
 from edgeq.load import TensorSpec, check_dataset, load_dataset, load_model
-from edgeq.profiles import (
-    _SCHEMA,
-    DELEGATES,
-    FLASH_METHODS,
-    KINDS,
-    NUMERICS,
-    OPTIMIZE_LEVELS,
-    RUNTIMES,
-    _Section,
-    load_profile_file,
-    parse_profile,
-)
+from edgeq.profiles import DELEGATES, FLASH_METHODS, KINDS, NUMERICS, OPTIMIZE_LEVELS, load_profile_file, parse_profile
+from edgeq.profiles.schema import _SCHEMA, _Section
 from edgeq.resources import PROFILE_DIR
+from edgeq.runtimes import NAMES as RUNTIMES
+from edgeq.runtimes import check_profile
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -236,7 +228,8 @@ def edited_profile(edits: list[tuple[str, Any]]) -> dict:
 
 def check_profile_data(data: Any) -> None:
     """parse_profile returns a Profile or raises BadInput that starts with the file's name."""
-    profile, error = raises_only_edgeq_errors(lambda: parse_profile(data, PROFILE_SOURCE), PROFILE_SOURCE)
+    profile, error = raises_only_edgeq_errors(lambda: check_profile(parse_profile(data, PROFILE_SOURCE)),
+                                               PROFILE_SOURCE)
     if error is not None:
         assert str(error).startswith(f"{PROFILE_SOURCE}: "), str(error)
     else:
@@ -245,7 +238,7 @@ def check_profile_data(data: Any) -> None:
 
 def check_profile_edits(edits: list[tuple[str, Any]]) -> None:
     """An edited real profile parses, or the error names the file and then a dotted schema key."""
-    profile, error = raises_only_edgeq_errors(lambda: parse_profile(edited_profile(edits), PROFILE_SOURCE),
+    profile, error = raises_only_edgeq_errors(lambda: check_profile(parse_profile(edited_profile(edits), PROFILE_SOURCE)),
                                               PROFILE_SOURCE)
     if error is None:
         profile.ram_for_model_bytes, profile.clock_hz, profile.default_runtime, profile.is_emulated

@@ -9,14 +9,15 @@ import json
 import numpy as np
 import pytest
 
-from edgeq.deploy import with_device_results
-from edgeq.device.loop import DeviceRun, device_unreachable
 from edgeq.device.measure import FirmwareMismatch, Journal, Sample, check_firmware, device_inputs, summarize
 from edgeq.errors import BadInput
 from edgeq.measure.interpreters import _quantize_input
 from edgeq.profiles import get_profile
 from edgeq.protocol import HelloInfo, TensorInfo
 from edgeq.report import format_measure
+from edgeq.runtimes import get_runtime
+
+pytestmark = pytest.mark.usefixtures("no_processes")  # a pure stage: no program, fork or port
 
 OUTPUT = TensorInfo("INT8", (1, 3), 0.00390625, -128)
 # Raw int8 outputs of four samples (200 is -56, 250 is -6, 240 is -16). Top-1: 1, 2, 1, 0 for the
@@ -32,7 +33,8 @@ def samples(indices=range(4)) -> list[Sample]:
 
 
 def figures(**changes) -> dict:
-    arguments = dict(planned=4, runtime="edgeq-c", macs=100, clock_hz=25_000_000, cycles_unit="instructions")
+    arguments = dict(planned=4, runtime="edgeq-c", reference_name="tflite-micro", macs=100, clock_hz=25_000_000,
+                     cycles_unit="instructions")
     arguments.update(changes)
     return summarize(samples(), REFERENCE, LABELS, OUTPUT, **arguments)
 
@@ -46,8 +48,8 @@ def test_bit_exact_share_and_largest_difference_compare_raw_outputs_with_the_ref
 def test_accuracy_is_top1_of_the_device_outputs_and_of_the_reference_against_the_labels():
     m = figures()
     assert (m["accuracy"], m["reference_accuracy"]) == (1.0, 0.75)
-    assert summarize(samples(), REFERENCE, None, OUTPUT, planned=4, runtime="tflm", macs=None, clock_hz=1,
-                     cycles_unit="cycles")["accuracy"] is None
+    assert summarize(samples(), REFERENCE, None, OUTPUT, planned=4, runtime="tflm", reference_name="tflite-micro",
+                     macs=None, clock_hz=1, cycles_unit="cycles")["accuracy"] is None
 
 
 def test_cycle_figures_per_inference_per_mac_and_in_time_at_the_clock():
@@ -64,8 +66,8 @@ def test_time_is_wall_clock_when_the_counter_counts_nanoseconds_and_per_mac_is_n
 
 
 def test_an_interrupted_run_is_summarized_as_incomplete():
-    m = summarize(samples([0, 1]), REFERENCE, None, OUTPUT, planned=4, runtime="edgeq-c", macs=None,
-                  clock_hz=1, cycles_unit="cycles")
+    m = summarize(samples([0, 1]), REFERENCE, None, OUTPUT, planned=4, runtime="edgeq-c",
+                  reference_name="tflite-micro", macs=None, clock_hz=1, cycles_unit="cycles")
     assert (m["samples"], m["samples_planned"], m["complete"], m["cycles_per_mac"]) == (2, 4, False, None)
     assert "2 of 4 samples measured on the device (interrupted: `--resume` continues)" in format_measure(m)[0]
 
@@ -99,14 +101,14 @@ def test_firmware_of_another_model_is_refused_naming_both_hashes_and_the_model()
             rf"the firmware on /dev/ttyACM0 was built from the model with SHA-256 "
             rf"{hashlib.sha256(built).hexdigest()[:16]}\.\.\., not from b\.tflite "
             rf"\({hashlib.sha256(measured).hexdigest()[:16]}\.\.\.\): flash the firmware built from b\.tflite")) as e:
-        check_firmware(hello(built), measured, "b.tflite", "/dev/ttyACM0")
+        check_firmware(hello(built), measured, "b.tflite", "/dev/ttyACM0", "edgeq-c")
     assert e.value.exit_code == 4
-    check_firmware(hello(measured), measured, "b.tflite", "/dev/ttyACM0")
+    check_firmware(hello(measured), measured, "b.tflite", "/dev/ttyACM0", "edgeq-c")
 
 
-def test_firmware_of_an_unknown_runtime_is_refused():
-    with pytest.raises(FirmwareMismatch, match=r"runs 'cmsis-pack', a runtime edgeq has no reference interpreter"):
-        check_firmware(hello(b"m", "cmsis-pack"), b"m", "m.tflite", "port")
+def test_firmware_of_another_runtime_than_its_projects_is_refused():
+    with pytest.raises(FirmwareMismatch, match=r"runs 'cmsis-pack', but the project was generated for 'edgeq-c'"):
+        check_firmware(hello(b"m", "cmsis-pack"), b"m", "m.tflite", "port", "edgeq-c")
 
 
 HEADER = {"model_sha256": "ab", "inputs_sha256": "cd", "samples_planned": 4}
@@ -146,18 +148,10 @@ def test_journal_without_resume_starts_again(tmp_path):
 
 def test_deploy_reaches_emulated_boards_and_the_host_and_real_boards_only_with_a_port(monkeypatch):
     monkeypatch.delenv("TFLM_DIR", raising=False)
-    assert device_unreachable(get_profile("qemu-mps2-an505"), "edgeq-c", None) is None
-    assert device_unreachable(get_profile("host"), "edgeq-c", None) is None
-    assert device_unreachable(get_profile("nucleo-l4r5zi"), "edgeq-c", "/dev/ttyACM0") is None
-    assert "give its serial port with --port" in device_unreachable(get_profile("nucleo-l4r5zi"), "edgeq-c", None)
-    assert "set TFLM_DIR" in device_unreachable(get_profile("qemu-mps2-an386"), "tflm", None)
-    assert "not over edgeq's serial protocol" in device_unreachable(get_profile("host"), "litert", None)
-
-
-def test_report_gains_the_measured_figures_and_why_the_device_was_skipped():
-    report = {"memory": {"flash_used_bytes": None, "ram_used_bytes": None}, "measure": None}
-    skipped = with_device_results(report, get_profile("qemu-mps2-an386"), None, "no port")
-    assert skipped["device"] == {"status": "skipped", "reason": "no port"} and skipped["measure"] is None
-    measured = with_device_results(report, get_profile("qemu-mps2-an386"), DeviceRun(measure=figures()))
-    assert measured["device"]["status"] == "measured" and measured["measure"]["bit_exact_fraction"] == 0.75
-    assert report["measure"] is None  # the input report is left as it was
+    edgeq_c, tflm, litert = get_runtime("edgeq-c"), get_runtime("tflm"), get_runtime("litert")
+    assert edgeq_c.unreachable(get_profile("qemu-mps2-an505"), None) is None
+    assert edgeq_c.unreachable(get_profile("host"), None) is None
+    assert edgeq_c.unreachable(get_profile("nucleo-l4r5zi"), "/dev/ttyACM0") is None
+    assert "give its serial port with --port" in edgeq_c.unreachable(get_profile("nucleo-l4r5zi"), None)
+    assert "set TFLM_DIR" in tflm.unreachable(get_profile("qemu-mps2-an386"), None)
+    assert "not over edgeq's serial protocol" in litert.unreachable(get_profile("host"), None)

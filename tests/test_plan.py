@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from edgeq.errors import BadInput
-from edgeq.plan import check_mode, plan
+from edgeq.plan import plan
 from edgeq.profiles import get_profile
+from edgeq.runtimes import get_runtime
+
+pytestmark = pytest.mark.usefixtures("no_processes")  # a pure stage: no program, fork or port
 
 
 def test_microcontroller_without_a_mode_gets_full_int8():
@@ -26,13 +29,13 @@ def test_tflm_refuses_dynamic_range_models_before_conversion():
 
 def test_tflm_refuses_fp16_weights():
     with pytest.raises(BadInput, match="TFLM runs no fp16 weights"):
-        check_mode("fp16", "tflm", get_profile("nucleo-l4r5zi"))
+        get_runtime("tflm").check_mode("fp16", get_profile("nucleo-l4r5zi"))
 
 
 def test_litert_runs_every_mode():
     profile = get_profile("pixel-8")
     for mode in ("fp32", "fp16", "dynamic-int8", "int8", "int16x8"):
-        check_mode(mode, "litert", profile)
+        get_runtime("litert").check_mode(mode, profile)
 
 
 def test_a_runtime_the_profile_lacks_is_refused():

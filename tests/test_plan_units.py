@@ -44,6 +44,7 @@ def test_macs_are_counted_from_the_graph(conv_model):
 
 def test_fitting_recovers_the_coefficients_that_made_the_counts():
     from edgeq.measure.costmodel import DEFAULTS, Coefficients, OpWork, Sample, estimate_cycles, fit_coefficients
+    from edgeq.runtimes import EDGEQ_C
 
     truth = Coefficients({"int8": 1.7, "fp32": 5.5}, {"int8": 2.0, "fp32": 3.0}, 800.0, 3000.0)
     rng = np.random.default_rng(5)
@@ -54,7 +55,7 @@ def test_fitting_recovers_the_coefficients_that_made_the_counts():
                 OpWork(2, "ADD", "int8", elements=int(rng.integers(1e2, 1e4))),
                 OpWork(3, "SOFTMAX", "fp32", elements=int(rng.integers(10, 1e3))),
                 *[OpWork(4 + k, "MAX_POOL_2D", "int8", elements=10) for k in range(int(rng.integers(0, 5)))])
-        samples.append(Sample(work, estimate_cycles(list(work), truth, "edgeq-c"), "edgeq-c", f"model {i}"))
+        samples.append(Sample(work, estimate_cycles(list(work), truth, EDGEQ_C.costs), EDGEQ_C.costs, f"model {i}"))
 
     fit = fit_coefficients(samples, prior=DEFAULTS["cortex-m4"], strength=1e-9)
 
@@ -69,10 +70,11 @@ def test_fitting_recovers_the_coefficients_that_made_the_counts():
 def test_latency_scales_with_the_clock():
     from edgeq.measure.costmodel import OpWork, estimate_ms
     from edgeq.profiles import get_profile
+    from edgeq.runtimes import TFLM
 
     work = [OpWork(0, "CONV_2D", "int8", macs=1_000_000)]
     fast, slow = get_profile("nucleo-l4r5zi"), get_profile("sparkfun-edge")  # both Cortex-M4: 120 and 48 MHz
-    assert estimate_ms(work, slow, "tflm") == pytest.approx(estimate_ms(work, fast, "tflm") * 120 / 48)
+    assert estimate_ms(work, slow, TFLM.costs) == pytest.approx(estimate_ms(work, fast, TFLM.costs) * 120 / 48)
 
 
 # ---- calibration and transforms ------------------------------------------------------------------

@@ -15,21 +15,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq import codegen
 from edgeq.aot import compile_model
+from edgeq.codegen.sources import Step, read_manifest
+from edgeq.codegen.tflm import tflm_steps
 from edgeq.device.build import build
 from edgeq.device.connect import device_link
 from edgeq.device.link import ProfileUnsupported
-from edgeq.device.loop import measure_run
+from edgeq.device.loop import build_firmware, measure_run
 from edgeq.device.measure import measure
-from edgeq.device.profile import Layer, layers, measure_profile, profile_section
+from edgeq.device.profile import measure_profile, profile_section
 from edgeq.files import write_files
 from edgeq.graph import read_graph
-from edgeq.measure.interpreters import tflm_arena
 from edgeq.profiles import get_profile
 from edgeq.protocol import ProtocolError, decode_profile
 from edgeq.report import format_measure
 from edgeq.resources import REPO_ROOT
+from edgeq.runtimes import get_runtime
 
 BOARD = "qemu-mps2-an386"
 # Each step's count runs from the end of the one before, so the rows add up to the invoke but for the
@@ -55,8 +56,7 @@ def tflite(small_cnn_int8) -> bytes:
 
 
 def generate(folder: Path, runtime: str, tflite: bytes) -> Path:
-    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
-    files = codegen.render_project(runtime, get_profile(BOARD), tflite, read_graph(tflite), arena, "small_int8")
+    files = get_runtime(runtime).project(get_profile(BOARD), tflite, "small_int8")
     write_files(folder, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
     return folder
 
@@ -65,9 +65,9 @@ def profiled_run(runtime: str, tflite: bytes, folder: Path, samples: int = 3):
     """Both images built; the plain one measured, the profiled one profiled on the same inputs."""
     profile = get_profile(BOARD)
     project = generate(folder, runtime, tflite)
-    plain, profiled = build(project, profile), build(project, profile, profiled=True)
+    plain, profiled = build_firmware(project, profile), build_firmware(project, profile, profiled=True)
     x = np.random.default_rng(1).random((samples, 8, 8, 1), dtype=np.float32)
-    run = measure_run(profile, project, x, None, folder / "measure.jsonl")
+    run = measure_run(project, x, None, folder / "measure.jsonl")
     with device_link(profile, plain.elf, project) as link:
         summary = measure(link, run)
     with device_link(profile, profiled.elf, project) as link:
@@ -97,23 +97,23 @@ def test_a_profile_payload_is_a_step_count_then_one_u32_a_step():
         decode_profile(struct.pack("<I2I", 3, 10, 20))
 
 
-def test_edgeq_c_layers_are_its_kernel_calls_named_by_the_operator_and_kernel(tflite):
-    compiled = compile_model(tflite)
-    rows = layers("edgeq-c", tflite)
+def test_edgeq_c_steps_in_the_manifest_are_its_kernel_calls_named_by_the_operator_and_kernel(tflite, tmp_path):
+    compiled = compile_model(tflite, dsp=get_profile(BOARD).has_dsp)  # the kernels the board's firmware runs
+    rows = read_manifest(generate(tmp_path, "edgeq-c", tflite)).steps
     assert [f"{r.index} {r.op} -> {r.kernel}" for r in rows] == list(compiled.ops)
     assert [r.macs for r in rows] == list(compiled.macs)
     assert "RESHAPE" not in [r.op for r in rows]  # edgeq-c aliases it: no kernel runs
 
 
-def test_tflm_layers_are_every_operator_of_the_graph(tflite):
+def test_tflm_steps_are_every_operator_of_the_graph(tflite):
     graph = read_graph(tflite)
-    rows = layers("tflm", tflite)
+    rows = tflm_steps(graph)
     assert [(r.index, r.op) for r in rows] == [(op.index, op.opcode) for op in graph.operators]
     assert rows[0].kernel == "cmsis_nn/conv.cc"
 
 
 def test_shares_add_up_and_the_sum_is_compared_with_the_unprofiled_invoke():
-    rows = [Layer(0, "CONV_2D", "k", (1, 4), 100), Layer(1, "SOFTMAX", "s", (1, 4), 0)]
+    rows = [Step(0, "CONV_2D", "k", (1, 4), 100), Step(1, "SOFTMAX", "s", (1, 4), 0)]
     p = profile_section(rows, [(300, 100), (310, 90), (290, 110)], [402, 401, 400], runtime="edgeq-c",
                         cycles_unit="instructions", bit_exact=3, invoke_median=398.0)
     assert [r["count"] for r in p["layers"]] == [300.0, 100.0]
@@ -124,7 +124,7 @@ def test_shares_add_up_and_the_sum_is_compared_with_the_unprofiled_invoke():
 
 
 def test_counts_for_another_number_of_steps_are_refused():
-    rows = [Layer(0, "CONV_2D", "k", (1, 4), 100)]
+    rows = [Step(0, "CONV_2D", "k", (1, 4), 100)]
     with pytest.raises(ProtocolError, match="counted 2 steps for sample 0, but edgeq-c runs this model in 1"):
         profile_section(rows, [(1, 2)], [3], runtime="edgeq-c", cycles_unit="cycles", bit_exact=1,
                         invoke_median=None)
@@ -222,7 +222,7 @@ def test_deploy_profile_puts_the_table_into_report_json(small_cnn_path, small_da
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     p = report["measure"]["profile"]
-    tflite = (tmp_path / report["outputs"]["tflite"]).read_bytes()
-    assert [r["op"] for r in p["layers"]] == [r.op for r in layers("edgeq-c", tflite)]
+    steps = read_manifest(tmp_path / report["outputs"]["firmware"]).steps
+    assert [r["op"] for r in p["layers"]] == [r.op for r in steps]
     assert p["invoke_median"] == report["measure"]["cycles_median"]
     assert "Per layer (edgeq-c" in (tmp_path / "report.md").read_text()

@@ -22,6 +22,7 @@ from edgeq.profiles import (
     parse_profile,
 )
 from edgeq.resources import PROFILE_DIR
+from edgeq.runtimes import check_profile
 from edgeq.units import format_bytes
 
 REQUIRED_BOARDS = {
@@ -44,8 +45,9 @@ def good() -> dict:
 
 
 def refused(data: dict, source: str = SOURCE) -> str:
+    """The error of a profile the schema (edgeq.profiles) or its runtimes (edgeq.runtimes) refuse."""
     with pytest.raises(BadInput) as caught:
-        parse_profile(data, source)
+        check_profile(parse_profile(data, source))
     return str(caught.value)
 
 

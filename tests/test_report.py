@@ -1,18 +1,34 @@
-"""The fit verdict, where each of its figures came from, and the reports' arithmetic."""
+"""The fit verdict, where each of its figures came from, the report as a type, and the reports'
+arithmetic."""
 
 from __future__ import annotations
 
-from edgeq.measure.fit import (
-    EDGEQ_C_CODE_BYTES_ESTIMATE,
-    TFLM_CODE_BYTES_ESTIMATE,
-    edgeq_c_fit,
-    linked_fit,
-    litert_fit,
-    tflm_fit,
-)
+import json
+
+import pytest
+
+from edgeq.errors import BadInput
+from edgeq.measure.fit import linked_fit
 from edgeq.profiles import get_profile
-from edgeq.report import render_markdown
+from edgeq.report import Report, render_markdown
+from edgeq.report.schema import (
+    Accuracy,
+    Calibration,
+    DeviceInfo,
+    DeviceStatus,
+    Latency,
+    Memory,
+    ModelInfo,
+    Quantization,
+    Size,
+    TensorDesc,
+)
+from edgeq.runtimes.edgeq_c import EDGEQ_C_CODE_BYTES_ESTIMATE, edgeq_c_fit
+from edgeq.runtimes.litert import litert_fit
+from edgeq.runtimes.tflm import TFLM_CODE_BYTES_ESTIMATE, tflm_fit
 from edgeq.units import format_bytes as kb
+
+pytestmark = pytest.mark.usefixtures("no_processes")
 
 
 def test_model_within_flash_and_ram_fits():
@@ -74,21 +90,50 @@ def test_sizes_print_in_binary_units():
     assert (kb(512), kb(2048), kb(1536), kb(3 * 1024 * 1024), kb(None)) == ("512 B", "2 KB", "1.5 KB", "3 MB", "-")
 
 
+def a_report(**changes) -> Report:
+    """A small report as deploy makes one, on a TFLM firmware that was not measured."""
+    fields = dict(
+        model=ModelInfo("m.keras", "m", "keras", "0" * 64, TensorDesc([1, 4], "float32"), TensorDesc([3], "float32"),
+                        ["FULLY_CONNECTED"]),
+        profile=DeviceInfo("p", "P", "mcu", "cortex-m4", 80.0, 1 << 20, 1 << 18, 1 << 17, "p.yaml"),
+        quantization=Quantization("int8", "int8", "tflm", "r", False, Calibration("x", 1, False)),
+        size=Size(4000, 1000, 0.25, 900, {}),
+        memory=Memory({"tflm_arena_bytes": 4096, "tflm_arena_head_bytes": 3000, "tflm_arena_tail_bytes": 1096},
+                      sources={"tflm_arena_bytes": {"kind": "measured", "by": "b"}}),
+        accuracy=Accuracy("x", 1, False, None, None, None, 1.0, 30.0, {}),
+        latency=Latency(0.1, 0.2, 5, 1, "litert", {}),
+        fit=tflm_fit(get_profile("nucleo-l4r5zi"), tflite_bytes=1000, arena_bytes=4096),
+        device=DeviceStatus("skipped", "no port"), outputs={"tflite": "m_int8.tflite"}, warnings=["w"],
+        edgeq_version="0.1.0")
+    fields.update(changes)
+    return Report(**fields)
+
+
 def test_the_markdown_fit_table_marks_an_estimate():
-    fit = tflm_fit(get_profile("nucleo-l4r5zi"), tflite_bytes=1000, arena_bytes=4096).to_dict()
-    report = {
-        "model": {"name": "m", "path": "m.keras", "format": "keras", "sha256": "0" * 64,
-                  "input": {"shape": [1, 4], "dtype": "float32"}, "ops": ["FULLY_CONNECTED"]},
-        "profile": {"name": "p", "display_name": "P", "core": "cortex-m4", "clock_mhz": 80.0,
-                    "flash_bytes": 1 << 20, "ram_bytes": 1 << 18, "ram_for_model_bytes": 1 << 17},
-        "quantization": {"mode": "int8", "description": "int8", "runtime": "tflm", "reason": "r",
-                         "calibration": {"source": "x", "samples": 1}},
-        "size": {"float_tflite_bytes": 4000, "tflite_bytes": 1000, "ratio": 0.25},
-        "memory": {}, "fit": fit,
-        "accuracy": {"samples": 1, "data": "x", "float": None, "quantized": None, "drop_pp": None,
-                     "agreement": 1.0, "sqnr_db": 30.0},
-        "latency": {"host_ms_median": 0.1, "host_ms_p95": 0.2, "runs": 5, "threads": 1},
-        "warnings": [],
-    }
-    flash_row = next(line for line in render_markdown(report).splitlines() if line.startswith("| flash |"))
+    flash_row = next(line for line in render_markdown(a_report()).splitlines() if line.startswith("| flash |"))
     assert "**estimated**" in flash_row
+
+
+def test_a_report_reads_back_from_its_json_as_the_same_report():
+    report = a_report(measure={"samples": 2, "cycles_median": 10.0})
+    again = Report.from_json(report.to_json())
+    assert again == report and again.to_json() == report.to_json()
+
+
+def test_a_runtimes_memory_figures_sit_in_the_memory_section_of_report_json():
+    memory = json.loads(a_report().to_json())["memory"]
+    assert memory["tflm_arena_bytes"] == 4096 and memory["flash_used_bytes"] is None
+    assert memory["sources"]["tflm_arena_bytes"]["kind"] == "measured"
+
+
+def test_a_report_of_another_schema_is_refused_naming_both_versions():
+    data = json.loads(a_report().to_json()) | {"schema_version": 2}
+    with pytest.raises(BadInput, match=r"r\.json: report schema 2, this edgeq reads schema 3"):
+        Report.from_dict(data, "r.json")
+
+
+def test_a_report_missing_a_section_is_refused_naming_it():
+    data = json.loads(a_report().to_json())
+    del data["fit"]
+    with pytest.raises(BadInput, match=r"r\.json: not a report this edgeq wrote \(KeyError: 'fit'\)"):
+        Report.from_dict(data, "r.json")

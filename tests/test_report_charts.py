@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 
-from edgeq.report import charts
+import pytest
+
+from edgeq.report import Report, charts
 from edgeq.report.html import render_html, render_plan_html
 from edgeq.report.svg import nice_ticks
+
+pytestmark = pytest.mark.usefixtures("no_processes")
 
 MEASURED = {"kind": "measured", "by": "the size tool on the linked firmware image"}
 ESTIMATED = {"kind": "estimated", "from": "the .tflite plus 64 KB for TFLM's code"}
@@ -31,13 +35,18 @@ def arena_plan() -> dict:
 
 
 def report(**over) -> dict:
+    """report.json of an edgeq-c deploy measured on its board, as a dict for each test to change."""
     r = {
-        "edgeq_version": "0.1.0",
-        "model": {"name": "m", "format": "keras"},
-        "profile": {"name": "board", "display_name": "Board", "core": "cortex-m4", "clock_mhz": 80,
-                    "flash_bytes": 1_048_576, "ram_bytes": 262_144, "ram_for_model_bytes": 196_608},
-        "quantization": {"mode": "int8", "runtime": "edgeq-c"},
-        "size": {"constant_bytes": 10_000, "sources": {"constant_bytes": {"kind": "measured", "by": "the .tflite file"}}},
+        "schema_version": 3, "edgeq_version": "0.1.0",
+        "model": {"path": "m.keras", "name": "m", "format": "keras", "sha256": "0" * 64,
+                  "input": {"shape": [4], "dtype": "float32"}, "output": {"shape": [3], "dtype": "float32"},
+                  "ops": ["CONV_2D", "FULLY_CONNECTED"]},
+        "profile": {"name": "board", "display_name": "Board", "kind": "mcu", "core": "cortex-m4", "clock_mhz": 80,
+                    "flash_bytes": 1_048_576, "ram_bytes": 262_144, "ram_for_model_bytes": 196_608, "source": ""},
+        "quantization": {"mode": "int8", "description": "int8", "runtime": "edgeq-c", "reason": "r",
+                         "came_quantized": False, "calibration": {"source": "c", "samples": 1, "synthetic": False}},
+        "size": {"float_tflite_bytes": 40_000, "tflite_bytes": 12_000, "ratio": 0.3, "constant_bytes": 10_000,
+                 "sources": {"constant_bytes": {"kind": "measured", "by": "the .tflite file"}}},
         "memory": {"edgeq_c_arena_bytes": 96, "edgeq_c_lower_bound_bytes": 128, "tflm_arena_bytes": 4816,
                    "tflm_arena_head_bytes": 1536, "tflm_arena_tail_bytes": 3280, "firmware_arena_bytes": 5312,
                    "edgeq_c_plan": arena_plan(),
@@ -47,8 +56,10 @@ def report(**over) -> dict:
                           "what": "edgeq-c constants + kernels", "source": ESTIMATED},
                 "ram": {"needed_bytes": 96, "budget_bytes": 196_608, "used_fraction": 0.0005,
                         "what": "edgeq-c arena", "source": MEASURED}},
-        "accuracy": {"samples": 100, "float": 0.98, "quantized": 0.97, "agreement": 0.99, "sqnr_db": 30.5,
-                     "sources": {}},
+        "accuracy": {"data": "v", "samples": 100, "labelled": True, "float": 0.98, "quantized": 0.97, "drop_pp": 1.0,
+                     "agreement": 0.99, "sqnr_db": 30.5, "sources": {}},
+        "latency": {"host_ms_median": 0.1, "host_ms_p95": 0.2, "runs": 5, "threads": 1, "interpreter": "litert",
+                    "sources": {}},
         "measure": {"samples": 100, "samples_planned": 100, "runtime": "edgeq-c", "reference": "tflite-micro",
                     "accuracy": 0.97, "bit_exact_fraction": 1.0, "bit_exact_samples": 100, "cycles_unit": "instructions",
                     "cycles_min": 1000, "cycles_median": 1010, "cycles_p95": 1020, "cycles_max": 1030,
@@ -59,6 +70,10 @@ def report(**over) -> dict:
     }
     r.update(over)
     return r
+
+
+def typed(r: dict) -> Report:
+    return Report.from_dict(r)
 
 
 def plan_json() -> dict:
@@ -79,7 +94,7 @@ def plan_json() -> dict:
 
 
 def test_fit_bars_stack_weights_then_the_rest_and_mark_the_estimate():
-    c = charts.fit_chart(report())
+    c = charts.fit_chart(typed(report()))
     flash = [b for b in c.items if b.row == "flash"]
     assert [(b.kind, b.start, b.value, b.measured) for b in flash] == [
         ("weights", 0, 10_000, True), ("rest", 10_000, 20_000, False)]
@@ -93,12 +108,12 @@ def test_after_a_build_the_fit_is_the_whole_device_without_a_reserve():
     r = report()
     r["fit"]["ram"] = {"needed_bytes": 17_712, "budget_bytes": 262_144, "used_fraction": 0.0676,
                        "what": "whole firmware image: arena, data and stack", "source": MEASURED}
-    ram = [b for b in charts.fit_chart(r).items if b.row == "RAM"]
+    ram = [b for b in charts.fit_chart(typed(r)).items if b.row == "RAM"]
     assert [(b.kind, b.value, b.measured) for b in ram] == [("arena", 96, True), ("rest", 17_616, True)]
 
 
 def test_arena_boxes_are_tensors_over_their_steps_with_in_place_scratch_and_peak():
-    c = charts.arena_chart(report())
+    c = charts.arena_chart(typed(report()))
     boxes = {b.label.split()[1] if b.kind != "scratch" else "s": b for b in c.items}
     assert (boxes["0"].x0, boxes["0"].x1, boxes["0"].y0, boxes["0"].y1, boxes["0"].kind) == (-1, 1, 0, 64, "input")
     assert boxes["1"].kind == "in-place" and "over tensor 0 at step 0" in boxes["1"].note
@@ -112,24 +127,24 @@ def test_arena_boxes_are_tensors_over_their_steps_with_in_place_scratch_and_peak
 def test_no_arena_plan_no_arena_or_layer_chart():
     r = report()
     del r["memory"]["edgeq_c_plan"]
-    assert charts.arena_chart(r) is None and charts.layer_chart(r) is None
+    assert charts.arena_chart(typed(r)) is None and charts.layer_chart(typed(r)) is None
 
 
 def test_arena_sizes_put_tflm_tail_after_its_head():
-    bars = {(b.row, b.kind): b for b in charts.arena_sizes_chart(report()).items}
+    bars = {(b.row, b.kind): b for b in charts.arena_sizes_chart(typed(report())).items}
     assert (bars[("TFLM", "tail")].start, bars[("TFLM", "tail")].value) == (1536, 3280)
     assert bars[("edgeq-c", "arena")].value == 96 and bars[("edgeq-c bound", "bound")].value == 128
 
 
 def test_layer_bars_are_macs_per_step_in_model_order_and_say_instructions_are_not_measured():
-    c = charts.layer_chart(report())
+    c = charts.layer_chart(typed(report()))
     assert [(b.row, b.value, b.unit) for b in c.items] == [
         ("0 CONV_2D", 1000, "MACs"), ("1 CONV_2D+ADD", 3000, "MACs"), ("2 FULLY_CONNECTED", 500, "MACs")]
     assert "not measured" in c.note and "0.22 instructions per MAC" in c.note
 
 
 def test_accuracy_bars_in_percent_with_sqnr_in_the_table():
-    c = charts.accuracy_chart(report())
+    c = charts.accuracy_chart(typed(report()))
     assert [(b.row, round(b.value, 6)) for b in c.items] == [
         ("float", 98), ("quantized", 97), ("agreement", 99), ("on the device", 97)]
     assert c.rows[-1][0] == "SQNR" and c.rows[-1][2] == "30.5 dB"
@@ -150,10 +165,10 @@ def test_candidates_are_points_measured_where_the_board_ran_them_and_rejected_on
 
 
 def test_device_range_runs_min_to_max_with_median_and_p95_marked():
-    c = charts.device_chart(report())
+    c = charts.device_chart(report()["measure"])
     assert [(b.start, b.value) for b in c.items] == [(1000, 30)]
     assert [m.value for m in c.marks] == [1010, 1020] and not c.from_zero
-    assert charts.device_chart(report(measure=None)) is None
+    assert charts.device_chart(None) is None
 
 
 def test_byte_ticks_step_in_binary_units():
@@ -162,7 +177,7 @@ def test_byte_ticks_step_in_binary_units():
 
 
 def test_the_page_is_self_contained_and_every_chart_has_a_table_and_a_title():
-    page = render_html(report(), plan_json())
+    page = render_html(typed(report()), plan_json())
     assert "<script" not in page and not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     charts_drawn = re.findall(r'data-chart="([^"]+)"', page)
     assert charts_drawn == ["fit", "arena", "arenas", "layers", "accuracy", "candidates-latency",
@@ -176,7 +191,7 @@ def test_the_page_is_self_contained_and_every_chart_has_a_table_and_a_title():
 
 
 def test_a_report_without_device_or_plan_says_what_was_not_measured():
-    page = render_html(report(measure=None, device={"status": "skipped", "reason": "--no-device was given"}))
+    page = render_html(typed(report(measure=None, device={"status": "skipped", "reason": "--no-device was given"})))
     assert "Not measured on the device: --no-device was given." in page and "candidates" not in page
     assert 'data-chart="latency"' not in page
 
@@ -190,6 +205,6 @@ def test_edgeq_c_weights_in_flash_are_its_generated_constants_not_the_tflites():
     r = report()
     r["memory"]["edgeq_c_constant_bytes"] = 19_000  # widened for a DSP core
     r["memory"]["sources"]["edgeq_c_constant_bytes"] = {"kind": "measured", "by": "edgeq-c's static memory plan"}
-    flash = [b for b in charts.fit_chart(r).items if b.row == "flash"]
+    flash = [b for b in charts.fit_chart(typed(r)).items if b.row == "flash"]
     assert [(b.kind, b.start, b.value) for b in flash] == [("weights", 0, 19_000), ("rest", 19_000, 11_000)]
     assert flash[0].label == "weights (edgeq-c's constant arrays)"

@@ -1,4 +1,4 @@
-"""Register-level board support for real microcontrollers (edgeq.codegen.boards.silicon, chips, images),
+"""Register-level board support for real microcontrollers (edgeq.boards.silicon, chips, images),
 checked without the boards: every real profile's firmware built with arm-none-eabi-gcc and its image read
 back with arm-none-eabi-readelf (vector table at the flash origin, initial stack pointer in RAM, every
 section inside the profile's flash or RAM), the .bin/.hex/.uf2 files the flash tools take, and the two
@@ -19,19 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq import codegen
-from edgeq.codegen.boards import board_params_for, render_board
-from edgeq.codegen.boards.chips import CHIPS, baud_error
-from edgeq.codegen.boards.images import BOOT2_ASM, BOOT2_CODE, RP2040_FAMILY_ID, boot2_image, crc32_rp2040, uf2_from_bin
+from edgeq.boards import board_params_for
+from edgeq.boards.chips import CHIPS, baud_error
+from edgeq.boards.images import BOOT2_ASM, BOOT2_CODE, RP2040_FAMILY_ID, boot2_image, crc32_rp2040, uf2_from_bin
+from edgeq.codegen.board import render_board
 from edgeq.device.build import build
 from edgeq.device.flash import FlashOptions, Images, flash
 from edgeq.device.loop import measure_run, run_on_device
 from edgeq.errors import BadInput
 from edgeq.files import write_files
-from edgeq.graph import read_graph
-from edgeq.measure.interpreters import tflm_arena
 from edgeq.profiles import Board, get_profile, load_profile_file
 from edgeq.resources import PROFILE_DIR
+from edgeq.runtimes import get_runtime
 
 REAL_PROFILES = ["nucleo-l4r5zi", "stm32f746g-disco", "nucleo-h743zi2", "arduino-nano-33-ble-sense",
                  "rpi-pico", "sparkfun-edge"]
@@ -51,8 +50,7 @@ needs_tree = pytest.mark.skipif(not os.environ.get("TFLM_DIR"), reason="needs a 
 
 
 def generate(folder: Path, profile_name: str, runtime: str, tflite: bytes) -> Path:
-    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
-    files = codegen.render_project(runtime, get_profile(profile_name), tflite, read_graph(tflite), arena, "small")
+    files = get_runtime(runtime).project(get_profile(profile_name), tflite, "small")
     write_files(folder, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
     return folder
 
@@ -360,7 +358,7 @@ def test_stm32_and_nrf5_ports_in_qemu_are_bit_exact_with_the_tflite_micro_interp
         profile_name, runtime, small_cnn_int8, x_val, tmp_path):
     profile = get_profile(profile_name)
     project = generate(tmp_path, profile_name, runtime, small_cnn_int8)
-    result = run_on_device(profile, project, measure_run(profile, project, x_val, None, project / "m.jsonl"))
+    result = run_on_device(profile, project, measure_run(project, x_val, None, project / "m.jsonl"))
     assert result.error is None
     summary = result.measure
     assert (summary["samples"], summary["bit_exact_fraction"], summary["max_abs_diff"]) == (len(x_val), 1.0, 0)
@@ -371,9 +369,7 @@ def test_stm32_and_nrf5_ports_in_qemu_are_bit_exact_with_the_tflite_micro_interp
 
 @pytest.mark.parametrize("runtime", ["edgeq-c", "tflm"])
 def test_esp32_s3_gets_an_esp_idf_project_with_the_model_as_a_component(runtime, small_cnn_int8):
-    arena = tflm_arena(small_cnn_int8).smallest_bytes if runtime == "tflm" else None
-    files = codegen.render_project(runtime, get_profile("esp32-s3-devkitc"), small_cnn_int8, read_graph(small_cnn_int8),
-                                   arena, "small")
+    files = get_runtime(runtime).project(get_profile("esp32-s3-devkitc"), small_cnn_int8, "small")
     main = "main/main.cc" if runtime == "tflm" else "main/main.c"
     assert {"CMakeLists.txt", "sdkconfig.defaults", main, "main/eq_board_esp32.c", "main/CMakeLists.txt",
             "components/edgeq_model/CMakeLists.txt", "components/edgeq_model/eq_protocol.c"} <= set(files)
@@ -384,12 +380,12 @@ def test_esp32_s3_gets_an_esp_idf_project_with_the_model_as_a_component(runtime,
 
 
 def test_esp32_s3_project_is_built_by_idf_py_and_its_bin_goes_at_0x10000(small_cnn_int8, tmp_path):
-    import json
-
+    from edgeq.codegen.sources import read_manifest
     from edgeq.device.build import make_command
     project = generate(tmp_path, "esp32-s3-devkitc", "edgeq-c", small_cnn_int8)
-    manifest = json.loads((project / "edgeq-firmware.json").read_text())
-    assert make_command(project, manifest, get_profile("esp32-s3-devkitc")) == ["idf.py", "-C", str(project), "build"]
-    images = Images(elf=project / manifest["elf"], bin=project / manifest["bin"], image=project / manifest["elf"])
+    manifest = read_manifest(project)
+    assert manifest.builder == "esp-idf" and manifest.hex is None
+    assert make_command(project, manifest) == ["idf.py", "-C", str(project), "build"]
+    images = Images(elf=project / manifest.elf, bin=project / manifest.bin, image=project / manifest.elf)
     command = flash(get_profile("esp32-s3-devkitc"), images, FlashOptions(port="/dev/ttyUSB0"), dry_run=True)[0]
     assert command[-2:] == ["0x10000", str(project / "build" / "firmware.bin")]

@@ -20,14 +20,14 @@ import pytest
 from edgeq import codegen
 from edgeq.codegen.tflm_ops import RESOLVER_METHODS
 from edgeq.codegen.tflm_sources import OP_KERNELS, SIGNAL_OPS, kernel_sources
-from edgeq.device.build import build
 from edgeq.device.connect import device_link
-from edgeq.device.loop import measure_run, run_on_device
+from edgeq.device.loop import build_firmware, measure_run, run_on_device
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.files import write_files
 from edgeq.graph import read_graph
 from edgeq.measure.interpreters import tflm_arena
 from edgeq.profiles import get_profile
+from edgeq.runtimes import get_runtime
 
 from .conftest import SHARED_TFLM
 
@@ -42,8 +42,7 @@ needs_qemu = pytest.mark.skipif(
 
 
 def generate(folder: Path, board: str, tflite: bytes) -> Path:
-    files = codegen.render_project("tflm", get_profile(board), tflite, read_graph(tflite),
-                                   tflm_arena(tflite).smallest_bytes, "small_int8")
+    files = get_runtime("tflm").project(get_profile(board), tflite, "small_int8")
     write_files(folder, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
     return folder
 
@@ -111,14 +110,14 @@ def test_without_tflm_dir_the_build_is_refused_saying_what_to_set(small_cnn_int8
     monkeypatch.delenv("TFLM_DIR", raising=False)
     project = generate(tmp_path, "qemu-mps2-an386", small_cnn_int8)
     with pytest.raises(BadInput, match="set TFLM_DIR to one made by TFLM's create_tflm_tree.py"):
-        build(project, get_profile("qemu-mps2-an386"))
+        build_firmware(project, get_profile("qemu-mps2-an386"))
 
 
 def test_a_folder_that_is_no_tflm_tree_is_refused_naming_it(small_cnn_int8, tmp_path, monkeypatch):
     monkeypatch.setenv("TFLM_DIR", str(tmp_path))
     project = generate(tmp_path / "fw", "qemu-mps2-an386", small_cnn_int8)
     with pytest.raises(BadInput, match=rf"TFLM_DIR={tmp_path} is not a TFLM source tree \(no tensorflow/lite/micro/"):
-        build(project, get_profile("qemu-mps2-an386"))
+        build_firmware(project, get_profile("qemu-mps2-an386"))
 
 
 @needs_tree
@@ -130,7 +129,7 @@ def test_a_tree_lacking_a_kernel_the_model_needs_fails_naming_the_file_and_the_o
     monkeypatch.setenv("TFLM_DIR", str(tree))
     project = generate(tmp_path / "fw", "qemu-mps2-an386", small_cnn_int8)
     with pytest.raises(ToolFailed, match=rf"{tree}/{KERNELS}/cmsis_nn/softmax.cc is missing: SOFTMAX needs it"):
-        build(project, get_profile("qemu-mps2-an386"))
+        build_firmware(project, get_profile("qemu-mps2-an386"))
 
 
 # ---- built, run in QEMU, measured ----------------------------------------------------------------------
@@ -148,7 +147,7 @@ def x_val(small_data) -> np.ndarray:
 def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(board, small_cnn_int8, x_val, tmp_path):
     profile = get_profile(board)
     project = generate(tmp_path, board, small_cnn_int8)
-    run = measure_run(profile, project, x_val, None, project / "measure.jsonl")
+    run = measure_run(project, x_val, None, project / "measure.jsonl")
     result = run_on_device(profile, project, run)
     assert result.error is None
     summary = result.measure
@@ -167,13 +166,14 @@ def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(bo
 @needs_qemu
 @pytest.mark.emulator
 def test_a_second_project_for_the_same_core_compiles_no_tflm_file_again(small_cnn_int8, tmp_path):
-    from edgeq.device.build import make_command, read_manifest
-
+    from edgeq.codegen.sources import read_manifest
+    from edgeq.device.build import make_command
     profile = get_profile("qemu-mps2-an386")
     first = generate(tmp_path / "first", "qemu-mps2-an386", small_cnn_int8)
-    build(first, profile)  # warms the cache with edgeq build's own flags, if the tests above have not
+    build_firmware(first, profile)  # warms the cache with edgeq build's own flags, if the tests above have not
     second = generate(tmp_path / "second", "qemu-mps2-an386", small_cnn_int8)
-    done = subprocess.run(make_command(second, read_manifest(second), profile), capture_output=True, text=True,
+    variables = get_runtime("tflm").build_variables()
+    done = subprocess.run(make_command(second, read_manifest(second), variables), capture_output=True, text=True,
                           check=True)
     assert "  TFLM " not in done.stdout and (second / "firmware.elf").is_file()
 
@@ -186,17 +186,20 @@ def test_an_int16x8_model_cmsis_nn_cannot_start_is_refused_at_generation_naming_
     tflite = convert(model, "int16x8", load_dataset(str(small_data["calib"]), model.input))
     with pytest.raises(BadInput, match=r"TFLM with CMSIS-NN kernels cannot run this model: FULLY_CONNECTED "
                                        r"\(index 4\) has int16 input and per-channel weights"):
-        codegen.render_project("tflm", get_profile("qemu-mps2-an386"), tflite, read_graph(tflite), 8192, "m")
+        get_runtime("tflm").project(get_profile("qemu-mps2-an386"), tflite, "m")
 
 
 @needs_tree
 @needs_qemu
 @pytest.mark.emulator
 def test_firmware_whose_arena_is_too_small_says_why_it_did_not_start(small_cnn_int8, x_val, tmp_path):
+    from edgeq.codegen.tflm import render_tflm_firmware
+
     profile = get_profile("qemu-mps2-an386")
-    files = codegen.render_project("tflm", profile, small_cnn_int8, read_graph(small_cnn_int8), 256, "m")
+    files = render_tflm_firmware(profile, small_cnn_int8, read_graph(small_cnn_int8), 256, "m",
+                                 get_runtime("tflm").identity)
     write_files(tmp_path, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
-    result = run_on_device(profile, tmp_path, measure_run(profile, tmp_path, x_val[:2], None, tmp_path / "m.jsonl"))
+    result = run_on_device(profile, tmp_path, measure_run(tmp_path, x_val[:2], None, tmp_path / "m.jsonl"))
     assert isinstance(result.error, ToolFailed)
     assert "did not start: edgeq: AllocateTensors() failed: the arena (288 bytes) is too small" in str(
         result.error)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeq.aot import emit
+import edgeq.aot.emit as emit
 from edgeq.aot.lifetimes import (
     DEPTHWISE_CHANNEL,
     ELEMENTWISE,

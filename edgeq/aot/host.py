@@ -4,7 +4,6 @@ ctypes (tests, benchmarks) or a stand-alone program (sanitizer runs)."""
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +69,7 @@ def build_program(model, directory: Path, cflags=("-O3",), cc: str = "gcc") -> P
 
 def run_program(program: Path, model, inputs: list[np.ndarray]) -> list[np.ndarray]:
     data = b"".join(np.ascontiguousarray(x).tobytes() for x in inputs)
-    proc = subprocess.run([str(program)], input=data, capture_output=True)
+    proc = tools.run_tool([str(program)], "the host C compiler", input=data, check=False)
     if proc.returncode != 0:
         raise ToolFailed(f"{program} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-4000:]}")
     outputs, pos = [], 0

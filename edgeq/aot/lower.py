@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from edgeq.aot import lower_conv, lower_elementwise
+import edgeq.aot.lower_conv as lower_conv
+import edgeq.aot.lower_elementwise as lower_elementwise
 from edgeq.aot.lowering import ALIAS_OPS, Lowered, Lowering, Step, conv_add_fusions, unsupported
 from edgeq.errors import BadInput
 from edgeq.graph import Graph

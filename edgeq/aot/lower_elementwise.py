@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.aot import arith, luts
+import edgeq.aot.arith as arith
+import edgeq.aot.luts as luts
 from edgeq.aot.lowering import Lowering, Step, c_dims, dims4, unsupported
 from edgeq.graph import Operator
 from edgeq.tflm_limits import softmax_scale_aborts

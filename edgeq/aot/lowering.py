@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from edgeq.aot import arith
+import edgeq.aot.arith as arith
 from edgeq.errors import BadInput
 from edgeq.graph import Graph, Operator, Tensor
 

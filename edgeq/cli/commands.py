@@ -1,5 +1,5 @@
-"""What each `edgeq` subcommand does: read its arguments, call the stage, write what it returns,
-print the facts (as a table for people, as the same facts in JSON with --json).
+"""What each `edgeq` subcommand does: read its arguments, call the stage, write what it returns
+atomically, print the facts (as a table for people, as the same facts in JSON with --json).
 
 Imports of the stages wait inside each command so that `edgeq --help` and `edgeq profiles` start
 in a fraction of a second, without TensorFlow.
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from edgeq import console
-from edgeq.errors import BadInput, DoesNotFit, EdgeqError
+from edgeq.errors import BadInput, DoesNotFit
 from edgeq.files import write_files
 from edgeq.sources import ESTIMATE_MARK
 from edgeq.units import format_bytes
@@ -25,9 +25,9 @@ def _result(args, facts: dict, text: str) -> None:
         console.info(text)
 
 
-def _generate_out(args) -> Path:
-    path = Path(args.model)
-    return Path(args.out) if args.out else path.with_name(f"{path.stem}_{args.runtime or 'firmware'}")
+def _warn(warnings) -> None:
+    for w in warnings:
+        console.warn(w)
 
 
 def _read_tflite(path: Path):
@@ -42,9 +42,24 @@ def _read_tflite(path: Path):
 
 
 def _profile(name: str):
+    """The profile called `name`, its runtimes checked (edgeq.runtimes)."""
     from edgeq.profiles import get_profile
+    from edgeq.runtimes import check_profile
 
-    return get_profile(name)
+    return check_profile(get_profile(name))
+
+
+def _firmware(path: str):
+    """A firmware folder and its manifest; a .tflite or a missing folder is refused."""
+    from edgeq.codegen.sources import read_manifest
+
+    firmware = Path(path)
+    if firmware.suffix == ".tflite" or firmware.is_file():
+        raise BadInput(f"{firmware}: edgeq measure runs a firmware folder on its device; "
+                       f"to measure a .tflite on this host use: edgeq evaluate {firmware} --device NAME --val VAL")
+    if not firmware.is_dir():
+        raise BadInput(f"{firmware}: no such firmware folder (edgeq generate or edgeq deploy makes one)")
+    return firmware, read_manifest(firmware)
 
 
 # ---- subcommands ---------------------------------------------------------------------------
@@ -53,46 +68,49 @@ def _profile(name: str):
 def cmd_profiles(args) -> int:
     from dataclasses import asdict
 
-    from edgeq.profiles import format_profile, format_profile_table, get_profile, load_profiles
+    from edgeq.profiles import format_profile, format_profile_table, load_profiles
+    from edgeq.runtimes import check_profile
 
     if args.name:
-        profile = get_profile(args.name)
+        profile = _profile(args.name)
         if args.json:
             console.emit_json(json.dumps(asdict(profile), indent=2))
         else:
             console.info(format_profile(profile))
     else:
-        profiles = load_profiles()
+        profiles = [check_profile(p) for p in load_profiles().values()]
         if args.json:
-            console.emit_json(json.dumps([asdict(p) for p in profiles.values()], indent=2))
+            console.emit_json(json.dumps([asdict(p) for p in profiles], indent=2))
         else:
-            console.info(format_profile_table(list(profiles.values())))
+            console.info(format_profile_table(profiles))
     return 0
 
 
 def cmd_convert(args) -> int:
-    from edgeq.convert.converter import NEEDS_CALIBRATION, convert
+    from edgeq.convert.converter import convert_model
     from edgeq.load import load_data, load_model
+    from edgeq.modes import get_mode
 
     out = Path(args.out) if args.out else Path(args.model).with_name(f"{Path(args.model).stem}_{args.quant}.tflite")
     with console.stage("load", args.model):
         model = load_model(args.model)
-        calibration = load_data(model, args.data, None)[0] if args.quant in NEEDS_CALIBRATION else None
+        calibration = load_data(model, args.data, None)[0] if get_mode(args.quant).calibrated else None
+    if calibration is not None:
+        _warn(calibration.warnings)
     with console.stage("convert", args.quant):
-        tflite = convert(model, args.quant, calibration)
-    write_files(out.parent, {out.name: tflite})
-    _result(args, {"tflite": str(out), "bytes": len(tflite), "mode": args.quant},
-            f"wrote {out} ({len(tflite):,} bytes)")
+        converted = convert_model(model, args.quant, calibration)
+    _warn(converted.warnings)
+    write_files(out.parent, {out.name: converted.tflite})
+    _result(args, {"tflite": str(out), "bytes": len(converted.tflite), "mode": args.quant,
+                   "warnings": list(converted.warnings)}, f"wrote {out} ({len(converted.tflite):,} bytes)")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    """A .tflite on this host: accuracy and latency in LiteRT, TFLM's arena, the fit verdict."""
-    from edgeq.codegen.project import compile_for
-    from edgeq.deploy import assess
+    """A .tflite on this host: accuracy and latency in LiteRT, each runtime's own figures, the fit verdict."""
     from edgeq.load import TensorSpec, load_dataset
-    from edgeq.measure.interpreters import compare, litert_latency, run_litert, tflm_arena
-    from edgeq.plan.rules import choose_runtime
+    from edgeq.measure.interpreters import compare, litert_latency, run_litert
+    from edgeq.runtimes import choose_runtime, runtimes_of
 
     profile = _profile(args.device)
     tflite, graph = _read_tflite(Path(args.model))
@@ -104,24 +122,29 @@ def cmd_evaluate(args) -> int:
     with console.stage("measure", f"{len(val)} samples, LiteRT on the host"):
         acc = compare(run_litert(float_tflite, val, threads, "float"), run_litert(tflite, val, threads, "model"), val)
         lat = litert_latency(tflite, val.x[0], threads)
-        arena = tflm_arena(tflite) if profile.is_microcontroller else None
-    compiled = compile_for(profile, tflite, args.model)[0] if runtime == "edgeq-c" else None
-    fit = assess(profile, runtime, graph, tflite, arena, compiled)
+        # Every runtime of the profile: its own figures beside the chosen one's, as the report has them.
+        prepared = {r: r.prepare(profile, tflite, graph, args.model) for r in runtimes_of(profile)}
+    if prepared[runtime].refusal:
+        raise BadInput(prepared[runtime].refusal)
+    _warn(prepared[runtime].warnings)
+    fit = runtime.fit(profile, prepared[runtime], tflite)
+    figures = {key: figure for r, p in prepared.items() for key, figure in r.memory(p).items()}
     result = {"samples": acc.samples, "accuracy": acc.quantized_accuracy, "float_accuracy": acc.float_accuracy,
               "agreement": acc.agreement, "sqnr_db": acc.sqnr_db, "host_ms_median": lat.median_ms,
-              "tflm_arena_bytes": arena.total_bytes if arena else None,
-              "edgeq_c_arena_bytes": compiled.arena_bytes if compiled else None, "runtime": runtime,
-              "fit": fit.to_dict(),
+              **{key: value for key, (value, _) in figures.items() if not isinstance(value, dict)},
+              "runtime": runtime.name, "fit": fit.to_dict(),
               "sources": {"accuracy": "measured: LiteRT on this host", "host_ms_median": "measured: LiteRT on this host",
-                          "tflm_arena_bytes": "measured: tflite-micro's recording allocator on this host"}}
+                          **{key: source.to_dict() for key, (value, source) in figures.items()
+                             if not isinstance(value, dict)}}}
     lines = []
     if acc.quantized_accuracy is not None:
         lines.append(f"accuracy {100 * acc.quantized_accuracy:.2f} %"
                      + (f" (reference {100 * acc.float_accuracy:.2f} %)" if args.float else ""))
     lines.append(f"output SQNR {acc.sqnr_db:.1f} dB, host latency {lat.median_ms:.3f} ms (median, LiteRT on this host)")
+    arena = runtime.arena_figure and figures.get(runtime.arena_figure)
     if arena:
-        lines.append(f"TFLM arena {arena.total_bytes:,} bytes ({format_bytes(arena.total_bytes)})")
-    lines.append(f"fit on {runtime}: {fit.verdict}"
+        lines.append(f"{runtime.label} arena {arena[0]:,} bytes ({format_bytes(arena[0])})")
+    lines.append(f"fit on {runtime.name}: {fit.verdict}"
                  + "".join(f"\n  {k}: {b.source.mark(format_bytes(b.needed_bytes))} of {format_bytes(b.budget_bytes)}"
                            for k, b in (("flash", fit.flash), ("RAM", fit.ram)))
                  + "".join(f"\n  {r}" for r in fit.reasons()) + f"\n  ({ESTIMATE_MARK} estimated)")
@@ -131,85 +154,63 @@ def cmd_evaluate(args) -> int:
 
 def cmd_measure(args) -> int:
     """A firmware folder on its device, over serial."""
-    firmware = Path(args.firmware)
-    if firmware.suffix == ".tflite" or firmware.is_file():
-        raise BadInput(f"{firmware}: edgeq measure runs a firmware folder on its device; "
-                       f"to measure a .tflite on this host use: edgeq evaluate {firmware} --device NAME --val VAL")
-    if not firmware.is_dir():
-        raise BadInput(f"{firmware}: no such firmware folder (edgeq generate or edgeq deploy makes one)")
-    return _measure_on_device(args, firmware)
-
-
-def _measure_on_device(args, firmware: Path) -> int:
-    from edgeq.device.build import read_manifest
-    from edgeq.device.connect import device_link
-    from edgeq.device.loop import measure_run
-    from edgeq.device.measure import JOURNAL, SUMMARY, device_data, measure
-    from edgeq.device.profile import profile_firmware
+    from edgeq.device.loop import measure_firmware
+    from edgeq.device.measure import SUMMARY, device_data
     from edgeq.report import format_measure, render_measure_html
 
-    manifest = read_manifest(firmware)
-    profile = _profile(args.device or manifest["device"])
-    model_path = Path(args.against) if args.against else firmware / manifest["model"]
+    firmware, manifest = _firmware(args.firmware)
+    profile = _profile(args.device or manifest.device)
+    model_path = Path(args.against) if args.against else firmware / manifest.model
     if not model_path.is_file():
         raise BadInput(f"{model_path}: no such model file")
     tflite = model_path.read_bytes()
-    x, y = device_data(args.val, tflite, args.samples, str(model_path))
+    x, y, warnings = device_data(args.val, tflite, args.samples, str(model_path))
+    _warn(warnings)
     out = Path(args.out) if args.out else firmware
-    run = measure_run(profile, firmware, x, y, out / JOURNAL, tflite=tflite, model_name=model_path.name,
-                      resume=args.resume, timeout=args.timeout)
-    elf = firmware / manifest["elf"]
-    summary, failure = None, None
-    with console.stage("device", f"{len(x)} samples on {profile.name}, over serial"):
-        try:
-            with device_link(profile, elf, firmware, args.port) as link:
-                summary = measure(link, run)
-        except EdgeqError as exc:
-            summary, failure = getattr(exc, "measured", None), exc
-    if args.profile and failure is None:
-        summary["profile"] = profile_firmware(profile, firmware, run, summary["cycles_median"], args.port)
-    if summary is not None:
-        write_files(out, {SUMMARY: (json.dumps(summary, indent=2) + "\n").encode(),
-                          "report.html": render_measure_html(summary, f"edgeq measure: {firmware}").encode()})
-        _result(args, summary, "\n".join(format_measure(summary)))
-    if failure is not None:
-        if summary is not None:
-            console.info(f"kept {summary['samples']} measured samples in {run.journal}; --resume continues")
-        raise failure
+    found = measure_firmware(profile, firmware, x, y, out, tflite=tflite, model_name=model_path.name, port=args.port,
+                             resume=args.resume, timeout=args.timeout, per_layer=args.profile)
+    if found.summary is not None:
+        write_files(out, {SUMMARY: (json.dumps(found.summary, indent=2) + "\n").encode(),
+                          "report.html": render_measure_html(found.summary, f"edgeq measure: {firmware}").encode()})
+        _result(args, found.summary, "\n".join(format_measure(found.summary)))
+    if found.failure is not None:
+        if found.summary is not None:
+            console.info(f"kept {found.summary['samples']} measured samples in {found.journal}; --resume continues")
+        raise found.failure
     return 0
 
 
 def cmd_build(args) -> int:
-    from edgeq.device.build import build, read_manifest
+    from edgeq.device.loop import build_firmware
 
-    firmware = Path(args.firmware)
-    profile = _profile(args.device or read_manifest(firmware)["device"])
+    firmware, manifest = _firmware(args.firmware)
+    profile = _profile(args.device or manifest.device)
     with console.stage("build", f"make{' PROFILE=1' if args.profile else ''} in {firmware}"):
-        result = build(firmware, profile, profiled=args.profile)
+        result = build_firmware(firmware, profile, profiled=args.profile)
     facts = result.to_dict()
     kb = format_bytes
     _result(args, facts, f"{result.elf}: flash {facts['flash_used_bytes']:,} bytes ({kb(facts['flash_used_bytes'])}, "
                      f"{100 * facts['flash_used_fraction']:.2f} % of {kb(facts['flash_budget_bytes'])}), "
                      f"RAM {facts['ram_used_bytes']:,} bytes ({kb(facts['ram_used_bytes'])}, "
-                     f"{100 * facts['ram_used_fraction']:.2f} % of {kb(facts['ram_budget_bytes'])}, stack included; measured: the size tool on the linked image)")
+                     f"{100 * facts['ram_used_fraction']:.2f} % of {kb(facts['ram_budget_bytes'])}, stack included; "
+                     "measured: the size tool on the linked image)")
     return 0
 
 
 def cmd_flash(args) -> int:
-    from edgeq.device.build import profiled_name, read_manifest
+    from edgeq.boards import board_params_for
+    from edgeq.device.build import profiled_name
     from edgeq.device.connect import device_link, free_tcp_port
     from edgeq.device.flash import FlashOptions, Images, QemuRunner, flash
+    from edgeq.device.measure import FirmwareMismatch
 
-    firmware = Path(args.firmware)
-    manifest = read_manifest(firmware)
-    profile = _profile(args.device or manifest["device"])
+    firmware, manifest = _firmware(args.firmware)
+    profile = _profile(args.device or manifest.device)
     name = profiled_name if args.profile else str
-    files = {key: firmware / name(manifest[key]) if manifest.get(key) else None
+    files = {key: firmware / name(manifest.image(key)) if manifest.image(key) else None
              for key in ("elf", "bin", "hex", "uf2")}
     options = FlashOptions(port=args.port, host=args.host, probe=args.probe, erase=args.erase)
     if args.dry_run and profile.flash.method == "qemu":
-        from edgeq.codegen.boards import board_params_for
-
         command = QemuRunner().command(board_params_for(profile).board, files["elf"], free_tcp_port())
         _result(args, {"device": profile.name, "method": "qemu", "dry_run": True, "commands": [command]},
                 " ".join(command))
@@ -227,7 +228,7 @@ def cmd_flash(args) -> int:
     # The board (or the emulator edgeq starts) must now say HELLO with this firmware's model.
     with device_link(profile, files["elf"], firmware, args.port) as link:
         info = link.hello(timeout=args.timeout)
-    same = info.model_hash.hex() == manifest["model_sha256"]
+    same = info.model_hash.hex() == manifest.model_sha256
     facts["hello"] = {"runtime": info.runtime, "runtime_version": info.runtime_version,
                       "model_sha256": info.model_hash.hex(), "this_firmware": same, "arena_bytes": info.arena_bytes,
                       "clock_hz": info.clock_hz}
@@ -237,34 +238,27 @@ def cmd_flash(args) -> int:
                  f"{info.model_hash.hex()[:16]}... ({'this firmware' + chr(39) + 's model' if same else 'ANOTHER model'}), "
                  f"arena {info.arena_bytes:,} bytes, clock {info.clock_hz / 1e6:g} MHz")
     if not same:
-        from edgeq.device.measure import FirmwareMismatch
-
         raise FirmwareMismatch(f"the device answers with the model {info.model_hash.hex()[:16]}..., not "
-                               f"{manifest['model']} ({manifest['model_sha256'][:16]}...): the flash did not take")
+                               f"{manifest.model} ({manifest.model_sha256[:16]}...): the flash did not take")
     return 0
 
 
 def cmd_generate(args) -> int:
-    from edgeq.codegen import project as codegen
-    from edgeq.deploy import check_runtime_ops
-    from edgeq.measure.interpreters import tflm_arena
-    from edgeq.plan.rules import choose_runtime
+    from edgeq.runtimes import choose_runtime
 
     profile = _profile(args.device)
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
-    compiled, refusal = codegen.compile_for(profile, tflite, str(path)) if runtime == "edgeq-c" else (None, None)
-    check_runtime_ops(tflite, graph, runtime, refusal)
-    arena = tflm_arena(tflite).smallest_bytes if runtime == "tflm" else None
-    out = _generate_out(args)
-    with console.stage("generate", f"{runtime} project"):
-        if compiled is not None:
-            project = codegen.render_edgeq_c_project(profile, tflite, graph, path.stem, compiled)
-        else:
-            project = codegen.render_project(runtime, profile, tflite, graph, arena, path.stem)
+    out = Path(args.out)
+    with console.stage("generate", f"{runtime.name} project"):
+        prepared = runtime.prepare(profile, tflite, graph, str(path))
+        if prepared.refusal:
+            raise BadInput(prepared.refusal)
+        project = runtime.generate(profile, tflite, graph, path.stem, prepared)
+    _warn(prepared.warnings)
     write_files(out, {k: v.encode() if isinstance(v, str) else v for k, v in project.items()})
-    _result(args, {"runtime": runtime, "device": profile.name, "out": str(out), "files": sorted(project)},
+    _result(args, {"runtime": runtime.name, "device": profile.name, "out": str(out), "files": sorted(project)},
             f"wrote {len(project)} files to {out}/")
     return 0
 
@@ -283,6 +277,15 @@ def plan_request(args, profile):
         device_port=getattr(args, "port", None))
 
 
+def _plan_files(result) -> dict[str, bytes]:
+    """plan.json, the chosen model, and report.html drawn from plan.json."""
+    from edgeq.report import render_plan_html
+
+    files = result.files()
+    files["report.html"] = render_plan_html(json.loads(files["plan.json"])).encode()
+    return files
+
+
 def cmd_plan(args) -> int:
     from edgeq.plan import PlanDoesNotFit, format_plan_table, run_plan
 
@@ -294,34 +297,34 @@ def cmd_plan(args) -> int:
             result = run_plan(plan_request(args, profile))
     except PlanDoesNotFit as exc:
         write_files(out, _plan_files(exc.result))
+        _warn(exc.result.warnings)
         console.info(format_plan_table(exc.result))
         raise
     write_files(out, _plan_files(result))
+    _warn(result.warnings)
     _result(args, result.to_dict(), format_plan_table(result) + f"\nplan: {out / 'plan.json'}  ({out / 'report.html'})")
     return 0
 
 
-def _plan_files(result) -> dict[str, bytes]:
-    """plan.json, the chosen model, and report.html drawn from plan.json."""
-    from edgeq.report import render_plan_html
-
-    files = result.files()
-    files["report.html"] = render_plan_html(json.loads(files["plan.json"])).encode()
-    return files
-
-
 def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON: {exc}") from None
 
 
 def cmd_report(args) -> int:
     """report.md and report.html again from report.json (and plan.json), or report.html from
     plan.json or measure.json alone: nothing is rerun."""
     from edgeq.device.measure import SUMMARY
-    from edgeq.report import render_measure_html, render_plan_html, report_files
+    from edgeq.report import Report, render_measure_html, render_plan_html, report_files
 
     out = Path(args.out_dir)
-    report, plan, measured = (_read_json(out / name) for name in ("report.json", "plan.json", SUMMARY))
+    report = Report.from_json((out / "report.json").read_text(), str(out / "report.json")) \
+        if (out / "report.json").is_file() else None
+    plan, measured = (_read_json(out / name) for name in ("plan.json", SUMMARY))
     if report is not None:
         files = report_files(report, plan)
         del files["report.json"]  # the input: rewritten only by the run that measured it
@@ -341,13 +344,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from edgeq.deploy import Request, deploy
+    from edgeq.deploy import DeviceRequest, Request, deploy
     from edgeq.plan import PlanDoesNotFit
+    from edgeq.report import render_markdown
 
     profile = _profile(args.device)
     req = Request(model=Path(args.model), profile=profile, data=args.data, val=args.val,
                   mode=args.quant, runtime=args.runtime,
-                  planner=None if args.quant else plan_request(args, profile))
+                  planner=None if args.quant else plan_request(args, profile),
+                  device=DeviceRequest(run=not args.no_device, port=args.port, samples=args.samples,
+                                       per_layer=args.profile))
     console.info(f"edgeq deploy: {req.model} -> {profile.name}")
     try:
         result = deploy(req)
@@ -356,59 +362,17 @@ def cmd_deploy(args) -> int:
         raise
     write_files(args.out_dir, result.files)
     r = result.report
-    failure = None
-    if "firmware" in r["outputs"]:
-        r, failure = _deploy_on_device(args, profile, result)
-    acc = r["accuracy"]
-    if acc["float"] is not None:
-        console.info(f"  accuracy  float {100 * acc['float']:.2f} %, {r['quantization']['mode']} "
-                     f"{100 * acc['quantized']:.2f} % ({acc['drop_pp']:+.2f} pp drop)")
+    acc = r.accuracy
+    if acc.float is not None:
+        console.info(f"  accuracy  float {100 * acc.float:.2f} %, {r.quantization.mode} "
+                     f"{100 * acc.quantized:.2f} % ({acc.drop_pp:+.2f} pp drop)")
     console.info("")
-    console.info((args.out_dir / "report.md").read_text())
+    console.info(render_markdown(r))
     if args.json:
-        console.emit_json((args.out_dir / "report.json").read_text())
-    if failure is not None:
-        raise failure
-    if r["fit"]["verdict"] != "fits":
-        raise DoesNotFit(f"{r['model']['name']} does not fit {profile.name}: " + "; ".join(r["fit"]["reasons"]))
+        console.emit_json(r.to_json())
+    if result.failure is not None:
+        raise result.failure
+    if r.fit.verdict != "fits":
+        raise DoesNotFit(f"{r.model.name} does not fit {profile.name}: " + "; ".join(r.fit.reasons()))
     console.info(f"report: {args.out_dir / 'report.md'}  ({args.out_dir / 'report.json'}, {args.out_dir / 'report.html'})")
     return 0
-
-
-def _deploy_on_device(args, profile, result) -> tuple[dict, EdgeqError | None]:
-    """build -> flash -> measure when the device can be reached; the report gains the figures."""
-    from edgeq.deploy import with_device_results
-    from edgeq.device.loop import device_unreachable, measure_run, run_on_device
-    from edgeq.device.measure import JOURNAL
-    from edgeq.device.profile import profile_firmware
-    from edgeq.report import report_files
-
-    r = result.report
-    firmware = args.out_dir / r["outputs"]["firmware"]
-    skipped = "--no-device was given" if args.no_device else device_unreachable(
-        profile, r["quantization"]["runtime"], args.port)
-    device, failure = None, None
-    if skipped:
-        console.info(f"  {'device':<9} skipped: {skipped}")
-    else:
-        validation = result.validation
-        x, y = validation.x, validation.y if validation.has_class_labels and not validation.synthetic else None
-        if args.samples is not None:
-            x, y = x[:args.samples], (y[:args.samples] if y is not None else None)
-        run = measure_run(profile, firmware, x, y, args.out_dir / JOURNAL, tflite=result.tflite,
-                          model_name=r["outputs"]["tflite"], compiled=result.compiled)
-        try:
-            device = run_on_device(profile, firmware, run, port=args.port)
-            failure = device.error
-            if args.profile and failure is None:
-                device.measure["profile"] = profile_firmware(profile, firmware, run, device.measure["cycles_median"],
-                                                             args.port, flash_board=True)
-        except EdgeqError as exc:  # the build or the flash failed: nothing was measured
-            failure = exc
-    r = with_device_results(r, profile, device, skipped, failure)
-    if device is not None and device.measure is not None:
-        r["outputs"] = {**r["outputs"], "measure_log": JOURNAL}
-    write_files(args.out_dir, report_files(r, _read_json(args.out_dir / "plan.json")))
-    return r, failure
-
-

@@ -25,13 +25,13 @@ from edgeq.cli.commands import (
     cmd_profiles,
     cmd_report,
 )
-from edgeq.convert.converter import MODES
 from edgeq.errors import EdgeqError
+from edgeq.modes import USER_MODES
 from edgeq.plan.candidates import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MIN_SQNR_DB, OBJECTIVES
-from edgeq.plan.rules import RUNTIMES
+from edgeq.runtimes import NAMES as RUNTIMES
 
 # argparse refuses a wrong choice before anything heavy starts, and names the valid values.
-QUANT_MODES = tuple(MODES)
+QUANT_MODES = USER_MODES
 
 log = logging.getLogger("edgeq")
 
@@ -188,11 +188,12 @@ def _out_dirs(args) -> Path | None:
         return Path(args.out).parent if args.out else Path(args.model).parent
     if args.command == "generate":
         if args.out is None:
-            from edgeq.plan.rules import choose_runtime
             from edgeq.profiles import get_profile
+            from edgeq.runtimes import choose_runtime
 
             model = Path(args.model)
-            args.out = str(model.with_name(f"{model.stem}_{choose_runtime(get_profile(args.device), args.runtime)}"))
+            runtime = choose_runtime(get_profile(args.device), args.runtime)
+            args.out = str(model.with_name(f"{model.stem}_{runtime.name}"))
         return Path(args.out)
     if args.command in ("build", "flash"):
         return Path(args.firmware)

@@ -21,8 +21,10 @@ REPLACED = ("Makefile",)
 IDF_TARGETS = {"esp32s3": "esp32s3"}
 
 
-def esp_idf_project(files: dict[str, str | bytes], profile, runtime: str, tflite: bytes) -> dict[str, str | bytes]:
-    """`files` (a project render_project made, without board support) laid out as an ESP-IDF project."""
+def esp_idf_project(files: dict[str, str | bytes], profile, runtime: str, tflite: bytes, *,
+                    registry_tflm: bool = False) -> dict[str, str | bytes]:
+    """`files` (a runtime's project, without board support) laid out as an ESP-IDF project;
+    `registry_tflm`: TFLM comes from the component registry (idf_component.yml)."""
     notice = generated_notice(tflite)
     context = {"notice": notice, "runtime": runtime, "device": profile.name, "program": FIRMWARE_PROGRAM,
                "target": IDF_TARGETS[profile.board.chip], "clock_mhz": round(profile.clock_mhz),
@@ -51,6 +53,6 @@ def esp_idf_project(files: dict[str, str | bytes], profile, runtime: str, tflite
     out["main/CMakeLists.txt"] = render_template("boards/esp_idf/main.cmake.j2", **context,
                                                  sources=[f'"{s}"' for s in main_sources])
     out["sdkconfig.defaults"] = render_template("boards/esp_idf/sdkconfig.defaults.j2", **context)
-    if runtime == "tflm":
+    if registry_tflm:
         out["main/idf_component.yml"] = render_template("boards/esp_idf/idf_component.yml.j2", **context)
     return out

@@ -9,26 +9,25 @@ from fractions import Fraction
 from importlib.metadata import version
 
 import edgeq
+from edgeq.codegen.firmware import board_advice, board_files, finish_project, require_toolchain, toolchain_flags
 from edgeq.codegen.sources import (
     DEFAULT_MODEL_SYMBOL,
     DEFAULT_PREFIX,
     FIRMWARE_PROGRAM,
     HELLO_ARENA_OFFSET,
+    RuntimeId,
+    Step,
+    hello_payload,
     render_model_data,
     runtime_sources,
     single_tensor,
 )
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
-from edgeq.codegen.tflm_sources import (
-    FRAMEWORK_DIRS,
-    FRAMEWORK_EXCLUDED,
-    cmsis_device,
-    cmsis_nn_refusals,
-    kernel_sources,
-)
+from edgeq.codegen.tflm_sources import FRAMEWORK_DIRS, FRAMEWORK_EXCLUDED, KERNELS, cmsis_device, kernel_sources
 from edgeq.csource import ARENA_ALIGNMENT, c_byte_array, generated_notice, render_template, validate_symbol
 from edgeq.errors import BadInput
 from edgeq.graph import Graph
+from edgeq.measure.costmodel import count_work
 
 DEFAULT_ARENA_MARGIN = 0.10
 DEFAULT_BAUD = 115200
@@ -108,13 +107,6 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
         raise BadInput(f"baud must be a positive integer, got {baud!r}")
     op_names = model_op_names(tflite, graph)
     methods = check_tflm_ops(op_names, graph)
-    if "VAR_HANDLE" in op_names:
-        raise BadInput("the model keeps resource variables (VAR_HANDLE); edgeq's TFLM harness creates no "
-                       "MicroResourceVariables for them: convert a model without stateful variables")
-    refused = cmsis_nn_refusals(graph)
-    if refused:
-        raise BadInput(f"TFLM with CMSIS-NN kernels cannot run this model: {'; '.join(refused)}. Quantize it as "
-                       "int8, or deploy it with the edgeq-c runtime")
     input_tensor = single_tensor(graph, "input")
     output_tensor = single_tensor(graph, "output")
     arena_size = arena_size_with_margin(arena_bytes, margin_fraction)
@@ -176,3 +168,45 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
 
 def tflm_version() -> str:
     return version("tflite-micro")
+
+
+def tflm_target(profile, params) -> TflmTarget:
+    """The TFLM build for a profile: the same compiler, -O level and board flags as its edgeq-c firmware,
+    and the CMSIS device header of its core on a microcontroller."""
+    require_toolchain(profile, "tflm")
+    arch_flags, link = toolchain_flags(profile, params)
+    return TflmTarget(device=profile.name, compiler=profile.toolchain.compiler, tool_prefix=profile.toolchain.prefix,
+                      optimize=profile.toolchain.optimize, arch_flags=tuple(arch_flags), link_flags=tuple(link),
+                      cmsis_device=cmsis_device(profile.core) if profile.core.lower().startswith("cortex-m") else "",
+                      bare_metal=profile.kind == "mcu", board_advice=board_advice(profile, params))
+
+
+def _kernel_file(op: str) -> str | None:
+    """The TFLM kernel file that registers `op` (CMSIS-NN's where it has one), under kernels/."""
+    try:
+        files = kernel_sources([op]).files
+    except BadInput:
+        return None
+    return next((path.removeprefix(f"{KERNELS}/") for path, ops in files.items() if op in ops), None)
+
+
+def tflm_steps(graph: Graph) -> tuple[Step, ...]:
+    """Each operator's Invoke, as the profiled TFLM firmware counts them: op, kernel file, MACs."""
+    def shape(index: int) -> tuple[int, ...]:
+        op = graph.operators[index]
+        return tuple(graph.tensors[op.outputs[0]].shape) if op.outputs else ()
+
+    return tuple(Step(w.index, w.opcode, _kernel_file(w.opcode), shape(w.index), w.macs) for w in count_work(graph))
+
+
+def render_tflm_firmware(profile, tflite: bytes, graph: Graph, arena_bytes: int, stem: str,
+                         runtime: RuntimeId) -> dict[str, str | bytes]:
+    """The TFLM firmware project for `profile`: render_tflm_project with the profile's board support,
+    toolchain and baud, the .tflite and the manifest; `arena_bytes` is the smallest arena TFLM's
+    AllocateTensors accepts on the host."""
+    board, params = board_files(profile)
+    hello = hello_payload(tflite, graph, runtime, profile.clock_hz, 0)
+    files = {**render_tflm_project(tflite, graph, arena_bytes, hello, target=tflm_target(profile, params),
+                                   baud=profile.serial.baud), **board}
+    return finish_project(files, profile, params, tflite, stem, runtime, arena_bytes=arena_size_with_margin(arena_bytes),
+                          steps=tflm_steps(graph), registry_tflm=True)

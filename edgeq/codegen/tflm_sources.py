@@ -185,20 +185,3 @@ def cmsis_device(cpu: str) -> str:
     except KeyError:
         raise BadInput(f"core {cpu!r} has no CMSIS device header in TFLM's tree; known: "
                        f"{', '.join(CMSIS_DEVICES)}") from None
-
-
-def cmsis_nn_refusals(graph) -> list[str]:
-    """Why CMSIS-NN's TFLM kernels would refuse this model's operators in Prepare (the firmware then
-    sends an ERROR instead of HELLO), one line per operator; the reference kernels take them.
-
-    kernels/cmsis_nn/fully_connected.cc: per-channel weights only with int8 input, so an int16x8
-    FULLY_CONNECTED with per-channel weights (what the converter writes) does not start."""
-    found = []
-    for op in graph.operators:
-        if op.opcode != "FULLY_CONNECTED" or len(op.inputs) < 2:
-            continue
-        data, weights = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
-        if data.type == "INT16" and len(weights.scales or ()) > 1:
-            found.append(f"FULLY_CONNECTED (index {op.index}) has int16 input and per-channel weights, which "
-                         "CMSIS-NN's TFLM kernel does not take (kernels/cmsis_nn/fully_connected.cc)")
-    return found

@@ -11,27 +11,28 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeq import console
-from edgeq.convert import calibrate
+import edgeq.convert.calibrate as calibrate
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.isolate import contained
 from edgeq.load import TORCH_FORMATS, Dataset, Model, load_model
+from edgeq.modes import USER_MODES, get_mode
 from edgeq.tflm_limits import softmax_min_input_scale, softmax_scale_too_small
 
-MODES = {
-    "fp32": "float32 weights and activations",
-    "fp16": "float16 weights, float32 compute",
-    "dynamic-int8": "int8 weights, float activations (dynamic range)",
-    "int8": "full integer: int8 activations, input and output; per-channel int8 weights",
-    "int16x8": "int16 activations, int8 weights",
-}
-NEEDS_CALIBRATION = {"int8", "int16x8"}
 MAX_CALIBRATION_SAMPLES = 1000  # the converter's histogram-free min/max settles long before this
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted model and what the user should know about how it was made."""
+
+    tflite: bytes
+    warnings: tuple[str, ...] = ()
 
 
 CRASH_ADVICE = ("A crash here is the converter's, not the model file's: docs/robustness.md lists the known "
@@ -52,7 +53,7 @@ def _unrolled(keras_model):
 
     layers = list(keras_model._flatten_layers(include_self=False))
     if not any(recurrent(layer) and not getattr(layer, "unroll", False) for layer in layers):
-        return keras_model
+        return keras_model, ()
 
     def clone(layer):
         config = layer.get_config()
@@ -68,13 +69,13 @@ def _unrolled(keras_model):
         copy = keras.models.clone_model(keras_model, clone_function=clone)
         copy.set_weights(keras_model.get_weights())
     except Exception as exc:  # a subclassed model clone_model cannot rebuild: convert it as it is
-        console.warn(f"could not unroll the recurrent layers ({type(exc).__name__}: {exc}); converting them as a "
-                     "loop, which the converter's calibrator may not survive")
-        return keras_model
-    return copy
+        return keras_model, (f"could not unroll the recurrent layers ({type(exc).__name__}: {exc}); converting "
+                             "them as a loop, which the converter's calibrator may not survive",)
+    return copy, ()
 
 
-def _export_saved_model(model: Model, directory: Path) -> Path:
+def _export_saved_model(model: Model, directory: Path) -> tuple[str, ...]:
+    """The model as a SavedModel in `directory`, batch fixed at 1; what the user should know of it."""
     import tensorflow as tf
 
     signature = [tf.TensorSpec((1, *model.input.shape), model.input.dtype, name="input")]
@@ -82,9 +83,9 @@ def _export_saved_model(model: Model, directory: Path) -> Path:
         import keras
 
         if isinstance(model.keras, keras.Model):
-            _unrolled(model.keras).export(str(directory), format="tf_saved_model", input_signature=signature,
-                                         verbose=False)
-            return directory
+            unrolled, warnings = _unrolled(model.keras)
+            unrolled.export(str(directory), format="tf_saved_model", input_signature=signature, verbose=False)
+            return warnings
         keras_model = model.keras  # a tf_keras model saves through tf.saved_model directly
 
         @tf.function(input_signature=signature)
@@ -92,7 +93,7 @@ def _export_saved_model(model: Model, directory: Path) -> Path:
             return keras_model(x, training=False)
 
         tf.saved_model.save(keras_model, str(directory), signatures=serve)
-        return directory
+        return ()
     if model.saved_model is not None:
         source = model.saved_model.signatures["serving_default"]
         input_name = next(iter(source.structured_input_signature[1]))
@@ -105,7 +106,7 @@ def _export_saved_model(model: Model, directory: Path) -> Path:
 
         module.serve = serve_fixed
         tf.saved_model.save(module, str(directory), signatures=serve_fixed)
-        return directory
+        return ()
     raise BadInput(f"{model.path}: nothing to export")
 
 
@@ -127,7 +128,7 @@ def _quantize_float_tflite(model: Model, mode: str, calibration: Dataset | None)
     It runs the representative data through the float model, records each tensor's range and
     quantizes the same way the converter does after it has built a float model itself.
     """
-    if mode not in NEEDS_CALIBRATION:
+    if not get_mode(mode).calibrated:
         if model.format in TORCH_FORMATS:
             raise BadInput(f"{model.path}: mode {mode} needs a Keras or SavedModel source for the TensorFlow Lite "
                            f"converter; an {model.format} model is converted through a float .tflite, from which "
@@ -169,18 +170,24 @@ def converter_failure(model: Model, mode: str, exc: Exception, tool: str) -> Edg
 
 
 def convert(model: Model, mode: str, calibration: Dataset | None = None, *, in_worker: bool = True) -> bytes:
-    """Return the .tflite bytes of `model` quantized as `mode` (one of MODES).
+    """The .tflite bytes of `convert_model`, for callers that report none of its warnings."""
+    return convert_model(model, mode, calibration, in_worker=in_worker).tflite
+
+
+def convert_model(model: Model, mode: str, calibration: Dataset | None = None, *,
+                  in_worker: bool = True) -> Conversion:
+    """`model` quantized as `mode` (one of edgeq.modes.USER_MODES), and the warnings of the conversion.
 
     The converter runs in edgeq's worker process (edgeq.isolate), which loads the model from its
     file: a crash in the converter is an error naming it and the model, not the end of edgeq.
     `in_worker=False` converts here, for a model that exists only in memory (QAT's, which is
     already in a process of its own)."""
-    if mode not in MODES:
-        raise BadInput(f"unknown quantization mode '{mode}' (choose one of: {', '.join(MODES)})")
-    if mode in NEEDS_CALIBRATION and calibration is None:
+    if mode not in USER_MODES:
+        raise BadInput(f"unknown quantization mode '{mode}' (choose one of: {', '.join(USER_MODES)})")
+    if get_mode(mode).calibrated and calibration is None:
         raise BadInput(f"mode {mode} needs calibration data (--data)")
     if model.tflite is not None and mode == "fp32":
-        return model.tflite
+        return Conversion(model.tflite)
     if not in_worker:
         converted = _convert_here(model, mode, calibration)
     else:
@@ -199,7 +206,7 @@ def convert(model: Model, mode: str, calibration: Dataset | None = None, *, in_w
 _loaded: dict[tuple[str, str], Model] = {}
 
 
-def _convert_file(path: str, sha256: str, mode: str, x: np.ndarray | None) -> bytes:
+def _convert_file(path: str, sha256: str, mode: str, x: np.ndarray | None) -> Conversion:
     """In the worker: the model loaded from `path` (once per file and content), then converted."""
     key = (path, sha256)
     if key not in _loaded:
@@ -214,7 +221,7 @@ _torch_float: dict[str, bytes] = {}
 
 def _torch_float_tflite(model: Model) -> bytes:
     """In the worker: an ONNX or .pt2 model's float .tflite, converted once per model content."""
-    from edgeq.convert import torch_convert
+    import edgeq.convert.torch_convert as torch_convert
 
     if model.sha256 not in _torch_float:
         _torch_float.clear()
@@ -222,14 +229,14 @@ def _torch_float_tflite(model: Model) -> bytes:
     return _torch_float[model.sha256]
 
 
-def _convert_here(model: Model, mode: str, calibration: Dataset | None) -> bytes:
+def _convert_here(model: Model, mode: str, calibration: Dataset | None) -> Conversion:
     if model.format in TORCH_FORMATS and model.tflite is None:
         float_tflite = _torch_float_tflite(model)
         if mode == "fp32":
-            return float_tflite
+            return Conversion(float_tflite)
         model = dataclasses.replace(model, tflite=float_tflite)
     if model.tflite is not None:
-        return _quantize_float_tflite(model, mode, calibration)
+        return Conversion(_quantize_float_tflite(model, mode, calibration))
     return _convert_exported(model, mode, calibration)
 
 
@@ -237,13 +244,15 @@ def _here(tool: str, subject: str, fn, *args, advice: str = ""):
     return fn(*args)
 
 
-def _softmax_ranges_tflm_accepts(model: Model, quantized: bytes, calibration: Dataset, in_worker: bool) -> bytes:
-    """`quantized`, or, when a SOFTMAX input's calibrated range is so narrow that TFLM aborts on its
+def _softmax_ranges_tflm_accepts(model: Model, converted: Conversion, calibration: Dataset,
+                                 in_worker: bool) -> Conversion:
+    """`converted`, or, when a SOFTMAX input's calibrated range is so narrow that TFLM aborts on its
     scale (edgeq.tflm_limits), the model quantized again with that range widened to the narrowest
     TFLM accepts: the logits were all but constant, so the wider range loses nothing."""
-    narrow = softmax_scale_too_small(read_graph(quantized))
+    narrow = softmax_scale_too_small(read_graph(converted.tflite))
     if not narrow:
-        return quantized
+        return converted
+    warnings = list(converted.warnings)
     run = contained if in_worker else _here
     float_tflite = convert(model, "fp32", in_worker=in_worker)
     x = calibration.x[:MAX_CALIBRATION_SAMPLES]
@@ -263,31 +272,31 @@ def _softmax_ranges_tflm_accepts(model: Model, quantized: bytes, calibration: Da
             if hi - lo < width:
                 middle = (lo + hi) / 2
                 ranges[tensor] = (middle - width / 2, middle + width / 2)
-        console.warn(f"SOFTMAX op {index}: its input '{name}' spans only {high - low:.2g} on the calibration data "
-                     f"(untrained weights or a dead layer?); widened to {width:.2g}, the narrowest range TFLM's "
-                     "softmax accepts")
+        warnings.append(f"SOFTMAX op {index}: its input '{name}' spans only {high - low:.2g} on the calibration "
+                        f"data (untrained weights or a dead layer?); widened to {width:.2g}, the narrowest range "
+                        "TFLM's softmax accepts")
     requantized = run("the converter's quantizer", f"{model.path} (mode int8)", calibrate.quantize_int8,
                             calibrate.rewrite_ranges(calibrated, ranges), advice=CRASH_ADVICE)
     if softmax_scale_too_small(read_graph(requantized)):
         raise ToolFailed(f"{model.path}: widening the SOFTMAX input ranges did not take; TFLM would abort on them")
-    return requantized
+    return Conversion(requantized, tuple(warnings))
 
 
 def conversion_fidelity(model: Model, float_tflite: bytes, validation: Dataset) -> dict | None:
     """For an ONNX or .pt2 model: its float .tflite against ONNX Runtime or torch on the validation
-    inputs (edgeq.convert.torch_convert.fidelity), with a warning below 40 dB; None for the others."""
+    inputs (edgeq.convert.torch_convert.fidelity), with a `warning` below 40 dB; None for the others."""
     if model.format not in TORCH_FORMATS:
         return None
-    from edgeq.convert import torch_convert
+    import edgeq.convert.torch_convert as torch_convert
 
     x = validation.x[:MAX_CALIBRATION_SAMPLES].astype(np.float32, copy=False)
     record = contained("ONNX Runtime / torch and LiteRT", f"{model.path} (conversion fidelity)",
                        torch_convert.fidelity, model, float_tflite, x, advice=CRASH_ADVICE)
     sqnr = record["sqnr_db"]
     if sqnr is not None and sqnr < torch_convert.FIDELITY_MIN_DB:
-        console.warn(f"the converted float model differs from {record['reference']}: output SQNR {sqnr:.1f} dB, "
-                     f"below {torch_convert.FIDELITY_MIN_DB:.0f} dB, on {record['samples']} validation samples; "
-                     + record["note"])
+        record["warning"] = (f"the converted float model differs from {record['reference']}: output SQNR "
+                             f"{sqnr:.1f} dB, below {torch_convert.FIDELITY_MIN_DB:.0f} dB, on {record['samples']} "
+                             "validation samples; " + record["note"])
     return record
 
 
@@ -305,12 +314,13 @@ def _same_scale_chain(graph, name: str) -> list[str]:
     return chain
 
 
-def _convert_exported(model: Model, mode: str, calibration: Dataset | None) -> bytes:
+def _convert_exported(model: Model, mode: str, calibration: Dataset | None) -> Conversion:
     """The converter on the model exported with batch 1 (run contained)."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="edgeq-export-") as tmp:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(_export_saved_model(model, Path(tmp))))
+        warnings = _export_saved_model(model, Path(tmp))
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         if mode == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -330,6 +340,6 @@ def _convert_exported(model: Model, mode: str, calibration: Dataset | None) -> b
             converter.inference_input_type = tf.int16
             converter.inference_output_type = tf.int16
         try:
-            return bytes(converter.convert())
+            return Conversion(bytes(converter.convert()), warnings)
         except Exception as exc:
             raise converter_failure(model, mode, exc, "the TensorFlow Lite converter") from exc

@@ -7,28 +7,19 @@ Makefile codegen rendered from the profile) and `size` on the result, and sets b
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeq.codegen.boards.images import uf2_from_bin
-from edgeq.codegen.sources import FIRMWARE_MANIFEST
+from edgeq.boards.images import uf2_from_bin
+from edgeq.codegen.sources import Manifest, read_manifest
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
 from edgeq.files import write_atomic
-from edgeq.tools import require
-
-log = logging.getLogger("edgeq.build")
+from edgeq.tools import output_tail, require, run_tool
 
 MAKE_JOBS = 2
 IDF_PROVIDES = "ESP-IDF 5.x (docs.espressif.com/projects/esp-idf: install it, then source its export.sh)"
-BUILD_TIMEOUT_S = 900
-# Where each program comes from, for the message when it is missing.
 _MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.MULTILINE)
-TFLM_MARKER = "tensorflow/lite/micro/micro_interpreter.h"
 _OVERFLOW = re.compile(r"region `(?P<region>\w+)' overflowed by (?P<bytes>\d+) bytes")
 
 
@@ -87,15 +78,18 @@ class BuildResult:
     command: tuple[str, ...]
     uf2: Path | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, shown_as: str | None = None) -> dict:
+        """The figures as report.json keeps them; `shown_as` names the project in the command as the
+        output folder holds it (a deploy builds in a temporary folder)."""
         m = self.memory
+        command = [shown_as if shown_as is not None and part == str(self.project) else part for part in self.command]
         return {
             "elf": self.elf.name, "text_bytes": m.text, "data_bytes": m.data, "bss_bytes": m.bss,
             "flash_used_bytes": m.flash_bytes, "flash_budget_bytes": self.flash_budget_bytes,
             "flash_used_fraction": round(m.flash_bytes / self.flash_budget_bytes, 6),
             "ram_used_bytes": m.ram_bytes, "ram_budget_bytes": self.ram_budget_bytes,
             "ram_used_fraction": round(m.ram_bytes / self.ram_budget_bytes, 6),
-            "command": " ".join(self.command),
+            "command": " ".join(command),
         }
 
 
@@ -109,41 +103,15 @@ def overflow_message(overflows: list[Overflow], profile, ld_lines: list[str]) ->
 
 # ---- the edge: files and programs ---------------------------------------------------------------------
 
-def read_manifest(project: Path) -> dict:
-    path = project / FIRMWARE_MANIFEST
-    if not project.is_dir():
-        raise BadInput(f"{project}: no such firmware folder")
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{path}: missing; {project} is not a firmware project edgeq generated "
-                       "(run edgeq generate or edgeq deploy)") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: not valid JSON: {exc}") from None
-
-
-def tflm_dir_from_env() -> Path:
-    """The TFLM source tree TFLM firmware compiles from: $TFLM_DIR, checked to be one."""
-    value = os.environ.get("TFLM_DIR")
-    if not value:
-        raise BadInput("TFLM firmware compiles TFLM from a source tree: set TFLM_DIR to one made by TFLM's "
-                       "create_tflm_tree.py (OPTIMIZED_KERNEL_DIR=cmsis_nn); docs/device-loop.md says how")
-    tree = Path(value).expanduser()
-    if not (tree / TFLM_MARKER).is_file():
-        raise BadInput(f"TFLM_DIR={value} is not a TFLM source tree (no {TFLM_MARKER} in it): point TFLM_DIR at "
-                       "the folder create_tflm_tree.py wrote")
-    return tree.resolve()
-
-
-def make_command(project: Path, manifest: dict, profile, jobs: int = MAKE_JOBS, profiled: bool = False) -> list[str]:
-    """The make invocation for a project: edgeq-c's Makefile as generated; TFLM's with the TFLM tree from
-    $TFLM_DIR (the library cache is the Makefile's default, or $TFLM_CACHE); PROFILE=1 for the image that
-    counts each step (`profiled_name`)."""
-    if manifest.get("builder") == "esp-idf":  # edgeq.codegen.esp_idf: CMake under idf.py
+def make_command(project: Path, manifest: Manifest, variables: dict[str, str] | None = None, jobs: int = MAKE_JOBS,
+                 profiled: bool = False) -> list[str]:
+    """The make invocation for a project: its generated Makefile with the `variables` its runtime
+    needs (TFLM's source tree, edgeq.runtimes.tflm); PROFILE=1 for the image that counts each step
+    (`profiled_name`)."""
+    if manifest.builder == "esp-idf":  # edgeq.codegen.esp_idf: CMake under idf.py
         return ["idf.py", "-C", str(project), "build"]
     command = ["make", "-C", str(project), f"-j{jobs}"]
-    if manifest.get("runtime") == "tflm":
-        command.append(f"TFLM_DIR={tflm_dir_from_env()}")
+    command += [f"{name}={value}" for name, value in (variables or {}).items()]
     if profiled:
         command.append("PROFILE=1")
     return command
@@ -162,40 +130,30 @@ def make_failure(output: str) -> str | None:
     return "\n".join(dict.fromkeys(lines)) or None
 
 
-def run_make(command: list[str]) -> subprocess.CompletedProcess:
-    log.info("running: %s", " ".join(command))
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed(f"{' '.join(command)} took longer than {BUILD_TIMEOUT_S} s") from exc
-
-
 def run_size(size_program: str, elf: Path) -> MemoryUse:
-    done = subprocess.run([size_program, str(elf)], capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        raise ToolFailed(f"{size_program} {elf} failed: {done.stderr.strip()}")
-    return parse_size_output(done.stdout)
+    return parse_size_output(run_tool([size_program, str(elf)], kind="query").stdout)
 
 
-def build(project: str | Path, profile, profiled: bool = False) -> BuildResult:
-    """Runs make in `project` (a folder edgeq generated for `profile`) and measures the image; with
-    `profiled`, the image that counts each step for `edgeq measure --profile` (make PROFILE=1).
+def build(project: str | Path, profile, profiled: bool = False, variables: dict[str, str] | None = None
+          ) -> BuildResult:
+    """Runs make in `project` (a folder edgeq generated for `profile`, with the make `variables` its
+    runtime needs) and measures the image; with `profiled`, the image that counts each step for
+    `edgeq measure --profile` (make PROFILE=1).
 
     ToolFailed when the compiler, make or size is missing (naming the package) or the build fails;
     DoesNotFit, with ld's own lines, when the image overflows the device's flash or RAM."""
     project = Path(project)
     manifest = read_manifest(project)
-    if manifest.get("device") not in (None, profile.name):
-        raise BadInput(f"{project} was generated for {manifest['device']}, not {profile.name}; "
-                       f"build it with --device {manifest['device']} or generate it again")
+    if manifest.device != profile.name:
+        raise BadInput(f"{project} was generated for {manifest.device}, not {profile.name}; "
+                       f"build it with --device {manifest.device} or generate it again")
     if profile.toolchain is None:
         raise BadInput(f"{profile.source or profile.name}: toolchain: missing; {profile.name} builds no firmware")
     compiler = profile.toolchain.compiler
     require(compiler)
     size_program = require(profile.toolchain.tool("size"))
-    command = make_command(project, manifest, profile, profiled=profiled)
-    require(command[0], IDF_PROVIDES if command[0] == "idf.py" else None)
-    done = run_make(command)
+    command = make_command(project, manifest, variables, profiled=profiled)
+    done = run_tool(command, IDF_PROVIDES if command[0] == "idf.py" else None, kind="build", check=False)
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
         overflows = parse_overflow(output)
@@ -205,14 +163,14 @@ def build(project: str | Path, profile, profiled: bool = False) -> BuildResult:
         said = make_failure(output)
         if said:
             raise ToolFailed(f"building {project} failed: {said}")
-        tail = "\n".join(output.strip().splitlines()[-25:])
-        raise ToolFailed(f"building {project} failed ({' '.join(command)}):\n{tail}")
+        raise ToolFailed(f"building {project} failed ({' '.join(command)}):\n{output_tail(done)}")
     name = profiled_name if profiled else str
-    elf = project / name(manifest["elf"])
+    elf = project / name(manifest.elf)
     if not elf.is_file():
         raise ToolFailed(f"make finished but {elf} is not there")
     memory = run_size(size_program, elf)
-    optional = {key: project / name(manifest[key]) if manifest.get(key) else None for key in ("bin", "hex", "uf2")}
+    optional = {key: project / name(manifest.image(key)) if manifest.image(key) else None
+                for key in ("bin", "hex", "uf2")}
     if optional["uf2"] is not None:
         write_uf2(optional["bin"], optional["uf2"], profile)
     return BuildResult(project=project, elf=elf, bin=optional["bin"], hex=optional["hex"], memory=memory,

@@ -9,13 +9,10 @@ they also get SIGKILL if edgeq itself dies (PR_SET_PDEATHSIG), so no emulator is
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 import tty
 from collections.abc import Iterator
@@ -24,41 +21,22 @@ from pathlib import Path
 
 import serial
 
-from edgeq.codegen.boards import board_params_for
+from edgeq.boards import board_params_for
 from edgeq.device.flash import HostRunner, QemuRunner
 from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.protocol import LinkError
-from edgeq.tools import require
+from edgeq.tools import start, stop
 
 log = logging.getLogger("edgeq.connect")
 
 CONNECT_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 def free_tcp_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Kills the process group and reaps it; a no-op for one that has already ended."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _log_tail(path: Path, lines: int = 5) -> str:
@@ -101,20 +79,16 @@ def check_port_free(port: int) -> None:
 def start_qemu(machine: str, elf: Path, log_path: Path, serial_port: int | None = None) -> Iterator[Qemu]:
     """QEMU running `elf` on `machine`, UART0 served on 127.0.0.1:port; with wait=on the CPU starts
     only once a client connects, so the first HELLO is not lost. Stopped when the block ends."""
-    require("qemu-system-arm", QemuRunner.provides)
     if not elf.is_file():
         raise BadInput(f"{elf}: no such firmware; build it first (edgeq build)")
     port = serial_port if serial_port is not None else free_tcp_port()
     check_port_free(port)
-    argv = QemuRunner().command(machine, elf, port)
-    log.info("running: %s", " ".join(argv))
     with open(log_path, "wb") as stderr:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                                   start_new_session=True, preexec_fn=_die_with_parent)
+        process = start(QemuRunner().command(machine, elf, port), QemuRunner.provides, stdout=stderr, stderr=stderr)
     try:
         yield Qemu(process, port, log_path)
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _explained(exc: LinkError, why: str) -> LinkError:
@@ -176,8 +150,8 @@ def host_link(program: Path, log_path: Path) -> Iterator[Link]:
     path = os.ttyname(slave)
     try:
         with open(log_path, "wb") as stderr:
-            process = subprocess.Popen(HostRunner().command(program), stdin=master, stdout=master, stderr=stderr,
-                                       start_new_session=True, preexec_fn=_die_with_parent, close_fds=True)
+            process = start(HostRunner().command(program), HostRunner.provides, stdin=master, stdout=master,
+                            stderr=stderr)
     finally:
         os.close(master)
 
@@ -203,7 +177,7 @@ def host_link(program: Path, log_path: Path) -> Iterator[Link]:
             process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             pass
-        _stop(process)
+        stop(process)
 
 
 @contextlib.contextmanager

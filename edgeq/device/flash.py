@@ -2,7 +2,7 @@
 west flash runners do).
 
 Each runner declares what it can do (`supports`), builds its command as a plain argument list in a
-pure method (`commands`), and everything runs through one logged, dry-runnable call (`run_tool`).
+pure method (`commands`), and everything runs through edgeq.tools' one logged, dry-runnable call.
 An option a tool cannot honour is refused; a missing program raises ToolFailed naming the package
 that provides it. The profile's `flash.args` are the tool's arguments, with placeholders for the
 built files ({image} {elf} {bin} {hex} {uf2}), the serial port ({port}) and a networked board ({host}).
@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from edgeq import console
-from edgeq.codegen.boards import qemu_command
+from edgeq.boards import qemu_command
 from edgeq.errors import BadInput
 from edgeq.tools import run_tool
 
 log = logging.getLogger("edgeq.flash")
 
-FLASH_TIMEOUT_S = 300
 OPTIONS = ("probe", "erase")  # flash options a runner may or may not honour
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -231,19 +228,10 @@ def runner_for(profile) -> Runner:
     return cls()
 
 
-def run_flash_tool(argv: list[str], provides: str, *, dry_run: bool = False, timeout: float = FLASH_TIMEOUT_S) -> None:
-    """A flashing tool through edgeq.tools.run_tool, or with dry_run only printed."""
-    if dry_run:
-        log.info("dry run: %s", shlex.join(argv))
-        console.info(shlex.join(argv))
-        return
-    run_tool(argv, provides, timeout=timeout)
-
-
 def flash(profile, images: Images, options: FlashOptions, *, dry_run: bool = False) -> list[list[str]]:
     """Writes the images to the device with its profile's tool; returns the command lines (run or not)."""
     runner = runner_for(profile)
     commands = runner.commands(profile.flash.args, images, options)
     for argv in commands:
-        run_flash_tool(argv, runner.provides, dry_run=dry_run)
+        run_tool(argv, runner.provides, kind="flash", dry_run=dry_run)
     return commands

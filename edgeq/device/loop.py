@@ -1,49 +1,30 @@
 """Build -> flash -> measure: the loop that both `edgeq deploy` and the planner run on a device.
 
-`run_on_device` builds a written firmware project with the profile's compiler, flashes it (real
-boards) or starts it (QEMU, the host), and measures it over serial; `run_project` does the same for
-a project still in memory, in a temporary folder, for the planner's candidates.
+`run_on_device` builds a written firmware project with the profile's compiler (and the make
+variables its runtime needs), flashes it (real boards) or starts it (QEMU, the host), and measures
+it over serial; `run_project` does the same for a project still in memory, in a temporary folder,
+and returns what the output folder keeps of it (the images, the measurement log). What to measure
+against and how to count comes from the project's manifest: nothing is compiled again.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgeq import console
-from edgeq.codegen.boards import board_params_for
-from edgeq.codegen.project import compile_for
-from edgeq.device.build import BuildResult, build, read_manifest
+from edgeq.codegen.sources import read_manifest
+from edgeq.device.build import BuildResult, build, profiled_name
 from edgeq.device.connect import device_link
 from edgeq.device.flash import FlashOptions, Images, flash
-from edgeq.device.measure import DEFAULT_TIMEOUT_S, Run, measure
+from edgeq.device.measure import DEFAULT_TIMEOUT_S, JOURNAL, Run, measure
+from edgeq.device.profile import profile_firmware
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.files import write_files
-
-EMULATED_METHODS = ("qemu", "host")
-
-
-def device_unreachable(profile, runtime: str, port: str | None) -> str | None:
-    """Why deploy cannot build, flash and measure on this device, or None when it can."""
-    if runtime == "litert":
-        return "the LiteRT harness runs under Python on the device (run_litert.py), not over edgeq's serial protocol"
-    if runtime == "tflm" and not os.environ.get("TFLM_DIR"):
-        return ("the TFLM firmware compiles TFLM from a source tree made by create_tflm_tree.py: set TFLM_DIR "
-                "to one to build, flash and measure it")
-    if profile.flash.method not in EMULATED_METHODS and port is None:
-        return f"{profile.name} is a real board: give its serial port with --port to build, flash and measure on it"
-    return None
-
-
-def cycles_unit(profile) -> str:
-    """What the firmware's cycle count counts on this device: instructions under QEMU, ns on the host."""
-    if profile.flash.method in EMULATED_METHODS:
-        return board_params_for(profile).cycles_unit
-    return "cycles"
+from edgeq.runtimes import EMULATED_METHODS, get_runtime
 
 
 @dataclass
@@ -51,36 +32,41 @@ class DeviceRun:
     build: BuildResult | None = None
     measure: dict | None = None
     error: EdgeqError | None = None  # a failure after the build: the figures so far are kept
+    # What the output folder keeps of a run in a temporary folder: the images and measure.jsonl.
+    artifacts: dict[str, bytes] = field(default_factory=dict)
 
 
-def measure_run(profile, firmware_dir: Path, x: np.ndarray, y: np.ndarray | None, journal: Path, *,
+def measure_run(firmware_dir: Path, x: np.ndarray, y: np.ndarray | None, journal: Path, *,
                 tflite: bytes | None = None, model_name: str | None = None, resume: bool = False,
-                timeout: float | None = None, compiled=None):
-    """The edgeq.device.measure.Run for a firmware project: its model (or `tflite`), the profile's clock.
-    `compiled` is edgeq-c's CompiledModel of that model for this profile, when the caller has one: its
-    MACs and its choice of kernels (the step names of a per-layer profile) come from it."""
+                timeout: float | None = None) -> Run:
+    """The edgeq.device.measure.Run for a firmware project: its model (or `tflite`), and from its
+    manifest the runtime, the reference interpreter, the clock, the counter and each step's MACs."""
     manifest = read_manifest(firmware_dir)
     if tflite is None:
-        model_path = firmware_dir / manifest["model"]
+        model_path = firmware_dir / manifest.model
         if not model_path.is_file():
             raise BadInput(f"{model_path}: missing; the firmware project should hold the model it was built from")
-        tflite, model_name = model_path.read_bytes(), manifest["model"]
-    if compiled is None:  # edgeq-c counts the MACs, whichever runtime the firmware runs
-        compiled, _ = compile_for(profile, tflite, model_name or "model")
+        tflite, model_name = model_path.read_bytes(), manifest.model
     return Run(tflite=tflite, model_name=model_name or "the model", x=x, y=y, journal=journal,
-               clock_hz=profile.clock_hz, cycles_unit=cycles_unit(profile),
-               macs=int(sum(compiled.macs)) if compiled else None, dsp=bool(compiled and compiled.dsp),
-               resume=resume,
+               runtime=manifest.runtime, reference=manifest.reference, clock_hz=manifest.clock_hz,
+               cycles_unit=manifest.cycles_unit, macs=manifest.macs or None, steps=manifest.steps, resume=resume,
                timeout=timeout or DEFAULT_TIMEOUT_S, hello_timeout=max(timeout or 0, DEFAULT_TIMEOUT_S))
 
 
-def run_on_device(profile, firmware_dir: Path, run, *, port: str | None = None, flash_options=None) -> DeviceRun:
+def build_firmware(firmware_dir: Path, profile, profiled: bool = False) -> BuildResult:
+    """The project built with the make variables its runtime needs."""
+    runtime = get_runtime(read_manifest(firmware_dir).runtime)
+    return build(firmware_dir, profile, profiled=profiled, variables=runtime.build_variables())
+
+
+def run_on_device(profile, firmware_dir: Path, run: Run, *, port: str | None = None,
+                  flash_options: FlashOptions | None = None) -> DeviceRun:
     """Builds the project, flashes it (real boards), starts it (QEMU, host) and measures it.
 
     A failed build raises (nothing was measured); a failure while measuring is returned in
     DeviceRun.error with the figures measured until then, so the report can keep them."""
     with console.stage("build", f"make in {firmware_dir}"):
-        built = build(firmware_dir, profile)
+        built = build_firmware(firmware_dir, profile)
     result = DeviceRun(build=built)
     if profile.flash.method not in EMULATED_METHODS:
         with console.stage("flash", profile.flash.method):
@@ -96,13 +82,62 @@ def run_on_device(profile, firmware_dir: Path, run, *, port: str | None = None, 
     return result
 
 
+def _kept(project: Path, profiled: bool) -> dict[str, bytes]:
+    """The images the build made and the measurement log, by their name in the project."""
+    manifest = read_manifest(project)
+    names = [manifest.image(key) for key in ("elf", "bin", "hex", "uf2")]
+    if profiled:
+        names.append(profiled_name(manifest.elf))
+    names.append(JOURNAL)
+    return {name: (project / name).read_bytes() for name in names if name and (project / name).is_file()}
 
 
-def run_project(profile, files: dict[str, str | bytes], x: np.ndarray, *, port: str | None = None) -> DeviceRun:
-    """A project still in memory (as codegen renders it) built, flashed and measured on `x` in a
-    temporary folder that is gone afterwards."""
+def run_project(profile, files: dict[str, str | bytes], x: np.ndarray, y: np.ndarray | None = None, *,
+                port: str | None = None, per_layer: bool = False) -> DeviceRun:
+    """A project still in memory (as a runtime generates it) built, flashed and measured on `x` in a
+    temporary folder that is gone afterwards; with `per_layer`, each step counted too (the profiled
+    image, in `measure["profile"]`). The build's failure is raised; a failure after it is in `error`."""
     with tempfile.TemporaryDirectory(prefix="edgeq-device-") as tmp:
         project = Path(tmp)
         write_files(project, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
-        run = measure_run(profile, project, x, None, project / "measure.jsonl")
-        return run_on_device(profile, project, run, port=port)
+        run = measure_run(project, x, y, project / JOURNAL)
+        result = run_on_device(profile, project, run, port=port)
+        if per_layer and result.error is None and result.measure is not None:
+            try:
+                result.measure["profile"] = profile_firmware(profile, project, run, result.measure["cycles_median"],
+                                                             port, flash_board=True)
+            except EdgeqError as exc:
+                result.error = exc
+        result.artifacts = _kept(project, per_layer)
+        return result
+
+
+@dataclass
+class FirmwareMeasurement:
+    """What `edgeq measure` found on a written firmware: the summary (measure.json), and what stopped it."""
+
+    summary: dict | None
+    failure: EdgeqError | None
+    journal: Path
+
+
+def measure_firmware(profile, firmware: Path, x: np.ndarray, y: np.ndarray | None, out: Path, *,
+                     tflite: bytes | None = None, model_name: str | None = None, port: str | None = None,
+                     resume: bool = False, timeout: float | None = None,
+                     per_layer: bool = False) -> FirmwareMeasurement:
+    """A firmware folder edgeq generated, already built, measured on its device (started under QEMU or
+    as a host program, or a real board already flashed); the journal goes to `out` as samples arrive,
+    so an interrupted run keeps them and `resume` continues it."""
+    run = measure_run(firmware, x, y, out / JOURNAL, tflite=tflite, model_name=model_name, resume=resume,
+                      timeout=timeout)
+    elf = firmware / read_manifest(firmware).elf
+    summary, failure = None, None
+    with console.stage("device", f"{len(x)} samples on {profile.name}, over serial"):
+        try:
+            with device_link(profile, elf, firmware, port) as link:
+                summary = measure(link, run)
+        except EdgeqError as exc:
+            summary, failure = getattr(exc, "measured", None), exc
+    if per_layer and failure is None:
+        summary["profile"] = profile_firmware(profile, firmware, run, summary["cycles_median"], port)
+    return FirmwareMeasurement(summary, failure, run.journal)

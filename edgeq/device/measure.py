@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq import console
 from edgeq.console import progress
 from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
@@ -28,8 +27,6 @@ from edgeq.protocol import HelloInfo, TensorInfo
 from edgeq.quant import round_half_away_from_zero
 from edgeq.sources import STACK_PAINT
 
-# The interpreter whose outputs each runtime's firmware must reproduce bit for bit.
-REFERENCES = {"edgeq-c": "tflite-micro", "tflm": "tflite-micro", "litert": "litert"}
 JOURNAL = "measure.jsonl"  # one line per sample
 SUMMARY = "measure.json"
 DEFAULT_TIMEOUT_S = 10.0
@@ -40,17 +37,18 @@ class FirmwareMismatch(ToolFailed):
     """The device runs firmware for another model (or another edgeq); exit code 4."""
 
 
-def check_firmware(info: HelloInfo, tflite: bytes, model_name: str, where: str) -> None:
-    """Refuses to measure unless the firmware on the device was built from exactly this model."""
+def check_firmware(info: HelloInfo, tflite: bytes, model_name: str, where: str, runtime: str) -> None:
+    """Refuses to measure unless the firmware on the device was built from exactly this model, for
+    the runtime its manifest names."""
     sha = hashlib.sha256(tflite).digest()
     if info.model_hash != sha:
         raise FirmwareMismatch(
             f"the firmware on {where} was built from the model with SHA-256 {info.model_hash.hex()[:16]}..., "
             f"not from {model_name} ({sha.hex()[:16]}...): flash the firmware built from {model_name}, or "
             "measure with the model the firmware was built from")
-    if info.runtime not in REFERENCES:
-        raise FirmwareMismatch(f"the firmware on {where} runs {info.runtime!r}, a runtime edgeq has no reference "
-                               f"interpreter for ({', '.join(REFERENCES)})")
+    if info.runtime != runtime:
+        raise FirmwareMismatch(f"the firmware on {where} runs {info.runtime!r}, but the project was generated for "
+                               f"{runtime!r}: flash the firmware built from this project")
 
 
 def device_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
@@ -67,17 +65,24 @@ def device_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(dtype).reshape(len(x), *tensor.shape[1:])
 
 
-def reference_outputs(runtime: str, tflite: bytes, xq: np.ndarray) -> list[bytes]:
-    """The raw output bytes of the runtime's reference interpreter for each (quantized) input."""
-    if REFERENCES[runtime] == "tflite-micro":
-        return [row.tobytes() for row in run_tflm(tflite, xq)] if len(xq) else []
+def _tflite_micro(tflite: bytes, xq: np.ndarray) -> list[bytes]:
+    return [row.tobytes() for row in run_tflm(tflite, xq)] if len(xq) else []
 
-    return run_litert_raw(tflite, xq)
+
+# The interpreters on this host a firmware's outputs are checked against, by the name its manifest gives.
+REFERENCE_INTERPRETERS = {"tflite-micro": _tflite_micro, "litert": run_litert_raw}
+
+
+def reference_outputs(reference: str, tflite: bytes, xq: np.ndarray) -> list[bytes]:
+    """The raw output bytes of the reference interpreter for each (quantized) input."""
+    if reference not in REFERENCE_INTERPRETERS:
+        raise BadInput(f"no reference interpreter called {reference!r} (known: {', '.join(REFERENCE_INTERPRETERS)})")
+    return REFERENCE_INTERPRETERS[reference](tflite, xq)
 
 
 def device_data(spec: str | None, tflite: bytes, samples: int | None, source: str):
-    """(x, y) for measuring on a device: the validation data (the first `samples`), or without it
-    seeded random inputs, which measure agreement and cycles but no accuracy."""
+    """(x, y, warnings) for measuring on a device: the validation data (the first `samples`), or
+    without it seeded random inputs, which measure agreement and cycles but no accuracy."""
 
     if samples is not None and samples <= 0:
         raise BadInput(f"--samples must be a positive number, got {samples}")
@@ -85,20 +90,20 @@ def device_data(spec: str | None, tflite: bytes, samples: int | None, source: st
     dtype = np.dtype(NUMPY_DTYPES[tensor.type])
     if spec is None:
         count = samples or RANDOM_SAMPLES
-        console.warn(f"no validation data given (--val): measuring {count} seeded random inputs, so no accuracy "
-                     "can be claimed (agreement with the reference interpreter and cycles still are)")
+        warning = (f"no validation data given (--val): measuring {count} seeded random inputs, so no accuracy can "
+                   "be claimed (agreement with the reference interpreter and cycles still are)",)
         rng = np.random.default_rng(0)
         shape = (count, *tensor.shape[1:])
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
-            return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype), None
-        return rng.random(shape, dtype=np.float32), None
+            return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype), None, warning
+        return rng.random(shape, dtype=np.float32), None, warning
     x, y = read_arrays(spec)
     kept = dtype if x.dtype == dtype else np.dtype("float32")  # already quantized data stays as it is
     data = check_dataset(x, y, TensorSpec(tuple(tensor.shape[1:]), kept.name), spec)
     if samples is not None:
-        return data.x[:samples], (data.y[:samples] if data.has_class_labels else None)
-    return data.x, data.y if data.has_class_labels else None
+        return data.x[:samples], (data.y[:samples] if data.has_class_labels else None), ()
+    return data.x, (data.y if data.has_class_labels else None), ()
 
 
 
@@ -119,7 +124,8 @@ def _top1(outputs: list[bytes], dtype: np.dtype) -> np.ndarray:
 
 
 def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray | None, output: TensorInfo, *,
-              planned: int, runtime: str, macs: int | None, clock_hz: int, cycles_unit: str) -> dict:
+              planned: int, runtime: str, reference_name: str, macs: int | None, clock_hz: int,
+              cycles_unit: str) -> dict:
     """The `measure` section of report.json from the samples measured so far (in any order)."""
     samples = sorted(samples, key=lambda s: s.index)
     dtype = np.dtype(NUMPY_DTYPES[output.dtype])
@@ -146,7 +152,7 @@ def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray 
     link_seconds = sum(s.seconds for s in samples)
     return {
         "samples": len(samples), "samples_planned": planned, "complete": len(samples) == planned,
-        "runtime": runtime, "reference": REFERENCES[runtime],
+        "runtime": runtime, "reference": reference_name,
         "accuracy": accuracy, "reference_accuracy": reference_accuracy,
         "bit_exact_fraction": float(np.mean(exact)) if samples else None,
         "bit_exact_samples": int(sum(exact)),
@@ -159,7 +165,7 @@ def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray 
         "macs": macs, "cycles_per_mac": per_mac,
         "instructions_per_mac": per_mac if cycles_unit == "instructions" else None,
         "samples_per_second": round(len(samples) / link_seconds, 3) if link_seconds > 0 else None,
-        "sources": _sources(cycles_unit, REFERENCES[runtime]),
+        "sources": _sources(cycles_unit, reference_name),
     }
 
 
@@ -243,17 +249,20 @@ def inputs_sha256(xq: np.ndarray) -> str:
 
 @dataclass
 class Run:
-    """What measuring needs besides the link: the model, the data and how to count."""
+    """What measuring needs besides the link: the model, the data and how to count (from the
+    firmware's manifest, edgeq.codegen.sources.Manifest)."""
 
     tflite: bytes
     model_name: str
     x: np.ndarray
     y: np.ndarray | None
     journal: Path
+    runtime: str  # what the firmware runs
+    reference: str  # the interpreter its outputs must equal
     clock_hz: int
     cycles_unit: str
     macs: int | None = None
-    dsp: bool = False  # the firmware's edgeq-c kernels are the DSP ones: its steps are named after them
+    steps: tuple = ()  # what each step the profiled firmware counts computes (edgeq.codegen.sources.Step)
     resume: bool = False
     timeout: float = DEFAULT_TIMEOUT_S  # for each reply
     hello_timeout: float = DEFAULT_TIMEOUT_S  # for the first HELLO: a board may still be booting
@@ -263,13 +272,13 @@ def measure(link: Link, run: Run, on_sample=None) -> dict:
     """Checks the firmware is this model's, sends every sample not yet in the journal, and returns the
     summary of all of them. Link failures propagate (exit 4); the journal keeps what was measured."""
     info = link.hello(timeout=run.hello_timeout)
-    check_firmware(info, run.tflite, run.model_name, link.name)
+    check_firmware(info, run.tflite, run.model_name, link.name, run.runtime)
     if len(run.x) == 0:
         raise BadInput("no samples to measure")
     xq = device_inputs(run.x, info.input)
     if xq[0].nbytes != info.input.nbytes:
         raise BadInput(f"samples of {xq[0].nbytes} bytes, but the device's input tensor takes {info.input.nbytes}")
-    reference = reference_outputs(info.runtime, run.tflite, xq)
+    reference = reference_outputs(run.reference, run.tflite, xq)
     header = {"model_sha256": info.model_hash.hex(), "inputs_sha256": inputs_sha256(xq),
               "samples_planned": len(xq), "runtime": info.runtime, "runtime_version": info.runtime_version,
               "device": link.name, "clock_hz": run.clock_hz, "cycles_unit": run.cycles_unit}
@@ -277,7 +286,8 @@ def measure(link: Link, run: Run, on_sample=None) -> dict:
 
     def summary() -> dict:
         return summarize(list(journal.samples.values()), reference, run.y, info.output, planned=len(xq),
-                         runtime=info.runtime, macs=run.macs, clock_hz=run.clock_hz, cycles_unit=run.cycles_unit)
+                         runtime=info.runtime, reference_name=run.reference, macs=run.macs, clock_hz=run.clock_hz,
+                         cycles_unit=run.cycles_unit)
 
     try:
         todo = [i for i in range(len(xq)) if i not in journal.samples]

@@ -4,78 +4,33 @@ EQ_PROFILE (`make PROFILE=1`), set beside what each step computes.
 A step is what the firmware counts: one kernel call of edgeq-c's generated invoke (a fused
 CONV_2D+ADD is one step; a RESHAPE edgeq-c aliases is none), one operator's Invoke in TFLM. Each
 count runs from the end of the step before, so the counts add up to the whole invoke
-(docs/device-loop.md, "Per-layer profile").
+(docs/device-loop.md, "Per-layer profile"). What each step computes the firmware's manifest says,
+written when the project was generated: nothing is compiled again here.
 
-Pure: `layers` (what each step is, from the model), `profile_section` (the table from the counts).
-At the edge: `measure_profile` drives a Link.
+Pure: `profile_section` (the table from the counts). At the edge: `measure_profile` drives a Link.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeq import console
-from edgeq.aot import compile_model
-from edgeq.codegen.tflm_sources import KERNELS, kernel_sources
+from edgeq.codegen.sources import Step, read_manifest
 from edgeq.console import progress
-from edgeq.device.build import build, profiled_name, read_manifest
+from edgeq.device.build import build, profiled_name
 from edgeq.device.connect import device_link
 from edgeq.device.flash import FlashOptions, Images, flash
 from edgeq.device.link import Link
-from edgeq.device.loop import EMULATED_METHODS
 from edgeq.device.measure import Run, check_firmware, counter_text, device_inputs, reference_outputs
 from edgeq.errors import BadInput
-from edgeq.graph import read_graph
-from edgeq.measure.costmodel import count_work
 from edgeq.protocol import ProtocolError
+from edgeq.runtimes import EMULATED_METHODS, get_runtime
 from edgeq.sources import measured
 
-PROFILED_RUNTIMES = ("edgeq-c", "tflm")
 
-
-@dataclass(frozen=True)
-class Layer:
-    index: int  # the graph operator (edgeq-c: the step's own operator, the one its output comes from)
-    op: str  # TFLite's name; a fused step joins its operators with "+"
-    kernel: str | None  # the C function edgeq-c calls; for TFLM the kernel file its op resolver links
-    shape: tuple[int, ...]  # the step's output
-    macs: int
-
-
-def _tflm_kernel(op: str) -> str | None:
-    """The TFLM kernel file that registers `op` (CMSIS-NN's where it has one), under kernels/."""
-    try:
-        files = kernel_sources([op]).files
-    except BadInput:
-        return None
-    return next((path.removeprefix(f"{KERNELS}/") for path, ops in files.items() if op in ops), None)
-
-
-def layers(runtime: str, tflite: bytes, source: str = "<bytes>", dsp: bool = False) -> list[Layer]:
-    """What each step the firmware counts computes: edgeq-c's kernel calls, TFLM's operators."""
-    if runtime not in PROFILED_RUNTIMES:
-        raise BadInput(f"a per-layer profile needs edgeq-c or TFLM firmware; this one runs {runtime}")
-    graph = read_graph(tflite, source)
-
-    def shape(index: int) -> tuple[int, ...]:
-        op = graph.operators[index]
-        return tuple(graph.tensors[op.outputs[0]].shape) if op.outputs else ()
-
-    if runtime == "tflm":
-        return [Layer(w.index, w.opcode, _tflm_kernel(w.opcode), shape(w.index), w.macs) for w in count_work(graph)]
-    compiled = compile_model(tflite, source=source, graph=graph, dsp=dsp)
-    rows = []
-    for step, macs in zip(compiled.ops, compiled.macs):  # "<op index> <OPCODE> -> <kernel>"
-        head, _, kernel = step.partition(" -> ")
-        index, _, op = head.partition(" ")
-        rows.append(Layer(int(index), op, kernel, shape(int(index)), int(macs)))
-    return rows
-
-
-def profile_section(rows: list[Layer], counts: list[tuple[int, ...]], totals: list[int], *, runtime: str,
+def profile_section(rows: tuple[Step, ...], counts: list[tuple[int, ...]], totals: list[int], *, runtime: str,
                     cycles_unit: str, bit_exact: int, invoke_median: float | None) -> dict:
     """The `profile` of measure.json and report.json's `measure`: one row per step with the median
     count over the samples, and how the sum compares with the whole invoke.
@@ -118,12 +73,15 @@ def measure_profile(link: Link, run: Run, invoke_median: float | None = None, on
     """Sends every sample of `run` to profiled firmware, asking after each INFER for its step counts;
     every output must still equal the reference interpreter's."""
     info = link.hello(timeout=run.hello_timeout)
-    check_firmware(info, run.tflite, run.model_name, link.name)
-    rows = layers(info.runtime, run.tflite, run.model_name, run.dsp)
+    check_firmware(info, run.tflite, run.model_name, link.name, run.runtime)
+    rows = run.steps
+    if not rows:
+        raise BadInput(f"a per-layer profile needs edgeq-c or TFLM firmware whose manifest lists its steps; this one "
+                       f"runs {run.runtime} with none")
     if len(run.x) == 0:
         raise BadInput("no samples to profile")
     xq = device_inputs(run.x, info.input)
-    reference = reference_outputs(info.runtime, run.tflite, xq)
+    reference = reference_outputs(run.reference, run.tflite, xq)
     counts, totals, exact = [], [], 0
     for i in progress(range(len(xq)), len(xq), "profile"):
         cycles, output = link.infer(xq[i].tobytes(), timeout=run.timeout)
@@ -143,16 +101,18 @@ def profile_firmware(profile, firmware: Path, run: Run, invoke_median: float | N
     run the profiled image (edgeq build/flash --profile), unless `flash_board` (deploy --profile) builds
     and flashes it; its own invoke is then what the rows are compared with."""
     emulated = profile.flash.method in EMULATED_METHODS
+    manifest = read_manifest(firmware)
     if emulated or flash_board:
         with console.stage("build", f"make PROFILE=1 in {firmware}"):
-            built = build(firmware, profile, profiled=True)
+            built = build(firmware, profile, profiled=True,
+                          variables=get_runtime(manifest.runtime).build_variables())
         elf = built.elf
         if not emulated:
             with console.stage("flash", f"{profile.flash.method}, the profiled image"):
                 flash(profile, Images(elf=built.elf, bin=built.bin, hex=built.hex, image=built.elf),
                       FlashOptions(port=port))
     else:
-        elf = firmware / profiled_name(read_manifest(firmware)["elf"])
+        elf = firmware / profiled_name(manifest.elf)
     with console.stage("profile", f"{len(run.x)} samples, each step counted"), \
             device_link(profile, elf, firmware, port) as link:
         return measure_profile(link, run, invoke_median=invoke_median if emulated else None)

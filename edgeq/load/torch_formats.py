@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeq import console
 from edgeq.errors import BadInput
-from edgeq.load import ONNX_MIN_OPSET, ONNX_TARGET_OPSET, TORCH_EXTRA, Model, TensorSpec, _single, load_model
+from edgeq.load.model import ONNX_MIN_OPSET, ONNX_TARGET_OPSET, TORCH_EXTRA, Model, TensorSpec, model_identity, single
 
 
 def channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -68,8 +68,8 @@ def load_onnx(path: Path, common: dict) -> Model:
                        "only the standard ONNX operators")
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
-    inp = _single(inputs, path, "input")
-    out = _single(list(proto.graph.output), path, "output")
+    inp = single(inputs, path, "input")
+    out = single(list(proto.graph.output), path, "output")
     if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         raise BadInput(f"{path}: the input is {onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type)}; "
                        "edgeq takes a float32 ONNX model and quantizes it")
@@ -103,10 +103,10 @@ def load_pt2(path: Path, common: dict) -> Model:
         raise BadInput(f"{path}: not a torch.export program ({type(exc).__name__}: {exc}); save one with "
                        "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')") from exc
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    inp = _single([placeholders[s.arg.name] for s in program.graph_signature.input_specs
+    inp = single([placeholders[s.arg.name] for s in program.graph_signature.input_specs
                    if s.kind.name == "USER_INPUT"], path, "input")
     outputs = next(n for n in program.graph.nodes if n.op == "output").args[0]
-    out = _single(list(outputs), path, "output")
+    out = single(list(outputs), path, "output")
 
     def dims(node):
         value = node.meta.get("val")
@@ -138,4 +138,4 @@ def load_torch(module, example, directory: str | Path | None = None, name: str |
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name or type(module).__name__.lower()}.pt2"
     torch.export.save(program, str(path))
-    return load_model(path)
+    return load_pt2(path, model_identity(path))

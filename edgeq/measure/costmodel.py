@@ -14,10 +14,14 @@ docs/planner.md for where each comes from. `fit_coefficients` replaces them for 
 measured (work, cycle or instruction count) pairs. The QEMU boards' fits, made by
 bench/fit_cost_model.py from edgeq-c and TFLM + CMSIS-NN firmware measured there, are committed in
 cost_coefficients.json and used for those two runtimes on those boards.
+
+What differs between runtimes is their `CostSection`, which each runtime module of edgeq.runtimes
+declares: its section of the fitted table, its per-op overhead, whether it folds ops on constants.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,6 +101,17 @@ def count_work(graph: Graph) -> list[OpWork]:
 
 
 @dataclass(frozen=True)
+class CostSection:
+    """A runtime's part of the cost model."""
+
+    key: str  # its section of cost_coefficients.json, and of a board's fits
+    label: str  # how the fits' sources name the runtime ("TFLM + CMSIS-NN")
+    op_factor: float = 1.0  # its dispatch cost per op against an interpreter's
+    folds_constant_ops: bool = False  # ops on constants (fp16 weights' DEQUANTIZE) run once, when it loads
+    fitted: bool = False  # bench/fit_cost_model.py measures it on the QEMU boards
+
+
+@dataclass(frozen=True)
 class Coefficients:
     """Cycles (or, fitted on QEMU, instructions) per unit of work on one core and runtime.
 
@@ -167,21 +182,18 @@ DEFAULTS: dict[str, Coefficients] = {
 _FAMILY = {"cortex-m0": "cortex-m0plus", "cortex-m23": "cortex-m0plus", "cortex-m55": "cortex-m7",
            "cortex-m85": "cortex-m7", "cortex-a53": "cortex-a72", "cortex-a55": "cortex-a72",
            "cortex-a76": "cortex-x3", "cortex-a78": "cortex-x3", "cortex-x1": "cortex-x3"}
-# The direct calls of edgeq-c cost less per op than TFLM's interpreter loop and kernel lookups.
-RUNTIME_OP_FACTOR = {"edgeq-c": 0.3, "tflm": 1.0, "litert": 1.0}
 
 
-def coefficients_for(profile, runtime: str, fitted: dict[str, Coefficients] | None = None) -> Coefficients:
+def coefficients_for(profile, section: CostSection, fitted: dict[str, Coefficients] | None = None) -> Coefficients:
     """The coefficients for a profile: fitted ones by profile name first (`fitted`, else the committed
-    table measured on the QEMU boards for edgeq-c and TFLM + CMSIS-NN), then the core's defaults."""
-    if fitted is None and runtime in FITTED_RUNTIMES:
-        fitted = read_fitted_table(runtime)
+    table measured on the QEMU boards, for a runtime fitted there), then the core's defaults."""
+    if fitted is None and section.fitted:
+        fitted = read_fitted_table(section)
     if fitted and profile.name in fitted:
         return fitted[profile.name]
     core = profile.core if profile.core in DEFAULTS else _FAMILY.get(profile.core, "cortex-m4")
     base = DEFAULTS[core]
-    factor = RUNTIME_OP_FACTOR.get(runtime, 1.0)
-    return replace(base, per_op=base.per_op * factor)
+    return replace(base, per_op=base.per_op * section.op_factor)
 
 
 def _fallback(table: dict[str, float], dtype: str) -> float:
@@ -192,7 +204,7 @@ def _fallback(table: dict[str, float], dtype: str) -> float:
     return 0.0
 
 
-def features(work: list[OpWork], runtime: str) -> np.ndarray:
+def features(work: list[OpWork], section: CostSection) -> np.ndarray:
     """The work as a vector matching `Coefficients.as_vector`: MACs by op and dtype, elements by
     dtype, the op count and one invoke."""
     macs = {(op, d): 0.0 for op in MAC_OPS for d in DTYPES}
@@ -200,7 +212,7 @@ def features(work: list[OpWork], runtime: str) -> np.ndarray:
     elements = dict.fromkeys(DTYPES, 0.0)
     ops = 0
     for w in work:
-        if w.constant_input and runtime == "litert":
+        if w.constant_input and section.folds_constant_ops:
             continue  # folded when the interpreter prepares the model
         if w.macs == 0 and w.elements == 0:
             continue
@@ -218,12 +230,13 @@ FEATURE_NAMES = tuple([f"per_mac_op.{op}.{d}" for op in MAC_OPS for d in DTYPES]
                       + ["per_op", "per_invoke"])
 
 
-def estimate_cycles(work: list[OpWork], coefficients: Coefficients, runtime: str) -> float:
-    return float(features(work, runtime) @ coefficients.as_vector())
+def estimate_cycles(work: list[OpWork], coefficients: Coefficients, section: CostSection) -> float:
+    return float(features(work, section) @ coefficients.as_vector())
 
 
-def estimate_ms(work: list[OpWork], profile, runtime: str, fitted: dict[str, Coefficients] | None = None) -> float:
-    cycles = estimate_cycles(work, coefficients_for(profile, runtime, fitted), runtime)
+def estimate_ms(work: list[OpWork], profile, section: CostSection,
+                fitted: dict[str, Coefficients] | None = None) -> float:
+    cycles = estimate_cycles(work, coefficients_for(profile, section, fitted), section)
     return cycles / (profile.clock_mhz * 1e3)
 
 
@@ -247,7 +260,7 @@ class Sample:
 
     work: tuple[OpWork, ...]
     count: float  # cycles, or instructions on QEMU
-    runtime: str = "edgeq-c"
+    section: CostSection
     label: str = ""
 
 
@@ -266,7 +279,7 @@ def fit_coefficients(samples: list[Sample], prior: Coefficients, strength: float
     """
     if not samples:
         return Fit(prior)
-    a = np.array([features(list(s.work), s.runtime) for s in samples])
+    a = np.array([features(list(s.work), s.section) for s in samples])
     y = np.array([s.count for s in samples], float)
     c0 = prior.as_vector()
     # Each row is divided by its count so that every sample weighs by its relative error.
@@ -284,21 +297,19 @@ def fit_coefficients(samples: list[Sample], prior: Coefficients, strength: float
 # ---- the fitted table: coefficients measured on the QEMU boards ----------------------------------------
 
 FITTED_TABLE = COST_COEFFICIENTS
-# What bench/fit_cost_model.py measures, and how the table and the sources name each; LiteRT keeps the defaults.
-FITTED_RUNTIMES = {"edgeq-c": "edgeq-c", "tflm": "TFLM + CMSIS-NN"}
 
 
-def prior_for(profile, runtime: str = "edgeq-c") -> Coefficients:
+def prior_for(profile, section: CostSection) -> Coefficients:
     """The defaults a fit starts from (and falls back to where the samples say nothing)."""
-    return coefficients_for(profile, runtime, fitted={})
+    return coefficients_for(profile, section, fitted={})
 
 
-def fit_board(board: str, samples: list[Sample], runtime: str = "edgeq-c", strength: float = 1e-3) -> dict:
+def fit_board(board: str, samples: list[Sample], section: CostSection, strength: float = 1e-3) -> dict:
     """One board's entry of the fitted table: coefficients, the models, their work and the fit's error."""
-    fit = fit_coefficients(samples, prior_for(get_profile(board), runtime), strength)
+    fit = fit_coefficients(samples, prior_for(get_profile(board), section), strength)
     coefficients = replace(fit.coefficients,
-                           source=f"fitted to {len(samples)} {FITTED_RUNTIMES[runtime]} runs measured on {board}")
-    exercised = np.array([features(list(s.work), s.runtime) for s in samples]).any(axis=0)
+                           source=f"fitted to {len(samples)} {section.label} runs measured on {board}")
+    exercised = np.array([features(list(s.work), s.section) for s in samples]).any(axis=0)
     return {
         "coefficients": coefficients_dict(coefficients),
         "defaults_kept": [n for n, used in zip(FEATURE_NAMES, exercised) if not used],
@@ -319,16 +330,16 @@ def coefficients_dict(c: Coefficients) -> dict:
             "per_op": round(c.per_op, 2), "per_invoke": round(c.per_invoke, 2), "source": c.source}
 
 
-def table_samples(entry: dict, runtime: str = "edgeq-c") -> list[Sample]:
+def table_samples(entry: dict, section: CostSection) -> list[Sample]:
     """The measurements a table entry was fitted to, to fit them again."""
-    return [Sample(tuple(OpWork(*w) for w in m["work"]), float(m["measured"]), runtime, m["label"])
+    return [Sample(tuple(OpWork(*w) for w in m["work"]), float(m["measured"]), section, m["label"])
             for m in entry["models"]]
 
 
-def parse_table(table: dict, runtime: str) -> dict[str, Coefficients]:
-    """Profile name -> fitted coefficients of `runtime`, from the table's JSON."""
+def parse_table(table: dict, section: CostSection) -> dict[str, Coefficients]:
+    """Profile name -> fitted coefficients of the runtime `section` belongs to, from the table's JSON."""
     out = {}
-    fits = table.get("runtimes", {}).get(runtime, {})
+    fits = table.get("runtimes", {}).get(section.key, {})
     for board, entry in fits.get("boards", {}).items():
         c = entry["coefficients"]
         out[board] = Coefficients(dict(c["per_mac"]), dict(c["per_element"]), float(c["per_op"]),
@@ -338,17 +349,17 @@ def parse_table(table: dict, runtime: str) -> dict[str, Coefficients]:
     return out
 
 
-_fitted: dict[str, dict[str, Coefficients]] = {}
+@functools.lru_cache(maxsize=None)
+def _shipped_table(section: CostSection) -> dict[str, Coefficients]:
+    return parse_table(json.loads(FITTED_TABLE.read_text()), section)
 
 
-def read_fitted_table(runtime: str = "edgeq-c", path: Path = FITTED_TABLE) -> dict[str, Coefficients]:
-    """The fitted coefficients of `runtime` (from the table edgeq ships, read once); a missing table is an
+def read_fitted_table(section: CostSection, path: Path = FITTED_TABLE) -> dict[str, Coefficients]:
+    """The fitted coefficients of a runtime (from the table edgeq ships, read once); a missing table is an
     error, not a silent fall back to the defaults."""
     if not path.is_file():
         raise EdgeqError(f"{path}: the fitted cost coefficients are missing"
                          + (" (edgeq's installation is incomplete: reinstall it)" if path == FITTED_TABLE else ""))
     if path != FITTED_TABLE:
-        return parse_table(json.loads(path.read_text()), runtime)
-    if runtime not in _fitted:
-        _fitted[runtime] = parse_table(json.loads(path.read_text()), runtime)
-    return _fitted[runtime]
+        return parse_table(json.loads(path.read_text()), section)
+    return _shipped_table(section)

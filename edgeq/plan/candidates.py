@@ -45,7 +45,7 @@ DEVICE_CANDIDATES = 3  # the fastest feasible candidates by estimate that are me
 
 
 @dataclass(frozen=True)
-class Prepared:
+class Loaded:
     """What `edgeq deploy` already loaded and converted, so the planner does not do it again."""
     model: object  # edgeq.load.Model
     calibration: object  # edgeq.load.Dataset
@@ -76,7 +76,7 @@ class PlanRequest:
     device_port: str | None = None
     device_samples: int = DEVICE_SAMPLES
     device_candidates: int = DEVICE_CANDIDATES
-    prepared: Prepared | None = None
+    loaded: Loaded | None = None  # what deploy already loaded and converted
 
 
 @dataclass
@@ -196,6 +196,7 @@ class PlanResult:
     message: str = ""
     cost_model: dict = field(default_factory=dict)  # runtime -> the coefficients behind latency_ms_estimated
     device: dict = field(default_factory=dict)  # whether candidates were measured on the board, and why not
+    warnings: list[str] = field(default_factory=list)  # what the user should know of the run
 
     @property
     def plan(self) -> Plan | None:
@@ -214,7 +215,7 @@ class PlanResult:
             "chosen": self.chosen.name if self.chosen else None, "reason": self.message,
             "candidates": [c.to_dict() for c in self.candidates],
             "layer_errors": self.layer_errors, "qat": self.qat, "cost_model": self.cost_model,
-            "device": self.device,
+            "device": self.device, "warnings": self.warnings,
             "seconds": round(self.seconds, 2), "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
 

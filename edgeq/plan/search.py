@@ -15,15 +15,13 @@ import dataclasses
 import time
 from pathlib import Path
 
+import edgeq.convert.qat as qat
 from edgeq import console
-from edgeq.codegen.tflm import arena_size_with_margin
-from edgeq.convert import qat
 from edgeq.convert.calibrate import CALIBRATIONS
-from edgeq.device.loop import device_unreachable
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.load import SOURCE_FORMATS, arrays_sha256, read_arrays
 from edgeq.measure.costmodel import OpWork, coefficients_for, estimate_ms
-from edgeq.measure.fit import Fit, edgeq_c_fit, litert_fit, tflm_fit
+from edgeq.modes import MODES
 from edgeq.plan.candidates import (
     LATENCY_TIE,
     MIXED_MAX_FLOAT_LAYERS,
@@ -35,16 +33,11 @@ from edgeq.plan.candidates import (
     PlanResult,
     budget_profile,
 )
-from edgeq.plan.evaluate import Spec
-from edgeq.plan.rules import RUNTIME_REFUSALS, choose_runtime
+from edgeq.plan.evaluate import AS_IS, Spec
 from edgeq.plan.session import PlanSession
 from edgeq.plan.table import quality_text, why_text
-from edgeq.sources import measured
+from edgeq.runtimes import Runtime, choose_runtime, get_runtime, runtimes_of
 from edgeq.units import format_bytes as kb
-
-_NUMERICS = {"fp32": ("fp32",), "fp16": ("fp16",), "dynamic-int8": ("int8",), "int16x8": ("int16x8",),
-             "int8": ("int8",), "int4w": ("int8",), "as-is": ()}
-
 
 # ---- the search space --------------------------------------------------------------------------------
 
@@ -57,13 +50,13 @@ def stage1_specs() -> list[Spec]:
     return specs
 
 
-def unsupported(spec: Spec, profile, runtimes: tuple[str, ...], has_source: bool) -> str | None:
+def unsupported(spec: Spec, profile, runtimes: tuple[Runtime, ...], has_source: bool) -> str | None:
     """Why the device cannot run `spec` at all (so it is not even built), or None."""
-    needs = _NUMERICS[spec.mode] + (("fp32",) if spec.keep_float else ())
+    needs = (() if spec.mode == AS_IS else (MODES[spec.mode].numeric,)) + (("fp32",) if spec.keep_float else ())
     missing = [n for n in needs if not profile.supports(n)]
     if missing:
         return f"{profile.name} does not run {', '.join(missing)} (its numerics: {', '.join(profile.numerics)})"
-    refusals = [RUNTIME_REFUSALS[r].get(spec.mode) for r in runtimes]
+    refusals = [r.refuses_mode(spec.mode) for r in runtimes]
     if all(refusals):
         return "; ".join(refusals)
     if spec.mode in ("fp16", "dynamic-int8") and not has_source:
@@ -74,26 +67,7 @@ def unsupported(spec: Spec, profile, runtimes: tuple[str, ...], has_source: bool
 
 # ---- assessing one candidate -------------------------------------------------------------------------
 
-def _runtime_fit(record: dict, runtime: str, profile) -> Fit | str:
-    """The candidate's fit on `runtime`, or why the runtime cannot run it."""
-    if runtime == "tflm":
-        tflm = record.get("tflm") or {}
-        if "arena_bytes" not in tflm:
-            return f"TFLM: {tflm.get('error', 'not measured')}"
-        # The int4 kernels' unpack scratch (one byte a weight) is part of what TFLM allocates, so it is in.
-        return tflm_fit(profile, record["tflite_bytes"],
-                        arena_size_with_margin(tflm.get("smallest_bytes") or tflm["arena_bytes"]))
-    if runtime == "edgeq-c":
-        c = record.get("edgeq_c") or {}
-        if "arena_bytes" not in c:
-            return f"edgeq-c: {c.get('error', 'not measured')}"
-        compiled_by = measured(f"{c.get('footprint')} on edgeq-c's generated code (one reference build for every board)")
-        return edgeq_c_fit(profile, c.get("flash_bytes"), c.get("ram_bytes"), c["const_bytes"], c["arena_bytes"],
-                           compiled_by)
-    return litert_fit(profile, record["tflite_bytes"])
-
-
-def assess(candidate: Candidate, profile, runtimes: tuple[str, ...], request: PlanRequest) -> Candidate:
+def assess(candidate: Candidate, profile, runtimes: tuple[Runtime, ...], request: PlanRequest) -> Candidate:
     """Fill in the runtime, flash, RAM, latency, accuracy drop and the problems of a measured candidate."""
     record = candidate.record
     if record is None or "error" in record:
@@ -102,9 +76,9 @@ def assess(candidate: Candidate, profile, runtimes: tuple[str, ...], request: Pl
         return candidate
     fits = {}
     refused = []
-    for runtime in (candidate.spec.runtime,) if candidate.spec.runtime else runtimes:
-        refusal = RUNTIME_REFUSALS[runtime].get(candidate.spec.mode)
-        outcome = f"{runtime}: {refusal}" if refusal else _runtime_fit(record, runtime, profile)
+    for runtime in (get_runtime(candidate.spec.runtime),) if candidate.spec.runtime else runtimes:
+        refusal = runtime.refuses_mode(candidate.spec.mode)
+        outcome = f"{runtime.name}: {refusal}" if refusal else runtime.candidate_fit(record, profile)
         if isinstance(outcome, str):
             refused.append(outcome)
         else:
@@ -114,12 +88,12 @@ def assess(candidate: Candidate, profile, runtimes: tuple[str, ...], request: Pl
         return candidate
     # The profile's runtime order is its preference: the first that fits, else the first that runs it.
     runtime = next((r for r, fit in fits.items() if fit.verdict == "fits"), next(iter(fits)))
-    candidate.runtime, candidate.fit = runtime, fits[runtime]
+    candidate.runtime, candidate.fit = runtime.name, fits[runtime]
     candidate.flash_bytes, candidate.ram_bytes = candidate.fit.flash.needed_bytes, candidate.fit.ram.needed_bytes
     problems = candidate.fit.reasons()
     work = [OpWork(*w) for w in record["work"]]
-    candidate.latency_ms = estimate_ms(work, profile, runtime, request.cost_coefficients)
-    candidate.cost_model_source = coefficients_for(profile, runtime, request.cost_coefficients).source
+    candidate.latency_ms = estimate_ms(work, profile, runtime.costs, request.cost_coefficients)
+    candidate.cost_model_source = coefficients_for(profile, runtime.costs, request.cost_coefficients).source
     if record.get("accuracy") is not None and record.get("float_accuracy") is not None:
         candidate.drop_pp = 100.0 * (record["float_accuracy"] - record["accuracy"])
         if candidate.drop_pp > request.max_accuracy_drop_pp + 1e-9:
@@ -300,9 +274,10 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
     came_quantized = session.inputs().came_quantized
     if came_quantized:  # deployed as it is: the choice is among runtimes only
         if not profile.supports(came_quantized):
-            console.warn(f"{profile.name} does not run {came_quantized} well (its numerics: "
-                         f"{', '.join(profile.numerics)}); the model came that way")
-        return _candidates(session, [Spec("as-is", runtime=r) for r in runtimes], profile, runtimes, request), [], None
+            session.warnings.append(f"{profile.name} does not run {came_quantized} well (its numerics: "
+                                    f"{', '.join(profile.numerics)}); the model came that way")
+        return (_candidates(session, [Spec(AS_IS, runtime=r.name) for r in runtimes], profile, runtimes, request),
+                [], None)
     candidates = _candidates(session, stage1_specs(), profile, runtimes, request)
     mixed, layers = _mixed_specs(session, candidates, profile)
     if mixed:
@@ -327,7 +302,7 @@ def measure_best_on_board(candidates: list[Candidate], chosen: Candidate, profil
     """Build the chosen candidate, and the fastest by estimate of the next latency classes, for the
     board; run each there and rank every candidate of a measured class by its measurement.
     Returns what plan.json says about it."""
-    unreachable = {r: device_unreachable(profile, r, request.device_port)
+    unreachable = {r: get_runtime(r).unreachable(profile, request.device_port)
                    for r in {c.runtime for c in candidates if c.feasible}}
     if all(unreachable.values()):
         return {"status": "skipped", "reason": unreachable[chosen.runtime]}
@@ -367,7 +342,7 @@ def run_plan(request: PlanRequest) -> PlanResult:
     if request.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, not {request.jobs}")
     profile = budget_profile(request.profile, request.ram_budget, request.flash_budget)
-    runtimes = (choose_runtime(profile, request.runtime),) if request.runtime else tuple(profile.runtimes)
+    runtimes = (choose_runtime(profile, request.runtime),) if request.runtime else runtimes_of(profile)
     session = PlanSession(request)
     try:
         candidates, layers, qat_summary = _search(session, request, profile, runtimes)
@@ -390,8 +365,9 @@ def run_plan(request: PlanRequest) -> PlanResult:
         candidates=candidates, chosen=chosen, float_accuracy=float_acc, layer_errors=layers, qat=qat_summary)
     result.cache_hits, result.cache_misses = session.hits, session.misses
     result.device = device
-    result.cost_model = {r: dataclasses.asdict(coefficients_for(profile, r, request.cost_coefficients))
+    result.cost_model = {r.name: dataclasses.asdict(coefficients_for(profile, r.costs, request.cost_coefficients))
                          for r in runtimes}
+    result.warnings = session.warnings
     if chosen is not None:
         result.chosen_tflite = chosen.tflite
         result.message = why_text(chosen, request)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq import __version__, console
-from edgeq.codegen.project import render_project
+import edgeq.plan.evaluate as plan_eval
+from edgeq import __version__
 from edgeq.convert.converter import MAX_CALIBRATION_SAMPLES, convert
 from edgeq.device.loop import run_project
 from edgeq.errors import BadInput, EdgeqError
@@ -29,9 +29,10 @@ from edgeq.files import write_atomic
 from edgeq.graph import read_graph
 from edgeq.isolate import ToolCrashed, contained
 from edgeq.load import SOURCE_FORMATS, arrays_sha256, detect_format, file_sha256, load_data, load_model, read_arrays
-from edgeq.plan import evaluate as plan_eval
+from edgeq.modes import MODES
 from edgeq.plan.evaluate import Inputs, Spec
 from edgeq.resources import PACKAGE_DIR, TEMPLATE_DIR
+from edgeq.runtimes import get_runtime
 
 CACHE_SCHEMA = 1
 
@@ -112,6 +113,7 @@ class PlanSession:
                             "dsp": request.profile.has_dsp, "flash_bytes": request.profile.memory.flash_bytes}
         self.cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
         self.hits = self.misses = 0
+        self.warnings: list[str] = []  # what the user should know of the run, for PlanResult
         self._inputs: Inputs | None = None
         self._inputs_file: Path | None = None
         self._model = None
@@ -136,23 +138,25 @@ class PlanSession:
     @property
     def model(self):
         if self._model is None:
-            prepared = self.request.prepared
-            self._model = prepared.model if prepared is not None else load_model(self.request.model)
+            loaded = self.request.loaded
+            self._model = loaded.model if loaded is not None else load_model(self.request.model)
         return self._model
 
     def inputs(self) -> Inputs:
         if self._inputs is None:
-            model, prepared = self.model, self.request.prepared
-            if prepared is not None:
-                calibration, validation = prepared.calibration, prepared.validation
+            model, loaded = self.model, self.request.loaded
+            if loaded is not None:
+                calibration, validation = loaded.calibration, loaded.validation
             else:
                 calibration, validation = load_data(model, self.request.data, self.request.val)
+                self.warnings += [w for w in (*calibration.warnings, *validation.warnings) if w not in self.warnings]
             converted = {}
-            if model.format in SOURCE_FORMATS and "litert" in self.request.profile.runtimes:
-                for mode in ("fp16", "dynamic-int8"):
-                    if self.request.profile.supports({"fp16": "fp16", "dynamic-int8": "int8"}[mode]):
+            if model.format in SOURCE_FORMATS:
+                for mode in ("fp16", "dynamic-int8"):  # the modes only the converter makes, from the source
+                    runs = [r for r in self.request.profile.runtimes if not get_runtime(r).refuses_mode(mode)]
+                    if runs and self.request.profile.supports(MODES[mode].numeric):
                         converted[mode] = convert(model, mode)
-            float_tflite = prepared.float_tflite if prepared is not None else convert(model, "fp32")
+            float_tflite = loaded.float_tflite if loaded is not None else convert(model, "fp32")
             self._inputs = Inputs(float_tflite=float_tflite,
                                   calib_x=calibration.x[:MAX_CALIBRATION_SAMPLES],
                                   val_x=validation.x, val_y=validation.y, val_source=validation.source,
@@ -199,8 +203,8 @@ class PlanSession:
                                                ordered))
             except BrokenProcessPool:  # a worker crashed: find out which candidates, one group at a time
                 self._pool = None
-                console.warn("a planner worker crashed; measuring the candidates again one group at a time to "
-                             "find the ones that crash it")
+                self.warnings.append("a planner worker crashed; measuring the candidates again one group at a time "
+                                     "to find the ones that crash it")
         if results is None:
             results = [self._contained_group(group) for group in ordered]
         for group, outcome in zip(ordered, results):
@@ -243,11 +247,8 @@ class PlanSession:
     def measure_on_board(self, profile, candidate, x: np.ndarray) -> dict:
         """One candidate built for the board and run on it: median instructions (QEMU) or cycles a
         sample and the latency at the profile's clock; a failure is recorded, not raised."""
-        record = candidate.record
-        arena = (record.get("tflm") or {}).get("smallest_bytes") or (record.get("tflm") or {}).get("arena_bytes")
         try:
-            files = render_project(candidate.runtime, profile, candidate.tflite,
-                                   read_graph(candidate.tflite, candidate.name), arena, "model")
+            files = get_runtime(candidate.runtime).project(profile, candidate.tflite, "model")
             device = run_project(profile, files, x, port=self.request.device_port)
         except EdgeqError as exc:
             return {"error": str(exc).splitlines()[0]}

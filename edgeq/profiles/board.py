@@ -1,5 +1,5 @@
 """The profile's `board` section: which chip a real (or emulated) microcontroller board carries and which
-of its UARTs reaches the host. edgeq.codegen.boards.chips has the chips themselves."""
+of its UARTs reaches the host. edgeq.boards.chips has the chips themselves."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from edgeq.units import format_bytes
 
-if TYPE_CHECKING:  # the package imports this module to re-export its functions
-    from edgeq.profiles import Profile
+if TYPE_CHECKING:
+    from edgeq.profiles.profile import Profile
 
 
 def _mhz(profile: Profile) -> str:

@@ -1,19 +1,19 @@
-"""Stage 10, the reports: report.json for machines, report.md and report.html for people, all
-from one dict (docs/report-schema.md).
+"""Stage 12, the reports: report.json for machines, report.md and report.html for people, all
+from one typed Report (`schema.py`, docs/report-schema.md).
 
-`markdown.py` writes report.md; `charts.py` turns report.json (and plan.json) into chart data
-(bars, boxes, points); `html.py` draws those as one self-contained page; `arena.py` is the
-compact form of edgeq-c's arena plan that report.json carries for the memory chart.
+`markdown.py` writes report.md; `charts.py` turns a Report (and plan.json) into chart data (bars,
+boxes, points); `html.py` draws those as one self-contained page.
 """
 
 from edgeq.report.html import render_html, render_measure_html, render_plan_html
-from edgeq.report.markdown import SCHEMA_VERSION, device_lines, format_measure, render_markdown, to_json
+from edgeq.report.markdown import device_lines, format_measure, render_markdown
+from edgeq.report.schema import SCHEMA_VERSION, Report
 
-__all__ = ["SCHEMA_VERSION", "device_lines", "format_measure", "render_html", "render_markdown",
-           "render_measure_html", "render_plan_html", "report_files", "to_json"]
+__all__ = ["SCHEMA_VERSION", "Report", "device_lines", "format_measure", "render_html", "render_markdown",
+           "render_measure_html", "render_plan_html", "report_files"]
 
 
-def report_files(report: dict, plan: dict | None = None) -> dict[str, bytes]:
-    """report.json, report.md and report.html for a deploy, from one dict (and plan.json's)."""
-    return {"report.json": to_json(report).encode(), "report.md": render_markdown(report).encode(),
+def report_files(report: Report, plan: dict | None = None) -> dict[str, bytes]:
+    """report.json, report.md and report.html for a deploy, from one Report (and plan.json's)."""
+    return {"report.json": report.to_json().encode(), "report.md": render_markdown(report).encode(),
             "report.html": render_html(report, plan).encode()}

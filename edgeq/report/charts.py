@@ -1,7 +1,7 @@
 """report.json and plan.json as chart data: bars, boxes and points, each with its label, unit and
 whether it was measured or estimated, plus the table that says the same in text.
 
-Pure: dicts in, frozen dataclasses out; nothing here computes a figure the reports do not
+Pure: a Report (edgeq.report.schema) and plan.json's dict in, frozen dataclasses out; nothing here computes a figure the reports do not
 already hold (a bar's length is a report value; the only arithmetic is a remainder, such as the
 part of the linked image that is not weights, and its label says so). html.py draws the charts.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeq.report.schema import Report
+from edgeq.runtimes import get_runtime
 from edgeq.sources import source_text
 from edgeq.units import format_bytes
 
@@ -77,8 +79,11 @@ class Chart:
     row_scale: bool = False  # True: each row has its own axis (flash and RAM have different budgets)
 
 
-def _src(section: dict | None, key: str) -> tuple[bool, str]:
-    s = ((section or {}).get("sources") or {}).get(key) or {}
+def _src(section, key: str) -> tuple[bool, str]:
+    """Whether a section's figure was measured, and its source as text; `section` is a report section
+    (with `sources`) or a dict with a "sources" key."""
+    sources = (section or {}).get("sources") if isinstance(section, dict) or section is None else section.sources
+    s = (sources or {}).get(key) or {}
     if not s:
         return True, ""
     return s["kind"] == "measured", source_text(s)
@@ -99,33 +104,33 @@ def _pct(x) -> str:
 # ---- fit at a glance -----------------------------------------------------------------------
 
 
-def _arena(r: dict) -> tuple[int | None, str]:
-    mem, runtime = r["memory"], r["quantization"]["runtime"]
-    key = {"edgeq-c": "edgeq_c_arena_bytes", "tflm": "firmware_arena_bytes"}.get(runtime)
-    return (mem.get(key), key) if key else (None, "")
+def _arena(r: Report) -> tuple[int | None, str]:
+    """The arena of the runtime that runs the model, and its figure's key."""
+    key = get_runtime(r.quantization.runtime).arena_figure
+    return (r.memory.get(key), key) if key else (None, "")
 
 
-def _weights(r: dict) -> tuple:
-    """The flash the model's constants take: edgeq-c's generated arrays (weights widened for DSP cores,
-    requantization tables) when it runs the model, else the .tflite's constant tensors."""
-    mem, size = r["memory"], r["size"]
-    if r["quantization"]["runtime"] == "edgeq-c" and mem.get("edgeq_c_constant_bytes") is not None:
-        return (mem["edgeq_c_constant_bytes"], "weights (edgeq-c's constant arrays)", "weights",
-                *_src(mem, "edgeq_c_constant_bytes"))
-    return (size.get("constant_bytes"), "weights (model constants)", "weights", *_src(size, "constant_bytes"))
+def _weights(r: Report) -> tuple:
+    """The flash the model's constants take: the runtime's own constants where it has them (edgeq-c's
+    generated arrays: weights widened for DSP cores, requantization tables), else the .tflite's."""
+    runtime = get_runtime(r.quantization.runtime)
+    key = runtime.constants_figure
+    if key and r.memory.get(key) is not None:
+        return (r.memory.get(key), f"weights ({runtime.label}'s constant arrays)", "weights", *_src(r.memory, key))
+    return (r.size.constant_bytes, "weights (model constants)", "weights", *_src(r.size, "constant_bytes"))
 
 
-def fit_chart(r: dict) -> Chart:
+def fit_chart(r: Report) -> Chart:
     """Flash and RAM against the device as stacked bars: weights and the rest of the image in
     flash; the arena and the rest in RAM; past the budget, what the application keeps."""
-    fit, p, mem = r["fit"], r["profile"], r["memory"]
+    fit, p, mem = r.fit.to_dict(), r.profile, r.memory
     bars, marks, rows = [], [], []
     arena, arena_key = _arena(r)
-    for key, row, total_key in (("flash", "flash", "flash_bytes"), ("ram", "RAM", "ram_bytes")):
+    for key, row, total in (("flash", "flash", p.flash_bytes), ("ram", "RAM", p.ram_bytes)):
         side = fit[key]
         measured, source = _of(side["source"])
         needed = side["needed_bytes"]
-        first = _weights(r) if key == "flash" else (arena, f"{r['quantization']['runtime']} arena", "arena",
+        first = _weights(r) if key == "flash" else (arena, f"{r.quantization.runtime} arena", "arena",
                                                     *_src(mem, arena_key))
         start = 0
         if first[0] is not None and 0 < first[0] <= needed:
@@ -135,10 +140,10 @@ def fit_chart(r: dict) -> Chart:
         label = f"{rest} (the rest of the {side['what'].split(':')[0]})" if start else side["what"]
         if needed > start or not start:  # no empty remainder when the arena is all of it
             bars.append(Bar(row, label, start, needed - start, "B", measured, source, "rest"))
-        reserve = p[total_key] - side["budget_bytes"]
+        reserve = total - side["budget_bytes"]
         if reserve > 0:  # before a build the model gets RAM less the application's reserve
             bars.append(Bar(row, "kept for the application (profile)", side["budget_bytes"], reserve, "B",
-                            True, f"the profile: {p['source'] if p.get('source') else p['name']}", "reserve"))
+                            True, f"the profile: {p.source or p.name}", "reserve"))
         marks.append(Mark(f"{row} budget {format_bytes(side['budget_bytes'])}", side["budget_bytes"], row))
     for b in bars:
         rows.append((b.row, b.label, _b(int(b.value)), b.source))
@@ -146,7 +151,7 @@ def fit_chart(r: dict) -> Chart:
         side = fit[key]
         rows.append((row, f"needed of budget: {100 * side['used_fraction']:.2f} %", _b(side["needed_bytes"]),
                      f"budget {_b(side['budget_bytes'])}"))
-    return Chart("fit", f"Fit: {fit['verdict']} on {p['display_name']}", "bars", "bytes", "B", tuple(bars),
+    return Chart("fit", f"Fit: {fit['verdict']} on {p.display_name}", "bars", "bytes", "B", tuple(bars),
                  ("memory", "part", "bytes", "source"), tuple(rows), marks=tuple(marks),
                  note="; ".join(fit["reasons"]), row_scale=True)
 
@@ -159,9 +164,9 @@ def _table(entry: dict, key: str) -> list[dict]:
     return [dict(zip(part["columns"], row)) for row in part["rows"]]
 
 
-def arena_chart(r: dict) -> Chart | None:
+def arena_chart(r: Report) -> Chart | None:
     """edgeq-c's arena plan: each tensor a box over the steps it lives (x) and the bytes it holds (y)."""
-    plan = r["memory"].get("edgeq_c_plan")
+    plan = r.memory.get("edgeq_c_plan")
     if not plan:
         return None
     steps = _table(plan, "steps")
@@ -205,12 +210,12 @@ def arena_chart(r: dict) -> Chart | None:
                  y_label="arena address", y_unit="B", marks=tuple(marks), ticks=tuple(ticks), note=note)
 
 
-def arena_sizes_chart(r: dict) -> Chart | None:
+def arena_sizes_chart(r: Report) -> Chart | None:
     """The arenas side by side: edgeq-c's plan and its lower bound, TFLM's recorded head and tail
     and the arena its firmware would reserve."""
-    mem = r["memory"]
+    mem = r.memory
     wanted = [("edgeq-c", "static plan", "edgeq_c_arena_bytes", 0, "arena"),
-              ("edgeq-c", "lower bound without in-place", "edgeq_c_lower_bound_bytes", 0, "bound"),
+              ("edgeq-c bound", "lower bound without in-place", "edgeq_c_lower_bound_bytes", 0, "bound"),
               ("TFLM", "head (activations)", "tflm_arena_head_bytes", 0, "arena"),
               ("TFLM", "tail (tensor structs, op data)", "tflm_arena_tail_bytes", "tflm_arena_head_bytes", "tail"),
               ("TFLM firmware", "smallest arena + margin", "firmware_arena_bytes", 0, "arena")]
@@ -218,9 +223,7 @@ def arena_sizes_chart(r: dict) -> Chart | None:
     for row, label, key, start, kind in wanted:
         if mem.get(key) is None:
             continue
-        if row == "edgeq-c" and kind == "bound":
-            row = "edgeq-c bound"
-        bars.append(Bar(row, label, mem.get(start, 0) if start else 0, mem[key], "B", *_src(mem, key), kind))
+        bars.append(Bar(row, label, (mem.get(start) or 0) if start else 0, mem.get(key), "B", *_src(mem, key), kind))
     if not bars:
         return None
     return Chart("arenas", "Arena size by runtime", "bars", "bytes", "B", tuple(bars),
@@ -231,9 +234,9 @@ def arena_sizes_chart(r: dict) -> Chart | None:
 # ---- per-layer profile ---------------------------------------------------------------------
 
 
-def layer_chart(r: dict) -> Chart | None:
+def layer_chart(r: Report) -> Chart | None:
     """MACs per edgeq-c step in model order (per-layer instruction counts are not measured yet)."""
-    plan = r["memory"].get("edgeq_c_plan")
+    plan = r.memory.get("edgeq_c_plan")
     if not plan:
         return None
     steps = _table(plan, "steps")
@@ -242,7 +245,7 @@ def layer_chart(r: dict) -> Chart | None:
     total = sum(s["macs"] for s in steps) or None
     rows = tuple((str(k), s["opcode"], s["kernel"], f"{s['macs']:,}",
                   "-" if not total else f"{100 * s['macs'] / total:.1f} %") for k, s in enumerate(steps))
-    m = r.get("measure") or {}
+    m = r.measure or {}
     note = ("Counts per layer: see the profile above." if m.get("profile") else
             "Counts per layer: not measured (edgeq measure --profile or deploy --profile counts them).")
     if m.get("cycles_per_mac") is not None:
@@ -251,9 +254,10 @@ def layer_chart(r: dict) -> Chart | None:
                  ("step", "op", "kernel", "MACs", "share"), rows, note=note)
 
 
-def profile_chart(r: dict) -> Chart | None:
-    """The count of each step on the device (`measure --profile`, `deploy --profile`), in model order."""
-    p = (r.get("measure") or {}).get("profile")
+def profile_chart(m: dict | None) -> Chart | None:
+    """The count of each step on the device (`measure --profile`, `deploy --profile`), in model order,
+    from the measurement (measure.json, report.json's `measure`)."""
+    p = (m or {}).get("profile")
     if not p:
         return None
     unit, (measured, source) = p["unit"], _src(p, "count")
@@ -275,20 +279,32 @@ def profile_chart(r: dict) -> Chart | None:
 # ---- accuracy ------------------------------------------------------------------------------
 
 
-def accuracy_chart(r: dict) -> Chart:
-    acc, m = r["accuracy"], r.get("measure") or {}
-    wanted = [("float", "top-1, float model", acc.get("float"), acc, "float"),
-              ("quantized", f"top-1, {r['quantization']['mode']}", acc.get("quantized"), acc, "quantized"),
-              ("agreement", "top-1 agreement with float", acc.get("agreement"), acc, "agreement"),
-              ("on the device", "top-1 on the device", m.get("accuracy"), m, "accuracy")]
+def _on_the_device(m: dict) -> tuple:
+    return ("on the device", "top-1 on the device", m.get("accuracy"), m, "accuracy")
+
+
+def _accuracy(wanted: list[tuple], samples: int, sqnr_row: tuple = ()) -> Chart:
     bars = tuple(Bar(row, label, 0, 100 * v, "%", *_src(sec, key), row.replace(" ", "-"))
                  for row, label, v, sec, key in wanted if v is not None)
-    rows = tuple((b.row, b.label, f"{b.value:.2f} %", b.source) for b in bars)
-    sqnr = acc.get("sqnr_db")
-    rows += (("SQNR", "quantized outputs against float", "-" if sqnr is None else f"{sqnr:.1f} dB",
-              _src(acc, "sqnr_db")[1]),)
-    return Chart("accuracy", f"Accuracy on {acc['samples']} samples", "bars", "top-1", "%", bars,
+    rows = tuple((b.row, b.label, f"{b.value:.2f} %", b.source) for b in bars) + ((sqnr_row,) if sqnr_row else ())
+    return Chart("accuracy", f"Accuracy on {samples} samples", "bars", "top-1", "%", bars,
                  ("figure", "what", "value", "source"), rows)
+
+
+def accuracy_chart(r: Report) -> Chart:
+    acc = r.accuracy
+    wanted = [("float", "top-1, float model", acc.float, acc, "float"),
+              ("quantized", f"top-1, {r.quantization.mode}", acc.quantized, acc, "quantized"),
+              ("agreement", "top-1 agreement with float", acc.agreement, acc, "agreement"),
+              _on_the_device(r.measure or {})]
+    sqnr = ("SQNR", "quantized outputs against float", "-" if acc.sqnr_db is None else f"{acc.sqnr_db:.1f} dB",
+            _src(acc, "sqnr_db")[1])
+    return _accuracy(wanted, acc.samples, sqnr)
+
+
+def device_accuracy_chart(m: dict) -> Chart:
+    """Accuracy on the device alone (`edgeq measure`, which has no float model to compare with)."""
+    return _accuracy([_on_the_device(m)], m["samples"])
 
 
 def layer_error_chart(plan: dict | None) -> Chart | None:
@@ -351,9 +367,9 @@ def candidate_charts(plan: dict | None) -> list[Chart]:
 # ---- on the device -------------------------------------------------------------------------
 
 
-def device_chart(r: dict) -> Chart | None:
-    """Counts per inference on the device: the range from min to max, with the median and p95."""
-    m = r.get("measure")
+def device_chart(m: dict | None) -> Chart | None:
+    """Counts per inference on the device: the range from min to max, with the median and p95, from the
+    measurement (measure.json, report.json's `measure`)."""
     if not m or m.get("cycles_median") is None:
         return None
     unit, (measured, source) = m["cycles_unit"], _src(m, "cycles_median")

@@ -1,5 +1,5 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, no network) drawn from
-report.json and, when the planner ran, plan.json: the same dicts, so no figure is computed twice.
+report.json's Report and, when the planner ran, plan.json: the same data, so no figure is computed twice.
 
 Sections: fit at a glance, memory over time, per-layer profile, accuracy (and the plan's
 candidates), on the device. Each chart has its table under it; `render_plan_html` is the page for
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from html import escape
 
-from edgeq.report import charts
+import edgeq.report.charts as charts
 from edgeq.report.charts import Chart
+from edgeq.report.schema import Report
 from edgeq.report.svg import svg
 from edgeq.units import format_bytes
 
@@ -82,20 +83,19 @@ def _how(source: dict) -> str:
     return "measured" if source["kind"] == "measured" else "estimated"
 
 
-def tiles(r: dict) -> str:
-    fit, acc, m = r["fit"], r["accuracy"], r.get("measure") or {}
+def tiles(r: Report) -> str:
+    fit, acc, m = r.fit.to_dict(), r.accuracy, r.measure or {}
     out = [f'<div class="tile" data-key="fit.verdict" data-value="{escape(fit["verdict"])}"><span>fit</span>'
-           f'<b class="{escape(fit["verdict"])}">{escape(fit["verdict"])}</b><span>{escape(r["quantization"]["mode"])} '
-           f'on {escape(r["quantization"]["runtime"])}</span></div>']
+           f'<b class="{escape(fit["verdict"])}">{escape(fit["verdict"])}</b><span>{escape(r.quantization.mode)} '
+           f'on {escape(r.quantization.runtime)}</span></div>']
     for key, label in (("flash", "flash"), ("ram", "RAM")):
         side = fit[key]
         out.append(_tile(label, format_bytes(side["needed_bytes"]),
                          f"{100 * side['used_fraction']:.2f} % of {format_bytes(side['budget_bytes'])}, "
                          f"{_how(side['source'])}", f"fit.{key}.needed_bytes", side["needed_bytes"]))
-    if acc.get("quantized") is not None:
-        ref = f"float {100 * acc['float']:.2f} %" if acc.get("float") is not None else "no float reference"
-        out.append(_tile("top-1 accuracy", f"{100 * acc['quantized']:.2f} %", ref, "accuracy.quantized",
-                         acc["quantized"]))
+    if acc.quantized is not None:
+        ref = f"float {100 * acc.float:.2f} %" if acc.float is not None else "no float reference"
+        out.append(_tile("top-1 accuracy", f"{100 * acc.quantized:.2f} %", ref, "accuracy.quantized", acc.quantized))
     if m.get("time_ms_median") is not None:
         out.append(_tile("latency on the device", f"{m['time_ms_median']:.3f} ms",
                          f"median {m['cycles_median']:,.0f} {m['cycles_unit']}", "measure.time_ms_median",
@@ -138,39 +138,40 @@ def _plan_figures(plan: dict | None) -> str:
                                                "tries mixed precision.")
 
 
-def render_html(r: dict, plan: dict | None = None) -> str:
+def render_html(r: Report, plan: dict | None = None) -> str:
     """report.html for a deploy (report.json), with plan.json's candidates when the planner ran."""
-    m, p, device = r["model"], r["profile"], r.get("device") or {}
+    m, p = r.model, r.profile
+    status, reason = (r.device.status, r.device.reason) if r.device else (None, None)
     sections = [
         _section("fit", "Fit at a glance", tiles(r) + figure(charts.fit_chart(r))),
         _section("memory", "Memory over time",
                  figure(charts.arena_chart(r), "No edgeq-c arena plan in this report (the model was not compiled "
                                                "by edgeq-c, or the report predates memory.edgeq_c_plan).")
                  + figure(charts.arena_sizes_chart(r))),
-        _section("layers", "Per-layer profile", figure(charts.profile_chart(r)) +
+        _section("layers", "Per-layer profile", figure(charts.profile_chart(r.measure)) +
                  figure(charts.layer_chart(r), "Per-layer figures: not measured (no edgeq-c plan in this report).")),
         _section("accuracy", "Accuracy", figure(charts.accuracy_chart(r)) + _plan_figures(plan)),
     ]
-    if device.get("status") == "measured" or r.get("measure"):
-        ms = r.get("measure") or {}
+    if status == "measured" or r.measure:
+        ms = r.measure or {}
         facts = (f'<p>{ms.get("samples", 0)} of {ms.get("samples_planned", 0)} samples measured on '
-                 f'{escape(p["display_name"])} ({escape(str(ms.get("runtime")))}), against the '
+                 f'{escape(p.display_name)} ({escape(str(ms.get("runtime")))}), against the '
                  f'{escape(str(ms.get("reference")))} interpreter: <b data-key="measure.bit_exact_samples">'
                  f'{ms.get("bit_exact_samples")}</b> bit-exact.</p>')
-        body = facts + figure(charts.device_chart(r), "No counts per inference were measured.")
-        if device.get("status") == "failed":
-            body += f'<p class="does-not-fit">The run failed: {escape(str(device.get("reason")))}</p>'
+        body = facts + figure(charts.device_chart(r.measure), "No counts per inference were measured.")
+        if status == "failed":
+            body += f'<p class="does-not-fit">The run failed: {escape(str(reason))}</p>'
     else:
-        body = f'<p>Not measured on the device: {escape(str(device.get("reason") or "the device was not reached"))}.</p>'
+        body = f'<p>Not measured on the device: {escape(str(reason or "the device was not reached"))}.</p>'
     sections.append(_section("device", "On the device", body))
-    if r.get("warnings"):
+    if r.warnings:
         sections.append(_section("warnings", "Warnings", "<ul>" + "".join(
-            f"<li>{escape(w)}</li>" for w in r["warnings"]) + "</ul>"))
+            f"<li>{escape(w)}</li>" for w in r.warnings) + "</ul>"))
     nav = [("fit", "Fit"), ("memory", "Memory"), ("layers", "Layers"), ("accuracy", "Accuracy"),
            ("device", "On the device")]
-    sub = (f"{m['name']} ({m['format']}) on {p['display_name']}, {p['core']} @ {p['clock_mhz']:g} MHz; "
-           f"{r['quantization']['mode']} on {r['quantization']['runtime']}; edgeq {r.get('edgeq_version', '')}")
-    return _page(f"edgeq report: {m['name']} on {p['name']}", sub, nav, "".join(sections))
+    sub = (f"{m.name} ({m.format}) on {p.display_name}, {p.core} @ {p.clock_mhz:g} MHz; "
+           f"{r.quantization.mode} on {r.quantization.runtime}; edgeq {r.edgeq_version}")
+    return _page(f"edgeq report: {m.name} on {p.name}", sub, nav, "".join(sections))
 
 
 def render_plan_html(plan: dict) -> str:
@@ -182,10 +183,8 @@ def render_plan_html(plan: dict) -> str:
 
 def render_measure_html(m: dict, title: str) -> str:
     """The page for `edgeq measure`, from measure.json (the report's `measure` section)."""
-    chart = charts.device_chart({"measure": m})
-    acc = charts.accuracy_chart({"accuracy": {"samples": m["samples"], "sources": {}}, "measure": m,
-                                 "quantization": {"mode": ""}})
     body = _section("device", "On the device", f'<p><b data-key="measure.bit_exact_samples">{m["bit_exact_samples"]}'
                     f'</b> of {m["samples"]} samples bit-exact against the {escape(m["reference"])} interpreter.</p>'
-                    + figure(chart) + figure(acc) + figure(charts.profile_chart({"measure": m})))
+                    + figure(charts.device_chart(m)) + figure(charts.device_accuracy_chart(m))
+                    + figure(charts.profile_chart(m)))
     return _page(title, f"{m['runtime']} firmware, {m['samples']} samples", [("device", "On the device")], body)

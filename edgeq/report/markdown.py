@@ -1,29 +1,17 @@
-"""report.md: the same facts as report.json, for people.
-
-The JSON layout is documented in docs/report-schema.md; bump SCHEMA_VERSION when a key
-changes meaning or goes away (adding keys does not need a bump).
-"""
+"""report.md: the same facts as report.json (edgeq.report.schema.Report), for people."""
 
 from __future__ import annotations
 
-import json
-
+from edgeq.report.schema import ModelInfo, Report
 from edgeq.sources import source_text
 from edgeq.units import format_bytes as kb
 
-# 2: every figure sits beside a `sources` entry (measured by what, or estimated from what), and
-# the fit verdict is recomputed from the linked image once the firmware is built.
-SCHEMA_VERSION = 2
 
-
-def _source_text(section: dict, key: str) -> str:
-    """'measured: by what' or 'estimated: from what' for a figure of a report section."""
-    src = (section.get("sources") or {}).get(key)
+def _source_text(section, key: str) -> str:
+    """'measured: by what' or 'estimated: from what' for a figure of a report section (or a dict)."""
+    sources = section.get("sources") if isinstance(section, dict) else section.sources
+    src = (sources or {}).get(key)
     return source_text(src) if src else ""
-
-
-def to_json(report: dict) -> str:
-    return json.dumps(report, indent=2, sort_keys=False) + "\n"
 
 
 def _pct(x: float | None) -> str:
@@ -34,14 +22,14 @@ def _pp(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f} pp"
 
 
-def _conversion_lines(m: dict) -> list[str]:
+def _conversion_lines(m: ModelInfo) -> list[str]:
     """An ONNX or .pt2 model's layout and how faithfully it was converted to a float .tflite."""
     lines = []
-    inp = m["input"]
-    if inp.get("source_layout"):
-        lines.append(f"- Layout: the model takes {inp['source_shape']} {inp['source_layout']}; the converted model "
-                     f"and the firmware take {inp['shape']} {inp['layout']} (data is accepted in either)")
-    f = m.get("conversion_fidelity")
+    inp = m.input
+    if inp.source_layout:
+        lines.append(f"- Layout: the model takes {inp.source_shape} {inp.source_layout}; the converted model "
+                     f"and the firmware take {inp.shape} {inp.layout} (data is accepted in either)")
+    f = m.conversion_fidelity
     if f:
         sqnr = "identical outputs" if f["identical"] else f"output SQNR {f['sqnr_db']} dB"
         verdict = "" if f["identical"] or (f["sqnr_db"] or 0) >= f["threshold_db"] else \
@@ -51,82 +39,83 @@ def _conversion_lines(m: dict) -> list[str]:
     return lines
 
 
-def render_markdown(r: dict) -> str:
+def render_markdown(r: Report) -> str:
     """report.md: the same facts as report.json, for a person."""
-    m, p, q, s = r["model"], r["profile"], r["quantization"], r["size"]
-    mem, acc, lat, fit = r["memory"], r["accuracy"], r["latency"], r["fit"]
-    ratio = f"{s['ratio']:.2f}x of float" if s.get("ratio") else "as given"
+    m, p, q, s = r.model, r.profile, r.quantization, r.size
+    mem, acc, lat, fit = r.memory, r.accuracy, r.latency, r.fit
+    ratio = f"{s.ratio:.2f}x of float" if s.ratio else "as given"
     lines = [
-        f"# edgeq report: {m['name']} on {p['name']}",
+        f"# edgeq report: {m.name} on {p.name}",
         "",
-        f"- Model: `{m['path']}` ({m['format']}), sha256 `{m['sha256'][:16]}…`, input {m['input']['shape']} "
-        f"{m['input']['dtype']}, ops: {', '.join(m['ops'])}",
-        f"- Device: {p['display_name']} — {p['core']} @ {p['clock_mhz']:g} MHz, flash {kb(p['flash_bytes'])}, "
-        f"RAM {kb(p['ram_bytes'])} ({kb(p['ram_for_model_bytes'])} for the model)",
+        f"- Model: `{m.path}` ({m.format}), sha256 `{m.sha256[:16]}…`, input {m.input.shape} "
+        f"{m.input.dtype}, ops: {', '.join(m.ops)}",
+        f"- Device: {p.display_name} — {p.core} @ {p.clock_mhz:g} MHz, flash {kb(p.flash_bytes)}, "
+        f"RAM {kb(p.ram_bytes)} ({kb(p.ram_for_model_bytes)} for the model)",
         *_conversion_lines(m),
-        f"- Quantization: **{q['mode']}** ({q['description']}) on runtime **{q['runtime']}** — {q['reason']}",
-        ("- Calibration: none needed, the model came quantized" if q.get("came_quantized") else
-         f"- Calibration data: {q['calibration']['source']} ({q['calibration']['samples']} samples)"),
+        f"- Quantization: **{q.mode}** ({q.description}) on runtime **{q.runtime}** — {q.reason}",
+        ("- Calibration: none needed, the model came quantized" if q.came_quantized else
+         f"- Calibration data: {q.calibration.source} ({q.calibration.samples} samples)"),
         "",
         "## Size and memory",
         "",
         "| | bytes | | source |",
         "|---|---:|---|---|",
-        (f"| float .tflite | {s['float_tflite_bytes']:,} | | {_source_text(s, 'float_tflite_bytes')} |"
-         if s.get("float_tflite_bytes") else "| float .tflite | - | the model came quantized | |"),
-        f"| {q['mode']} .tflite | {s['tflite_bytes']:,} | {ratio} | "
+        (f"| float .tflite | {s.float_tflite_bytes:,} | | {_source_text(s, 'float_tflite_bytes')} |"
+         if s.float_tflite_bytes else "| float .tflite | - | the model came quantized | |"),
+        f"| {q.mode} .tflite | {s.tflite_bytes:,} | {ratio} | "
         f"{_source_text(s, 'tflite_bytes')} |",
     ]
     if mem.get("tflm_arena_bytes") is not None:
-        lines.append(f"| TFLM arena (recorded) | {mem['tflm_arena_bytes']:,} | head {mem['tflm_arena_head_bytes']:,} "
-                     f"+ tail {mem['tflm_arena_tail_bytes']:,} | {_source_text(mem, 'tflm_arena_bytes')} |")
+        lines.append(f"| TFLM arena (recorded) | {mem.get('tflm_arena_bytes'):,} | head "
+                     f"{mem.get('tflm_arena_head_bytes'):,} + tail {mem.get('tflm_arena_tail_bytes'):,} | "
+                     f"{_source_text(mem, 'tflm_arena_bytes')} |")
     if mem.get("edgeq_c_arena_bytes") is not None:
-        lines.append(f"| edgeq-c arena (static plan) | {mem['edgeq_c_arena_bytes']:,} | lower bound without "
-                     f"in-place kernels {mem['edgeq_c_lower_bound_bytes']:,} | {_source_text(mem, 'edgeq_c_arena_bytes')} |")
-    build = r.get("build")
+        lines.append(f"| edgeq-c arena (static plan) | {mem.get('edgeq_c_arena_bytes'):,} | lower bound without "
+                     f"in-place kernels {mem.get('edgeq_c_lower_bound_bytes'):,} | "
+                     f"{_source_text(mem, 'edgeq_c_arena_bytes')} |")
+    build = r.build
     if build:
-        lines.append(f"| firmware flash used (linked) | {build['flash_used_bytes']:,} | "
-                     f"{100 * build['flash_used_fraction']:.2f} % of {kb(build['flash_budget_bytes'])}; "
-                     f"text {build['text_bytes']:,} + data {build['data_bytes']:,} | {_source_text(mem, 'flash_used_bytes')} |")
-        lines.append(f"| firmware RAM used (linked) | {build['ram_used_bytes']:,} | "
-                     f"{100 * build['ram_used_fraction']:.2f} % of {kb(build['ram_budget_bytes'])}; "
-                     f"data {build['data_bytes']:,} + bss {build['bss_bytes']:,} (stack included) | "
+        lines.append(f"| firmware flash used (linked) | {build.flash_used_bytes:,} | "
+                     f"{100 * build.flash_used_fraction:.2f} % of {kb(build.flash_budget_bytes)}; "
+                     f"text {build.text_bytes:,} + data {build.data_bytes:,} | {_source_text(mem, 'flash_used_bytes')} |")
+        lines.append(f"| firmware RAM used (linked) | {build.ram_used_bytes:,} | "
+                     f"{100 * build.ram_used_fraction:.2f} % of {kb(build.ram_budget_bytes)}; "
+                     f"data {build.data_bytes:,} + bss {build.bss_bytes:,} (stack included) | "
                      f"{_source_text(mem, 'ram_used_bytes')} |")
     lines += [
         "",
-        f"**Fit: {fit['verdict']}**",
+        f"**Fit: {fit.verdict}**",
         "",
         "| | needed | budget | used | made of | source |",
         "|---|---:|---:|---:|---|---|",
     ]
-    for key, label in (("flash", "flash"), ("ram", "RAM")):
-        b = fit[key]
-        how = source_text(b["source"], estimated_label="**estimated**")
-        lines.append(f"| {label} | {kb(b['needed_bytes'])} | {kb(b['budget_bytes'])} | "
-                     f"{100 * b['used_fraction']:.1f} % | {b['what']} | {how} |")
-    lines += [f"- {reason}" for reason in fit["reasons"]]
+    for b, label in ((fit.flash, "flash"), (fit.ram, "RAM")):
+        how = source_text(b.source.to_dict(), estimated_label="**estimated**")
+        lines.append(f"| {label} | {kb(b.needed_bytes)} | {kb(b.budget_bytes)} | "
+                     f"{100 * b.used_fraction:.1f} % | {b.what} | {how} |")
+    lines += [f"- {reason}" for reason in fit.reasons()]
     lines += [
         "",
         "## Accuracy",
         "",
-        f"On {acc['samples']} samples of {acc['data']}, {_source_text(acc, 'quantized')}:",
+        f"On {acc.samples} samples of {acc.data}, {_source_text(acc, 'quantized')}:",
         "",
         "| float | quantized | drop | top-1 agreement | output SQNR |",
         "|---:|---:|---:|---:|---:|",
-        f"| {_pct(acc['float'])} | {_pct(acc['quantized'])} | {_pp(acc['drop_pp'])} | "
-        f"{_pct(acc['agreement'])} | {'-' if acc['sqnr_db'] is None else format(acc['sqnr_db'], '.1f') + ' dB'} |",
+        f"| {_pct(acc.float)} | {_pct(acc.quantized)} | {_pp(acc.drop_pp)} | "
+        f"{_pct(acc.agreement)} | {'-' if acc.sqnr_db is None else format(acc.sqnr_db, '.1f') + ' dB'} |",
         "",
         "## Latency",
         "",
-        f"Host LiteRT interpreter: median {lat['host_ms_median']:.3f} ms, p95 {lat['host_ms_p95']:.3f} ms "
-        f"({lat['runs']} runs, {lat['threads']} thread{'s' if lat['threads'] != 1 else ''}). "
+        f"Host LiteRT interpreter: median {lat.host_ms_median:.3f} ms, p95 {lat.host_ms_p95:.3f} ms "
+        f"({lat.runs} runs, {lat.threads} thread{'s' if lat.threads != 1 else ''}). "
         "This is this machine, not the device.",
     ]
     lines += device_lines(r)
-    if r.get("outputs"):
-        lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in r["outputs"].items()]
-    if r["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in r["warnings"]]
+    if r.outputs:
+        lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in r.outputs.items()]
+    if r.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in r.warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -190,15 +179,15 @@ def format_profile(p: dict) -> list[str]:
     return lines
 
 
-def device_lines(r: dict) -> list[str]:
-    device = r.get("device")
+def device_lines(r: Report) -> list[str]:
+    device = r.device
     if not device:
         return []
     lines = ["", "## On the device", ""]
-    if device["status"] == "skipped":
-        return lines + [f"Not measured on the device: {device['reason']}."]
-    if r.get("measure"):
-        lines += format_measure(r["measure"])
-    if device["status"] == "failed":
-        lines += ["", f"**The run failed**: {device['reason']}"]
+    if device.status == "skipped":
+        return lines + [f"Not measured on the device: {device.reason}."]
+    if r.measure:
+        lines += format_measure(r.measure)
+    if device.status == "failed":
+        lines += ["", f"**The run failed**: {device.reason}"]
     return lines

@@ -25,7 +25,7 @@ def _step(text: str, macs: int) -> list:
     return [int(op), opcode, kernel, int(macs)]
 
 
-def edgeq_c_plan(compiled, graph) -> dict | None:
+def arena_summary(compiled, graph) -> dict | None:
     """The entry for a CompiledModel (edgeq.aot) and the graph it was compiled from; None when
     the model has no plan (not compiled by edgeq-c)."""
     plan = compiled.plan if compiled is not None else None

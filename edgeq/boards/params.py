@@ -1,29 +1,23 @@
-"""Board support packages rendered from a device profile: startup code, linker script, UART driver and
-cycle counter behind `eq_board.h`, plus the QEMU command line that runs an emulated board.
-
-Pure: `board_params_for` reads a Profile, `render_board` turns BoardParams into file texts, and
-`qemu_command` builds an argument list. Writing the files and running the programs belong to the build,
-flash and measure stages.
+"""A board's parameters, computed once per profile: where its memory and UART are, the clock that
+drives its cycle counter and what that counter counts, plus the QEMU command line that runs an
+emulated board. Pure: `board_params_for` reads a Profile; `qemu_command` builds an argument list.
 
 What QEMU models for each machine (where UART0 is, the SYSCLK that drives SysTick, which RAM exists) is
 in `QEMU_MACHINES`, read from QEMU 7.2's hw/arm/mps2.c and hw/arm/mps2-tz.c; docs/boards.md explains it.
 Real microcontrollers (a profile with a `board:` section) are `silicon.py` over the chip table in
-`chips.py`; `images.py` makes the RP2040's boot2 and UF2 files.
+`chips.py`; `images.py` makes the RP2040's boot2 and UF2 files. edgeq.codegen.board renders the
+board support files from these parameters.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-import edgeq
-from edgeq.codegen.boards.chips import FAMILIES as SILICON_FAMILIES
-from edgeq.codegen.boards.images import APPLICATION_OFFSET, BOOT2_ASM, boot2_image
-from edgeq.codegen.boards.silicon import QEMU_SILICON, silicon_fields
-from edgeq.csource import generated_notice, render_template
+from edgeq.boards.chips import FAMILIES as SILICON_FAMILIES
+from edgeq.boards.silicon import QEMU_SILICON, silicon_fields
 from edgeq.errors import BadInput
-from edgeq.resources import TEMPLATE_DIR
 
-BOARD_TEMPLATE_DIR = TEMPLATE_DIR / "boards"
 FAMILIES = ("cortex_m_cmsdk", "host", *(f for f in SILICON_FAMILIES if f != "esp_idf"))
 CYCLES_UNITS = ("instructions", "cycles", "ns")
 # Under -icount shift=0 every guest instruction advances QEMU's virtual clock by 2**0 ns.
@@ -101,7 +95,7 @@ class BoardParams:
     cycles_per_tick: int = 1    # what one SysTick tick is worth in eq_board_cycles() units
     systick_period: int = SYSTICK_MAX_PERIOD  # ticks between SysTick exceptions; shorter only to test wraps
     cycles_unit: str = "cycles"  # "instructions" under QEMU -icount, "cycles" on silicon, "ns" on host
-    # Real microcontrollers (edgeq.codegen.boards.silicon): the chip and UART rows, whether QEMU runs it
+    # Real microcontrollers (edgeq.boards.silicon): the chip and UART rows, whether QEMU runs it
     # (no clock set-up), the counter (dwt or systick), one tick in eq_board_cycles() units as a fraction.
     chip: object = None
     uart: object = None
@@ -142,8 +136,10 @@ def _profile_error(profile, key: str, message: str) -> BadInput:
     return BadInput(f"{profile.source or profile.name}: {key}: {message}")
 
 
+@functools.lru_cache(maxsize=64)
 def board_params_for(profile) -> BoardParams:
-    """The board support parameters for a device profile (edgeq.profiles.Profile).
+    """The board support parameters for a device profile (edgeq.profiles.Profile), computed once per
+    profile.
 
     Emulated boards take the memory map from the profile and what QEMU hard-wires (UART address, clock,
     interrupt count) from QEMU_MACHINES; the two must agree, so a profile cannot describe a board the
@@ -211,75 +207,6 @@ def qemu_instructions_per_tick(clock_hz: int, icount_shift: int = QEMU_ICOUNT_SH
         raise BadInput(f"a {clock_hz} Hz timer under -icount shift={icount_shift} does not tick a whole "
                        "number of instructions")
     return ns_per_tick
-
-
-# ---- rendering -----------------------------------------------------------------------------------------
-
-_FAMILY_FILES = {
-    "cortex_m_cmsdk": {
-        "eq_board.h": "eq_board.h.j2",
-        "eq_board.c": "cortex_m_cmsdk/eq_board.c.j2",
-        "startup.c": "cortex_m/startup.c.j2",
-        "linker.ld": "cortex_m/linker.ld.j2",
-    },
-    "host": {
-        "eq_board.h": "eq_board.h.j2",
-        "eq_board.c": "host/eq_board.c.j2",
-    },
-}
-_SILICON_FILES = {
-    "eq_board.h": "eq_board.h.j2",
-    "eq_board.c": "silicon/eq_board.c.j2",
-    "startup.c": "cortex_m/startup.c.j2",
-    "linker.ld": "cortex_m/linker.ld.j2",
-}
-for _family in FAMILIES[2:]:
-    _FAMILY_FILES[_family] = dict(_SILICON_FILES, **({"boot2.c": "rp2040/boot2.c.j2"} if _family == "rp2040" else {}))
-
-
-def render_board(params: BoardParams) -> dict[str, str]:
-    """Relative path -> text of every board support file; the first line of each says edgeq made it."""
-    context = {
-        "notice": generated_notice(board=params.board), "version": edgeq.__version__,
-        "board": params.board, "cpu": params.cpu, "fpu": params.fpu, "clock_hz": params.clock_hz,
-        "flash_origin": params.flash_origin, "flash_bytes": params.flash_bytes,
-        "ram_origin": params.ram_origin, "ram_bytes": params.ram_bytes,
-        "stack_bytes": params.stack_bytes, "heap_bytes": params.heap_bytes,
-        "uart_base": params.uart_base, "baud_rate": params.baud_rate,
-        "irq_count": params.irq_count, "secure_fault": params.secure,
-        "cycles_per_tick": params.cycles_per_tick, "cycles_unit": params.cycles_unit,
-        "systick_period": params.systick_period,
-        "armv6m": params.cpu in ARMV6M_CPUS, "no_vtor": params.cpu == "cortex-m0", "boot2": False,
-    }
-    if params.family == "cortex_m_cmsdk":
-        context["uart_bauddiv"] = params.uart_bauddiv
-    if params.chip is not None:
-        context.update(chip=params.chip, uart=params.uart, emulated=params.emulated, counter=params.counter,
-                       tick_num=params.tick_ratio[0], tick_den=params.tick_ratio[1], divisor=params.uart_divisor)
-        if params.chip.boot2:
-            # boot2 takes the first 256 bytes of flash; the vector table and the rest of the image follow.
-            context.update(boot2_origin=params.flash_origin, boot2_asm=BOOT2_ASM,
-                           flash_origin=params.flash_origin + APPLICATION_OFFSET,
-                           flash_bytes=params.flash_bytes - APPLICATION_OFFSET,
-                           boot2=[f"0x{b:02X}" for b in boot2_image()])
-    return {path: render_template(f"boards/{name}", **context) for path, name in _FAMILY_FILES[params.family].items()}
-
-
-def compile_flags(params: BoardParams) -> list[str]:
-    """Flags every C/C++ file of the firmware is compiled with, beyond -O and warnings."""
-    if params.family == "host":
-        return list(params.cflags)
-    return [*params.cflags, "-ffunction-sections", "-fdata-sections"]
-
-
-def link_flags(params: BoardParams, linker_script: str) -> list[str]:
-    """Flags for the final link; `linker_script` is where the rendered linker.ld was written."""
-    if params.family == "host":
-        return list(params.cflags)
-    # The entry is startup.c's Reset_Handler; crt0's _start is linked but unreferenced, so --gc-sections
-    # drops it. The start files stay because C++ needs crtbegin's __dso_handle for static destructors.
-    return [*params.cflags, "-T", linker_script, "--specs=nano.specs", "--specs=nosys.specs",
-            "-Wl,--gc-sections"]
 
 
 def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = True) -> list[str]:

@@ -1,5 +1,5 @@
 """Board parameters for a profile with a `board:` section: a real microcontroller (or QEMU's model of
-one), checked against edgeq.codegen.boards.chips. Pure; returns the fields of a BoardParams.
+one), checked against edgeq.boards.chips. Pure; returns the fields of a BoardParams.
 
 On silicon the counter is DWT CYCCNT where the core has one and SysTick otherwise, in core cycles.
 Under QEMU (netduinoplus2, microbit) the clock tree is not modelled and DWT CYCCNT does not count,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from edgeq.codegen.boards.chips import CHIPS, FAMILIES, NRF_BAUDRATES, baud_divisor, baud_error
+from edgeq.boards.chips import CHIPS, FAMILIES, NRF_BAUDRATES, baud_divisor, baud_error
 from edgeq.errors import BadInput
 
 # QEMU machines modelling one of the chips: (chip, SysTick's clock, RAM blocks QEMU maps), from
