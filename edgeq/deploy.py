@@ -22,6 +22,7 @@ from edgeq.device.loop import DeviceRun, run_project
 from edgeq.device.measure import JOURNAL
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import Graph, read_graph
+from edgeq.litert_ops import host_ops
 from edgeq.load import Dataset, Model, load_data, load_model
 from edgeq.measure.fit import linked_fit
 from edgeq.measure.interpreters import accuracy_alone, compare, litert_latency, run_litert
@@ -39,11 +40,12 @@ from edgeq.report.schema import (
     Latency,
     Memory,
     ModelInfo,
+    OutputAccuracy,
     Quantization,
     Size,
     TensorDesc,
 )
-from edgeq.runtimes import Prepared, get_runtime, runtimes_of
+from edgeq.runtimes import Prepared, get_runtime, runnable, runtimes_of
 from edgeq.sources import FLATBUFFER, LINKED_IMAGE, LITERT_HOST, sources_dict
 
 
@@ -67,6 +69,8 @@ class Request:
     runtime: str | None = None
     planner: PlanRequest | None = None  # let the planner choose mode and runtime
     device: DeviceRequest = field(default_factory=DeviceRequest)
+    label_output: str | None = None  # the output the validation labels are for (several outputs)
+    every_candidate: bool = False  # the planner's table with a row for every candidate (--all)
 
 
 @dataclass
@@ -131,18 +135,21 @@ def _choose(req: Request, model: Model, loaded: Loaded) -> tuple[Plan, PlanResul
         return chosen, None
     with console.stage("plan", "measuring every candidate the device can run"):
         planned = run_plan(dataclasses.replace(req.planner, loaded=loaded))
-    console.info(format_plan_table(planned))
+    console.info(format_plan_table(planned, req.every_candidate))
     return planned.plan, planned
 
 
+def _tensor(spec) -> TensorDesc:
+    desc = TensorDesc(spec.name, list(spec.shape), spec.dtype)
+    if spec.source_shape is not None:
+        desc = dataclasses.replace(desc, layout="NHWC" if len(spec.shape) == 3 else "NLC",
+                                   source_shape=list(spec.source_shape), source_layout=spec.source_layout)
+    return desc
+
+
 def _model_info(model: Model, graph: Graph, fidelity: dict | None) -> ModelInfo:
-    inp = TensorDesc(list(model.input.shape), model.input.dtype)
-    if model.input.source_shape is not None:
-        inp = dataclasses.replace(inp, layout="NHWC" if len(model.input.shape) == 3 else "NLC",
-                                  source_shape=list(model.input.source_shape),
-                                  source_layout=model.input.source_layout)
-    return ModelInfo(str(model.path), model.name, model.format, model.sha256, inp,
-                     TensorDesc(list(model.output.shape), model.output.dtype), graph.op_names, fidelity)
+    return ModelInfo(str(model.path), model.name, model.format, model.sha256, [_tensor(s) for s in model.inputs],
+                     [_tensor(s) for s in model.outputs], graph.op_names, fidelity, list(model.folded))
 
 
 def _device_info(p) -> DeviceInfo:
@@ -150,16 +157,22 @@ def _device_info(p) -> DeviceInfo:
                       p.ram_for_model_bytes, p.source)
 
 
+def _db(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def _accuracy(accuracy, validation: Dataset) -> Accuracy:
     drop = None
     if accuracy.float_accuracy is not None:
         drop = round(100 * (accuracy.float_accuracy - accuracy.quantized_accuracy), 4)
     on_validation = LITERT_HOST.how + f", on {accuracy.samples} samples of {validation.source}"
+    outputs = [OutputAccuracy(o.name, _db(o.sqnr_db), o.agreement) for o in accuracy.outputs]
     return Accuracy(validation.source, accuracy.samples, accuracy.float_accuracy is not None,
                     accuracy.float_accuracy, accuracy.quantized_accuracy, drop, accuracy.agreement,
-                    None if accuracy.sqnr_db is None else round(accuracy.sqnr_db, 3),
+                    _db(accuracy.sqnr_db),
                     {key: {"kind": "measured", "by": on_validation}
-                     for key in ("float", "quantized", "drop_pp", "agreement", "sqnr_db")})
+                     for key in ("float", "quantized", "drop_pp", "agreement", "sqnr_db", "outputs")},
+                    outputs, outputs[accuracy.label_output].name if outputs else None)
 
 
 def _latency(latency) -> Latency:
@@ -191,7 +204,8 @@ def _device_leg(req: Request, runtime, project: dict, validation: Dataset) -> tu
     if ask.samples is not None:
         x, y = x[:ask.samples], (y[:ask.samples] if y is not None else None)
     try:
-        device = run_project(req.profile, project, x, y, port=ask.port, per_layer=ask.per_layer)
+        device = run_project(req.profile, project, x, y, port=ask.port, per_layer=ask.per_layer,
+                             label_output=validation.label_output)
     except EdgeqError as exc:  # the build or the flash failed: nothing was measured
         return None, None, exc
     return device, None, device.error
@@ -204,7 +218,7 @@ def deploy(req: Request) -> Deployment:
     notes = Warnings()
     with console.stage("load", str(req.model)):
         model = load_model(req.model)
-        calibration, validation = load_data(model, req.data, req.val)
+        calibration, validation = load_data(model, req.data, req.val, req.label_output)
         notes.add(*calibration.warnings, *validation.warnings)
         # The reference every quantized candidate is measured against; none for a model that came quantized.
         float_tflite = None
@@ -216,6 +230,9 @@ def deploy(req: Request) -> Deployment:
         fidelity = conversion_fidelity(model, float_tflite, validation) if float_tflite else None
         if fidelity and fidelity.get("warning"):
             notes.add(fidelity["warning"])
+        # An op no runtime of the profile has (a custom op, state) is named now, before anything is
+        # quantized; one the user's runtime lacks is named later, with the runtime that has it.
+        runnable(profile, float_tflite or model.tflite, str(req.model))
     chosen, planned = _choose(req, model, Loaded(model, calibration, validation, float_tflite or model.tflite))
     if planned is not None:
         notes.add(*planned.warnings)
@@ -248,11 +265,17 @@ def deploy(req: Request) -> Deployment:
                       f"{p.refusal.splitlines()[0]}")
 
     threads = profile.litert.threads if profile.litert is not None else 1
-    with console.stage("measure", f"{len(validation)} samples, LiteRT on the host"):
-        quantized_outputs = run_litert(tflite, validation, threads, chosen.mode)
-        accuracy = (accuracy_alone(quantized_outputs, validation) if float_tflite is None else
-                    compare(run_litert(float_tflite, validation, threads, "float"), quantized_outputs, validation))
-        latency = litert_latency(tflite, validation.x[0], threads)
+    not_measured = host_ops(tflite, graph).unmeasured(profile.litert.custom_ops if profile.litert else ())
+    accuracy = latency = None
+    if not_measured:
+        console.info(f"  {'measure':<9} skipped: {not_measured}")
+        notes.add(f"accuracy and latency not measured: {not_measured}")
+    else:
+        with console.stage("measure", f"{len(validation)} samples, LiteRT on the host"):
+            quantized_outputs = run_litert(tflite, validation, threads, chosen.mode)
+            accuracy = (accuracy_alone(quantized_outputs, validation) if float_tflite is None else
+                        compare(run_litert(float_tflite, validation, threads, "float"), quantized_outputs, validation))
+            latency = litert_latency(tflite, validation.x[0], threads)
     fit = runtime.fit(profile, prepared[runtime.name], tflite)
 
     files: dict[str, bytes] = {f"{stem}.tflite": tflite}
@@ -300,8 +323,9 @@ def deploy(req: Request) -> Deployment:
                               "constant_bytes": FLATBUFFER}))
     report = Report(model=_model_info(model, graph, fidelity), profile=_device_info(profile),
                     quantization=quantization, size=size, memory=memory,
-                    accuracy=_accuracy(accuracy, validation), latency=_latency(latency), fit=fit, build=build,
+                    accuracy=_accuracy(accuracy, validation) if accuracy else None,
+                    latency=_latency(latency) if latency else None, fit=fit, build=build,
                     measure=device.measure if device is not None else None, device=status, outputs=outputs,
-                    warnings=notes.items, edgeq_version=edgeq.__version__)
+                    warnings=notes.items, edgeq_version=edgeq.__version__, not_measured=not_measured)
     files.update(report_files(report, planned.to_dict() if planned is not None else None))
     return Deployment(report=report, files=files, failure=failure, plan=planned)

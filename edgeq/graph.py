@@ -7,6 +7,7 @@ compiler, the planner) reads a model through `read_graph`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,11 +120,21 @@ class Graph:
     subgraph_count: int = 1
     description: str = ""
     metadata: dict[str, bytes] = field(default_factory=dict)
+    # The first signature's names of the subgraph's inputs and outputs: tensor index -> name.
+    signature: dict[int, str] = field(default_factory=dict)
 
     @property
     def op_names(self) -> list[str]:
         """The distinct operator names, in the order they first run."""
         return list(dict.fromkeys(op.opcode for op in self.operators))
+
+    def io_name(self, index: int) -> str:
+        """An input's or output's name as the model's signature gives it, else its tensor's own (without
+        the converter's "serving_default_" prefix and ":0" suffix)."""
+        if index in self.signature:
+            return self.signature[index]
+        name = self.tensors[index].name.removeprefix("serving_default_")
+        return name[:-2] if name.endswith(":0") else name
 
     def input_tensors(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.inputs]
@@ -133,6 +144,21 @@ class Graph:
 
     def constant_bytes(self) -> int:
         return sum(t.nbytes for t in self.tensors if t.is_constant)
+
+
+def ops_text(ops: Iterable[tuple[int | None, str]]) -> str:
+    """Ops named as errors name them, each kind once with where it runs: "CUSTOM:MyOp (op 4),
+    VAR_HANDLE (ops 0, 7)"; `ops` are (index or None, name) pairs."""
+    where: dict[str, list[int]] = {}
+    for index, name in ops:
+        where.setdefault(name, [])
+        if index is not None:
+            where[name].append(index)
+    parts = []
+    for name, indices in where.items():
+        shown = ", ".join(map(str, indices[:3])) + (", ..." if len(indices) > 3 else "")
+        parts.append(f"{name} (op{'s' if len(indices) > 1 else ''} {shown})" if indices else name)
+    return ", ".join(parts)
 
 
 def _decode(name) -> str:
@@ -210,6 +236,13 @@ def read_graph(tflite: bytes, source: str = "<bytes>") -> Graph:
             version=int(code.version),
         ))
 
+    signature = {}
+    for sig in (model.signatureDefs or [])[:1]:
+        if sig.subgraphIndex == 0:
+            for entry in [*(sig.inputs or []), *(sig.outputs or [])]:
+                if 0 <= entry.tensorIndex < len(tensors):
+                    signature[int(entry.tensorIndex)] = _decode(entry.name)
+
     metadata = {}
     for m in model.metadata or []:
         data = buffer_bytes(m.buffer)
@@ -224,4 +257,5 @@ def read_graph(tflite: bytes, source: str = "<bytes>") -> Graph:
         subgraph_count=len(model.subgraphs),
         description=_decode(model.description),
         metadata=metadata,
+        signature=signature,
     )

@@ -46,9 +46,10 @@ ERROR_NAMES = {
     ERR_UNKNOWN_TYPE: "unknown message type",
 }
 
-HELLO_VERSION = 1
+HELLO_VERSION = 2  # 2: every input and output of the model, counted in the header
 HELLO_ARENA_OFFSET = 4  # EQ_HELLO_ARENA_OFFSET: the harness patches the arena it allocated here
 MAX_RANK = 8
+MAX_TENSORS = 255  # inputs (and outputs) a HELLO can describe: the count is one byte
 # Largest payload the host accepts before it knows the model (HELLO, ERROR, a stale
 # RESULT); after HELLO, Link narrows it to what a RESULT of that model can be.
 DEFAULT_MAX_PAYLOAD = 1 << 20
@@ -168,13 +169,29 @@ class TensorInfo:
 @dataclass(frozen=True)
 class HelloInfo:
     model_hash: bytes  # SHA-256 of the .tflite the firmware was built from
-    runtime: str  # "edgeq-c", "tflm"
+    runtime: str  # the runtime's name, as edgeq.runtimes gives it
     runtime_version: str
     clock_hz: int
     arena_bytes: int
-    input: TensorInfo
-    output: TensorInfo
+    inputs: tuple[TensorInfo, ...]  # in the model's order: an INFER payload is their bytes, one after another
+    outputs: tuple[TensorInfo, ...]  # a RESULT carries their bytes after the cycles
     version: int = HELLO_VERSION
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(t.nbytes for t in self.inputs)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(t.nbytes for t in self.outputs)
+
+    def split_outputs(self, data: bytes) -> tuple[bytes, ...]:
+        """A RESULT's output bytes, one chunk per output."""
+        chunks, pos = [], 0
+        for t in self.outputs:
+            chunks.append(bytes(data[pos:pos + t.nbytes]))
+            pos += t.nbytes
+        return tuple(chunks)
 
 
 def _encode_str(text: str, field: str) -> bytes:
@@ -198,10 +215,15 @@ def encode_hello(info: HelloInfo) -> bytes:
     """The HELLO payload; codegen emits it as a C array for eq_server_t.hello."""
     if len(info.model_hash) != 32:
         raise BadInput(f"HELLO model_hash is {len(info.model_hash)} bytes; a SHA-256 is 32")
-    return (struct.pack("<B3xII", info.version, info.arena_bytes, info.clock_hz)
+    for what, tensors in (("inputs", info.inputs), ("outputs", info.outputs)):
+        if not 1 <= len(tensors) <= MAX_TENSORS:
+            raise BadInput(f"HELLO carries 1 to {MAX_TENSORS} {what}; the model has {len(tensors)}")
+    return (struct.pack("<BBBxII", info.version, len(info.inputs), len(info.outputs), info.arena_bytes,
+                        info.clock_hz)
             + info.model_hash
             + _encode_str(info.runtime, "runtime") + _encode_str(info.runtime_version, "runtime_version")
-            + _encode_tensor(info.input, "input") + _encode_tensor(info.output, "output"))
+            + b"".join(_encode_tensor(t, f"input {k}") for k, t in enumerate(info.inputs))
+            + b"".join(_encode_tensor(t, f"output {k}") for k, t in enumerate(info.outputs)))
 
 
 class _Reader:
@@ -238,23 +260,24 @@ def decode_hello(payload: bytes) -> HelloInfo:
     if version != HELLO_VERSION:
         raise ProtocolError(f"HELLO version {version} is not one this edgeq reads ({HELLO_VERSION}); "
                             "rebuild the firmware with this edgeq")
-    r.take(3, "reserved bytes")
+    inputs, outputs = r.unpack("<BB", "tensor counts")
+    r.take(1, "reserved byte")
     arena_bytes, clock_hz = r.unpack("<II", "arena_bytes, clock_hz")
     model_hash = r.take(32, "model hash")
-    info = HelloInfo(model_hash=model_hash, runtime=r.string("runtime"),
-                     runtime_version=r.string("runtime_version"), clock_hz=clock_hz,
-                     arena_bytes=arena_bytes, input=r.tensor("input"), output=r.tensor("output"),
-                     version=version)
+    runtime, runtime_version = r.string("runtime"), r.string("runtime_version")
+    info = HelloInfo(model_hash=model_hash, runtime=runtime, runtime_version=runtime_version, clock_hz=clock_hz,
+                     arena_bytes=arena_bytes, inputs=tuple(r.tensor(f"input {k}") for k in range(inputs)),
+                     outputs=tuple(r.tensor(f"output {k}") for k in range(outputs)), version=version)
     if r.pos != len(payload):
-        raise ProtocolError(f"HELLO has {len(payload) - r.pos} unexpected bytes after the output tensor")
+        raise ProtocolError(f"HELLO has {len(payload) - r.pos} unexpected bytes after the output tensors")
     return info
 
 
 def decode_result(payload: bytes, output_nbytes: int) -> tuple[int, bytes]:
-    """(cycles, output bytes) from a RESULT, which must carry exactly the output tensor."""
+    """(cycles, output bytes) from a RESULT, which must carry exactly the output tensors."""
     if len(payload) != 8 + output_nbytes:
         got = f"{len(payload) - 8} output bytes" if len(payload) >= 8 else f"only {len(payload)} bytes"
-        raise ProtocolError(f"RESULT carries {got}, but the output tensor takes {output_nbytes} bytes "
+        raise ProtocolError(f"RESULT carries {got}, but the output tensors take {output_nbytes} bytes "
                             "(is the firmware built from this model?)")
     (cycles,) = struct.unpack_from("<Q", payload)
     return cycles, bytes(payload[8:])

@@ -92,7 +92,8 @@ def test_edgeq_c_project_holds_model_kernels_harness_board_and_makefile_determin
         "edgeq_version": edgeq.__version__, "manifest_version": 2, "runtime": "edgeq-c", "device": "qemu-mps2-an505",
         "model": "m.tflite", "model_sha256": codegen.model_sha256(small_cnn_int8), "elf": "firmware.elf",
         "bin": "firmware.bin", "hex": "firmware.hex", "uf2": None, "builder": "make", "reference": "tflite-micro",
-        "clock_hz": 20_000_000, "cycles_unit": "instructions", "arena_bytes": compiled.arena_bytes}
+        "clock_hz": 20_000_000, "cycles_unit": "instructions", "arena_bytes": compiled.arena_bytes,
+        "inputs": [graph.io_name(i) for i in graph.inputs], "outputs": [graph.io_name(o) for o in graph.outputs]}
 
 
 def test_the_manifest_names_each_step_the_firmware_counts_with_its_kernel_and_macs(small_cnn_int8):
@@ -113,7 +114,7 @@ def test_harness_serves_the_hello_payload_byte_for_byte(small_cnn_int8):
                                      compile_model(small_cnn_int8, dsp=True).arena_bytes)  # the M4 has DSP
     assert embedded == expected and int(body[1]) == len(expected)
     assert "eq_board_init();" in main and "eq_serve(&server);" in main
-    assert "server.input_bytes = EDGEQ_INPUT_BYTES;" in main
+    assert "inputs[0].bytes = EDGEQ_INPUT0_BYTES;" in main and "server.input_count = EDGEQ_INPUT_COUNT;" in main
 
 
 def test_manifest_missing_is_refused_naming_the_folder(tmp_path):

@@ -93,7 +93,7 @@ def test_data_of_the_wrong_shape_exits_2_naming_both_shapes(tmp_path, small_cnn_
     result = edgeq("deploy", small_cnn_path, "--device", "host", "--data", tmp_path / "bad.npz",
                    "--out", tmp_path / "out")
     assert result.returncode == 2
-    assert "bad.npz: sample 0 has shape (8, 8, 3) but the model input is (8, 8, 1)" in result.stderr
+    assert "bad.npz: sample 0 has shape (8, 8, 3) but the model input 'input_layer' is (8, 8, 1)" in result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["edgeq.log"]
 
 

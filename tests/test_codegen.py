@@ -184,7 +184,7 @@ def test_a_model_of_ops_the_table_supports_runs_in_the_tflm_interpreter(int8_mod
         x = np.random.default_rng(1).standard_normal((2, *INPUT_SHAPE)).astype(np.float32)
         if graph.input_tensors()[0].type == "INT8":
             x = _quantize(x, graph.input_tensors()[0])
-        assert run_tflm(tflite, x).shape == (2, CLASSES)
+        assert run_tflm(tflite, x)[0].shape == (2, CLASSES)
     covered = set(int8_model[1].op_names) | set(float_io_model[1].op_names)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE",
             "SOFTMAX", "ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "MEAN", "PAD", "CONCATENATION", "LOGISTIC",
@@ -359,7 +359,7 @@ def test_resolver_also_registers_the_ops_of_nested_subgraphs(while_model):
     main = render_tflm_project(tflite, graph, MEASURED_ARENA, _hello(tflite, graph))["main.cc"]
     assert re.findall(r"op_resolver\.(Add\w+)\(\)", main) == ["AddWhile", "AddLess", "AddAdd", "AddMul"]
     assert "MicroMutableOpResolver<4>" in main
-    np.testing.assert_allclose(run_tflm(tflite, np.ones((1, 4), np.float32)), [[1.875] * 4])
+    np.testing.assert_allclose(run_tflm(tflite, np.ones((1, 4), np.float32))[0], [[1.875] * 4])
 
 
 def test_every_registration_status_is_checked(project):
@@ -402,8 +402,8 @@ def test_main_cc_patches_the_arena_used_into_hello_and_serves(project):
 
 def test_main_cc_states_the_models_tensor_sizes(project, int8_model):
     graph = int8_model[1]
-    assert f"kInputBytes = {graph.input_tensors()[0].nbytes};" in project["main.cc"]
-    assert f"kOutputBytes = {graph.output_tensors()[0].nbytes};" in project["main.cc"]
+    assert f"kInputBytes[kInputCount] = {{{graph.input_tensors()[0].nbytes}}};" in project["main.cc"]
+    assert f"kOutputBytes[kOutputCount] = {{{graph.output_tensors()[0].nbytes}}};" in project["main.cc"]
 
 
 def test_prefix_names_the_harness_symbols_and_the_arduino_sketch(int8_model):
@@ -535,7 +535,7 @@ def test_tflm_firmware_built_from_a_tflm_tree_answers_like_the_tflm_interpreter(
 
     info, outputs = _serve(program, talk)
     assert 0 < info.arena_bytes <= arena_size_with_margin(arena)  # the arena really used, patched in
-    np.testing.assert_array_equal(np.stack(outputs), run_tflm(tflite, x))
+    np.testing.assert_array_equal(np.stack(outputs), run_tflm(tflite, x)[0])
 
 
 @pytest.mark.host
@@ -563,7 +563,7 @@ def litert_run(int8_model, tmp_path_factory):
         (folder / path).write_text(text)
     (folder / "model.tflite").write_bytes(tflite)
     x = np.random.default_rng(2).standard_normal((40, *INPUT_SHAPE)).astype(np.float32)
-    predictions = run_tflm(tflite, _quantize(x, graph.input_tensors()[0])).argmax(axis=1)
+    predictions = run_tflm(tflite, _quantize(x, graph.input_tensors()[0]))[0].argmax(axis=1)
     y = predictions.copy()
     y[::4] = (y[::4] + 1) % CLASSES  # a quarter of the labels disagree with the model
     np.savez(folder / "val.npz", x=x, y=y)

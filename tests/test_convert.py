@@ -134,6 +134,9 @@ def test_float_tflite_quantizes_to_int16x8(float_tflite_model, calibration):
     assert graph.input_tensors()[0].type == "INT16"
 
 
-def test_float_tflite_refuses_modes_that_need_its_source_model(float_tflite_model):
-    with pytest.raises(BadInput, match="mode dynamic-int8 of an already converted .tflite needs its source model"):
-        convert(float_tflite_model, "dynamic-int8")
+def test_float_tflite_quantizes_to_dynamic_int8_and_fp16_weights_without_its_source_model(float_tflite_model):
+    dynamic = read_graph(convert(float_tflite_model, "dynamic-int8"))
+    conv = [dynamic.tensors[op.inputs[1]] for op in dynamic.operators if op.opcode == "CONV_2D"][0]
+    assert conv.type == "INT8" and dynamic.input_tensors()[0].type == "FLOAT32"
+    fp16 = read_graph(convert(float_tflite_model, "fp16"))
+    assert "DEQUANTIZE" in fp16.op_names and any(t.type == "FLOAT16" for t in fp16.tensors)

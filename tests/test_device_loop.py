@@ -29,7 +29,7 @@ import pytest
 from edgeq.device.build import build
 from edgeq.device.connect import device_link, qemu_link, start_qemu
 from edgeq.device.loop import measure_run
-from edgeq.device.measure import FirmwareMismatch, device_inputs, measure
+from edgeq.device.measure import FirmwareMismatch, measure, quantized_input
 from edgeq.errors import ToolFailed
 from edgeq.graph import read_graph
 from edgeq.measure.interpreters import run_tflm
@@ -106,8 +106,8 @@ def emulated_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 of the same quantized model in the tflite-micro interpreter, computed independently."""
     graph = read_graph(tflite)
     tensor = graph.tensors[graph.inputs[0]]
-    xq = device_inputs(x, TensorInfo(tensor.type, tuple(tensor.shape), tensor.scales[0], tensor.zero_points[0]))
-    return float(np.mean(run_tflm(tflite, xq).argmax(axis=1) == y))
+    xq = quantized_input(x, TensorInfo(tensor.type, tuple(tensor.shape), tensor.scales[0], tensor.zero_points[0]))
+    return float(np.mean(run_tflm(tflite, xq)[0].argmax(axis=1) == y))
 
 
 def qemu_processes(marker: str) -> list[int]:
@@ -348,7 +348,7 @@ def test_a_result_of_the_wrong_size_is_refused_naming_both_sizes(firmware, digit
 
     failure, lines, _ = _through_proxy(firmware, digits, tmp_path, short_after_five_results)
     assert isinstance(failure, ProtocolError) and failure.exit_code == 4
-    assert "RESULT carries 9 output bytes, but the output tensor takes 10 bytes" in str(failure)
+    assert "RESULT carries 9 output bytes, but the output tensors take 10 bytes" in str(failure)
     assert len(lines) - 1 == 5
 
 

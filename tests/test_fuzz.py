@@ -372,9 +372,9 @@ def check_data_file(case) -> None:
         spec = write_data(Path(tmp), case)
         data, _ = raises_only_edgeq_errors(lambda: load_dataset(spec, TensorSpec(input_shape, "float32")), spec)
     if data is not None:
-        assert data.x.shape == (len(data.x), *input_shape) and data.x.dtype == np.float32, data.x.shape
+        assert data.x.single.shape == (len(data.x), *input_shape) and data.x.single.dtype == np.float32, data.x.single.shape
         assert len(data.x) > 0, "an empty data set was accepted"
-        assert np.isfinite(data.x).all(), "non-finite inputs were accepted (after the cast to float32)"
+        assert np.isfinite(data.x.single).all(), "non-finite inputs were accepted (after the cast to float32)"
         assert data.y is None or len(data.y) == len(data.x), "as many labels as inputs"
 
 
@@ -385,8 +385,8 @@ def check_arrays(case) -> None:
     data, _ = raises_only_edgeq_errors(lambda: check_dataset(x, y, TensorSpec(input_shape, "float32"), source),
                                        source)
     if data is not None:
-        assert data.x.shape == (len(data.x), *input_shape) and data.x.dtype == np.float32, data.x.shape
-        assert np.isfinite(data.x).all(), "non-finite inputs were accepted (after the cast to float32)"
+        assert data.x.single.shape == (len(data.x), *input_shape) and data.x.single.dtype == np.float32, data.x.single.shape
+        assert np.isfinite(data.x.single).all(), "non-finite inputs were accepted (after the cast to float32)"
         assert data.y is None or (data.y.ndim >= 1 and len(data.y) == len(data.x)), "one label per input"
         data.has_class_labels
 
@@ -420,8 +420,8 @@ HELLO_INFOS = st.builds(
     runtime_version=st.text(max_size=20),
     clock_hz=st.integers(0, 0xFFFFFFFF),
     arena_bytes=st.integers(0, 0xFFFFFFFF),
-    input=TENSOR_INFOS,
-    output=TENSOR_INFOS,
+    inputs=st.lists(TENSOR_INFOS, min_size=1, max_size=3).map(tuple),
+    outputs=st.lists(TENSOR_INFOS, min_size=1, max_size=3).map(tuple),
 )
 # A payload: random bytes, or a real HELLO, damaged or not
 PAYLOADS = st.one_of(
@@ -436,7 +436,7 @@ def check_payload(payload: bytes) -> None:
     hello, error = raises_only_edgeq_errors(lambda: protocol.decode_hello(payload), "HELLO")
     assert error is None or isinstance(error, protocol.ProtocolError)
     if hello is not None:
-        for t in (hello.input, hello.output):
+        for t in (*hello.inputs, *hello.outputs):
             raises_only_edgeq_errors(lambda: t.nbytes, "tensor type")
     for size in (0, 1, len(payload) - 8, 4096):
         raises_only_edgeq_errors(lambda: protocol.decode_result(payload, max(size, 0)), "RESULT")

@@ -16,7 +16,7 @@ PACKAGE = Path(edgeq.__file__).resolve().parent
 # Shared leaves: any module may import them; they import only each other.
 LEAVES = ("edgeq", "edgeq.errors", "edgeq.console", "edgeq.files", "edgeq.resources", "edgeq.units",
           "edgeq.sources", "edgeq.tools", "edgeq.csource", "edgeq.graph", "edgeq.protocol", "edgeq.runtime",
-          "edgeq.isolate", "edgeq.tflm_limits", "edgeq.modes")
+          "edgeq.isolate", "edgeq.tflm_limits", "edgeq.litert_ops", "edgeq.modes")
 # The stages in processing order; each imports only those before it (and leaves).
 STAGES = ("profiles", "boards", "load", "quant", "convert", "measure", "aot", "codegen", "runtimes", "device",
           "plan", "report", "deploy", "cli")

@@ -14,7 +14,7 @@ SPEC = TensorSpec((8, 8, 1), "float32")
 def test_keras_model_loads_with_its_input_and_output_shapes(small_cnn_path):
     model = load_model(small_cnn_path)
     assert model.format == "keras"
-    assert model.input == TensorSpec((8, 8, 1), "float32")
+    assert (model.input.shape, model.input.dtype) == ((8, 8, 1), "float32") and model.input.name
     assert model.output.shape == (10,)
     assert len(model.sha256) == 64
 
@@ -70,7 +70,7 @@ def test_corrupt_tflite_is_rejected(tmp_path):
 
 def test_npz_with_labels_loads(small_data):
     data = load_dataset(str(small_data["val"]), SPEC)
-    assert data.x.shape == (20, 8, 8, 1) and data.has_class_labels
+    assert data.x.single.shape == (20, 8, 8, 1) and data.has_class_labels
 
 
 def test_npy_inputs_load_without_labels(tmp_path):
@@ -81,7 +81,7 @@ def test_npy_inputs_load_without_labels(tmp_path):
 
 def test_samples_saved_with_a_batch_dimension_are_accepted():
     data = check_dataset(np.zeros((4, 1, 8, 8, 1), np.float32), None, SPEC, "d")
-    assert data.x.shape == (4, 8, 8, 1)
+    assert data.x.single.shape == (4, 8, 8, 1)
 
 
 def test_wrong_sample_shape_names_the_sample_and_both_shapes(tmp_path):
@@ -121,7 +121,7 @@ def samples_of_two_shapes():
 
 def test_module_function_yields_samples_and_labels():
     data = load_dataset("tests.test_load:samples_with_labels", SPEC)
-    assert data.x.shape == (3, 8, 8, 1) and list(data.y) == [0, 1, 2]
+    assert data.x.single.shape == (3, 8, 8, 1) and list(data.y) == [0, 1, 2]
 
 
 def test_module_function_with_a_misshapen_sample_names_it():
@@ -136,4 +136,4 @@ def test_unknown_module_function_is_a_clear_error():
 
 def test_random_fallback_is_marked_synthetic():
     data = random_dataset(SPEC, count=7)
-    assert data.synthetic and data.x.shape == (7, 8, 8, 1) and "random" in data.source
+    assert data.synthetic and data.x.single.shape == (7, 8, 8, 1) and "random" in data.source

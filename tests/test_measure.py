@@ -43,11 +43,24 @@ def test_arena_report_without_a_summary_is_an_error():
 def test_accuracy_agreement_and_sqnr_of_a_quantized_classifier():
     y = np.array([0, 1, 2, 1])
     data = Dataset(x=np.zeros((4, 1), np.float32), y=y, source="t")
-    float_out = Outputs(values=np.eye(3, dtype=np.float32)[[0, 1, 2, 2]], raw=None)
-    quant_out = Outputs(values=np.eye(3, dtype=np.float32)[[0, 1, 1, 2]] * 0.9, raw=None)
+    float_out = Outputs(values=(np.eye(3, dtype=np.float32)[[0, 1, 2, 2]],), raw=())
+    quant_out = Outputs(values=(np.eye(3, dtype=np.float32)[[0, 1, 1, 2]] * 0.9,), raw=())
     acc = compare(float_out, quant_out, data)
     assert (acc.float_accuracy, acc.quantized_accuracy, acc.agreement) == (0.75, 0.5, 0.75)
     assert np.isfinite(acc.sqnr_db)
+
+
+def test_with_several_outputs_each_is_compared_the_labels_score_theirs_and_the_worst_sqnr_is_the_models():
+    y = np.array([0, 1, 2, 1])
+    data = Dataset(x=np.zeros((4, 1), np.float32), y=y, source="t", label_output=1)
+    boxes = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    scores = np.eye(3, dtype=np.float32)[[0, 1, 2, 1]]
+    float_out = Outputs(values=(boxes, scores), raw=(), names=("boxes", "scores"))
+    quant_out = Outputs(values=(boxes + 0.05, scores), raw=(), names=("boxes", "scores"))
+    acc = compare(float_out, quant_out, data)
+    assert [o.name for o in acc.outputs] == ["boxes", "scores"] and acc.label_output == 1
+    assert acc.quantized_accuracy == acc.float_accuracy == 1.0 and acc.outputs[1].sqnr_db == float("inf")
+    assert acc.sqnr_db == acc.outputs[0].sqnr_db < 30
 
 
 def test_int8_model_runs_in_litert_with_inputs_quantized_by_its_own_parameters(small_cnn_path, small_data):
@@ -59,5 +72,5 @@ def test_int8_model_runs_in_litert_with_inputs_quantized_by_its_own_parameters(s
     val = load_dataset(str(small_data["val"]), model.input)
     float_out = run_litert(convert(model, "fp32"), val)
     int8_out = run_litert(convert(model, "int8", calib), val)
-    assert int8_out.raw.dtype == np.int8 and float_out.values.shape == int8_out.values.shape == (20, 10)
+    assert int8_out.raw[0].dtype == np.int8 and float_out.values[0].shape == int8_out.values[0].shape == (20, 10)
     assert compare(float_out, int8_out, val).sqnr_db > 15

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from edgeq.device.measure import FirmwareMismatch, Journal, Sample, check_firmware, device_inputs, summarize
+from edgeq.device.measure import FirmwareMismatch, Journal, Sample, check_firmware, quantized_input, summarize
 from edgeq.errors import BadInput
 from edgeq.measure.interpreters import _quantize_input
 from edgeq.profiles import get_profile
@@ -74,7 +74,7 @@ def test_an_interrupted_run_is_summarized_as_incomplete():
 
 def test_float_inputs_are_quantized_as_tflite_rounds_ties_away_from_zero():
     tensor = TensorInfo("INT8", (1, 4), 0.5, 0)
-    assert device_inputs(np.array([[0.25, -0.25, 0.75, 100.0]], np.float32), tensor).tolist() == [[1, -1, 2, 127]]
+    assert quantized_input(np.array([[0.25, -0.25, 0.75, 100.0]], np.float32), tensor).tolist() == [[1, -1, 2, 127]]
 
 
 def test_quantization_matches_the_host_measurements_on_random_data():
@@ -82,12 +82,12 @@ def test_quantization_matches_the_host_measurements_on_random_data():
     x = rng.random((50, 8, 8, 1), dtype=np.float32)
     tensor = TensorInfo("INT8", (1, 8, 8, 1), 1 / 255, -128)
     detail = {"dtype": np.int8, "quantization": (1 / 255, -128), "name": "input"}
-    np.testing.assert_array_equal(device_inputs(x, tensor), _quantize_input(x, detail))
+    np.testing.assert_array_equal(quantized_input(x, tensor), _quantize_input(x, detail))
 
 
 def test_data_already_in_the_input_dtype_passes_through_unchanged():
     x = np.random.default_rng(6).integers(-128, 128, (3, 1, 4), dtype=np.int8)
-    assert np.array_equal(device_inputs(x, TensorInfo("INT8", (1, 4), 0.5, 3)), x.reshape(3, 4))
+    assert np.array_equal(quantized_input(x, TensorInfo("INT8", (1, 4), 0.5, 3)), x.reshape(3, 4))
 
 
 def hello(model: bytes, runtime: str = "edgeq-c") -> HelloInfo:

@@ -84,7 +84,7 @@ def test_the_onnx_model_loads_with_its_batch_fixed_and_its_input_channel_last(tr
     assert model.input.shape == (8, 8, 1) and model.input.source_shape == (1, 8, 8)
     assert model.output.shape == (10,)
     nchw = load_dataset(str(trained["val"]), model.input)  # NCHW data, made channel-last
-    assert nchw.x.shape[1:] == (8, 8, 1)
+    assert nchw.x.single.shape[1:] == (8, 8, 1)
     with pytest.raises(BadInput, match=r"\(1, 8, 8\) in NCHW .* or \(8, 8, 1\) channel-last"):
         from edgeq.load import check_dataset
         check_dataset(np.zeros((3, 2, 8, 8), np.float32), None, model.input, "bad.npz")
@@ -103,7 +103,7 @@ def test_the_trained_cnn_deploys_as_int8_bit_exact_on_the_board(trained, kind, t
     fidelity = report["model"]["conversion_fidelity"]
     assert fidelity["identical"] or fidelity["sqnr_db"] >= 40, fidelity
     assert fidelity["reference"].startswith("onnxruntime" if kind == "onnx" else "torch")
-    assert report["model"]["input"]["source_layout"] == "NCHW" and report["model"]["input"]["layout"] == "NHWC"
+    assert report["model"]["inputs"][0]["source_layout"] == "NCHW" and report["model"]["inputs"][0]["layout"] == "NHWC"
     assert "TRANSPOSE" not in report["model"]["ops"]  # the flatten's transpose is folded into the weights
     assert report["quantization"]["runtime"] == "edgeq-c"
     accuracy = report["accuracy"]
@@ -126,7 +126,7 @@ def test_an_nn_module_goes_in_through_the_python_api(trained, tmp_path):
     assert read_graph(int8).input_tensors()[0].type == "INT8"
 
 
-def test_the_planner_skips_the_modes_that_need_a_keras_source_and_says_why(trained, tmp_path):
+def test_the_planner_builds_the_integer_candidates_of_an_onnx_model(trained, tmp_path):
     done = edgeq("plan", trained["onnx"], "--device", "qemu-mps2-an386", "--data", trained["calib"],
                  "--val", trained["val"], "--out", tmp_path / "plan", "--no-measure", "--no-cache")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -169,3 +169,56 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
     path.write_bytes(b"this is not a protobuf \x00\xff" * 10)
     done = edgeq("convert", path, "--quant", "fp32", "--out", tmp_path / "x.tflite")
     assert done.returncode == 2 and "not an ONNX model" in done.stderr, done.stderr
+
+
+class TwoByTwo(nn.Module):
+    """An image (NCHW) and a sensor vector in; points and class scores out."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.sensor = nn.Linear(4, 4)
+        self.points = nn.Linear(4 * 4 * 4 + 4, 3)
+        self.label = nn.Linear(4 * 4 * 4 + 4, 3)
+
+    def forward(self, image, sensor):
+        x = torch.cat([torch.relu(self.conv(image)).flatten(1), torch.relu(self.sensor(sensor))], 1)
+        return self.points(x), torch.softmax(self.label(x), 1)
+
+
+@pytest.fixture(scope="module")
+def two_by_two_onnx(tmp_path_factory) -> dict:
+    torch.manual_seed(0)
+    net = TwoByTwo().eval()
+    folder = tmp_path_factory.mktemp("two_by_two_onnx")
+    example = (torch.zeros(1, 1, 6, 6), torch.zeros(1, 4))
+    torch.onnx.export(net, example, folder / "net.onnx", input_names=["image", "sensor"],
+                      output_names=["points", "label"], dynamo=False)
+    torch.export.save(torch.export.export(net, example), folder / "net.pt2")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "data.npz", image=rng.normal(size=(12, 1, 6, 6)).astype(np.float32),
+             sensor=rng.normal(size=(12, 4)).astype(np.float32))
+    return {"onnx": folder / "net.onnx", "pt2": folder / "net.pt2", "data": folder / "data.npz", "folder": folder}
+
+
+def test_an_onnx_model_with_two_inputs_and_two_outputs_loads_them_all_named_in_order(two_by_two_onnx):
+    model = load_model(two_by_two_onnx["onnx"])
+    assert [(t.name, t.shape, t.source_shape) for t in model.inputs] == [("image", (6, 6, 1), (1, 6, 6)),
+                                                                        ("sensor", (4,), None)]
+    assert [(t.name, t.shape) for t in model.outputs] == [("points", (3,)), ("label", (3,))]
+
+
+@pytest.mark.parametrize("kind", ["onnx", "pt2"])
+def test_two_inputs_and_outputs_convert_to_a_float_tflite_as_faithful_as_the_source(two_by_two_onnx, kind):
+    from edgeq.convert.converter import conversion_fidelity, convert
+    from edgeq.graph import read_graph
+    from edgeq.load import load_data
+
+    model = load_model(two_by_two_onnx[kind])
+    tflite = convert(model, "fp32")
+    graph = read_graph(tflite)
+    assert [graph.io_name(i) for i in graph.inputs] == [t.name for t in model.inputs]
+    assert [graph.io_name(o) for o in graph.outputs] == [t.name for t in model.outputs]
+    _, validation = load_data(model, str(two_by_two_onnx["data"]), str(two_by_two_onnx["data"]))
+    fidelity = conversion_fidelity(model, tflite, validation)
+    assert fidelity["identical"] or fidelity["sqnr_db"] >= 40, fidelity

@@ -301,7 +301,7 @@ def test_cross_layer_equalization_keeps_the_float_function_and_equalizes_ranges(
     assert [(p.first, p.second) for p in eq.pairs] == [(0, 1), (1, 3), (3, 5)]  # through max pool and flatten
     x = np.random.default_rng(3).random((16, 8, 8, 3), dtype=np.float32)
     data = Dataset(x=x, y=None, source="random")
-    before, after = run_litert(original, data).values, run_litert(eq.tflite, data).values
+    before, after = run_litert(original, data).values[0], run_litert(eq.tflite, data).values[0]
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5 * np.abs(before).max())
     assert max(eq.range_ratio_before) > 100 and max(eq.range_ratio_after) < max(eq.range_ratio_before) / 10
     # At the fixed point each channel's range is the same on both sides of a pair.

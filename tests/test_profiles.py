@@ -252,7 +252,7 @@ def test_a_microcontroller_needs_a_toolchain(good):
 
 def test_the_litert_runtime_needs_a_litert_section(good):
     good["runtimes"] = ["edgeq-c", "litert"]
-    assert refused(good) == (f"{SOURCE}: litert: missing; expected a litert section (threads, delegate), "
+    assert refused(good) == (f"{SOURCE}: litert: missing; expected a litert section (threads, delegate, custom_ops), "
                              "since runtimes include litert")
 
 

@@ -58,8 +58,8 @@ STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 HELLO_INFO = HelloInfo(
     model_hash=hashlib.sha256(b"protocol test model").digest(),
     runtime="edgeq-c", runtime_version="0.1.0", clock_hz=25_000_000, arena_bytes=0,
-    input=TensorInfo("INT8", (1, 4, 4), 0.5, -3),
-    output=TensorInfo("INT8", (1, 8), 0.25, 7),
+    inputs=(TensorInfo("INT8", (1, 4, 4), 0.5, -3),),
+    outputs=(TensorInfo("INT8", (1, 8), 0.25, 7),),
 )
 PATCHED_ARENA_BYTES = 5120  # what the driver writes with eq_hello_set_arena_bytes
 
@@ -155,14 +155,28 @@ def test_hello_carries_tflite_tensor_type_codes():
 
 def test_hello_of_another_version_is_rejected_with_advice():
     hello = bytearray(encode_hello(HELLO_INFO))
-    hello[0] = 2
-    with pytest.raises(ProtocolError, match="HELLO version 2 .* rebuild the firmware"):
+    hello[0] = 3
+    with pytest.raises(ProtocolError, match="HELLO version 3 .* rebuild the firmware"):
         decode_hello(bytes(hello))
 
 
 def test_truncated_hello_names_the_field_it_ends_in():
-    with pytest.raises(ProtocolError, match="ends inside output tensor quantization"):
+    with pytest.raises(ProtocolError, match="ends inside output 0 tensor quantization"):
         decode_hello(encode_hello(HELLO_INFO)[:-3])
+
+
+def test_hello_carries_every_input_and_output_in_order_and_splits_a_result_by_output():
+    info = HelloInfo(**{**HELLO_INFO.__dict__,
+                        "inputs": (TensorInfo("INT8", (1, 6, 6, 1), 0.5, 0), TensorInfo("INT8", (1, 4), 0.25, 1)),
+                        "outputs": (TensorInfo("INT8", (1, 3), 0.125, 2), TensorInfo("INT16", (1, 2), 2.0, 0))})
+    decoded = decode_hello(encode_hello(info))
+    assert decoded == info and (decoded.input_bytes, decoded.output_bytes) == (36 + 4, 3 + 4)
+    assert decoded.split_outputs(bytes(range(7))) == (b"\x00\x01\x02", b"\x03\x04\x05\x06")
+
+
+def test_a_hello_without_inputs_is_refused_when_encoded():
+    with pytest.raises(BadInput, match="HELLO carries 1 to 255 inputs; the model has 0"):
+        encode_hello(HelloInfo(**{**HELLO_INFO.__dict__, "inputs": ()}))
 
 
 def test_encode_hello_rejects_a_hash_that_is_not_sha256():
@@ -177,7 +191,7 @@ def test_result_decodes_cycles_and_output():
 
 
 def test_result_of_the_wrong_size_is_rejected_naming_both_sizes():
-    with pytest.raises(ProtocolError, match="RESULT carries 5 output bytes, but the output tensor takes 8 bytes"):
+    with pytest.raises(ProtocolError, match="RESULT carries 5 output bytes, but the output tensors take 8 bytes"):
         decode_result(struct.pack("<Q", 1) + bytes(5), 8)
 
 
@@ -210,7 +224,7 @@ def test_infer_times_out_after_its_retries_skipping_its_own_echo():
 
 
 def test_infer_refuses_an_input_of_the_wrong_size_before_sending():
-    with Link.open("loop://") as link, pytest.raises(BadInput, match=r"input is 15 bytes.*takes 16 bytes"):
+    with Link.open("loop://") as link, pytest.raises(BadInput, match=r"input is 15 bytes.*take 16 bytes"):
         link.info = HELLO_INFO
         link.infer(bytes(15))
 
@@ -236,8 +250,8 @@ def device_exe(tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("protocol_device")
     (build / "eq_test_hello.h").write_text(
         "#include <stdint.h>\n"
-        f"#define EQ_TEST_INPUT_BYTES {HELLO_INFO.input.nbytes}u\n"
-        f"#define EQ_TEST_OUTPUT_BYTES {HELLO_INFO.output.nbytes}u\n"
+        f"#define EQ_TEST_INPUT_BYTES {HELLO_INFO.input_bytes}u\n"
+        f"#define EQ_TEST_OUTPUT_BYTES {HELLO_INFO.output_bytes}u\n"
         f"#define EQ_TEST_ARENA_BYTES {PATCHED_ARENA_BYTES}u\n"
         f"static const uint8_t eq_test_hello[] = {{\n{_c_array(encode_hello(HELLO_INFO))}\n}};\n")
     exe = build / "protocol_device"
@@ -374,14 +388,14 @@ def test_device_answers_a_too_long_frame_with_error_4_and_serves_the_next(link):
     link.hello(timeout=3)
     reply = request(link, INFER, bytes(40))
     assert reply.type == ERROR
-    assert decode_error(reply.payload) == (4, "frame of 40 bytes; the input tensor takes 16")
+    assert decode_error(reply.payload) == (4, "frame of 40 bytes; the inputs take 16")
     assert link.infer(bytes(16), timeout=3)[1] == bytes(8)
 
 
 @pytest.mark.host
 def test_device_answers_a_short_infer_with_error_2(link):
     reply = request(link, INFER, bytes(15))
-    assert decode_error(reply.payload) == (2, "INFER carries 15 bytes; the input tensor takes 16")
+    assert decode_error(reply.payload) == (2, "INFER carries 15 bytes; the inputs take 16")
 
 
 @pytest.mark.host

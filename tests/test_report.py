@@ -93,8 +93,8 @@ def test_sizes_print_in_binary_units():
 def a_report(**changes) -> Report:
     """A small report as deploy makes one, on a TFLM firmware that was not measured."""
     fields = dict(
-        model=ModelInfo("m.keras", "m", "keras", "0" * 64, TensorDesc([1, 4], "float32"), TensorDesc([3], "float32"),
-                        ["FULLY_CONNECTED"]),
+        model=ModelInfo("m.keras", "m", "keras", "0" * 64, [TensorDesc("x", [1, 4], "float32")],
+                        [TensorDesc("logits", [3], "float32")], ["FULLY_CONNECTED"]),
         profile=DeviceInfo("p", "P", "mcu", "cortex-m4", 80.0, 1 << 20, 1 << 18, 1 << 17, "p.yaml"),
         quantization=Quantization("int8", "int8", "tflm", "r", False, Calibration("x", 1, False)),
         size=Size(4000, 1000, 0.25, 900, {}),

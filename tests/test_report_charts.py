@@ -39,7 +39,8 @@ def report(**over) -> dict:
     r = {
         "schema_version": 3, "edgeq_version": "0.1.0",
         "model": {"path": "m.keras", "name": "m", "format": "keras", "sha256": "0" * 64,
-                  "input": {"shape": [4], "dtype": "float32"}, "output": {"shape": [3], "dtype": "float32"},
+                  "inputs": [{"name": "x", "shape": [4], "dtype": "float32"}],
+                  "outputs": [{"name": "y", "shape": [3], "dtype": "float32"}],
                   "ops": ["CONV_2D", "FULLY_CONNECTED"]},
         "profile": {"name": "board", "display_name": "Board", "kind": "mcu", "core": "cortex-m4", "clock_mhz": 80,
                     "flash_bytes": 1_048_576, "ram_bytes": 262_144, "ram_for_model_bytes": 196_608, "source": ""},

@@ -449,3 +449,255 @@ def test_quantize_multiplier_rounds_half_away_from_zero_and_carries_into_the_exp
     assert quantize_multiplier(1.0 - 2.0 ** -33) == (1 << 30, 1)  # q rounds to 2^31: halve and bump the shift
     assert quantize_multiplier(0.0) == (0, 0)
     assert quantize_multiplier(2.0 ** -40) == (0, 0)  # below 2^-31 TFLite flushes to zero
+
+
+# ---- resampling: TRANSPOSE_CONV, RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR (int8) ----
+
+def _outputs_of(tflite: bytes, results, keep) -> list:
+    """The run_both results whose model output's producing op satisfies keep(op): run_both
+    lists every output in graph order for each build and seed."""
+    graph = read_graph(tflite)
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    ops = [producer[o] for o in graph.outputs]
+    return [r for k, r in enumerate(results) if keep(ops[k % len(ops)])]
+
+
+def _patched(tflite: bytes, edit) -> bytes:
+    """The model with edit(ModelT) applied to its object form."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    edit(model)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _ops_named(model, opcode: str) -> list:
+    from ai_edge_litert import schema_py_generated as schema
+
+    codes = {i for i, c in enumerate(model.operatorCodes)
+             if max(c.builtinCode, c.deprecatedBuiltinCode) == getattr(schema.BuiltinOperator, opcode)}
+    return [op for op in model.subgraphs[0].operators if op.opcodeIndex in codes]
+
+
+def _transpose_conv_layers():
+    import tf_keras as keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(3)
+
+    def biased(filters, kernel, **kw):  # Keras' zero bias would be dropped by the converter
+        return L.Conv2DTranspose(filters, kernel, bias_initializer=keras.initializers.RandomNormal(stddev=0.5), **kw)
+
+    return {
+        "k3_s1_same": ((1, 6, 7, 3), biased(4, 3, padding="same")),
+        "k3_s2_same": ((1, 5, 6, 8), biased(6, 3, strides=2, padding="same")),
+        "k3_s2_valid": ((1, 5, 4, 5), biased(7, 3, strides=2, padding="valid")),
+        "k4_s2_same": ((1, 4, 4, 16), biased(8, 4, strides=2, padding="same")),
+        "k4_s1_valid_no_bias": ((1, 5, 5, 2), L.Conv2DTranspose(3, 4, padding="valid", use_bias=False)),
+        "k4_s2_valid_no_bias": ((1, 3, 5, 4), L.Conv2DTranspose(1, 4, strides=2, padding="valid", use_bias=False)),
+        "k3_s2_same_no_bias": ((1, 4, 4, 12), L.Conv2DTranspose(9, 3, strides=2, padding="same", use_bias=False)),
+        "k3x4_s2x1_same": ((1, 4, 6, 5), biased(5, (3, 4), strides=(2, 1), padding="same")),
+        "k2_s3_same_gaps": ((1, 3, 4, 3), biased(4, 2, strides=3, padding="same")),  # rows no tap reaches
+    }
+
+
+@pytest.fixture(scope="module")
+def transpose_conv_model():
+    return build_family(_transpose_conv_layers())
+
+
+@pytest.fixture(scope="module")
+def transpose_conv_results(transpose_conv_model, tmp_path_factory):
+    return run_both(transpose_conv_model, tmp_path_factory, "tconv")
+
+
+def test_transpose_conv_matches_tflm_over_strides_paddings_kernel_sizes_and_channel_counts(transpose_conv_results):
+    assert assert_bit_exact(transpose_conv_results, "TRANSPOSE_CONV") == {"eq_transpose_conv_s8"}
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias_as_fourth_input", "no_bias_input"])
+def test_transpose_conv_matches_tflm_with_and_without_the_bias_input(transpose_conv_model, transpose_conv_results,
+                                                                       with_bias):
+    picked = _outputs_of(transpose_conv_model, transpose_conv_results,
+                         lambda op: op.opcode == "TRANSPOSE_CONV" and (len(op.inputs) == 4) == with_bias)
+    assert len(picked) >= 3 * 2 * len(SEEDS)  # three or more such layers, both builds, every seed
+    assert_bit_exact(picked, "TRANSPOSE_CONV")
+
+
+def test_transpose_conv_applies_its_fused_activation_like_tflm(transpose_conv_model, tmp_path_factory):
+    """The converter leaves RELU unfused; a model with it fused into TRANSPOSE_CONV (TFLM's
+    reference kernel clamps to it) must clamp the same."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def fuse(model):
+        for k, op in enumerate(_ops_named(model, "TRANSPOSE_CONV")):
+            act = schema.ActivationFunctionType.RELU if k % 2 else schema.ActivationFunctionType.RELU6
+            op.builtinOptions.fusedActivationFunction = act
+
+    fused = _patched(transpose_conv_model, fuse)
+    results = run_both(fused, tmp_path_factory, "tconv_act", seeds=(0,))
+    assert_bit_exact(results, "TRANSPOSE_CONV")
+    graph = read_graph(fused)
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    zero_points = [graph.tensors[o].zero_points[0] for o in graph.outputs if producer[o].opcode == "TRANSPOSE_CONV"]
+    refs = [ref for _, _, ref, _ in results[:len(graph.outputs)]]
+    assert all(ref.min() >= zp for ref, zp in zip(refs, zero_points))  # TFLM did clamp at 0.0
+    assert any((ref == zp).mean() > 0.2 for ref, zp in zip(refs, zero_points))
+
+
+def test_transpose_conv_refuses_int8_weights_that_are_not_constant(transpose_conv_model):
+    from edgeq.errors import BadInput
+
+    def unfreeze(model):
+        filters = {op.inputs[1] for op in _ops_named(model, "TRANSPOSE_CONV")}
+        for t in filters:
+            model.subgraphs[0].tensors[t].buffer = 0  # buffer 0 is the empty one
+        model.subgraphs[0].inputs = list(model.subgraphs[0].inputs) + sorted(filters)
+
+    with pytest.raises(BadInput, match=r"TRANSPOSE_CONV .*the filter must be constant"):
+        compile_model(_patched(transpose_conv_model, unfreeze))
+
+
+@pytest.fixture(scope="module")
+def resize_model():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    L = keras.layers
+    v1 = tf.compat.v1.image
+    layers = {
+        "up_bilinear": ((1, 4, 5, 3), L.UpSampling2D(2, interpolation="bilinear")),  # half_pixel_centers
+        "up_nearest": ((1, 3, 4, 5), L.UpSampling2D((2, 3), interpolation="nearest")),
+        "a": ((1, 4, 5, 3), None), "b": ((1, 6, 10, 8), None), "c": ((1, 3, 3, 1), None),
+    }
+
+    def ops(x):
+        a, b, c = x["a"], x["b"], x["c"]
+        return {
+            "bilinear_align_corners": v1.resize_bilinear(a, (7, 9), align_corners=True),
+            "bilinear_neither": v1.resize_bilinear(a, (7, 9)),
+            "bilinear_2x_exact_halves": v1.resize_bilinear(a, (8, 10)),  # weights 1/2: many ties to round
+            "bilinear_half_pixel": tf.image.resize(a, (7, 9), method="bilinear"),
+            "bilinear_half_pixel_down": tf.image.resize(b, (4, 3), method="bilinear"),
+            "bilinear_align_corners_down": v1.resize_bilinear(b, (4, 7), align_corners=True),
+            "bilinear_align_corners_one_column": v1.resize_bilinear(c, (5, 1), align_corners=True),
+            "nearest_align_corners": v1.resize_nearest_neighbor(a, (7, 9), align_corners=True),
+            "nearest_neither": v1.resize_nearest_neighbor(a, (7, 9)),
+            "nearest_half_pixel": tf.image.resize(a, (7, 9), method="nearest"),
+            "nearest_half_pixel_down": tf.image.resize(b, (4, 3), method="nearest"),
+            "nearest_align_corners_down": v1.resize_nearest_neighbor(b, (5, 4), align_corners=True),
+        }
+
+    return build_family(layers, extra=ops)
+
+
+@pytest.fixture(scope="module")
+def resize_results(resize_model, tmp_path_factory):
+    return run_both(resize_model, tmp_path_factory, "resize")
+
+
+def _resize_modes(tflite: bytes, opcode: str) -> set[tuple[bool, bool]]:
+    return {(bool(op.options.alignCorners), bool(op.options.halfPixelCenters))
+            for op in read_graph(tflite).operators if op.opcode == opcode}
+
+
+def test_resize_bilinear_matches_tflm_with_align_corners_half_pixel_centers_or_neither(resize_model,
+                                                                                         resize_results):
+    assert _resize_modes(resize_model, "RESIZE_BILINEAR") == {(True, False), (False, True), (False, False)}
+    assert assert_bit_exact(resize_results, "RESIZE_BILINEAR") == {"eq_resize_bilinear_s8"}
+
+
+def test_resize_nearest_neighbor_matches_tflm_with_align_corners_half_pixel_centers_or_neither(resize_model,
+                                                                                                 resize_results):
+    assert _resize_modes(resize_model, "RESIZE_NEAREST_NEIGHBOR") == {(True, False), (False, True), (False, False)}
+    assert assert_bit_exact(resize_results, "RESIZE_NEAREST_NEIGHBOR") == {"eq_resize_nearest_neighbor_s8"}
+
+
+def test_resize_tables_follow_tflites_index_arithmetic():
+    from edgeq.aot.lower_resample import bilinear_taps, nearest_taps
+
+    # 2x, half pixel centres: the first row reaches above the input (weight -256 on row 0 twice)
+    assert bilinear_taps(4, 8, False, True)[:3].tolist() == [[0, 0, -256], [0, 1, 256], [0, 1, 768]]
+    assert bilinear_taps(5, 3, True, False).tolist() == [[0, 0, 0], [2, 2, 0], [4, 4, 0]]
+    assert bilinear_taps(3, 1, True, False).tolist() == [[0, 0, 0]]  # one output: align_corners has no effect
+    assert nearest_taps(2, 3, True, False).tolist() == [0, 1, 1]  # 0.5 rounds away from zero
+    assert nearest_taps(3, 7, False, False).tolist() == [0, 0, 0, 1, 1, 2, 2]  # floor
+    assert nearest_taps(4, 8, False, True).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_resize_refuses_an_output_quantized_unlike_its_input(resize_model):
+    from edgeq.errors import BadInput
+
+    def rescale(model):
+        op = _ops_named(model, "RESIZE_BILINEAR")[0]
+        q = model.subgraphs[0].tensors[op.outputs[0]].quantization
+        q.scale = [float(q.scale[0]) * 2]
+
+    with pytest.raises(BadInput, match=r"RESIZE_BILINEAR .*must share scale and zero point"):
+        compile_model(_patched(resize_model, rescale))
+
+
+def test_resize_bilinear_refuses_align_corners_with_half_pixel_centers(resize_model):
+    from edgeq.errors import BadInput
+
+    def both(model):
+        op = _ops_named(model, "RESIZE_BILINEAR")[0]
+        op.builtinOptions.alignCorners = op.builtinOptions.halfPixelCenters = True
+
+    with pytest.raises(BadInput, match=r"RESIZE_BILINEAR .*align_corners and half_pixel_centers together"):
+        compile_model(_patched(resize_model, both))
+
+
+@pytest.fixture(scope="module")
+def chained_model():
+    """CONV_2D -> TRANSPOSE_CONV -> RESIZE_BILINEAR, a segmentation head in small."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(4)
+    x = keras.Input((8, 8, 3), batch_size=1, name="x")
+    y = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    y = L.Conv2DTranspose(6, 3, strides=2, padding="same",
+                          bias_initializer=keras.initializers.RandomNormal(stddev=0.5))(y)
+    model = keras.Model(x, L.UpSampling2D(2, interpolation="bilinear")(y))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 3), tf.float32, name="x")])
+    def serve(x):
+        return {"out": model(x)}
+
+    return convert_int8(serve, {"x": (1, 8, 8, 3)}, model)
+
+
+def test_conv_transpose_conv_resize_chain_is_bit_exact_with_portable_and_dsp_kernels(chained_model, tmp_path):
+    from tflite_micro.python.tflite_micro import runtime
+
+    assert [op.opcode for op in read_graph(chained_model).operators] == ["CONV_2D", "TRANSPOSE_CONV",
+                                                                         "RESIZE_BILINEAR"]
+    tflm = runtime.Interpreter.from_bytes(chained_model)
+    conv_kernels = set()
+    for dsp in (False, True):
+        compiled = compile_model(chained_model, prefix=f"chain{int(dsp)}", dsp=dsp)
+        assert {"eq_transpose_conv_s8", "eq_resize_bilinear_s8"} <= set(compiled.kernels)
+        conv_kernels.add(next(k for k in compiled.kernels if k.startswith("eq_conv")))
+        host = HostModel(build_shared_library(compiled, tmp_path / f"dsp{int(dsp)}"), compiled)
+        for seed in SEEDS:
+            x = np.random.default_rng(seed).integers(-128, 128, size=(1, 8, 8, 3), dtype=np.int8)
+            tflm.set_input(x, 0)
+            tflm.invoke()
+            assert host.run([x])[0].tobytes() == tflm.get_output(0).tobytes(), (dsp, seed)
+    assert len(conv_kernels) == 2  # the DSP build did take other convolution kernels
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_conv_transpose_conv_resize_chain_compiles_cleanly_for_cortex_m4(chained_model, tmp_path):
+    from edgeq.aot.footprint import measure_footprint
+
+    for dsp in (False, True):
+        compiled = compile_model(chained_model, prefix=f"chain{int(dsp)}", dsp=dsp)
+        assert {"eq_transpose_conv_s8.c", "eq_resize_bilinear_s8.c"} <= set(compiled.sources)
+        footprint = measure_footprint(compiled, tmp_path / f"dsp{int(dsp)}")  # -Werror: a warning fails
+        assert footprint.kernel_code_bytes > 0

@@ -24,14 +24,15 @@ from edgeq.aot.lifetimes import (
     buffers_from_graph,
     in_place_rules,
 )
-from edgeq.aot.lower import lower
+from edgeq.aot.lower import lower, ops_without_kernel
 from edgeq.aot.memory import Buffer, InPlace, MemoryPlan, plan_memory
 from edgeq.csource import ARENA_ALIGNMENT, generated_notice, validate_symbol
 from edgeq.errors import BadInput
 from edgeq.graph import Graph, read_graph
 from edgeq.resources import RUNTIME_DIR
 
-__all__ = ["CompiledModel", "TensorInfo", "compile_if_supported", "compile_model", "plan_arena", "runtime_sources"]
+__all__ = ["CompiledModel", "TensorInfo", "compile_if_supported", "compile_model", "ops_without_kernel", "plan_arena",
+           "runtime_sources"]
 
 _COMMON_HEADERS = ("eq_types.h", "eq_math.h", "eq_kernels.h")
 _INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)

@@ -1,5 +1,5 @@
-"""The graph lowered to kernel calls: each operator goes to its handler in lower_conv or
-lower_elementwise, which build on the vocabulary in lowering."""
+"""The graph lowered to kernel calls: each operator goes to its handler in lower_conv,
+lower_elementwise or lower_resample, which build on the vocabulary in lowering."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ from typing import Mapping
 
 import edgeq.aot.lower_conv as lower_conv
 import edgeq.aot.lower_elementwise as lower_elementwise
+import edgeq.aot.lower_resample as lower_resample
 from edgeq.aot.lowering import ALIAS_OPS, Lowered, Lowering, Step, conv_add_fusions, unsupported
 from edgeq.errors import BadInput
-from edgeq.graph import Graph
+from edgeq.graph import Graph, Operator
+
+HANDLERS = {**lower_conv.HANDLERS, **lower_elementwise.HANDLERS, **lower_resample.HANDLERS}
+
+
+def ops_without_kernel(graph: Graph) -> list[Operator]:
+    """The operators edgeq-c has no kernel for in any type (custom ops, ops it never lowers)."""
+    return [op for op in graph.operators if op.opcode not in HANDLERS and op.opcode not in ALIAS_OPS]
 
 
 def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False) -> Lowered:
@@ -17,7 +25,6 @@ def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, 
     operator edgeq-c cannot run. `variants` (op index -> in-place kind) selects the kernels
     that may write their output over their input, for the ops the memory plan overlaps;
     `dsp` (the target has the DSP extension) the kernels whose weights are widened for it."""
-    handlers = {**lower_conv.HANDLERS, **lower_elementwise.HANDLERS}
     lw = Lowering(graph, prefix, variants, dsp)
     fusions = conv_add_fusions(graph)
     fused_convs = {c: a for a, c in fusions.items()}
@@ -34,7 +41,7 @@ def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, 
             continue
         if op.index in fused_convs:  # runs inside its ADD's step
             continue
-        handler = handlers.get(op.opcode)
+        handler = HANDLERS.get(op.opcode)
         if handler is None:
             raise unsupported(graph, op)
         try:

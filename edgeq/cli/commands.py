@@ -41,12 +41,22 @@ def _read_tflite(path: Path):
     return tflite, read_graph(tflite, str(path))
 
 
-def _profile(name: str):
-    """The profile called `name`, its runtimes checked (edgeq.runtimes)."""
+def _profile(name: str, custom_ops: list[str] | None = None):
+    """The profile called `name`, its runtimes checked (edgeq.runtimes), with the custom ops given by
+    --custom-op added to those its LiteRT declares."""
+    from dataclasses import replace
+
     from edgeq.profiles import get_profile
     from edgeq.runtimes import check_profile
 
-    return check_profile(get_profile(name))
+    profile = check_profile(get_profile(name))
+    if not custom_ops:
+        return profile
+    if profile.litert is None:
+        raise BadInput(f"--custom-op {custom_ops[0]}: {profile.name} runs no LiteRT (its runtimes: "
+                       f"{', '.join(profile.runtimes)}); custom ops are declared for a device's LiteRT")
+    declared = tuple(dict.fromkeys(profile.litert.custom_ops + tuple(custom_ops)))
+    return replace(profile, litert=replace(profile.litert, custom_ops=declared))
 
 
 def _firmware(path: str):
@@ -108,7 +118,7 @@ def cmd_convert(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """A .tflite on this host: accuracy and latency in LiteRT, each runtime's own figures, the fit verdict."""
-    from edgeq.load import TensorSpec, load_dataset
+    from edgeq.load import load_dataset, load_model
     from edgeq.measure.interpreters import compare, litert_latency, run_litert
     from edgeq.runtimes import choose_runtime, runtimes_of
 
@@ -116,8 +126,8 @@ def cmd_evaluate(args) -> int:
     tflite, graph = _read_tflite(Path(args.model))
     float_tflite = _read_tflite(Path(args.float))[0] if args.float else tflite
     runtime = choose_runtime(profile, args.runtime)
-    spec = TensorSpec(graph.input_tensors()[0].shape[1:], "float32")
-    val = load_dataset(args.val, spec)
+    model = load_model(args.model)
+    val = load_dataset(args.val, model.inputs, model.outputs, args.label_output)
     threads = profile.litert.threads if profile.litert else 1
     with console.stage("measure", f"{len(val)} samples, LiteRT on the host"):
         acc = compare(run_litert(float_tflite, val, threads, "float"), run_litert(tflite, val, threads, "model"), val)
@@ -164,11 +174,12 @@ def cmd_measure(args) -> int:
     if not model_path.is_file():
         raise BadInput(f"{model_path}: no such model file")
     tflite = model_path.read_bytes()
-    x, y, warnings = device_data(args.val, tflite, args.samples, str(model_path))
-    _warn(warnings)
+    data = device_data(args.val, tflite, args.samples, str(model_path), args.label_output)
+    _warn(data.warnings)
     out = Path(args.out) if args.out else firmware
-    found = measure_firmware(profile, firmware, x, y, out, tflite=tflite, model_name=model_path.name, port=args.port,
-                             resume=args.resume, timeout=args.timeout, per_layer=args.profile)
+    found = measure_firmware(profile, firmware, data.x, data.y, out, tflite=tflite, model_name=model_path.name,
+                             port=args.port, resume=args.resume, timeout=args.timeout, per_layer=args.profile,
+                             label_output=data.label_output)
     if found.summary is not None:
         write_files(out, {SUMMARY: (json.dumps(found.summary, indent=2) + "\n").encode(),
                           "report.html": render_measure_html(found.summary, f"edgeq measure: {firmware}").encode()})
@@ -246,7 +257,7 @@ def cmd_flash(args) -> int:
 def cmd_generate(args) -> int:
     from edgeq.runtimes import choose_runtime
 
-    profile = _profile(args.device)
+    profile = _profile(args.device, args.custom_op)
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
@@ -269,7 +280,7 @@ def plan_request(args, profile):
 
     return PlanRequest(
         model=Path(args.model), profile=profile, data=args.data, val=args.val, runtime=args.runtime,
-        train=getattr(args, "train", None), objective=args.objective,
+        train=getattr(args, "train", None), label_output=args.label_output, objective=args.objective,
         max_accuracy_drop_pp=args.max_accuracy_drop, min_sqnr_db=args.min_sqnr_db,
         ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
         flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,
@@ -289,7 +300,7 @@ def _plan_files(result) -> dict[str, bytes]:
 def cmd_plan(args) -> int:
     from edgeq.plan import PlanDoesNotFit, format_plan_table, run_plan
 
-    profile = _profile(args.device)
+    profile = _profile(args.device, args.custom_op)
     out = args.out_dir
     console.info(f"edgeq plan: {args.model} -> {profile.name} (objective: {args.objective})")
     try:
@@ -298,11 +309,12 @@ def cmd_plan(args) -> int:
     except PlanDoesNotFit as exc:
         write_files(out, _plan_files(exc.result))
         _warn(exc.result.warnings)
-        console.info(format_plan_table(exc.result))
+        console.info(format_plan_table(exc.result, args.all))
         raise
     write_files(out, _plan_files(result))
     _warn(result.warnings)
-    _result(args, result.to_dict(), format_plan_table(result) + f"\nplan: {out / 'plan.json'}  ({out / 'report.html'})")
+    _result(args, result.to_dict(),
+            format_plan_table(result, args.all) + f"\nplan: {out / 'plan.json'}  ({out / 'report.html'})")
     return 0
 
 
@@ -348,9 +360,9 @@ def cmd_deploy(args) -> int:
     from edgeq.plan import PlanDoesNotFit
     from edgeq.report import render_markdown
 
-    profile = _profile(args.device)
+    profile = _profile(args.device, args.custom_op)
     req = Request(model=Path(args.model), profile=profile, data=args.data, val=args.val,
-                  mode=args.quant, runtime=args.runtime,
+                  mode=args.quant, runtime=args.runtime, label_output=args.label_output, every_candidate=args.all,
                   planner=None if args.quant else plan_request(args, profile),
                   device=DeviceRequest(run=not args.no_device, port=args.port, samples=args.samples,
                                        per_layer=args.profile))
@@ -363,7 +375,7 @@ def cmd_deploy(args) -> int:
     write_files(args.out_dir, result.files)
     r = result.report
     acc = r.accuracy
-    if acc.float is not None:
+    if acc is not None and acc.float is not None:
         console.info(f"  accuracy  float {100 * acc.float:.2f} %, {r.quantization.mode} "
                      f"{100 * acc.quantized:.2f} % ({acc.drop_pp:+.2f} pp drop)")
     console.info("")

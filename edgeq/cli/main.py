@@ -56,6 +56,17 @@ EXAMPLES = {
 # ---- parser --------------------------------------------------------------------------------
 
 
+def add_label_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label-output", metavar="NAME",
+                   help="a model with several outputs: the one the labels (y) are for, top-1 accuracy's")
+
+
+def add_custom_op(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--custom-op", action="append", default=[], metavar="NAME",
+                   help="a custom op the device's LiteRT has (your op library): LiteRT is not refused for it; "
+                        "adds to the profile's litert.custom_ops (repeat for several)")
+
+
 def add_planner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=OBJECTIVES, default="latency",
                    help="what the planner optimizes among feasible candidates (default: latency)")
@@ -69,6 +80,9 @@ def add_planner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="measure every candidate again")
     p.add_argument("--no-measure", action="store_true",
                    help="rank by the cost model only: do not run the best candidates on a reachable board")
+    p.add_argument("--all", action="store_true",
+                   help="print a row for every candidate (by default: the chosen one, each mode's best, and one "
+                        "line per reason candidates were refused; plan.json keeps them all)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="also count each layer: op, shape, MACs, count, per MAC, share (QEMU and host: builds and runs "
                         "the profiled image too; a real board must run it: edgeq build/flash --profile)")
+    add_label_output(p)
 
     p = add("evaluate", cmd_evaluate, "measure a .tflite on this host: LiteRT accuracy and latency, TFLM arena, fit")
     p.add_argument("model", metavar="MODEL.tflite")
@@ -116,12 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", required=True, help="validation data: .npz with x and y")
     p.add_argument("--float", help="the float .tflite to compare against (default: the model itself)")
     p.add_argument("--runtime", choices=RUNTIMES, help="the runtime whose fit is assessed (default: the profile's first)")
+    add_label_output(p)
 
     p = add("generate", cmd_generate, "generate a firmware project for a .tflite")
     p.add_argument("model")
     p.add_argument("--device", required=True)
     p.add_argument("--runtime", choices=RUNTIMES, help="default: the profile's first")
     p.add_argument("--out", help="output folder")
+    add_custom_op(p)
 
     p = add("build", cmd_build, "compile a firmware project; report the flash and RAM it uses")
     p.add_argument("firmware", metavar="FIRMWARE_DIR")
@@ -151,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder for plan.json and the chosen model")
     p.add_argument("--port", help="a real board's serial port: run the best candidates on it")
     add_planner_options(p)
+    add_label_output(p)
+    add_custom_op(p)
 
     p = add("deploy", cmd_deploy, "run every stage: load, plan, convert, measure, generate, and on a device it can "
                                   "reach build, flash and measure over serial; then report")
@@ -168,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also profile each layer on the device (the profiled image, make PROFILE=1): report.json's "
                         "measure.profile")
     add_planner_options(p)
+    add_label_output(p)
+    add_custom_op(p)
 
     p = add("report", cmd_report, "write report.md and report.html again from report.json (and plan.json) in an "
                                   "output folder, without rerunning anything")

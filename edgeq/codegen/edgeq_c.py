@@ -6,19 +6,18 @@ from __future__ import annotations
 
 from edgeq.aot import CompiledModel
 from edgeq.codegen.firmware import board_files, finish_project, render_firmware_makefile
-from edgeq.codegen.sources import RuntimeId, Step, hello_payload, runtime_sources, single_tensor
+from edgeq.codegen.sources import RuntimeId, Step, describe, hello_payload, io_tensors, runtime_sources
 from edgeq.csource import c_byte_array, generated_notice, render_template
 from edgeq.graph import Graph
 
 
 def render_edgeq_c_harness(tflite: bytes, graph: Graph, compiled: CompiledModel, hello: bytes) -> str:
-    """main.c: fills an eq_server_t with the generated model's input, output and invoke, then serves."""
-    inp, out = single_tensor(graph, "input"), single_tensor(graph, "output")
+    """main.c: fills an eq_server_t with the generated model's inputs, outputs and invoke, then serves."""
+    inputs, outputs = io_tensors(graph, "input"), io_tensors(graph, "output")
     return render_template("harness/main.c.j2", notice=generated_notice(tflite), prefix=compiled.prefix,
-                           P=compiled.prefix.upper(), input_desc=f"{inp.type} {list(inp.shape)}",
-                           output_desc=f"{out.type} {list(out.shape)}", input_bytes=inp.nbytes,
-                           output_bytes=out.nbytes, arena_bytes=compiled.arena_bytes, hello_length=len(hello),
-                           hello_bytes=c_byte_array(hello))
+                           P=compiled.prefix.upper(), inputs_desc=describe(inputs), outputs_desc=describe(outputs),
+                           input_bytes=[t.nbytes for t in inputs], output_bytes=[t.nbytes for t in outputs],
+                           arena_bytes=compiled.arena_bytes, hello_length=len(hello), hello_bytes=c_byte_array(hello))
 
 
 def edgeq_c_steps(compiled: CompiledModel, graph: Graph) -> tuple[Step, ...]:

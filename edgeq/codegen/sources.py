@@ -25,7 +25,7 @@ from edgeq.csource import (
     validate_symbol,
 )
 from edgeq.errors import BadInput, EdgeqError
-from edgeq.graph import Graph, Tensor
+from edgeq.graph import Graph, Tensor, read_graph
 from edgeq.protocol import HelloInfo, TensorInfo, encode_hello
 from edgeq.resources import RUNTIME_DIR
 
@@ -74,6 +74,8 @@ class Manifest:
     cycles_unit: str  # what its cycle counter counts: instructions (QEMU), cycles, ns (host)
     arena_bytes: int | None
     steps: tuple[Step, ...] = ()
+    inputs: tuple[str, ...] = ()  # the model's inputs and outputs by name, in the order the firmware takes them
+    outputs: tuple[str, ...] = ()
     bin: str | None = None
     hex: str | None = None
     uf2: str | None = None  # written by edgeq build from the .bin, for the RP2040's drive
@@ -103,7 +105,9 @@ class Manifest:
         known = {f.name for f in fields(cls)}
         try:
             steps = tuple(Step(**dict(s, shape=tuple(s["shape"]))) for s in data.get("steps", ()))
-            return cls(**{k: v for k, v in data.items() if k in known and k != "steps"}, steps=steps)
+            lists = {k: tuple(data.get(k, ())) for k in ("inputs", "outputs")}
+            return cls(**{k: v for k, v in data.items() if k in known and k not in ("steps", *lists)}, steps=steps,
+                       **lists)
         except (TypeError, KeyError) as exc:
             raise BadInput(f"{source}: not a firmware manifest edgeq wrote ({exc})") from None
 
@@ -140,16 +144,21 @@ def render_model_data(tflite: bytes, symbol: str = DEFAULT_MODEL_SYMBOL) -> dict
     }
 
 
-def single_tensor(graph: Graph, which: str):
-    indices = graph.inputs if which == "input" else graph.outputs
-    if len(indices) != 1:
-        raise BadInput(f"the TFLM harness serves one input and one output tensor; the model has "
-                       f"{len(indices)} {which}s")
-    tensor = graph.tensors[indices[0]]
-    if any(d < 0 for d in tensor.shape):
-        raise BadInput(f"{which} tensor '{tensor.name}' has a dynamic shape {list(tensor.shape)}; "
-                       f"a microcontroller harness needs a fixed one (convert with batch 1)")
-    return tensor
+def io_tensors(graph: Graph, which: str) -> list[Tensor]:
+    """The model's inputs (or outputs) as a firmware serves them, in order; each needs a fixed shape."""
+    tensors = graph.input_tensors() if which == "input" else graph.output_tensors()
+    if not tensors:
+        raise BadInput(f"the model has no {which}s")
+    for tensor in tensors:
+        if any(d < 0 for d in tensor.shape):
+            raise BadInput(f"{which} tensor '{tensor.name}' has a dynamic shape {list(tensor.shape)}; "
+                           f"a microcontroller harness needs a fixed one (convert with batch 1)")
+    return tensors
+
+
+def describe(tensors: list[Tensor]) -> str:
+    """Tensors as a generated file's comment lists them: name, type, shape."""
+    return "; ".join(f"{t.name} {t.type} {list(t.shape)}" for t in tensors)
 
 
 def runtime_sources() -> dict[str, str]:
@@ -172,15 +181,18 @@ def hello_payload(tflite: bytes, graph: Graph, runtime: RuntimeId, clock_hz: int
     """The HELLO the firmware sends: which model, which runtime, its tensors."""
     return encode_hello(HelloInfo(
         model_hash=hashlib.sha256(tflite).digest(), runtime=runtime.name, runtime_version=runtime.version,
-        clock_hz=clock_hz, arena_bytes=arena_bytes, input=_tensor_info(single_tensor(graph, "input")),
-        output=_tensor_info(single_tensor(graph, "output"))))
+        clock_hz=clock_hz, arena_bytes=arena_bytes, inputs=tuple(map(_tensor_info, io_tensors(graph, "input"))),
+        outputs=tuple(map(_tensor_info, io_tensors(graph, "output")))))
 
 
 def firmware_manifest(tflite: bytes, profile, runtime: RuntimeId, stem: str, program: str, *, bin_hex: bool,
                       uf2: bool = False, clock_hz: int, cycles_unit: str, arena_bytes: int | None,
                       steps: tuple[Step, ...], builder: str = "make") -> Manifest:
     """The manifest of a project for `profile` whose build makes `program` (+ .bin and .hex)."""
+    graph = read_graph(tflite)
     return Manifest(runtime=runtime.name, device=profile.name, model=f"{stem}.tflite", model_sha256=model_sha256(tflite),
+                    inputs=tuple(graph.io_name(i) for i in graph.inputs),
+                    outputs=tuple(graph.io_name(o) for o in graph.outputs),
                     elf=program, reference=runtime.reference, clock_hz=clock_hz, cycles_unit=cycles_unit,
                     arena_bytes=arena_bytes, steps=steps, bin=program.replace(".elf", ".bin") if bin_hex else None,
                     hex=program.replace(".elf", ".hex") if bin_hex else None,

@@ -17,10 +17,11 @@ from edgeq.codegen.sources import (
     HELLO_ARENA_OFFSET,
     RuntimeId,
     Step,
+    describe,
     hello_payload,
+    io_tensors,
     render_model_data,
     runtime_sources,
-    single_tensor,
 )
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
 from edgeq.codegen.tflm_sources import FRAMEWORK_DIRS, FRAMEWORK_EXCLUDED, KERNELS, cmsis_device, kernel_sources
@@ -107,8 +108,7 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
         raise BadInput(f"baud must be a positive integer, got {baud!r}")
     op_names = model_op_names(tflite, graph)
     methods = check_tflm_ops(op_names, graph)
-    input_tensor = single_tensor(graph, "input")
-    output_tensor = single_tensor(graph, "output")
+    inputs, outputs = io_tensors(graph, "input"), io_tensors(graph, "output")
     arena_size = arena_size_with_margin(arena_bytes, margin_fraction)
     sketch = prefix.lstrip("_") or DEFAULT_PREFIX  # Arduino sketch names start with a letter or digit
 
@@ -119,9 +119,8 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
         "step_count": max(1, len(graph.operators)),  # the profiled build counts each operator's Invoke
         "arena_measured": arena_bytes, "arena_size": arena_size,
         "margin_percent": f"{float(margin_fraction) * 100:g}", "margin_bytes": arena_size - arena_bytes,
-        "input_bytes": input_tensor.nbytes, "output_bytes": output_tensor.nbytes,
-        "input_desc": f"{input_tensor.type} {list(input_tensor.shape)}",
-        "output_desc": f"{output_tensor.type} {list(output_tensor.shape)}",
+        "input_bytes": [t.nbytes for t in inputs], "output_bytes": [t.nbytes for t in outputs],
+        "inputs_desc": describe(inputs), "outputs_desc": describe(outputs),
         "hello_length": len(hello), "hello_bytes": c_byte_array(bytes(hello)),
         "hello_arena_offset": HELLO_ARENA_OFFSET,
         "baud": baud, "version": edgeq.__version__,

@@ -28,6 +28,7 @@ import numpy as np
 from edgeq.convert.transforms import WEIGHTED_OPS, float_op
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
+from edgeq.load import Samples
 from edgeq.quant import MinMaxObserver, MseObserver, PercentileObserver, round_half_away_from_zero
 
 CALIBRATIONS = ("minmax", "p99.9", "p99.99", "mse")
@@ -44,10 +45,17 @@ def make_observer(method: str):
     raise BadInput(f"unknown calibration method '{method}' (choose one of: {', '.join(CALIBRATIONS)})")
 
 
-def _representative(x: np.ndarray):
+def as_samples(x) -> Samples:
+    """Calibration inputs as Samples (one array per model input); an array is one input's."""
+    return x if isinstance(x, Samples) else Samples((np.asarray(x),))
+
+
+def _representative(x):
+    x = as_samples(x)
+
     def generate():
-        for sample in x:
-            yield [np.asarray(sample, np.float32)[None, ...]]
+        for i in range(len(x)):
+            yield [np.asarray(a, np.float32) for a in x.batch(i)]
     return generate
 
 
@@ -72,24 +80,30 @@ def _dequantized(interpreter, detail: dict) -> np.ndarray:
     return ((value.astype(np.int32) - zero_point) * scale).astype(np.float32)
 
 
+_NOT_VALUES = ("RESOURCE", "VARIANT", "STRING")  # handles (VAR_HANDLE's output) and text: nothing to observe
+
+
 def _activation_details(interpreter, tflite: bytes) -> list[dict]:
     graph = read_graph(tflite, "model")
     computed = {o for op in graph.operators for o in op.outputs} | set(graph.inputs)
-    return [d for d in interpreter.get_tensor_details() if d["index"] in computed]
+    return [d for d in interpreter.get_tensor_details()
+            if d["index"] in computed and graph.tensors[d["index"]].type not in _NOT_VALUES]
 
 
-def trace(tflite: bytes, x: np.ndarray, chunk: int = _CHUNK):
+def trace(tflite: bytes, x, chunk: int = _CHUNK):
     """Yield, for each chunk of samples, {tensor name: values (chunk, *shape)} of every computed tensor.
 
     Quantized tensors come back dequantized, so float and quantized traces compare directly.
     """
+    x = as_samples(x)
     interpreter = debug_interpreter(tflite)
-    inp = interpreter.get_input_details()[0]
+    inputs = interpreter.get_input_details()
     details = _activation_details(interpreter, tflite)
     for start in range(0, len(x), chunk):
         values: dict[str, list[np.ndarray]] = {d["name"]: [] for d in details}
-        for sample in x[start:start + chunk]:
-            interpreter.set_tensor(inp["index"], _input(sample, inp))
+        for i in range(start, min(start + chunk, len(x))):
+            for detail, sample in zip(inputs, x[i]):
+                interpreter.set_tensor(detail["index"], _input(sample, detail))
             interpreter.invoke()
             for d in details:
                 values[d["name"]].append(_dequantized(interpreter, d))
@@ -114,7 +128,7 @@ class ActivationStats:
     means: dict[int, np.ndarray] = field(default_factory=dict)  # tensor index -> mean over samples
 
 
-def activation_stats(float_tflite: bytes, x: np.ndarray, methods: tuple[str, ...] = (),
+def activation_stats(float_tflite: bytes, x, methods: tuple[str, ...] = (),
                      with_means: bool = False) -> ActivationStats:
     """Observer ranges of every activation for each method, and (for bias correction) the mean of
     every tensor, over the samples `x`."""
@@ -140,7 +154,7 @@ def activation_stats(float_tflite: bytes, x: np.ndarray, methods: tuple[str, ...
 
 # ---- the converter's calibrator and quantizer ----------------------------------------------------
 
-def calibrate(float_tflite: bytes, x: np.ndarray) -> bytes:
+def calibrate(float_tflite: bytes, x) -> bytes:
     """The float model with TensorFlow's min/max calibration recorded in it."""
     from tensorflow.lite.python.optimize import calibrator
 
@@ -198,7 +212,7 @@ def quantize_int8(calibrated: bytes, per_channel: bool = True, keep_float: tuple
                                           denylisted_nodes=list(keep_float) or None))
 
 
-def quantize_int16x8(float_tflite: bytes, x: np.ndarray) -> bytes:
+def quantize_int16x8(float_tflite: bytes, x) -> bytes:
     """int16 activations, int8 weights, int16 input and output: what the converter's
     EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 produces (same tensors)."""
     import tensorflow as tf
@@ -210,7 +224,7 @@ def quantize_int16x8(float_tflite: bytes, x: np.ndarray) -> bytes:
     return bytes(modify_model_io_type(quantized, tf.int16, tf.int16))
 
 
-def quantize_int4_weights(float_tflite: bytes, x: np.ndarray, ranges: dict[str, tuple[float, float]] | None = None,
+def quantize_int4_weights(float_tflite: bytes, x, ranges: dict[str, tuple[float, float]] | None = None,
                           keep: frozenset[str] = frozenset()) -> bytes:
     """int8 activations with int4 weights in CONV_2D (per channel) and FULLY_CONNECTED (per tensor:
     TFLM's int4 FULLY_CONNECTED takes one scale), int8 elsewhere, through ai-edge-quantizer.
@@ -223,16 +237,17 @@ def quantize_int4_weights(float_tflite: bytes, x: np.ndarray, ranges: dict[str, 
     signatures = Interpreter(model_content=float_tflite).get_signature_list()
     if not signatures:
         raise BadInput("int4 weights go through ai-edge-quantizer, which needs a model with a signature")
-    key, signature = next(iter(signatures.items()))
-    if len(signature["inputs"]) != 1:
-        raise BadInput(f"signature {key} has {len(signature['inputs'])} inputs; edgeq handles one")
-    name = signature["inputs"][0]
+    key = next(iter(signatures))
+    graph = read_graph(float_tflite, "float model")
+    names = [graph.io_name(i) for i in graph.inputs]  # in the subgraph's order, as the samples are
+    x = as_samples(x)
     op = qtyping.TFLOperationName
     q = quantizer.Quantizer(float_tflite)
     q.add_static_config(".*", op.ALL_SUPPORTED, 8, 8)
     q.add_static_config(".*", op.CONV_2D, 8, 4, qtyping.QuantGranularity.CHANNELWISE)
     q.add_static_config(".*", op.FULLY_CONNECTED, 8, 4, qtyping.QuantGranularity.TENSORWISE)
-    samples = {key: [{name: np.asarray(s, np.float32)[None, ...]} for s in x]}
+    samples = {key: [{name: np.asarray(a, np.float32) for name, a in zip(names, x.batch(i))}
+                     for i in range(len(x))]}
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):  # its progress bar and
         warnings.simplefilter("ignore")  # its interpreters' debugging notice are not for our users
         result = q.calibrate(samples, num_threads=1)
@@ -241,6 +256,40 @@ def quantize_int4_weights(float_tflite: bytes, x: np.ndarray, ranges: dict[str, 
                 lo, hi = ranges[tensor]
                 result[tensor] = dict(qsv, min=np.full_like(qsv["min"], lo), max=np.full_like(qsv["max"], hi))
         return bytes(q.quantize(result, enable_progress_report=False).quantized_model)
+
+
+def _quantized_with(float_tflite: bytes, recipe) -> bytes:
+    from ai_edge_quantizer import quantizer
+
+    q = quantizer.Quantizer(float_tflite)
+    q.load_quantization_recipe(recipe)
+    # It prints its size summary on stdout: edgeq's output is its own.
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return bytes(q.quantize().quantized_model)
+
+
+def quantize_fp16_weights(float_tflite: bytes) -> bytes:
+    """float16 weights behind DEQUANTIZE, float32 compute: the converter's fp16 mode, made from a float
+    .tflite by ai-edge-quantizer's float casting (the weighted ops' weights; biases stay float32)."""
+    from ai_edge_quantizer import qtyping, recipe, recipe_manager
+
+    op = qtyping.TFLOperationName
+    config = qtyping.OpQuantizationConfig(
+        weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+        compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True)
+    manager = recipe_manager.RecipeManager()
+    for name in (op.FULLY_CONNECTED, op.CONV_2D, op.DEPTHWISE_CONV_2D, op.CONV_2D_TRANSPOSE):
+        manager.add_quantization_config(".*", name, config, algorithm_key=recipe.AlgorithmName.FLOAT_CASTING)
+    return _quantized_with(float_tflite, manager.get_quantization_recipe())
+
+
+def quantize_dynamic_int8(float_tflite: bytes) -> bytes:
+    """int8 weights (per channel), float activations quantized on the fly: the converter's dynamic-range
+    mode, made from a float .tflite by ai-edge-quantizer's recipe for it."""
+    from ai_edge_quantizer import recipe
+
+    return _quantized_with(float_tflite, recipe.dynamic_wi8_afp32())
 
 
 # ---- per-layer error, for mixed precision -----------------------------------------------------------
@@ -254,7 +303,7 @@ class LayerError:
     nsr: float  # the same as a noise-to-signal power ratio
 
 
-def layer_errors(float_tflite: bytes, quantized_tflite: bytes, x: np.ndarray) -> list[LayerError]:
+def layer_errors(float_tflite: bytes, quantized_tflite: bytes, x) -> list[LayerError]:
     """The error each weighted op of the quantized model makes by itself, worst first.
 
     The idea of TFLite's QuantizationDebugger with its per-layer verification: the quantized model

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 import edgeq.convert.calibrate as calibrate
+from edgeq.convert.signature import in_signature_order
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.isolate import contained
-from edgeq.load import TORCH_FORMATS, Dataset, Model, load_model
+from edgeq.litert_ops import host_ops
+from edgeq.load import TORCH_FORMATS, Dataset, Model, Samples, load_model
 from edgeq.modes import USER_MODES, get_mode
 from edgeq.tflm_limits import softmax_min_input_scale, softmax_scale_too_small
 
@@ -75,34 +77,48 @@ def _unrolled(keras_model):
 
 
 def _export_saved_model(model: Model, directory: Path) -> tuple[str, ...]:
-    """The model as a SavedModel in `directory`, batch fixed at 1; what the user should know of it."""
+    """The model as a SavedModel in `directory`, batch fixed at 1, its signature naming each input and
+    output as the model does; what the user should know of it."""
     import tensorflow as tf
 
-    signature = [tf.TensorSpec((1, *model.input.shape), model.input.dtype, name="input")]
+    signature = [tf.TensorSpec((1, *spec.shape), spec.dtype, name=spec.name) for spec in model.inputs]
+    output_names = [spec.name for spec in model.outputs]
+
+    def named(results) -> dict:
+        results = results if isinstance(results, (list, tuple)) else [results]
+        return dict(zip(output_names, results))
+
     if model.keras is not None:
         import keras
 
         if isinstance(model.keras, keras.Model):
             unrolled, warnings = _unrolled(model.keras)
-            unrolled.export(str(directory), format="tf_saved_model", input_signature=signature, verbose=False)
+            archive = keras.export.ExportArchive()
+            archive.track(unrolled)
+
+            def serve(*args):
+                return named(unrolled(list(args) if len(args) > 1 else args[0], training=False))
+
+            archive.add_endpoint("serving_default", serve, input_signature=signature)
+            archive.write_out(str(directory), verbose=False)
             return warnings
         keras_model = model.keras  # a tf_keras model saves through tf.saved_model directly
 
         @tf.function(input_signature=signature)
-        def serve(x):
-            return keras_model(x, training=False)
+        def serve_tf_keras(*args):
+            return named(keras_model(list(args) if len(args) > 1 else args[0], training=False))
 
-        tf.saved_model.save(keras_model, str(directory), signatures=serve)
+        tf.saved_model.save(keras_model, str(directory), signatures=serve_tf_keras)
         return ()
     if model.saved_model is not None:
         source = model.saved_model.signatures["serving_default"]
-        input_name = next(iter(source.structured_input_signature[1]))
+        input_names = [spec.name for spec in model.inputs]
         module = tf.Module()
         module.source = model.saved_model
 
         @tf.function(input_signature=signature)
-        def serve_fixed(x):
-            return next(iter(source(**{input_name: x}).values()))
+        def serve_fixed(*args):
+            return dict(source(**dict(zip(input_names, args))))
 
         module.serve = serve_fixed
         tf.saved_model.save(module, str(directory), signatures=serve_fixed)
@@ -110,32 +126,30 @@ def _export_saved_model(model: Model, directory: Path) -> tuple[str, ...]:
     raise BadInput(f"{model.path}: nothing to export")
 
 
-def _representative(calibration: Dataset, dtype=np.float32):
-    """The calibration samples one at a time, batch 1, in the model input's own dtype (a model that
-    takes uint8 pixels is calibrated on uint8 pixels)."""
+def _representative(model: Model, calibration: Dataset, by_name: bool = False):
+    """The calibration samples one at a time, batch 1, each input in its own dtype (a model that
+    takes uint8 pixels is calibrated on uint8 pixels): a list in the subgraph's input order, or with
+    `by_name` a dict keyed by the signature's input names."""
     samples = calibration.x[:MAX_CALIBRATION_SAMPLES]
+    dtypes = [spec.dtype if not spec.quantized else np.float32 for spec in model.inputs]
 
     def generate():
-        for sample in samples:
-            yield [np.asarray(sample, dtype=dtype)[None, ...]]
+        for i in range(len(samples)):
+            batch = [np.asarray(a, dtype=d) for a, d in zip(samples.batch(i), dtypes)]
+            yield {spec.name: a for spec, a in zip(model.inputs, batch)} if by_name else batch
 
     return generate
 
 
 def _quantize_float_tflite(model: Model, mode: str, calibration: Dataset | None) -> bytes:
-    """Post-training quantization of a float flatbuffer with the converter's own calibrator.
-
-    It runs the representative data through the float model, records each tensor's range and
-    quantizes the same way the converter does after it has built a float model itself.
-    """
-    if not get_mode(mode).calibrated:
-        if model.format in TORCH_FORMATS:
-            raise BadInput(f"{model.path}: mode {mode} needs a Keras or SavedModel source for the TensorFlow Lite "
-                           f"converter; an {model.format} model is converted through a float .tflite, from which "
-                           "edgeq makes fp32, int8 and int16x8")
-        raise BadInput(f"{model.path}: mode {mode} of an already converted .tflite needs its source model; "
-                       "give edgeq the .keras, .h5 or SavedModel it was converted from (int8 and int16x8 "
-                       "work from the .tflite itself)")
+    """A float flatbuffer quantized: fp16 and dynamic-int8 by ai-edge-quantizer's recipes (a model that
+    came with fp16 weights is, in fp16, the file as given); int8 and int16x8 by the converter's own
+    calibrator, which runs the representative data through the float model, records each tensor's
+    range and quantizes the same way the converter does after it has built a float model itself."""
+    if mode == "fp16":
+        return model.as_given if model.weights_as_given == "fp16" else calibrate.quantize_fp16_weights(model.tflite)
+    if mode == "dynamic-int8":
+        return calibrate.quantize_dynamic_int8(model.tflite)
     import tensorflow as tf
     from tensorflow.lite.python.optimize import calibrator
     from tensorflow.lite.python.util import modify_model_io_type
@@ -144,8 +158,11 @@ def _quantize_float_tflite(model: Model, mode: str, calibration: Dataset | None)
     model_content = model.tflite if mode == "int8" else calibrator.add_intermediate_tensors(model.tflite)
     try:
         quantized = calibrator.Calibrator(model_content).calibrate_and_quantize(
-            _representative(calibration), tf.float32, tf.float32, False, activations, bias)
+            _representative(model, calibration), tf.float32, tf.float32, False, activations, bias)
     except Exception as exc:
+        lacking = host_ops(model.tflite).calibrator_reason()  # its own message names no op
+        if lacking:
+            raise BadInput(f"{model.path}: cannot quantize as {mode}: {lacking}") from exc
         raise converter_failure(model, mode, exc, "the converter's calibrator") from exc
     return bytes(modify_model_io_type(quantized, io, io))
 
@@ -206,7 +223,7 @@ def convert_model(model: Model, mode: str, calibration: Dataset | None = None, *
 _loaded: dict[tuple[str, str], Model] = {}
 
 
-def _convert_file(path: str, sha256: str, mode: str, x: np.ndarray | None) -> Conversion:
+def _convert_file(path: str, sha256: str, mode: str, x: Samples | None) -> Conversion:
     """In the worker: the model loaded from `path` (once per file and content), then converted."""
     key = (path, sha256)
     if key not in _loaded:
@@ -289,7 +306,7 @@ def conversion_fidelity(model: Model, float_tflite: bytes, validation: Dataset) 
         return None
     import edgeq.convert.torch_convert as torch_convert
 
-    x = validation.x[:MAX_CALIBRATION_SAMPLES].astype(np.float32, copy=False)
+    x = tuple(a.astype(np.float32, copy=False) for a in validation.x[:MAX_CALIBRATION_SAMPLES].arrays)
     record = contained("ONNX Runtime / torch and LiteRT", f"{model.path} (conversion fidelity)",
                        torch_convert.fidelity, model, float_tflite, x, advice=CRASH_ADVICE)
     sqnr = record["sqnr_db"]
@@ -328,18 +345,20 @@ def _convert_exported(model: Model, mode: str, calibration: Dataset | None) -> C
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif mode == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = _representative(calibration, model.input.dtype)
+            converter.representative_dataset = _representative(model, calibration, by_name=True)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         elif mode == "int16x8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = _representative(calibration, model.input.dtype)
+            converter.representative_dataset = _representative(model, calibration, by_name=True)
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
             converter.inference_input_type = tf.int16
             converter.inference_output_type = tf.int16
         try:
-            return Conversion(bytes(converter.convert()), warnings)
+            converted = bytes(converter.convert())
         except Exception as exc:
             raise converter_failure(model, mode, exc, "the TensorFlow Lite converter") from exc
+        return Conversion(in_signature_order(converted, [s.name for s in model.inputs],
+                                             [s.name for s in model.outputs]), warnings)

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeq.convert.converter import convert
 from edgeq.errors import BadInput
-from edgeq.load import Dataset, arrays_sha256, check_dataset, load_model, read_arrays
+from edgeq.load import Dataset, check_dataset, load_model, read_arrays
 
 EPOCHS = 10
 BATCH_SIZE = 32
@@ -152,11 +152,11 @@ def run_isolated(model, train_spec: str, calib_x: np.ndarray) -> QatOutcome:
     except ImportError:
         raise BadInput("quantization-aware training (--train) needs tensorflow-model-optimization: "
                        "pip install tensorflow-model-optimization==0.8.1") from None
-    x, y = read_arrays(train_spec)
-    train = check_dataset(x, y, model.input, train_spec)
+    arrays = read_arrays(train_spec)
+    train = check_dataset(arrays.inputs, arrays.labels, model.inputs, train_spec, model.outputs)
     if not train.has_class_labels:
         raise BadInput(f"{train_spec}: quantization-aware training needs integer class labels as 'y'")
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        tflite, note, accuracy = pool.submit(_job, str(Path(model.path)), train.x, train.y.astype(np.int64),
+        tflite, note, accuracy = pool.submit(_job, str(Path(model.path)), train.x.single, train.y.astype(np.int64),
                                              calib_x, dict(SETTINGS)).result()
-    return QatOutcome(tflite, arrays_sha256(x, y), dict(SETTINGS), note, accuracy)
+    return QatOutcome(tflite, arrays.sha256(), dict(SETTINGS), note, accuracy)

@@ -18,6 +18,7 @@ import types
 
 import numpy as np
 
+from edgeq.convert.signature import with_signature_names
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.load import ONNX_TARGET_OPSET, TORCH_EXTRA, Model
 from edgeq.quant.metrics import sqnr_db
@@ -119,16 +120,18 @@ _ATEN = re.compile(r"(aten\.[\w.]+|torch\.ops\.[\w.]+)")
 
 
 def float_tflite(model: Model) -> bytes:
-    """The float .tflite of an ONNX or .pt2 model: channel-last input, batch 1."""
+    """The float .tflite of an ONNX or .pt2 model: channel-last rank-3 and rank-4 inputs, batch 1,
+    inputs and outputs named and ordered as the model has them."""
     torch = _require("torch")
     litert_torch = _require("litert_torch")
     module = torch_module(model)
-    if model.input.source_shape is not None:
-        module = litert_torch.to_channel_last_io(module, args=[0])
-    sample = torch.zeros((1, *model.input.shape), dtype=torch.float32)
+    channels_first = [k for k, spec in enumerate(model.inputs) if spec.source_shape is not None]
+    if channels_first:
+        module = litert_torch.to_channel_last_io(module, args=channels_first)
+    samples = tuple(torch.zeros((1, *spec.shape), dtype=torch.float32) for spec in model.inputs)
     try:
         with torch.no_grad():
-            converted = litert_torch.convert(module.eval(), (sample,))
+            converted = litert_torch.convert(module.eval(), samples)
     except Exception as exc:
         text = str(exc)
         op = _ATEN.search(text)
@@ -140,41 +143,63 @@ def float_tflite(model: Model) -> bytes:
                          "is in the log)") from exc
     from edgeq.convert.layout import fold_flatten_transposes
 
-    return fold_flatten_transposes(bytes(converted.model_content()))[0]
+    tflite = fold_flatten_transposes(bytes(converted.model_content()))[0]
+    return with_signature_names(tflite, [s.name for s in model.inputs], [s.name for s in model.outputs])
 
 
 # ---- fidelity ----------------------------------------------------------------------------------
 
 
-def _run_tflite(tflite: bytes, x: np.ndarray) -> np.ndarray:
+def _run_tflite(tflite: bytes, x: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """Every output of every sample, in the model's order (the subgraph's)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeq.graph import read_graph
+
+    graph = read_graph(tflite)
     interpreter = Interpreter(model_content=tflite)
     interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    outputs = []
-    for sample in x:
-        interpreter.set_tensor(inp["index"], sample[None].astype(np.float32))
+    inputs = {d["index"]: d for d in interpreter.get_input_details()}
+    outputs = {d["index"]: d for d in interpreter.get_output_details()}
+    results: list[list[np.ndarray]] = [[] for _ in graph.outputs]
+    for i in range(len(x[0])):
+        for index, a in zip(graph.inputs, x):
+            interpreter.set_tensor(inputs[index]["index"], a[i][None].astype(np.float32))
         interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.stack(outputs)
+        for k, index in enumerate(graph.outputs):
+            results[k].append(interpreter.get_tensor(outputs[index]["index"])[0].copy())
+    return [np.stack(r) for r in results]
 
 
-def _channels_first(model: Model, x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(x, -1, 1)) if model.input.source_shape is not None else x
+def _channels_first(model: Model, x: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(np.ascontiguousarray(np.moveaxis(a, -1, 1)) if spec.source_shape is not None else a
+                 for spec, a in zip(model.inputs, x))
 
 
-def _onnxruntime(model: Model, x: np.ndarray, proto=None, names: list[str] | None = None) -> list[np.ndarray]:
+def _onnxruntime(model: Model, x: tuple[np.ndarray, ...], proto=None, names: list[str] | None = None
+                 ) -> list[np.ndarray]:
     """ONNX Runtime's outputs (the model's, or the tensors `names` of `proto`), one sample at a time."""
     ort = _require("onnxruntime")
     content = proto.SerializeToString() if proto is not None else str(model.path)
     session = ort.InferenceSession(content, providers=["CPUExecutionProvider"])
-    feed = session.get_inputs()[0].name
-    runs = [session.run(names, {feed: sample[None].astype(np.float32)}) for sample in x]
-    return [np.concatenate([r[i] for r in runs]) for i in range(len(runs[0]))]
+    feeds = [i.name for i in session.get_inputs()]
+    runs = [session.run(names, {f: a[i][None].astype(np.float32) for f, a in zip(feeds, x)}) for i in range(len(x[0]))]
+    return [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
 
 
-def _first_divergent_onnx_node(model: Model, x: np.ndarray) -> str | None:
+def _torch_outputs(model: Model, x: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """torch's outputs of the .pt2 program, one sample at a time."""
+    torch = _require("torch")
+    module = torch_module(model)
+    runs = []
+    with torch.no_grad():
+        for i in range(len(x[0])):
+            result = module(*(torch.from_numpy(a[i][None].astype(np.float32)) for a in x))
+            runs.append([t.numpy() for t in (result if isinstance(result, (tuple, list)) else (result,))])
+    return [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
+
+
+def _first_divergent_onnx_node(model: Model, x: tuple[np.ndarray, ...]) -> str | None:
     """The first ONNX node whose output, in the PyTorch graph onnx2torch made, differs from ONNX
     Runtime's by more than FIDELITY_MIN_DB; None when every node agrees (the loss is then in
     litert-torch's step)."""
@@ -202,7 +227,7 @@ def _first_divergent_onnx_node(model: Model, x: np.ndarray) -> str | None:
             return result
 
     with torch.no_grad():
-        Recorder(module).run(torch.from_numpy(x.astype(np.float32)))
+        Recorder(module).run(*(torch.from_numpy(a.astype(np.float32)) for a in x))
     def key(name: str) -> str:  # onnx2torch names a node's module after it, with '.' made '/'
         return name.replace(".", "/").strip("/")
 
@@ -217,31 +242,31 @@ def _first_divergent_onnx_node(model: Model, x: np.ndarray) -> str | None:
     return None
 
 
-def fidelity(model: Model, tflite: bytes, x: np.ndarray) -> dict:
+def fidelity(model: Model, tflite: bytes, x: tuple[np.ndarray, ...]) -> dict:
     """The converted float model against the model's own runtime (ONNX Runtime, or torch for a
-    .pt2) on `x` (channel-last, as the converted model takes it): output SQNR and where it diverges."""
+    .pt2) on `x` (one array per input, channel-last, as the converted model takes them): output SQNR
+    (the worst output's) and where it diverges."""
     own = _channels_first(model, x)
     converted = _run_tflite(tflite, x)
     if model.format == "onnx":
         reference_name = "onnxruntime " + _require("onnxruntime").__version__
-        reference = _onnxruntime(model, own)[0]
+        references = _onnxruntime(model, own)
     else:
-        torch = _require("torch")
-        reference_name = "torch " + torch.__version__
-        module = torch_module(model)
-        with torch.no_grad():
-            reference = np.concatenate([module(torch.from_numpy(s[None].astype(np.float32))).numpy() for s in own])
-    reference = reference.reshape(converted.shape)
-    sqnr = sqnr_db(reference, converted)
+        reference_name = "torch " + _require("torch").__version__
+        references = _torch_outputs(model, own)
+    references = [r.reshape(c.shape) for r, c in zip(references, converted)]
+    sqnr = min(sqnr_db(r, c) for r, c in zip(references, converted))
+    single = converted[0] if len(converted) == 1 else None
     record = {"reference": reference_name, "converted": "litert-torch " + _require("litert_torch").__version__,
-              "samples": len(x), "sqnr_db": None if not np.isfinite(sqnr) else round(sqnr, 3),
+              "samples": len(x[0]), "sqnr_db": None if not np.isfinite(sqnr) else round(sqnr, 3),
               "identical": bool(sqnr == float("inf")),
-              "max_abs_error": float(np.max(np.abs(reference - converted))) if converted.size else 0.0,
-              "top1_agreement": (float(np.mean(reference.argmax(-1) == converted.argmax(-1)))
-                                 if converted.ndim == 2 and converted.shape[1] > 1 else None),
+              "max_abs_error": max((float(np.max(np.abs(r - c))) if c.size else 0.0)
+                                   for r, c in zip(references, converted)),
+              "top1_agreement": (float(np.mean(references[0].argmax(-1) == single.argmax(-1)))
+                                 if single is not None and single.ndim == 2 and single.shape[1] > 1 else None),
               "threshold_db": FIDELITY_MIN_DB, "first_divergent_layer": None, "note": None}
     if sqnr < FIDELITY_MIN_DB:
-        found = _first_divergent_onnx_node(model, own[:8]) if model.format == "onnx" else None
+        found = _first_divergent_onnx_node(model, tuple(a[:8] for a in own)) if model.format == "onnx" else None
         record["first_divergent_layer"] = found
         record["note"] = (f"the PyTorch graph made from the ONNX model first differs from ONNX Runtime at {found}"
                           if found else

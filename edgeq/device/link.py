@@ -141,9 +141,9 @@ class Link:
             if frame is not None:
                 if frame.type == HELLO:
                     info = decode_hello(frame.payload)
-                    try:  # kept only once both tensors' sizes are known
-                        info.input.nbytes
-                        self.decoder.max_payload = max(8 + info.output.nbytes, 4096)
+                    try:  # kept only once every tensor's size is known
+                        info.input_bytes
+                        self.decoder.max_payload = max(8 + info.output_bytes, 4096)
                     except ProtocolError as exc:
                         raise ProtocolError(f"HELLO from {self.name}: {exc}") from None
                     self.info = info
@@ -159,15 +159,17 @@ class Link:
             wait_until = min(deadline, time.monotonic() + request_interval)
 
     def infer(self, input_bytes: bytes, timeout: float = 5.0, retries: int = 2) -> tuple[int, bytes]:
-        """(cycles, output bytes) for one input. Each attempt waits up to `timeout` s;
-        a corrupted or missing reply makes the host send the request again, up to
-        `retries` times, with a fresh seq (inference is idempotent)."""
+        """(cycles, output bytes) for one sample: every input's bytes, one after another, in; every
+        output's, one after another, out. Each attempt waits up to `timeout` s; a corrupted or missing
+        reply makes the host send the request again, up to `retries` times, with a fresh seq
+        (inference is idempotent)."""
         info = self.info or self.hello(timeout)
-        if len(input_bytes) != info.input.nbytes:
-            raise BadInput(f"input is {len(input_bytes)} bytes, but the device's input tensor "
-                           f"({info.input.dtype} {list(info.input.shape)}) takes {info.input.nbytes} bytes")
+        if len(input_bytes) != info.input_bytes:
+            tensors = ", ".join(f"{t.dtype} {list(t.shape)}" for t in info.inputs)
+            raise BadInput(f"input is {len(input_bytes)} bytes, but the device's inputs ({tensors}) take "
+                           f"{info.input_bytes} bytes")
         frame = self._request(INFER, input_bytes, RESULT, "INFER", timeout, retries)
-        return decode_result(frame.payload, info.output.nbytes)
+        return decode_result(frame.payload, info.output_bytes)
 
     def profile(self, timeout: float = 5.0, retries: int = 2) -> tuple[int, ...]:
         """The per-step counts of the last INFER (docs/serial-protocol.md, PROFILE). Firmware built

@@ -36,11 +36,13 @@ class DeviceRun:
     artifacts: dict[str, bytes] = field(default_factory=dict)
 
 
-def measure_run(firmware_dir: Path, x: np.ndarray, y: np.ndarray | None, journal: Path, *,
+def measure_run(firmware_dir: Path, x, y: np.ndarray | None, journal: Path, *,
                 tflite: bytes | None = None, model_name: str | None = None, resume: bool = False,
-                timeout: float | None = None) -> Run:
+                timeout: float | None = None, label_output: int = 0) -> Run:
     """The edgeq.device.measure.Run for a firmware project: its model (or `tflite`), and from its
-    manifest the runtime, the reference interpreter, the clock, the counter and each step's MACs."""
+    manifest the runtime, the reference interpreter, the clock, the counter, the outputs' names and
+    each step's MACs. `x` is Samples (or an array for a model with one input); `y` labels the output
+    `label_output`."""
     manifest = read_manifest(firmware_dir)
     if tflite is None:
         model_path = firmware_dir / manifest.model
@@ -49,7 +51,8 @@ def measure_run(firmware_dir: Path, x: np.ndarray, y: np.ndarray | None, journal
         tflite, model_name = model_path.read_bytes(), manifest.model
     return Run(tflite=tflite, model_name=model_name or "the model", x=x, y=y, journal=journal,
                runtime=manifest.runtime, reference=manifest.reference, clock_hz=manifest.clock_hz,
-               cycles_unit=manifest.cycles_unit, macs=manifest.macs or None, steps=manifest.steps, resume=resume,
+               cycles_unit=manifest.cycles_unit, macs=manifest.macs or None, steps=manifest.steps,
+               output_names=manifest.outputs, label_output=label_output, resume=resume,
                timeout=timeout or DEFAULT_TIMEOUT_S, hello_timeout=max(timeout or 0, DEFAULT_TIMEOUT_S))
 
 
@@ -92,15 +95,15 @@ def _kept(project: Path, profiled: bool) -> dict[str, bytes]:
     return {name: (project / name).read_bytes() for name in names if name and (project / name).is_file()}
 
 
-def run_project(profile, files: dict[str, str | bytes], x: np.ndarray, y: np.ndarray | None = None, *,
-                port: str | None = None, per_layer: bool = False) -> DeviceRun:
+def run_project(profile, files: dict[str, str | bytes], x, y: np.ndarray | None = None, *,
+                port: str | None = None, per_layer: bool = False, label_output: int = 0) -> DeviceRun:
     """A project still in memory (as a runtime generates it) built, flashed and measured on `x` in a
     temporary folder that is gone afterwards; with `per_layer`, each step counted too (the profiled
     image, in `measure["profile"]`). The build's failure is raised; a failure after it is in `error`."""
     with tempfile.TemporaryDirectory(prefix="edgeq-device-") as tmp:
         project = Path(tmp)
         write_files(project, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
-        run = measure_run(project, x, y, project / JOURNAL)
+        run = measure_run(project, x, y, project / JOURNAL, label_output=label_output)
         result = run_on_device(profile, project, run, port=port)
         if per_layer and result.error is None and result.measure is not None:
             try:
@@ -121,15 +124,15 @@ class FirmwareMeasurement:
     journal: Path
 
 
-def measure_firmware(profile, firmware: Path, x: np.ndarray, y: np.ndarray | None, out: Path, *,
+def measure_firmware(profile, firmware: Path, x, y: np.ndarray | None, out: Path, *,
                      tflite: bytes | None = None, model_name: str | None = None, port: str | None = None,
-                     resume: bool = False, timeout: float | None = None,
-                     per_layer: bool = False) -> FirmwareMeasurement:
+                     resume: bool = False, timeout: float | None = None, per_layer: bool = False,
+                     label_output: int = 0) -> FirmwareMeasurement:
     """A firmware folder edgeq generated, already built, measured on its device (started under QEMU or
     as a host program, or a real board already flashed); the journal goes to `out` as samples arrive,
     so an interrupted run keeps them and `resume` continues it."""
     run = measure_run(firmware, x, y, out / JOURNAL, tflite=tflite, model_name=model_name, resume=resume,
-                      timeout=timeout)
+                      timeout=timeout, label_output=label_output)
     elf = firmware / read_manifest(firmware).elf
     summary, failure = None, None
     with console.stage("device", f"{len(x)} samples on {profile.name}, over serial"):

@@ -9,6 +9,7 @@ interrupted run keeps what it measured and `resume` continues it, and `measure` 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -21,7 +22,7 @@ from edgeq.console import progress
 from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.graph import NUMPY_DTYPES, read_graph
-from edgeq.load import TensorSpec, check_dataset, read_arrays
+from edgeq.load import Dataset, Samples, TensorSpec, check_dataset, read_arrays
 from edgeq.measure.interpreters import run_litert_raw, run_tflm
 from edgeq.protocol import HelloInfo, TensorInfo
 from edgeq.quant import round_half_away_from_zero
@@ -51,7 +52,22 @@ def check_firmware(info: HelloInfo, tflite: bytes, model_name: str, where: str, 
                                f"{runtime!r}: flash the firmware built from this project")
 
 
-def device_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+def device_inputs(x, tensors) -> tuple[np.ndarray, ...]:
+    """Each input's samples in its tensor's dtype (one array per input; `x` is Samples, or an array for
+    a model with one input, and `tensors` the HELLO's inputs, or one TensorInfo)."""
+    tensors = (tensors,) if isinstance(tensors, TensorInfo) else tuple(tensors)
+    arrays = x.arrays if isinstance(x, Samples) else (x,)
+    if len(arrays) != len(tensors):
+        raise BadInput(f"the data has {len(arrays)} input arrays, but the firmware takes {len(tensors)} inputs")
+    return tuple(quantized_input(a, t) for a, t in zip(arrays, tensors))
+
+
+def sample_bytes(xq: tuple[np.ndarray, ...], i: int) -> bytes:
+    """Sample `i` as an INFER payload: every input's bytes, one after another."""
+    return b"".join(np.ascontiguousarray(a[i]).tobytes() for a in xq)
+
+
+def quantized_input(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     """`x` in the input tensor's dtype: float data quantized with its scale and zero point (float32
     division, ties away from zero, as TFLite's QUANTIZE), data already in that dtype passed through."""
     dtype = np.dtype(NUMPY_DTYPES[tensor.dtype])
@@ -65,45 +81,57 @@ def device_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(dtype).reshape(len(x), *tensor.shape[1:])
 
 
-def _tflite_micro(tflite: bytes, xq: np.ndarray) -> list[bytes]:
-    return [row.tobytes() for row in run_tflm(tflite, xq)] if len(xq) else []
-
-
 # The interpreters on this host a firmware's outputs are checked against, by the name its manifest gives.
-REFERENCE_INTERPRETERS = {"tflite-micro": _tflite_micro, "litert": run_litert_raw}
+REFERENCE_INTERPRETERS = {"tflite-micro": run_tflm, "litert": run_litert_raw}
 
 
-def reference_outputs(reference: str, tflite: bytes, xq: np.ndarray) -> list[bytes]:
-    """The raw output bytes of the reference interpreter for each (quantized) input."""
+def reference_outputs(reference: str, tflite: bytes, xq: tuple[np.ndarray, ...]) -> list[bytes]:
+    """The raw output bytes of the reference interpreter for each (quantized) sample: every output's
+    bytes, one after another, as a RESULT carries them. Samples run in order."""
     if reference not in REFERENCE_INTERPRETERS:
         raise BadInput(f"no reference interpreter called {reference!r} (known: {', '.join(REFERENCE_INTERPRETERS)})")
-    return REFERENCE_INTERPRETERS[reference](tflite, xq)
+    if not len(xq[0]):
+        return []
+    outputs = REFERENCE_INTERPRETERS[reference](tflite, xq)
+    return [b"".join(np.ascontiguousarray(o[i]).tobytes() for o in outputs) for i in range(len(xq[0]))]
 
 
-def device_data(spec: str | None, tflite: bytes, samples: int | None, source: str):
-    """(x, y, warnings) for measuring on a device: the validation data (the first `samples`), or
-    without it seeded random inputs, which measure agreement and cycles but no accuracy."""
+def device_data(spec: str | None, tflite: bytes, samples: int | None, source: str,
+                label_output: str | None = None):
+    """The Dataset to measure on a device: the validation data (the first `samples`), or without it
+    seeded random inputs, which measure agreement and cycles but no accuracy (its warning says so)."""
 
     if samples is not None and samples <= 0:
         raise BadInput(f"--samples must be a positive number, got {samples}")
-    tensor = read_graph(tflite, source).input_tensors()[0]
-    dtype = np.dtype(NUMPY_DTYPES[tensor.type])
+    graph = read_graph(tflite, source)
+    tensors = graph.input_tensors()
     if spec is None:
         count = samples or RANDOM_SAMPLES
         warning = (f"no validation data given (--val): measuring {count} seeded random inputs, so no accuracy can "
                    "be claimed (agreement with the reference interpreter and cycles still are)",)
         rng = np.random.default_rng(0)
-        shape = (count, *tensor.shape[1:])
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype), None, warning
-        return rng.random(shape, dtype=np.float32), None, warning
-    x, y = read_arrays(spec)
-    kept = dtype if x.dtype == dtype else np.dtype("float32")  # already quantized data stays as it is
-    data = check_dataset(x, y, TensorSpec(tuple(tensor.shape[1:]), kept.name), spec)
+        arrays = []
+        for tensor in tensors:
+            dtype, shape = np.dtype(NUMPY_DTYPES[tensor.type]), (count, *tensor.shape[1:])
+            if np.issubdtype(dtype, np.integer):
+                info = np.iinfo(dtype)
+                arrays.append(rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype))
+            else:
+                arrays.append(rng.random(shape, dtype=np.float32))
+        return Dataset(Samples(tuple(arrays)), None, "seeded random inputs", synthetic=True, warnings=warning)
+    given = read_arrays(spec)
+    specs = []
+    for tensor in tensors:  # data already in an integer input's type stays as it is; the rest is float
+        dtype = np.dtype(NUMPY_DTYPES[tensor.type])
+        kept = dtype if all(a.dtype == dtype for a in given.inputs.values()) else np.dtype("float32")
+        specs.append(TensorSpec(tuple(tensor.shape[1:]), kept.name, name=graph.io_name(tensor.index)))
+    outputs = tuple(TensorSpec(tuple(graph.tensors[o].shape[1:]), "float32", name=graph.io_name(o))
+                    for o in graph.outputs)
+    data = check_dataset(given.inputs, given.labels, specs, spec, outputs, label_output)
+    y = data.y if data.has_class_labels else None
     if samples is not None:
-        return data.x[:samples], (data.y[:samples] if data.has_class_labels else None), ()
-    return data.x, (data.y if data.has_class_labels else None), ()
+        return dataclasses.replace(data, x=data.x[:samples], y=y[:samples] if y is not None else None)
+    return dataclasses.replace(data, y=y)
 
 
 
@@ -123,24 +151,48 @@ def _top1(outputs: list[bytes], dtype: np.dtype) -> np.ndarray:
     return np.array([np.frombuffer(o, dtype).argmax() for o in outputs])
 
 
-def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray | None, output: TensorInfo, *,
-              planned: int, runtime: str, reference_name: str, macs: int | None, clock_hz: int,
-              cycles_unit: str) -> dict:
-    """The `measure` section of report.json from the samples measured so far (in any order)."""
+def _split(data: bytes, outputs: tuple[TensorInfo, ...]) -> list[bytes]:
+    chunks, pos = [], 0
+    for t in outputs:
+        chunks.append(data[pos:pos + t.nbytes])
+        pos += t.nbytes
+    return chunks
+
+
+def _output_figures(got: list[bytes], expected: list[bytes], tensor: TensorInfo, name: str) -> dict:
+    """One output over the samples: the share bit-exact with the reference, the largest difference."""
+    dtype = np.dtype(NUMPY_DTYPES[tensor.dtype])
+    exact = [g == e for g, e in zip(got, expected)]
+    diffs = [float(np.abs(np.frombuffer(g, dtype).astype(np.float64) - np.frombuffer(e, dtype)).max())
+             for g, e in zip(got, expected) if len(g) == len(e) and len(g)]
+    return {"name": name, "dtype": tensor.dtype, "shape": list(tensor.shape),
+            "bit_exact_fraction": float(np.mean(exact)) if exact else None, "bit_exact_samples": int(sum(exact)),
+            "max_abs_diff": max(diffs) if diffs else None}
+
+
+def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray | None,
+              outputs: tuple[TensorInfo, ...], *, planned: int, runtime: str, reference_name: str,
+              macs: int | None, clock_hz: int, cycles_unit: str, names: tuple[str, ...] = (),
+              label_output: int = 0) -> dict:
+    """The `measure` section of report.json from the samples measured so far (in any order): each
+    output checked on its own against the reference, top-1 accuracy on the output the labels are for."""
+    outputs = (outputs,) if isinstance(outputs, TensorInfo) else tuple(outputs)
     samples = sorted(samples, key=lambda s: s.index)
-    dtype = np.dtype(NUMPY_DTYPES[output.dtype])
-    outputs = [s.output for s in samples]
-    expected = [reference[s.index] for s in samples]
-    exact = [o == e for o, e in zip(outputs, expected)]
-    diffs = [np.abs(np.frombuffer(o, dtype).astype(np.float64) - np.frombuffer(e, dtype)).max() for o, e
-             in zip(outputs, expected)]
+    got = [_split(s.output, outputs) for s in samples]
+    expected = [_split(reference[s.index], outputs) for s in samples]
+    per_output = [_output_figures([g[k] for g in got], [e[k] for e in expected], t,
+                                  names[k] if k < len(names) else str(k)) for k, t in enumerate(outputs)]
+    exact = [s.output == reference[s.index] for s in samples]
+    diffs = [o["max_abs_diff"] for o in per_output if o["max_abs_diff"] is not None]
     cycles = np.array([s.cycles for s in samples], dtype=np.float64)
-    classifier = int(np.prod(output.shape)) > 1
+    label = min(label_output, len(outputs) - 1)
+    dtype = np.dtype(NUMPY_DTYPES[outputs[label].dtype])
+    classifier = int(np.prod(outputs[label].shape)) > 1
     accuracy = reference_accuracy = None
     if labels is not None and classifier and samples:
         truth = np.asarray(labels)[[s.index for s in samples]]
-        accuracy = float(np.mean(_top1(outputs, dtype) == truth))
-        reference_accuracy = float(np.mean(_top1(expected, dtype) == truth))
+        accuracy = float(np.mean(_top1([g[label] for g in got], dtype) == truth))
+        reference_accuracy = float(np.mean(_top1([e[label] for e in expected], dtype) == truth))
     median = float(np.median(cycles)) if samples else None
     per_mac = round(median / macs, 4) if median is not None and macs else None
     if median is None:
@@ -157,6 +209,7 @@ def summarize(samples: list[Sample], reference: list[bytes], labels: np.ndarray 
         "bit_exact_fraction": float(np.mean(exact)) if samples else None,
         "bit_exact_samples": int(sum(exact)),
         "max_abs_diff": float(max(diffs)) if diffs else None,
+        "outputs": per_output, "label_output": per_output[label]["name"] if labels is not None else None,
         "cycles_unit": cycles_unit,
         "cycles_min": int(cycles.min()) if samples else None, "cycles_median": median,
         "cycles_p95": float(np.percentile(cycles, 95)) if samples else None,
@@ -243,8 +296,11 @@ class Journal:
         self._file.close()
 
 
-def inputs_sha256(xq: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(xq).tobytes()).hexdigest()
+def inputs_sha256(xq: tuple[np.ndarray, ...]) -> str:
+    h = hashlib.sha256()
+    for a in xq:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 @dataclass
@@ -262,6 +318,8 @@ class Run:
     clock_hz: int
     cycles_unit: str
     macs: int | None = None
+    output_names: tuple[str, ...] = ()  # as the model's signature names them
+    label_output: int = 0  # the output `y` labels
     steps: tuple = ()  # what each step the profiled firmware counts computes (edgeq.codegen.sources.Step)
     resume: bool = False
     timeout: float = DEFAULT_TIMEOUT_S  # for each reply
@@ -275,25 +333,26 @@ def measure(link: Link, run: Run, on_sample=None) -> dict:
     check_firmware(info, run.tflite, run.model_name, link.name, run.runtime)
     if len(run.x) == 0:
         raise BadInput("no samples to measure")
-    xq = device_inputs(run.x, info.input)
-    if xq[0].nbytes != info.input.nbytes:
-        raise BadInput(f"samples of {xq[0].nbytes} bytes, but the device's input tensor takes {info.input.nbytes}")
+    xq = device_inputs(run.x, info.inputs)
+    if len(sample_bytes(xq, 0)) != info.input_bytes:
+        raise BadInput(f"samples of {len(sample_bytes(xq, 0))} bytes, but the device's inputs take {info.input_bytes}")
     reference = reference_outputs(run.reference, run.tflite, xq)
+    count = len(xq[0])
     header = {"model_sha256": info.model_hash.hex(), "inputs_sha256": inputs_sha256(xq),
-              "samples_planned": len(xq), "runtime": info.runtime, "runtime_version": info.runtime_version,
+              "samples_planned": count, "runtime": info.runtime, "runtime_version": info.runtime_version,
               "device": link.name, "clock_hz": run.clock_hz, "cycles_unit": run.cycles_unit}
     journal = Journal(run.journal, header, run.resume)
 
     def summary() -> dict:
-        return summarize(list(journal.samples.values()), reference, run.y, info.output, planned=len(xq),
+        return summarize(list(journal.samples.values()), reference, run.y, info.outputs, planned=count,
                          runtime=info.runtime, reference_name=run.reference, macs=run.macs, clock_hz=run.clock_hz,
-                         cycles_unit=run.cycles_unit)
+                         cycles_unit=run.cycles_unit, names=run.output_names, label_output=run.label_output)
 
     try:
-        todo = [i for i in range(len(xq)) if i not in journal.samples]
+        todo = [i for i in range(count) if i not in journal.samples]
         for i in progress(todo, len(todo), "device"):
             start = time.perf_counter()
-            cycles, output = link.infer(xq[i].tobytes(), timeout=run.timeout)
+            cycles, output = link.infer(sample_bytes(xq, i), timeout=run.timeout)
             journal.add(Sample(i, cycles, output, time.perf_counter() - start))
             if on_sample is not None:
                 on_sample(i)

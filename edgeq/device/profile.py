@@ -23,7 +23,7 @@ from edgeq.device.build import build, profiled_name
 from edgeq.device.connect import device_link
 from edgeq.device.flash import FlashOptions, Images, flash
 from edgeq.device.link import Link
-from edgeq.device.measure import Run, check_firmware, counter_text, device_inputs, reference_outputs
+from edgeq.device.measure import Run, check_firmware, counter_text, device_inputs, reference_outputs, sample_bytes
 from edgeq.errors import BadInput
 from edgeq.protocol import ProtocolError
 from edgeq.runtimes import EMULATED_METHODS, get_runtime
@@ -80,11 +80,11 @@ def measure_profile(link: Link, run: Run, invoke_median: float | None = None, on
                        f"runs {run.runtime} with none")
     if len(run.x) == 0:
         raise BadInput("no samples to profile")
-    xq = device_inputs(run.x, info.input)
+    xq = device_inputs(run.x, info.inputs)
     reference = reference_outputs(run.reference, run.tflite, xq)
     counts, totals, exact = [], [], 0
-    for i in progress(range(len(xq)), len(xq), "profile"):
-        cycles, output = link.infer(xq[i].tobytes(), timeout=run.timeout)
+    for i in progress(range(len(xq[0])), len(xq[0]), "profile"):
+        cycles, output = link.infer(sample_bytes(xq, i), timeout=run.timeout)
         counts.append(link.profile(timeout=run.timeout))
         totals.append(cycles)
         exact += output == reference[i]

@@ -15,7 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeq.errors import BadInput
-from edgeq.load.data import Dataset, arrays_sha256, check_dataset, load_data, load_dataset, random_dataset, read_arrays
+from edgeq.load.data import (
+    Arrays,
+    Dataset,
+    Samples,
+    arrays_sha256,
+    check_dataset,
+    load_data,
+    load_dataset,
+    random_dataset,
+    read_arrays,
+)
 from edgeq.load.model import (
     FORMATS,
     ONNX_MIN_OPSET,
@@ -32,7 +42,7 @@ from edgeq.load.model import (
     model_identity,
 )
 
-__all__ = ["FORMATS", "ONNX_MIN_OPSET", "ONNX_TARGET_OPSET", "SOURCE_FORMATS", "TORCH_EXTRA", "TORCH_FORMATS",
+__all__ = ["Arrays", "Samples", "FORMATS", "ONNX_MIN_OPSET", "ONNX_TARGET_OPSET", "SOURCE_FORMATS", "TORCH_EXTRA", "TORCH_FORMATS",
            "Dataset", "Model", "TensorSpec", "arrays_sha256", "came_quantized", "check_dataset", "detect_format",
            "file_sha256", "load_data", "load_dataset", "load_model", "load_torch", "random_dataset", "read_arrays"]
 

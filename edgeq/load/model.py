@@ -1,5 +1,6 @@
-"""What a loaded model is (`Model`, its input and output as `TensorSpec`s) and how a model file is
-read: Keras 3, Keras 2 .h5, SavedModel and .tflite here, ONNX and .pt2 in torch_formats.py."""
+"""What a loaded model is (`Model`, its inputs and outputs as `TensorSpec`s, in the order of its
+signature) and how a model file is read: Keras 3, Keras 2 .h5, SavedModel and .tflite here, ONNX and
+.pt2 in torch_formats.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from edgeq.errors import BadInput
 from edgeq.graph import NUMPY_DTYPES, read_graph
+from edgeq.load.fold import fold_constant_weights
 
 FORMATS = ("keras", "h5", "saved_model", "tflite", "onnx", "pt2")
 SOURCE_FORMATS = ("keras", "h5", "saved_model")  # the TensorFlow converter itself reads these (fp16, dynamic-int8)
@@ -33,6 +35,7 @@ class TensorSpec:
     # PyTorch model's NCHW (channels first) input, whose converted model takes NHWC.
     source_shape: tuple[int, ...] | None = None
     source_layout: str = ""  # e.g. "NCHW", naming source_shape's layout; "NHWC" names shape's then
+    name: str = ""  # as the model's signature names it: data files and reports use it
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,27 @@ class Model:
     format: str  # one of FORMATS
     name: str
     sha256: str
-    input: TensorSpec
-    output: TensorSpec
+    inputs: tuple[TensorSpec, ...]  # in the order of the model's signature
+    outputs: tuple[TensorSpec, ...]
     keras: Any = None  # the Keras (3 or tf_keras) model, for keras/h5
     saved_model: Any = None  # the loaded SavedModel, for saved_model
     tflite: bytes | None = None  # the flatbuffer, for tflite
     quantized: str | None = None  # "int8" or "int16x8": a .tflite that came quantized, deployed as it is
     opset: int | None = None  # an ONNX model's default-domain opset
+    # A float .tflite whose constant weights were folded to float32 (edgeq.load.fold): the file as given,
+    # "fp16" when its weights came as float16 (then the model in fp16 is that file), and what was folded.
+    as_given: bytes | None = None
+    weights_as_given: str | None = None
+    folded: tuple[str, ...] = ()
+
+    @property
+    def input(self) -> TensorSpec:
+        """The one input, for what handles models with one input only (and says so)."""
+        return single(self.inputs, self.path, "input")
+
+    @property
+    def output(self) -> TensorSpec:
+        return single(self.outputs, self.path, "output")
 
 
 def file_sha256(path: Path) -> str:
@@ -92,9 +109,14 @@ def tensor_spec(shape, dtype, path: Path, what: str) -> TensorSpec:
 
 
 def single(tensors, path: Path, what: str):
+    """The one of `tensors`, for a step that handles one input (or output) only, which it says."""
     if len(tensors) != 1:
-        raise BadInput(f"{path}: the model has {len(tensors)} {what}s; edgeq handles models with one {what}")
+        raise BadInput(f"{path}: the model has {len(tensors)} {what}s; this step handles models with one {what}")
     return tensors[0]
+
+
+def named(spec: TensorSpec, name: str) -> TensorSpec:
+    return dataclasses.replace(spec, name=name)
 
 
 def _load_keras(path: Path):
@@ -143,17 +165,27 @@ def load_tensorflow_model(path: Path, common: dict) -> Model:
     if fmt == "tflite":
         data = path.read_bytes()
         graph = read_graph(data, str(path))
-        inp = single(graph.input_tensors(), path, "input")
-        out = single(graph.output_tensors(), path, "output")
         quantized = came_quantized(graph)
-        if quantized is None and inp.type != "FLOAT32":
-            raise BadInput(f"{path}: the input is {inp.type} but the model's weights are not int8: edgeq takes a float "
-                           ".tflite (and quantizes it), or an int8 or int16x8 one (deployed as it is)")
-        dtype = np.float32 if quantized is None else NUMPY_DTYPES[inp.type]
-        input_spec = dataclasses.replace(tensor_spec(inp.shape, dtype, path, "input"), quantized=bool(inp.scales))
-        return Model(**common, input=input_spec,
-                     output=tensor_spec(out.shape, NUMPY_DTYPES[out.type] if quantized else np.float32, path, "output"),
-                     tflite=data, quantized=quantized)
+        folded = fold_constant_weights(data, str(path)) if quantized is None else None
+        inputs, outputs = graph.input_tensors(), graph.output_tensors()
+        floating = [t for t in inputs if t.type != "FLOAT32"]
+        if quantized is None and floating:
+            raise BadInput(f"{path}: the input '{floating[0].name}' is {floating[0].type} but the model's weights are "
+                           "not int8: edgeq takes a float .tflite (and quantizes it), or an int8 or int16x8 one "
+                           "(deployed as it is)")
+
+        def spec(t, what: str, float_dtype) -> TensorSpec:
+            dtype = float_dtype if quantized is None else NUMPY_DTYPES[t.type]
+            return dataclasses.replace(tensor_spec(t.shape, dtype, path, what), quantized=bool(t.scales),
+                                       name=graph.io_name(t.index))
+
+        extra = {}
+        if folded is not None and folded.ops:
+            extra = dict(tflite=folded.tflite, as_given=data, folded=folded.ops,
+                         weights_as_given="fp16" if folded.fp16_weights else None)
+        return Model(**common, inputs=tuple(spec(t, "input", np.float32) for t in inputs),
+                     outputs=tuple(spec(t, "output", np.float32) for t in outputs),
+                     **{"tflite": data, "quantized": quantized, **extra})
     if fmt == "saved_model":
         import tensorflow as tf
 
@@ -164,13 +196,32 @@ def load_tensorflow_model(path: Path, common: dict) -> Model:
             raise BadInput(f"{path}: the SavedModel has no 'serving_default' signature") from None
         except Exception as exc:
             raise BadInput(f"{path}: TensorFlow could not load the SavedModel ({exc})") from exc
-        args = fn.structured_input_signature[1]
-        inp = single(list(args.values()), path, "input")
-        out = single(list(fn.structured_outputs.values()), path, "output")
-        return Model(**common, input=tensor_spec(inp.shape, inp.dtype.as_numpy_dtype, path, "input"),
-                     output=tensor_spec(out.shape, out.dtype.as_numpy_dtype, path, "output"), saved_model=loaded)
+        args, outs = fn.structured_input_signature[1], fn.structured_outputs
+        return Model(**common,
+                     inputs=tuple(named(tensor_spec(t.shape, t.dtype.as_numpy_dtype, path, "input"), k)
+                                  for k, t in args.items()),
+                     outputs=tuple(named(tensor_spec(t.shape, t.dtype.as_numpy_dtype, path, "output"), k)
+                                   for k, t in outs.items()), saved_model=loaded)
     model = _load_keras(path)
-    inp = single(list(model.inputs), path, "input")
-    out = single(list(model.outputs), path, "output")
-    return Model(**common, input=tensor_spec(inp.shape, inp.dtype, path, "input"),
-                 output=tensor_spec(out.shape, out.dtype, path, "output"), keras=model)
+    output_names = list(getattr(model, "output_names", None) or _keras_output_names(model.outputs))
+    return Model(**common,
+                 inputs=tuple(named(tensor_spec(t.shape, t.dtype, path, "input"), _keras_name(t))
+                              for t in model.inputs),
+                 outputs=tuple(named(tensor_spec(t.shape, t.dtype, path, "output"), name)
+                               for t, name in zip(model.outputs, output_names)), keras=model)
+
+
+def _keras_output_names(outputs) -> list[str]:
+    """A Keras 3 model's outputs named by the layers that make them ("scores", not "keras_tensor_35"),
+    each name once (a layer with several outputs numbers them)."""
+    names = []
+    for tensor in outputs:
+        history = getattr(tensor, "_keras_history", None)
+        names.append(history[0].name if history else _keras_name(tensor))
+    return [name if names.count(name) == 1 else f"{name}_{names[:k].count(name)}" for k, name in enumerate(names)]
+
+
+def _keras_name(tensor) -> str:
+    """A Keras input's name: its Input layer's (Keras 3 tensors carry it; tf_keras ones end in ':0')."""
+    name = getattr(tensor, "name", "") or ""
+    return name[:-2] if name.endswith(":0") else name

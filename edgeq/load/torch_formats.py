@@ -1,9 +1,10 @@
 """Reading ONNX models and torch.export programs (.pt2) into edgeq's Model.
 
-Only reading and checking happens here: the opset, the one input and output, their shapes with a
-free batch fixed at 1. The convert stage (edgeq.convert.torch_convert) turns the model into a float
-.tflite whose input is channel-last, which is why the Model's input is the NHWC shape and its
-`source_shape` the model's own NCHW one (docs/onnx-pytorch.md).
+Only reading and checking happens here: the opset, every input and output in the model's order,
+their shapes with a free batch fixed at 1. The convert stage (edgeq.convert.torch_convert) turns the
+model into a float .tflite whose rank-3 and rank-4 inputs are channel-last, which is why such an
+input's spec is the NHWC shape and its `source_shape` the model's own NCHW one
+(docs/onnx-pytorch.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from edgeq import console
 from edgeq.errors import BadInput
-from edgeq.load.model import ONNX_MIN_OPSET, ONNX_TARGET_OPSET, TORCH_EXTRA, Model, TensorSpec, model_identity, single
+from edgeq.load.model import ONNX_MIN_OPSET, ONNX_TARGET_OPSET, TORCH_EXTRA, Model, TensorSpec, model_identity, named
 
 
 def channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -68,30 +69,36 @@ def load_onnx(path: Path, common: dict) -> Model:
                        "only the standard ONNX operators")
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
-    inp = single(inputs, path, "input")
-    out = single(list(proto.graph.output), path, "output")
-    if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise BadInput(f"{path}: the input is {onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type)}; "
-                       "edgeq takes a float32 ONNX model and quantizes it")
+    outputs = list(proto.graph.output)
+    if not inputs or not outputs:
+        raise BadInput(f"{path}: the ONNX graph has {len(inputs)} inputs and {len(outputs)} outputs; edgeq needs "
+                       "at least one of each")
+    for inp in inputs:
+        if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise BadInput(f"{path}: the input '{inp.name}' is "
+                           f"{onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type)}; edgeq takes a float32 "
+                           "ONNX model and quantizes it")
 
     def dims(value):
         return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                 for d in value.type.tensor_type.shape.dim]
 
-    input_spec = _torch_input_spec(dims(inp), path, "input")
-    out_dims = dims(out)
-    if any(not isinstance(d, int) for d in out_dims[1:]):  # infer them with the batch fixed
-        inp.type.tensor_type.shape.dim[0].dim_value = 1
-        inferred = onnx.shape_inference.infer_shapes(proto)
-        out_dims = dims(next(o for o in inferred.graph.output if o.name == out.name))
-    output_spec = _torch_output_spec(out_dims, path)
-    return Model(**common, input=input_spec, output=output_spec, opset=opset)
+    input_specs = tuple(named(_torch_input_spec(dims(i), path, f"input '{i.name}'"), i.name) for i in inputs)
+    out_dims = [dims(o) for o in outputs]
+    if any(not isinstance(d, int) for o in out_dims for d in o[1:]):  # infer them with the batch fixed
+        for inp in inputs:
+            inp.type.tensor_type.shape.dim[0].dim_value = 1
+        inferred = {o.name: o for o in onnx.shape_inference.infer_shapes(proto).graph.output}
+        out_dims = [dims(inferred[o.name]) for o in outputs]
+    output_specs = tuple(named(_torch_output_spec(d, path, f"output '{o.name}'"), o.name)
+                         for d, o in zip(out_dims, outputs))
+    return Model(**common, inputs=input_specs, outputs=output_specs, opset=opset)
 
 
-def _torch_output_spec(dims: list, path: Path) -> TensorSpec:
+def _torch_output_spec(dims: list, path: Path, what: str) -> TensorSpec:
     own = dims[1:]
     if any(not isinstance(d, int) or d <= 0 for d in own):
-        raise BadInput(f"{path}: the output shape {tuple(dims)} has unknown dimensions besides the batch")
+        raise BadInput(f"{path}: the {what} shape {tuple(dims)} has unknown dimensions besides the batch")
     return TensorSpec(tuple(own), "float32")
 
 
@@ -103,10 +110,12 @@ def load_pt2(path: Path, common: dict) -> Model:
         raise BadInput(f"{path}: not a torch.export program ({type(exc).__name__}: {exc}); save one with "
                        "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')") from exc
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    inp = single([placeholders[s.arg.name] for s in program.graph_signature.input_specs
-                   if s.kind.name == "USER_INPUT"], path, "input")
-    outputs = next(n for n in program.graph.nodes if n.op == "output").args[0]
-    out = single(list(outputs), path, "output")
+    inputs = [placeholders[s.arg.name] for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    results = next(n for n in program.graph.nodes if n.op == "output").args[0]
+    outputs = list(results) if isinstance(results, (tuple, list)) else [results]
+    if not inputs or not outputs:
+        raise BadInput(f"{path}: the program has {len(inputs)} inputs and {len(outputs)} outputs; edgeq needs at "
+                       "least one of each")
 
     def dims(node):
         value = node.meta.get("val")
@@ -116,9 +125,13 @@ def load_pt2(path: Path, common: dict) -> Model:
             raise BadInput(f"{path}: '{node.name}' is {value.dtype}; edgeq takes a float32 program and quantizes it")
         return [int(d) if isinstance(d, int) or str(d).isdigit() else str(d) for d in value.shape]
 
-    out_dims = dims(out)
-    out_dims[0] = 1
-    return Model(**common, input=_torch_input_spec(dims(inp), path, "input"), output=_torch_output_spec(out_dims, path))
+    input_specs = tuple(named(_torch_input_spec(dims(n), path, f"input '{n.name}'"), n.name) for n in inputs)
+    output_specs = []
+    for k, node in enumerate(outputs):
+        out_dims = dims(node)
+        out_dims[0] = 1
+        output_specs.append(named(_torch_output_spec(out_dims, path, f"output {k}"), f"output_{k}"))
+    return Model(**common, inputs=input_specs, outputs=tuple(output_specs))
 
 
 def load_torch(module, example, directory: str | Path | None = None, name: str | None = None) -> Model:

@@ -23,7 +23,8 @@ from edgeq.console import progress
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.graph import read_graph
 from edgeq.isolate import contained
-from edgeq.load import Dataset
+from edgeq.litert_ops import HostOps, missing_from
+from edgeq.load import Dataset, Samples
 from edgeq.quant import round_half_away_from_zero, sqnr_db
 from edgeq.tflm_limits import tflm_aborts
 
@@ -33,17 +34,31 @@ MAX_ARENA_PROBE_BYTES = 256 << 20
 
 @dataclass(frozen=True)
 class Outputs:
-    values: np.ndarray  # float (dequantized) outputs, (samples, *output shape)
-    raw: np.ndarray  # outputs in the model's own output dtype
+    """Every output of every sample, one array per model output, in the model's output order."""
+
+    values: tuple[np.ndarray, ...]  # float (dequantized) outputs, (samples, *output shape)
+    raw: tuple[np.ndarray, ...]  # outputs in the model's own output dtype
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputAccuracy:
+    """One output of the quantized model against the float model's."""
+
+    name: str
+    sqnr_db: float | None  # None without a float model; inf when identical
+    agreement: float | None  # top-1 agreement, for an output with more than one element a sample
 
 
 @dataclass(frozen=True)
 class Accuracy:
     samples: int
-    float_accuracy: float | None  # top-1 against the labels, 0-1
+    float_accuracy: float | None  # top-1 against the labels, on the labelled output, 0-1
     quantized_accuracy: float | None
-    agreement: float | None  # share of samples whose top-1 class matches the float model's
-    sqnr_db: float | None  # quantized outputs against the float outputs; None without a float model
+    agreement: float | None  # share of samples whose top-1 class matches the float model's (labelled output)
+    sqnr_db: float | None  # the worst output's SQNR against the float outputs; None without a float model
+    outputs: tuple[OutputAccuracy, ...] = ()
+    label_output: int = 0  # the output top-1 accuracy and agreement are measured on
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,13 @@ def litert_interpreter(tflite: bytes, threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=tflite, num_threads=threads)
-    interpreter.allocate_tensors()
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as exc:  # its message names a missing op only in passing: name it first
+        reason = HostOps(litert=missing_from(str(exc), read_graph(tflite))).litert_reason()
+        if reason:
+            raise BadInput(reason) from None
+        raise
     return interpreter
 
 
@@ -111,7 +132,8 @@ def run_litert(tflite: bytes, data: Dataset, threads: int = 1, label: str = "inf
     return contained(LITERT, _subject(tflite), _run_litert, tflite, data, threads, label, advice=_ADVICE)
 
 
-def litert_latency(tflite: bytes, sample: np.ndarray, threads: int = 1, runs: int = LATENCY_RUNS) -> Latency:
+def litert_latency(tflite: bytes, sample: tuple[np.ndarray, ...], threads: int = 1,
+                   runs: int = LATENCY_RUNS) -> Latency:
     """Median and 95th percentile of `runs` invokes after a warm-up (timed in the worker process)."""
     return contained(LITERT, _subject(tflite), _litert_latency, tflite, sample, threads, runs, advice=_ADVICE)
 
@@ -123,48 +145,74 @@ def tflm_arena(tflite: bytes) -> ArenaUse:
     return contained(TFLM, _subject(tflite), _tflm_arena, tflite, advice=_ADVICE)
 
 
-def run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    """Raw outputs of the TFLM interpreter for already-quantized inputs, one sample at a time."""
+def run_tflm(tflite: bytes, x) -> tuple[np.ndarray, ...]:
+    """Raw outputs of the TFLM interpreter for already-quantized inputs (one array per input, or a
+    single array for a model with one input), one sample at a time, in order: one array per output."""
     check_tflm_can_prepare(tflite)
     return contained(TFLM, _subject(tflite), _run_tflm, tflite, x, advice=_ADVICE)
 
 
-def run_litert_raw(tflite: bytes, xq: np.ndarray) -> list[bytes]:
-    """LiteRT's raw output bytes for already-quantized inputs (the reference for LiteRT firmware)."""
+def run_litert_raw(tflite: bytes, xq) -> tuple[np.ndarray, ...]:
+    """LiteRT's raw outputs for already-quantized inputs (the reference for LiteRT firmware): one
+    array per output, as run_tflm."""
     return contained(LITERT, _subject(tflite), _run_litert_raw, tflite, xq, advice=_ADVICE)
 
 
 # ---- in the worker process ------------------------------------------------------------------------
 
-def _run_litert_raw(tflite: bytes, xq: np.ndarray) -> list[bytes]:
+def _arrays(x) -> tuple[np.ndarray, ...]:
+    """Inputs as one (samples, ...) array per model input: Samples, a tuple of arrays, or one array."""
+    if isinstance(x, Samples):
+        return x.arrays
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _ordered_details(interpreter, tflite: bytes) -> tuple[list[dict], list[dict]]:
+    """The interpreter's input and output details in the subgraph's order (the model's)."""
+    graph = read_graph(tflite)
+    inputs = {d["index"]: d for d in interpreter.get_input_details()}
+    outputs = {d["index"]: d for d in interpreter.get_output_details()}
+    return [inputs[i] for i in graph.inputs], [outputs[o] for o in graph.outputs]
+
+
+def _run_litert_raw(tflite: bytes, xq) -> tuple[np.ndarray, ...]:
     interpreter = litert_interpreter(tflite)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    outputs = []
-    for sample in xq:
-        interpreter.set_tensor(inp["index"], sample[None, ...])
+    inputs, outputs = _ordered_details(interpreter, tflite)
+    arrays = _arrays(xq)
+    raws: list[list[np.ndarray]] = [[] for _ in outputs]
+    for i in range(len(arrays[0])):
+        for detail, a in zip(inputs, arrays):
+            interpreter.set_tensor(detail["index"], a[i][None, ...])
         interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"]).tobytes())
-    return outputs
+        for k, detail in enumerate(outputs):
+            raws[k].append(interpreter.get_tensor(detail["index"])[0].copy())
+    return tuple(np.stack(r) for r in raws)
 
 
 def _run_litert(tflite: bytes, data: Dataset, threads: int = 1, label: str = "infer") -> Outputs:
-    """Run every sample through LiteRT; inputs quantized with the model's input parameters."""
+    """Run every sample through LiteRT, in order (a model with state carries it from one to the next);
+    inputs quantized with the model's input parameters."""
     interpreter = litert_interpreter(tflite, threads)
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    raws = []
-    for sample in progress(data.x, len(data), label):
-        interpreter.set_tensor(inp["index"], _quantize_input(sample[None, ...], inp))
+    inputs, outputs = _ordered_details(interpreter, tflite)
+    raws: list[list[np.ndarray]] = [[] for _ in outputs]
+    for i in progress(range(len(data)), len(data), label):
+        for detail, a in zip(inputs, data.x.batch(i)):
+            interpreter.set_tensor(detail["index"], _quantize_input(a, detail))
         interpreter.invoke()
-        raws.append(interpreter.get_tensor(out["index"])[0].copy())
-    raw = np.stack(raws)
-    return Outputs(values=_dequantize_output(raw, out), raw=raw)
+        for k, detail in enumerate(outputs):
+            raws[k].append(interpreter.get_tensor(detail["index"])[0].copy())
+    raw = tuple(np.stack(r) for r in raws)
+    graph = read_graph(tflite)
+    return Outputs(values=tuple(_dequantize_output(r, d) for r, d in zip(raw, outputs)), raw=raw,
+                   names=tuple(graph.io_name(o) for o in graph.outputs))
 
 
-def _litert_latency(tflite: bytes, sample: np.ndarray, threads: int = 1, runs: int = LATENCY_RUNS) -> Latency:
+def _litert_latency(tflite: bytes, sample: tuple[np.ndarray, ...], threads: int = 1,
+                    runs: int = LATENCY_RUNS) -> Latency:
     interpreter = litert_interpreter(tflite, threads)
-    inp = interpreter.get_input_details()[0]
-    interpreter.set_tensor(inp["index"], _quantize_input(sample[None, ...], inp))
+    inputs, _ = _ordered_details(interpreter, tflite)
+    for detail, a in zip(inputs, sample):
+        interpreter.set_tensor(detail["index"], _quantize_input(np.asarray(a)[None, ...], detail))
     for _ in range(5):
         interpreter.invoke()
     times = []
@@ -179,26 +227,42 @@ def _top1(values: np.ndarray) -> np.ndarray:
     return values.reshape(len(values), -1).argmax(axis=1)
 
 
+def _classifier(values: np.ndarray) -> bool:
+    """An output of class scores: one axis of more than one element a sample ((classes,), (1, classes));
+    a mask, a map or boxes (several such axes) has no top-1."""
+    return sum(d > 1 for d in values.shape[1:]) == 1
+
+
+def _top1_accuracy(values: np.ndarray, data: Dataset) -> float | None:
+    labelled = data.has_class_labels and _classifier(values) and not data.synthetic
+    return float(np.mean(_top1(values) == data.y)) if labelled else None
+
+
 def compare(float_outputs: Outputs, quantized_outputs: Outputs, data: Dataset) -> Accuracy:
-    f, q = float_outputs.values, quantized_outputs.values
-    classifier = f.reshape(len(f), -1).shape[1] > 1
-    labelled = data.has_class_labels and classifier and not data.synthetic
-    return Accuracy(
-        samples=len(data),
-        float_accuracy=float(np.mean(_top1(f) == data.y)) if labelled else None,
-        quantized_accuracy=float(np.mean(_top1(q) == data.y)) if labelled else None,
-        agreement=float(np.mean(_top1(f) == _top1(q))) if classifier else None,
-        sqnr_db=float(sqnr_db(f, q)),
-    )
+    """The quantized model against the float one, output by output: SQNR (the worst output's is the
+    model's), top-1 agreement, and top-1 accuracy on the output the labels are for."""
+    per_output = []
+    label = min(data.label_output, len(float_outputs.values) - 1)
+    for k, (f, q) in enumerate(zip(float_outputs.values, quantized_outputs.values)):
+        name = quantized_outputs.names[k] if k < len(quantized_outputs.names) else str(k)
+        # Of several outputs, only the labelled one is known to hold classes (a box is no class).
+        classes = _classifier(f) and (len(float_outputs.values) == 1 or (k == label and data.has_class_labels))
+        per_output.append(OutputAccuracy(name, float(sqnr_db(f, q)),
+                                         float(np.mean(_top1(f) == _top1(q))) if classes else None))
+    f, q = float_outputs.values[label], quantized_outputs.values[label]
+    return Accuracy(samples=len(data), float_accuracy=_top1_accuracy(f, data),
+                    quantized_accuracy=_top1_accuracy(q, data), agreement=per_output[label].agreement,
+                    sqnr_db=min(o.sqnr_db for o in per_output), outputs=tuple(per_output), label_output=label)
 
 
 def accuracy_alone(outputs: Outputs, data: Dataset) -> Accuracy:
     """The accuracy of a model that came quantized: against the labels only, no float to compare with."""
-    q = outputs.values
-    labelled = data.has_class_labels and q.reshape(len(q), -1).shape[1] > 1 and not data.synthetic
+    label = min(data.label_output, len(outputs.values) - 1)
+    per_output = tuple(OutputAccuracy(outputs.names[k] if k < len(outputs.names) else str(k), None, None)
+                       for k in range(len(outputs.values)))
     return Accuracy(samples=len(data), float_accuracy=None,
-                    quantized_accuracy=float(np.mean(_top1(q) == data.y)) if labelled else None,
-                    agreement=None, sqnr_db=None)
+                    quantized_accuracy=_top1_accuracy(outputs.values[label], data), agreement=None, sqnr_db=None,
+                    outputs=per_output, label_output=label)
 
 
 _ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
@@ -311,13 +375,17 @@ def tflm_smallest_arena(tflite: bytes, recorded_total: int) -> int:
     return high
 
 
-def _run_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
+def _run_tflm(tflite: bytes, x) -> tuple[np.ndarray, ...]:
     from tflite_micro.python.tflite_micro import runtime
 
     interpreter = _tflm_call(lambda: runtime.Interpreter.from_bytes(tflite), "prepare")
-    outputs = []
-    for sample in x:
-        interpreter.set_input(sample[None, ...], 0)
+    arrays = _arrays(x)
+    graph = read_graph(tflite)
+    outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
+    for i in range(len(arrays[0])):
+        for k, a in enumerate(arrays):
+            interpreter.set_input(a[i][None, ...], k)
         _tflm_call(interpreter.invoke, "run")
-        outputs.append(interpreter.get_output(0)[0].copy())
-    return np.stack(outputs)
+        for k in range(len(outputs)):
+            outputs[k].append(interpreter.get_output(k)[0].copy())
+    return tuple(np.stack(o) for o in outputs)

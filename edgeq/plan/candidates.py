@@ -60,6 +60,7 @@ class PlanRequest:
     data: str | None = None  # calibration data spec
     val: str | None = None  # validation data spec
     train: str | None = None  # labelled training data: enables quantization-aware training
+    label_output: str | None = None  # the output the validation labels are for (several outputs)
     objective: str = "latency"
     max_accuracy_drop_pp: float = DEFAULT_MAX_ACCURACY_DROP_PP
     min_sqnr_db: float = DEFAULT_MIN_SQNR_DB
@@ -124,6 +125,8 @@ class Candidate:
         """None when not measured (or nothing to compare with); inf when the outputs equal the float model's."""
         if not self.record or "error" in self.record or self.record.get("came_quantized"):
             return None
+        if self.record.get("not_measured"):  # the float model itself, or the file as given, equals the float model
+            return float("inf") if self.record.get("as_reference") else None
         value = self.record.get("sqnr_db")
         return float("inf") if value is None else value
 
@@ -146,6 +149,7 @@ class Candidate:
             "agreement": r.get("agreement"),
             "sqnr_db": None if sqnr is None or sqnr == float("inf") else round(sqnr, 3),
             "identical_to_float": sqnr == float("inf"),
+            "outputs": r.get("outputs", []),
             "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
             "latency_ms_estimated": None if self.latency_ms is None else round(self.latency_ms, 4),
             "latency_ms_measured": None if self.latency_ms_measured is None else round(self.latency_ms_measured, 4),

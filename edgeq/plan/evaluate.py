@@ -32,7 +32,7 @@ import edgeq.convert.transforms as transforms
 from edgeq.convert.calibrate import layer_errors
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import read_graph
-from edgeq.load import Dataset
+from edgeq.load import Dataset, Samples
 from edgeq.measure.costmodel import count_work
 from edgeq.measure.interpreters import compare, run_litert
 from edgeq.modes import MODES
@@ -100,16 +100,20 @@ class Spec:
 class Inputs:
     float_tflite: bytes  # the float model; for a model that came quantized, that model
 
-    calib_x: np.ndarray
-    val_x: np.ndarray
+    calib_x: Samples
+    val_x: Samples
     val_y: np.ndarray | None
     val_source: str
+    val_label_output: int = 0  # the output `val_y` labels
     val_synthetic: bool = False
-    converted: dict[str, bytes] = field(default_factory=dict)  # fp16, dynamic-int8: from the source model
+    converted: dict[str, bytes] = field(default_factory=dict)  # fp16, dynamic-int8: made from the whole model
+    conversion_errors: dict[str, str] = field(default_factory=dict)  # why one of those could not be made
     prebuilt: dict[str, tuple[bytes, list[str]]] = field(default_factory=dict)  # spec name -> model, notes
     came_quantized: str | None = None  # "int8" or "int16x8" when the model came quantized: no float to compare
     dsp: bool = False  # the board has the DSP extension: edgeq-c's figures are those of its DSP kernels
     flash_bytes: int | None = None  # the board's flash, which decides whether those kernels' weights fit
+    as_given: tuple[str, ...] = ()  # the mode the model came in when it came float16: that mode is the file itself
+    unmeasured: str | None = None  # why LiteRT on this host cannot run the model (an op only the device has)
 
 
 def warm_up() -> None:
@@ -191,7 +195,8 @@ class Builder:
 
     def validation(self) -> Dataset:
         i = self.inputs
-        return Dataset(x=i.val_x, y=i.val_y, source=i.val_source, synthetic=i.val_synthetic)
+        return Dataset(x=i.val_x, y=i.val_y, source=i.val_source, synthetic=i.val_synthetic,
+                       label_output=i.val_label_output)
 
     def _plain_quantized(self, tflite: bytes, calibrated: bytes, weight_quantizer: str) -> bytes:
         if weight_quantizer == "int4":
@@ -240,7 +245,7 @@ class Builder:
             return inputs.float_tflite, []
         if spec.mode in ("fp16", "dynamic-int8"):
             if spec.mode not in inputs.converted:
-                raise BadInput(f"{spec.mode} needs the source model (.keras, .h5 or SavedModel), not a .tflite")
+                raise BadInput(inputs.conversion_errors.get(spec.mode, f"{spec.mode} was not made for this device"))
             return inputs.converted[spec.mode], []
         if spec.mode == "int16x8":
             return calibrate.quantize_int16x8(inputs.float_tflite, inputs.calib_x), []
@@ -261,23 +266,15 @@ class Builder:
         """Everything the planner needs to know about one built candidate: its accuracy, each
         runtime's record (edgeq.runtimes: TFLM's arena, edgeq-c's arena and footprint), its work."""
         graph = read_graph(tflite, spec.name)
-        validation = self.validation()
-        if self.float_outputs is None:
-            self.float_outputs = run_litert(self.inputs.float_tflite, validation, 1, "float")
-        accuracy = compare(self.float_outputs, run_litert(tflite, validation, 1, spec.name), validation)
-        came_quantized = self.inputs.came_quantized
-        if came_quantized:  # the model against itself: only its accuracy is a figure
-            accuracy = dataclasses.replace(accuracy, float_accuracy=None, agreement=None, sqnr_db=float("nan"))
-        record = {
-            "came_quantized": came_quantized,
-            "tflite_bytes": len(tflite),
-            "tflite_sha256": hashlib.sha256(tflite).hexdigest(),
-            "samples": accuracy.samples,
-            "accuracy": accuracy.quantized_accuracy,
-            "float_accuracy": accuracy.float_accuracy,
-            "agreement": accuracy.agreement,
-            "sqnr_db": None if accuracy.sqnr_db == float("inf") or math.isnan(accuracy.sqnr_db) else accuracy.sqnr_db,
-        }
+        record = {"came_quantized": self.inputs.came_quantized, "tflite_bytes": len(tflite),
+                  "tflite_sha256": hashlib.sha256(tflite).hexdigest()}
+        if self.inputs.unmeasured:
+            # Its values are the float model's when it is that model, or the file as it was given.
+            as_reference = tflite == self.inputs.float_tflite or spec.mode in self.inputs.as_given
+            record.update(samples=0, accuracy=None, float_accuracy=None, agreement=None, sqnr_db=None, outputs=[],
+                          not_measured=self.inputs.unmeasured, as_reference=as_reference)
+        else:
+            record.update(self.accuracy(spec, tflite))
         for runtime in RUNTIMES.values():
             if runtime.record_key is not None:
                 record[runtime.record_key] = runtime.candidate_record(
@@ -287,6 +284,25 @@ class Builder:
                             for w in count_work(graph)],
                       ops=graph.op_names)
         return record
+
+    def accuracy(self, spec: Spec, tflite: bytes) -> dict:
+        """The candidate against the float model on the validation data, in LiteRT."""
+        validation = self.validation()
+        if self.float_outputs is None:
+            self.float_outputs = run_litert(self.inputs.float_tflite, validation, 1, "float")
+        accuracy = compare(self.float_outputs, run_litert(tflite, validation, 1, spec.name), validation)
+        if self.inputs.came_quantized:  # the model against itself: only its accuracy is a figure
+            accuracy = dataclasses.replace(accuracy, float_accuracy=None, agreement=None, sqnr_db=float("nan"))
+        return {
+            "samples": accuracy.samples,
+            "accuracy": accuracy.quantized_accuracy,
+            "float_accuracy": accuracy.float_accuracy,
+            "agreement": accuracy.agreement,
+            "sqnr_db": None if accuracy.sqnr_db == float("inf") or math.isnan(accuracy.sqnr_db) else accuracy.sqnr_db,
+            "outputs": [{"name": o.name, "agreement": o.agreement,
+                         "sqnr_db": None if o.sqnr_db is None or not math.isfinite(o.sqnr_db) else o.sqnr_db}
+                        for o in accuracy.outputs],
+        }
 
     def evaluate(self, spec: Spec) -> tuple[dict, bytes | None]:
         """Build and measure one candidate; a failure is recorded, not raised."""

@@ -19,7 +19,7 @@ import edgeq.convert.qat as qat
 from edgeq import console
 from edgeq.convert.calibrate import CALIBRATIONS
 from edgeq.errors import BadInput, EdgeqError
-from edgeq.load import SOURCE_FORMATS, arrays_sha256, read_arrays
+from edgeq.load import read_arrays
 from edgeq.measure.costmodel import OpWork, coefficients_for, estimate_ms
 from edgeq.modes import MODES
 from edgeq.plan.candidates import (
@@ -36,7 +36,7 @@ from edgeq.plan.candidates import (
 from edgeq.plan.evaluate import AS_IS, Spec
 from edgeq.plan.session import PlanSession
 from edgeq.plan.table import quality_text, why_text
-from edgeq.runtimes import Runtime, choose_runtime, get_runtime, runtimes_of
+from edgeq.runtimes import Runtime, choose_runtime, get_runtime, runnable, runtimes_of
 from edgeq.units import format_bytes as kb
 
 # ---- the search space --------------------------------------------------------------------------------
@@ -50,8 +50,9 @@ def stage1_specs() -> list[Spec]:
     return specs
 
 
-def unsupported(spec: Spec, profile, runtimes: tuple[Runtime, ...], has_source: bool) -> str | None:
-    """Why the device cannot run `spec` at all (so it is not even built), or None."""
+def unsupported(spec: Spec, profile, runtimes: tuple[Runtime, ...], calibrator: str | None = None) -> str | None:
+    """Why the device cannot run `spec` at all (so it is not even built), or None. `calibrator`: why
+    this host cannot calibrate the model (an op the converter's calibrator lacks)."""
     needs = (() if spec.mode == AS_IS else (MODES[spec.mode].numeric,)) + (("fp32",) if spec.keep_float else ())
     missing = [n for n in needs if not profile.supports(n)]
     if missing:
@@ -59,9 +60,8 @@ def unsupported(spec: Spec, profile, runtimes: tuple[Runtime, ...], has_source: 
     refusals = [r.refuses_mode(spec.mode) for r in runtimes]
     if all(refusals):
         return "; ".join(refusals)
-    if spec.mode in ("fp16", "dynamic-int8") and not has_source:
-        return (f"{spec.mode} needs a Keras or SavedModel source for the TensorFlow Lite converter; this model came "
-                "as a .tflite, or as ONNX / .pt2 converted to a float .tflite (fp32, int8, int16x8 and int4 work)")
+    if calibrator and spec.mode != AS_IS and MODES[spec.mode].calibrated:
+        return calibrator
     return None
 
 
@@ -74,6 +74,9 @@ def assess(candidate: Candidate, profile, runtimes: tuple[Runtime, ...], request
         if record is not None:
             candidate.problems = [f"could not be built: {record['error']}"]
         return candidate
+    unmeasured = []
+    if record.get("not_measured") and not record.get("as_reference"):  # the model as given needs no measuring
+        unmeasured = [f"accuracy not measured: {record['not_measured']}"]
     fits = {}
     refused = []
     for runtime in (get_runtime(candidate.spec.runtime),) if candidate.spec.runtime else runtimes:
@@ -84,7 +87,7 @@ def assess(candidate: Candidate, profile, runtimes: tuple[Runtime, ...], request
         else:
             fits[runtime] = outcome
     if not fits:
-        candidate.problems = refused
+        candidate.problems = unmeasured + refused
         return candidate
     # The profile's runtime order is its preference: the first that fits, else the first that runs it.
     runtime = next((r for r, fit in fits.items() if fit.verdict == "fits"), next(iter(fits)))
@@ -100,7 +103,7 @@ def assess(candidate: Candidate, profile, runtimes: tuple[Runtime, ...], request
             problems = problems + [f"accuracy -{candidate.drop_pp:.2f} pp > {request.max_accuracy_drop_pp:g}"]
     elif candidate.sqnr_db is not None and candidate.sqnr_db < request.min_sqnr_db:
         problems = problems + [f"SQNR {candidate.sqnr_db:.1f} dB < {request.min_sqnr_db:g} dB"]
-    candidate.problems = problems
+    candidate.problems = unmeasured + problems
     return candidate
 
 
@@ -212,10 +215,10 @@ def does_not_fit_message(result: PlanResult, near: Candidate | None, profile, re
 # ---- the stages ----------------------------------------------------------------------------------------
 
 def _candidates(session: PlanSession, specs: list[Spec], profile, runtimes, request) -> list[Candidate]:
-    has_source = session.format in SOURCE_FORMATS
     out, measurable = [], []
+    calibrator = session.host().calibrator_reason()
     for spec in specs:
-        reason = unsupported(spec, profile, runtimes, has_source)
+        reason = unsupported(spec, profile, runtimes, calibrator)
         c = Candidate(spec)
         if reason:
             c.problems = [reason]
@@ -253,7 +256,7 @@ def _qat(session: PlanSession, request: PlanRequest, candidates: list[Candidate]
     """Stage 3: quantization-aware training, cached like any candidate (by the training data too)."""
 
     before = closest(candidates, profile, request)
-    session.fingerprint = dict(session.fingerprint, train=arrays_sha256(*read_arrays(request.train)),
+    session.fingerprint = dict(session.fingerprint, train=read_arrays(request.train).sha256(),
                                qat=qat.SETTINGS)
     spec = Spec("int8", True, "minmax", qat=True)
     if session.lookup("measure", spec) is None:
@@ -272,6 +275,7 @@ def _qat(session: PlanSession, request: PlanRequest, candidates: list[Candidate]
 
 def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
     came_quantized = session.inputs().came_quantized
+    runtimes = runnable(profile, session.inputs().float_tflite, Path(request.model).name, runtimes, session.host())
     if came_quantized:  # deployed as it is: the choice is among runtimes only
         if not profile.supports(came_quantized):
             session.warnings.append(f"{profile.name} does not run {came_quantized} well (its numerics: "

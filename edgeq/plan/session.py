@@ -24,11 +24,12 @@ import edgeq.plan.evaluate as plan_eval
 from edgeq import __version__
 from edgeq.convert.converter import MAX_CALIBRATION_SAMPLES, convert
 from edgeq.device.loop import run_project
+from edgeq.device.measure import device_data
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.files import write_atomic
-from edgeq.graph import read_graph
 from edgeq.isolate import ToolCrashed, contained
-from edgeq.load import SOURCE_FORMATS, arrays_sha256, detect_format, file_sha256, load_data, load_model, read_arrays
+from edgeq.litert_ops import HostOps, host_ops
+from edgeq.load import Samples, detect_format, file_sha256, load_data, load_model, read_arrays
 from edgeq.modes import MODES
 from edgeq.plan.evaluate import Inputs, Spec
 from edgeq.resources import PACKAGE_DIR, TEMPLATE_DIR
@@ -106,15 +107,17 @@ class PlanSession:
         if not path.exists():
             raise BadInput(f"{path}: no such file or directory")
         self.format = detect_format(path)
-        calib = read_arrays(request.data) if request.data else (None, None)
-        val = read_arrays(request.val) if request.val else (None, None)
-        self.fingerprint = {"model": file_sha256(path), "calib": arrays_sha256(*calib) if request.data else "random",
-                            "val": arrays_sha256(*val) if request.val else "calib",
-                            "dsp": request.profile.has_dsp, "flash_bytes": request.profile.memory.flash_bytes}
+        self.fingerprint = {"model": file_sha256(path),
+                            "calib": read_arrays(request.data).sha256() if request.data else "random",
+                            "val": read_arrays(request.val).sha256() if request.val else "calib",
+                            "label_output": request.label_output,
+                            "dsp": request.profile.has_dsp, "flash_bytes": request.profile.memory.flash_bytes,
+                            "custom_ops": list(self.declared_ops)}
         self.cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
         self.hits = self.misses = 0
         self.warnings: list[str] = []  # what the user should know of the run, for PlanResult
         self._inputs: Inputs | None = None
+        self._host: HostOps | None = None
         self._inputs_file: Path | None = None
         self._model = None
         self._pool: ProcessPoolExecutor | None = None
@@ -148,22 +151,40 @@ class PlanSession:
             if loaded is not None:
                 calibration, validation = loaded.calibration, loaded.validation
             else:
-                calibration, validation = load_data(model, self.request.data, self.request.val)
+                calibration, validation = load_data(model, self.request.data, self.request.val,
+                                                    self.request.label_output)
                 self.warnings += [w for w in (*calibration.warnings, *validation.warnings) if w not in self.warnings]
-            converted = {}
-            if model.format in SOURCE_FORMATS:
-                for mode in ("fp16", "dynamic-int8"):  # the modes only the converter makes, from the source
-                    runs = [r for r in self.request.profile.runtimes if not get_runtime(r).refuses_mode(mode)]
-                    if runs and self.request.profile.supports(MODES[mode].numeric):
+            converted, failed = {}, {}
+            for mode in ("fp16", "dynamic-int8"):  # made whole, by the converter or ai-edge-quantizer
+                runs = [r for r in self.request.profile.runtimes if not get_runtime(r).refuses_mode(mode)]
+                if runs and self.request.profile.supports(MODES[mode].numeric):
+                    try:
                         converted[mode] = convert(model, mode)
+                    except EdgeqError as exc:  # recorded against the candidate, not the end of the plan
+                        failed[mode] = str(exc).splitlines()[0]
             float_tflite = loaded.float_tflite if loaded is not None else convert(model, "fp32")
+            self._host = host_ops(float_tflite)
             self._inputs = Inputs(float_tflite=float_tflite,
                                   calib_x=calibration.x[:MAX_CALIBRATION_SAMPLES],
-                                  val_x=validation.x, val_y=validation.y, val_source=validation.source,
-                                  val_synthetic=validation.synthetic, converted=converted,
+                                  val_x=validation.x, val_y=validation.y, val_label_output=validation.label_output,
+                                  val_source=validation.source,
+                                  val_synthetic=validation.synthetic, converted=converted, conversion_errors=failed,
                                   came_quantized=model.quantized, dsp=self.request.profile.has_dsp,
-                                  flash_bytes=self.request.profile.memory.flash_bytes)
+                                  flash_bytes=self.request.profile.memory.flash_bytes,
+                                  as_given=(model.weights_as_given,) if model.weights_as_given else (),
+                                  unmeasured=self._host.unmeasured(self.declared_ops))
         return self._inputs
+
+    @property
+    def declared_ops(self) -> tuple[str, ...]:
+        """The custom ops the device's LiteRT has beyond the stock ones (litert.custom_ops)."""
+        litert = self.request.profile.litert
+        return litert.custom_ops if litert is not None else ()
+
+    def host(self) -> HostOps:
+        """What this host's LiteRT and calibrator lack to run the float model (edgeq.litert_ops)."""
+        self.inputs()
+        return self._host
 
     def key(self, what: str, spec: Spec) -> str:
         return cache_key(self.fingerprint, what, spec)
@@ -235,14 +256,11 @@ class PlanSession:
         self.store("layers", spec, {"layers": layers}, None)
         return layers
 
-    def board_inputs(self, tflite: bytes, count: int) -> np.ndarray:
+    def board_inputs(self, tflite: bytes, count: int) -> Samples:
         """The first validation (else calibration) samples, read without loading the model (a
-        cached plan imports no TensorFlow); seeded uniform [0, 1) inputs when no data was given."""
+        cached plan imports no TensorFlow); seeded random inputs when no data was given."""
         spec = self.request.val or self.request.data
-        if spec:
-            return read_arrays(spec)[0][:count]
-        shape = read_graph(tflite).input_tensors()[0].shape[1:]
-        return np.random.default_rng(0).uniform(0, 1, (count, *shape)).astype(np.float32)
+        return device_data(spec, tflite, count, spec or "random inputs", self.request.label_output).x
 
     def measure_on_board(self, profile, candidate, x: np.ndarray) -> dict:
         """One candidate built for the board and run on it: median instructions (QEMU) or cycles a

@@ -36,28 +36,96 @@ def latency_text(c: Candidate) -> str:
     return f"~{c.latency_ms:.3g} ms estimated"
 
 
-def format_plan_table(result: PlanResult) -> str:
-    """One row a candidate, the chosen one marked with '*', feasible ones with '+'."""
+def _quality(c: Candidate, metric: str) -> str:
+    if metric == "accuracy":
+        return "-" if c.accuracy is None else f"{100 * c.accuracy:.2f}% ({pp_text(-(c.drop_pp or 0.0))})"
+    return db_text(c.sqnr_db)
+
+
+def _cells(c: Candidate, metric: str) -> tuple[str, ...]:
+    """What a row shows of a candidate, but its name: two candidates with the same cells measured alike."""
+    flash, ram = kb(c.flash_bytes), kb(c.ram_bytes)
+    if c.fit is not None:
+        flash, ram = c.fit.flash.source.mark(flash), c.fit.ram.source.mark(ram)
+    why = "" if c.chosen else (c.rejected_because or "; ".join(c.problems))
+    if why.startswith("feasible; "):
+        why = "feasible, not best"
+    return (c.runtime or "-", flash, ram, "-" if c.latency_ms is None else f"{ESTIMATE_MARK}{c.latency_ms:.3g} ms",
+            "-" if c.latency_ms_ranked is None else f"{c.latency_ms_ranked:.3g} ms", _quality(c, metric), why)
+
+
+def _refused(c: Candidate) -> bool:
+    """Refused before anything was measured: the device or its runtimes cannot run it, or it could not be built."""
+    return c.record is None or "error" in c.record or c.runtime is None
+
+
+def _groups(candidates: list[Candidate], metric: str) -> list[list[Candidate]]:
+    """Measured candidates with identical results, in the order of their first member."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in candidates:
+        key = (c.chosen, c.feasible, _cells(c, metric)) if not _refused(c) else ("refused", id(c))
+        groups.setdefault(key, []).append(c)
+    return [g for g in groups.values() if not _refused(g[0])]
+
+
+def _name(group: list[Candidate]) -> str:
+    """A group's row name: its first member, and how many more measured the same."""
+    first = group[0].name
+    return first if len(group) == 1 else f"{first} (+{len(group) - 1} alike)"
+
+
+def _shown(groups: list[list[Candidate]], result: PlanResult) -> list[list[Candidate]]:
+    """The default view: the chosen candidate's group, then each mode's best (feasible first, then
+    closest to the float model, then fastest), at most MAX_ROWS in all."""
+    def rank(group: list[Candidate]) -> tuple:
+        c = group[0]
+        return (not c.chosen, not c.feasible, tuple(-v for v in c.fidelity()),
+                c.ranking_latency_ms if c.ranking_latency_ms is not None else float("inf"))
+
+    best: dict[str, list[Candidate]] = {}
+    for group in sorted(groups, key=rank):
+        best.setdefault(group[0].spec.mode, group)
+    shown = sorted(best.values(), key=rank)
+    return shown[:MAX_ROWS]
+
+
+def _refusal_lines(candidates: list[Candidate]) -> list[str]:
+    """One line per reason a candidate was refused or could not be built, with the candidates it killed."""
+    reasons: dict[str, list[str]] = {}
+    for c in candidates:
+        if _refused(c):
+            reasons.setdefault("; ".join(c.problems) or "not measured", []).append(c.name)
+    lines = []
+    for reason, names in reasons.items():
+        listed = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        lines.append(f"refused {len(names)} ({listed}): {reason}")
+    return lines
+
+
+MAX_ROWS = 8  # candidate rows of the default table; with the header, refusals and notes, one screen
+
+
+def format_plan_table(result: PlanResult, every_row: bool = False) -> str:
+    """The candidates as a table, the chosen one marked '*', feasible ones '+'. By default candidates
+    that measured alike share a row, only the chosen one and each mode's best are shown, and each
+    reason for refusing candidates is one line; `every_row` shows every candidate (plan.json has
+    them all either way)."""
     header = ("", "CANDIDATE", "RUNTIME", "FLASH", "RAM", "ESTIMATED", "MEASURED",
               "ACCURACY" if result.metric == "accuracy" else "SQNR", "WHY NOT")
+    metric = result.metric
+    if every_row:
+        groups = [[c] for c in result.candidates]
+    else:
+        groups = _shown(_groups(result.candidates, metric), result)
     rows = [header]
-    for c in result.candidates:
-        if result.metric == "accuracy":
-            quality = "-" if c.accuracy is None else f"{100 * c.accuracy:.2f}% ({pp_text(-(c.drop_pp or 0.0))})"
-        else:
-            quality = db_text(c.sqnr_db)
+    for group in groups:
+        c = group[0]
         mark = "*" if c.chosen else ("+" if c.feasible else "")
-        why = "" if c.chosen else (c.rejected_because or "; ".join(c.problems))
-        if why.startswith("feasible; "):
-            why = "feasible, not best"
-        flash, ram = kb(c.flash_bytes), kb(c.ram_bytes)
-        if c.fit is not None:
-            flash, ram = c.fit.flash.source.mark(flash), c.fit.ram.source.mark(ram)
-        rows.append((mark, c.name, c.runtime or "-", flash, ram,
-                     "-" if c.latency_ms is None else f"{ESTIMATE_MARK}{c.latency_ms:.3g} ms",
-                     "-" if c.latency_ms_ranked is None else f"{c.latency_ms_ranked:.3g} ms", quality, why))
+        rows.append((mark, c.name if every_row else _name(group), *_cells(c, metric)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    if not every_row:
+        lines += _refusal_lines(result.candidates)
     budget = result.budgets
     tol = (f"accuracy drop <= {result.tolerance['max_accuracy_drop_pp']:g} pp"
            + (f" (float {100 * result.float_accuracy:.2f}%)" if result.float_accuracy is not None else "")
@@ -66,7 +134,8 @@ def format_plan_table(result: PlanResult) -> str:
                     f"RAM {kb(budget['ram_for_model_bytes'])}, flash {kb(budget['flash_bytes'])}")
     if result.chosen is not None:
         lines.append(f"chosen: {result.chosen.name} — {result.message}")
-    lines.append(f"{ESTIMATE_MARK} estimated (plan.json says from what); MEASURED: latency on the board")
+    shown = "" if every_row else f"; {len(groups)} rows shown, --all shows every candidate"
+    lines.append(f"{ESTIMATE_MARK} estimated (plan.json says from what); MEASURED: latency on the board{shown}")
     lines.append(f"{len(result.candidates)} candidates in {result.seconds:.1f} s "
                  f"({result.cache_hits} cached, {result.cache_misses} measured)")
     return "\n".join(line.rstrip() for line in lines)

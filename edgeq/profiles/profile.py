@@ -67,6 +67,9 @@ class Emulator:
 class LiteRT:
     threads: int
     delegate: str
+    # Custom ops the device's LiteRT has beyond the stock ones (the user's op library, MediaPipe's):
+    # LiteRT candidates that need them are not refused, and the host says what it cannot measure.
+    custom_ops: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,8 @@ _SCHEMA = _Section({
     "board": _Section({"family": _choice(*BOARD_FAMILIES), "chip": _TEXT,
                        "uart": _Key(_is_text, "the name of one of the chip's UARTs", required=False)},
                       required=False),
-    "litert": _Section({"threads": _POSITIVE_INT, "delegate": _choice(*DELEGATES)}, required=False),
+    "litert": _Section({"threads": _POSITIVE_INT, "delegate": _choice(*DELEGATES),
+                        "custom_ops": _Key(_names().check, _names().expected, required=False)}, required=False),
     "datasheet": _TEXT,
     "notes": _Key(lambda v: isinstance(v, str), "a string", required=False),
 })
@@ -203,7 +204,7 @@ def _build(data: dict, source: str) -> Profile:
         memory=section("memory", Memory), numerics=tuple(data["numerics"]),
         runtimes=tuple(data["runtimes"]), toolchain=section("toolchain", Toolchain, ("cflags",)),
         flash=section("flash", Flash, ("args",)), serial=section("serial", Serial),
-        emulator=section("emulator", Emulator), litert=section("litert", LiteRT),
+        emulator=section("emulator", Emulator), litert=section("litert", LiteRT, ("custom_ops",)),
         datasheet=data["datasheet"], notes=data.get("notes", ""), source=source, board=section("board", Board),
     )
 

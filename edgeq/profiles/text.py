@@ -54,7 +54,8 @@ def format_profile(profile: Profile) -> str:
     lines.append(("flash with", " ".join((p.flash.method,) + p.flash.args)))
     lines.append(("serial", f"{p.serial.baud} baud"))
     if p.litert:
-        lines.append(("litert", f"{p.litert.threads} threads, {p.litert.delegate} delegate"))
+        custom = f", custom ops {', '.join(p.litert.custom_ops)}" if p.litert.custom_ops else ""
+        lines.append(("litert", f"{p.litert.threads} threads, {p.litert.delegate} delegate{custom}"))
     lines.append(("datasheet", p.datasheet))
     if p.notes:
         lines.append(("notes", p.notes))

@@ -291,8 +291,10 @@ def _accuracy(wanted: list[tuple], samples: int, sqnr_row: tuple = ()) -> Chart:
                  ("figure", "what", "value", "source"), rows)
 
 
-def accuracy_chart(r: Report) -> Chart:
+def accuracy_chart(r: Report) -> Chart | None:
     acc = r.accuracy
+    if acc is None:  # not measured on this host: what the device measured, if anything
+        return device_accuracy_chart(r.measure) if r.measure else None
     wanted = [("float", "top-1, float model", acc.float, acc, "float"),
               ("quantized", f"top-1, {r.quantization.mode}", acc.quantized, acc, "quantized"),
               ("agreement", "top-1 agreement with float", acc.agreement, acc, "agreement"),

@@ -93,7 +93,7 @@ def tiles(r: Report) -> str:
         out.append(_tile(label, format_bytes(side["needed_bytes"]),
                          f"{100 * side['used_fraction']:.2f} % of {format_bytes(side['budget_bytes'])}, "
                          f"{_how(side['source'])}", f"fit.{key}.needed_bytes", side["needed_bytes"]))
-    if acc.quantized is not None:
+    if acc is not None and acc.quantized is not None:
         ref = f"float {100 * acc.float:.2f} %" if acc.float is not None else "no float reference"
         out.append(_tile("top-1 accuracy", f"{100 * acc.quantized:.2f} %", ref, "accuracy.quantized", acc.quantized))
     if m.get("time_ms_median") is not None:
@@ -150,7 +150,9 @@ def render_html(r: Report, plan: dict | None = None) -> str:
                  + figure(charts.arena_sizes_chart(r))),
         _section("layers", "Per-layer profile", figure(charts.profile_chart(r.measure)) +
                  figure(charts.layer_chart(r), "Per-layer figures: not measured (no edgeq-c plan in this report).")),
-        _section("accuracy", "Accuracy", figure(charts.accuracy_chart(r)) + _plan_figures(plan)),
+        _section("accuracy", "Accuracy",
+                 figure(charts.accuracy_chart(r), f"Not measured: {r.not_measured}." if r.not_measured else "")
+                 + _plan_figures(plan)),
     ]
     if status == "measured" or r.measure:
         ms = r.measure or {}

@@ -22,13 +22,35 @@ def _pp(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f} pp"
 
 
+def _tensors(what: str, tensors) -> str:
+    shown = ", ".join(f"`{t.name}` {t.shape} {t.dtype}" for t in tensors)
+    return f"{what}{'s' if len(tensors) > 1 else ''} {shown}"
+
+
+def _output_rows(acc) -> list[str]:
+    """One row per output: its SQNR against the float model and its top-1 agreement."""
+    if len(acc.outputs) < 2:
+        return []
+    rows = ["", "| output | SQNR | top-1 agreement |", "|---|---:|---:|"]
+    for o in acc.outputs:
+        sqnr = "-" if o.sqnr_db is None else f"{o.sqnr_db:.1f} dB"
+        mark = " (labelled)" if o.name == acc.label_output and acc.labelled else ""
+        rows.append(f"| `{o.name}`{mark} | {sqnr} | {_pct(o.agreement)} |")
+    return rows
+
+
 def _conversion_lines(m: ModelInfo) -> list[str]:
-    """An ONNX or .pt2 model's layout and how faithfully it was converted to a float .tflite."""
+    """An ONNX or .pt2 model's layout and how faithfully it was converted to a float .tflite; a float
+    .tflite's weights folded to float32."""
     lines = []
-    inp = m.input
-    if inp.source_layout:
-        lines.append(f"- Layout: the model takes {inp.source_shape} {inp.source_layout}; the converted model "
-                     f"and the firmware take {inp.shape} {inp.layout} (data is accepted in either)")
+    for inp in m.inputs:
+        if inp.source_layout:
+            lines.append(f"- Layout: the model takes {inp.source_shape} {inp.source_layout}; the converted model "
+                         f"and the firmware take {inp.shape} {inp.layout} (data is accepted in either)")
+    if m.folded:
+        more = f" and {len(m.folded) - 3} more" if len(m.folded) > 3 else ""
+        lines.append(f"- Constant weights folded to float32 at load, before quantizing: {len(m.folded)} op(s), "
+                     f"{', '.join(m.folded[:3])}{more}")
     f = m.conversion_fidelity
     if f:
         sqnr = "identical outputs" if f["identical"] else f"output SQNR {f['sqnr_db']} dB"
@@ -39,6 +61,18 @@ def _conversion_lines(m: ModelInfo) -> list[str]:
     return lines
 
 
+def _accuracy_lines(acc) -> list[str]:
+    return [
+        f"{_source_text(acc, 'quantized').capitalize()}:",
+        "",
+        "| float | quantized | drop | top-1 agreement | output SQNR |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {_pct(acc.float)} | {_pct(acc.quantized)} | {_pp(acc.drop_pp)} | "
+        f"{_pct(acc.agreement)} | {'-' if acc.sqnr_db is None else format(acc.sqnr_db, '.1f') + ' dB'} |",
+        *_output_rows(acc),
+    ]
+
+
 def render_markdown(r: Report) -> str:
     """report.md: the same facts as report.json, for a person."""
     m, p, q, s = r.model, r.profile, r.quantization, r.size
@@ -47,8 +81,8 @@ def render_markdown(r: Report) -> str:
     lines = [
         f"# edgeq report: {m.name} on {p.name}",
         "",
-        f"- Model: `{m.path}` ({m.format}), sha256 `{m.sha256[:16]}…`, input {m.input.shape} "
-        f"{m.input.dtype}, ops: {', '.join(m.ops)}",
+        f"- Model: `{m.path}` ({m.format}), sha256 `{m.sha256[:16]}…`, ops: {', '.join(m.ops)}",
+        f"- {_tensors('Input', m.inputs)}; {_tensors('output', m.outputs)}",
         f"- Device: {p.display_name} — {p.core} @ {p.clock_mhz:g} MHz, flash {kb(p.flash_bytes)}, "
         f"RAM {kb(p.ram_bytes)} ({kb(p.ram_for_model_bytes)} for the model)",
         *_conversion_lines(m),
@@ -94,23 +128,11 @@ def render_markdown(r: Report) -> str:
         lines.append(f"| {label} | {kb(b.needed_bytes)} | {kb(b.budget_bytes)} | "
                      f"{100 * b.used_fraction:.1f} % | {b.what} | {how} |")
     lines += [f"- {reason}" for reason in fit.reasons()]
-    lines += [
-        "",
-        "## Accuracy",
-        "",
-        f"On {acc.samples} samples of {acc.data}, {_source_text(acc, 'quantized')}:",
-        "",
-        "| float | quantized | drop | top-1 agreement | output SQNR |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {_pct(acc.float)} | {_pct(acc.quantized)} | {_pp(acc.drop_pp)} | "
-        f"{_pct(acc.agreement)} | {'-' if acc.sqnr_db is None else format(acc.sqnr_db, '.1f') + ' dB'} |",
-        "",
-        "## Latency",
-        "",
-        f"Host LiteRT interpreter: median {lat.host_ms_median:.3f} ms, p95 {lat.host_ms_p95:.3f} ms "
-        f"({lat.runs} runs, {lat.threads} thread{'s' if lat.threads != 1 else ''}). "
-        "This is this machine, not the device.",
-    ]
+    lines += ["", "## Accuracy", ""] + (_accuracy_lines(acc) if acc else [f"Not measured: {r.not_measured}."])
+    lines += ["", "## Latency", ""]
+    lines.append(f"Host LiteRT interpreter: median {lat.host_ms_median:.3f} ms, p95 {lat.host_ms_p95:.3f} ms "
+                 f"({lat.runs} runs, {lat.threads} thread{'s' if lat.threads != 1 else ''}). "
+                 "This is this machine, not the device." if lat else f"Not measured: {r.not_measured}.")
     lines += device_lines(r)
     if r.outputs:
         lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in r.outputs.items()]
@@ -142,6 +164,12 @@ def format_measure(m: dict) -> list[str]:
              f"| {_num(m['cycles_min'])} | {_num(m['cycles_median'])} | {_num(m['cycles_p95'])} | "
              f"{_num(m['time_ms_median'], 3)} ms ({at_clock}) | {_num(m['cycles_per_mac'], 2)} "
              f"({_num(m['macs'])} MACs) | {_num(m['samples_per_second'], 1)} |"]
+    outputs = m.get("outputs") or []
+    if len(outputs) > 1:
+        lines += ["", "| output | bit-exact | largest difference |", "|---|---:|---:|"]
+        lines += [f"| `{o['name']}` | {_pct(o['bit_exact_fraction'])} ({o['bit_exact_samples']}) | "
+                  f"{_num(o['max_abs_diff'], 4 if o['max_abs_diff'] and o['max_abs_diff'] % 1 else 0)} |"
+                  for o in outputs]
     if _source_text(m, "cycles_median"):
         lines += ["", f"Counts {_source_text(m, 'cycles_median')}."]
     if m.get("profile"):

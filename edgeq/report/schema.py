@@ -26,6 +26,7 @@ SCHEMA_VERSION = 3
 
 @dataclass
 class TensorDesc:
+    name: str  # as the model's signature names it
     shape: list[int]
     dtype: str
     layout: str | None = None  # NHWC or NLC, for a model that came channel-first (ONNX, .pt2)
@@ -39,10 +40,11 @@ class ModelInfo:
     name: str
     format: str
     sha256: str
-    input: TensorDesc
-    output: TensorDesc
+    inputs: list[TensorDesc]  # in the model's order, which the firmware and the data files follow
+    outputs: list[TensorDesc]
     ops: list[str]
     conversion_fidelity: dict | None = None  # ONNX and .pt2: the float .tflite against the source
+    folded: list[str] = field(default_factory=list)  # a float .tflite's DEQUANTIZE/DENSIFY of constants, folded at load
 
 
 @dataclass
@@ -111,16 +113,25 @@ class Memory:
 
 
 @dataclass
+class OutputAccuracy:
+    name: str
+    sqnr_db: float | None  # against the float model; null without one
+    agreement: float | None  # top-1 agreement with the float model, for an output of more than one element
+
+
+@dataclass
 class Accuracy:
     data: str
     samples: int
     labelled: bool
-    float: float | None
+    float: float | None  # top-1 on the output `label_output` names
     quantized: float | None
     drop_pp: float | None
     agreement: float | None
-    sqnr_db: float | None
+    sqnr_db: float | None  # the worst output's
     sources: dict
+    outputs: list[OutputAccuracy] = field(default_factory=list)  # one a model output, in order
+    label_output: str | None = None
 
 
 @dataclass
@@ -161,8 +172,8 @@ class Report:
     quantization: Quantization
     size: Size
     memory: Memory
-    accuracy: Accuracy
-    latency: Latency
+    accuracy: Accuracy | None  # None when LiteRT on this host cannot run the model (`not_measured` says why)
+    latency: Latency | None
     fit: Fit
     build: Build | None = None
     measure: dict | None = None  # measure.json's figures (edgeq.device.measure), once measured on the device
@@ -170,6 +181,7 @@ class Report:
     outputs: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     edgeq_version: str = ""
+    not_measured: str | None = None  # why accuracy and latency were not measured on this host
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
@@ -209,6 +221,8 @@ def _plain(value):
         return value.to_dict()
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -233,6 +247,12 @@ def _fields(cls, data: dict):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise KeyError(f.name)
             continue
-        value, section = data[f.name], _section_type(hints[f.name])
-        values[f.name] = _build(section, value) if section is not None and value is not None else value
+        value, hint = data[f.name], hints[f.name]
+        section = _section_type(hint)
+        if section is not None and value is not None:
+            value = _build(section, value)
+        elif typing.get_origin(hint) is list and value is not None:
+            item = _section_type(typing.get_args(hint)[0])
+            value = [_build(item, v) for v in value] if item is not None else value
+        values[f.name] = value
     return cls(**values)

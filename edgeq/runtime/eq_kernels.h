@@ -77,6 +77,16 @@ eq_status eq_depthwise_conv_s8(const eq_context *ctx, const eq_dw_conv_params *p
                                const int8_t *filter, const int32_t *bias,
                                const eq_dims *output_dims, int8_t *output);
 
+/* TRANSPOSE_CONV: filter OHWI as TFLite stores it, bias per output channel (may be null) and
+ * tap_offsets[c * filter h * filter w + tap] = input_offset * the sum of channel c's weights at
+ * that tap, in place of a folded bias (which taps reach a pixel depends on the pixel). dilation
+ * is ignored (TRANSPOSE_CONV has none); padding is TFLM's (top, left). No scratch. */
+eq_status eq_transpose_conv_s8(const eq_context *ctx, const eq_conv_params *params,
+                               const eq_quant_params *quant, const eq_dims *input_dims,
+                               const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                               const int32_t *bias, const int32_t *tap_offsets,
+                               const eq_dims *output_dims, int8_t *output);
+
 /* The same with the filter widened (eq_types.h). */
 eq_status eq_fully_connected_wide_s8(const eq_context *ctx, const eq_fc_params *params,
                                      const eq_quant_params *quant, const eq_dims *input_dims,
@@ -118,6 +128,15 @@ eq_status eq_concatenation_s8(const eq_context *ctx, int32_t count, const int8_t
 eq_status eq_pad_s8(const eq_context *ctx, const eq_pad_params *params,
                     const eq_dims *input_dims, const int8_t *input,
                     const eq_dims *output_dims, int8_t *output);
+
+/* RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR with each output row's and column's source
+ * rows and columns (and, bilinear, weights) from generated tables: see their files. */
+eq_status eq_resize_bilinear_s8(const eq_context *ctx, const int32_t *rows, const int32_t *cols,
+                                const eq_dims *input_dims, const int8_t *input,
+                                const eq_dims *output_dims, int8_t *output);
+eq_status eq_resize_nearest_neighbor_s8(const eq_context *ctx, const int32_t *rows, const int32_t *cols,
+                                        const eq_dims *input_dims, const int8_t *input,
+                                        const eq_dims *output_dims, int8_t *output);
 
 eq_status eq_mean_s8(const eq_context *ctx, const eq_mean_params *params,
                      const eq_dims *input_dims, const int8_t *input,

@@ -41,24 +41,36 @@ void eq_hello_set_arena_bytes(uint8_t *hello, uint32_t arena_bytes) {
   eq_put_u32_le(hello + EQ_HELLO_ARENA_OFFSET, arena_bytes);
 }
 
-void eq_send_frame(uint8_t type, uint8_t seq, const uint8_t *part0, uint32_t length0,
-                   const uint8_t *part1, uint32_t length1) {
+/* A frame written as it goes, its CRC folded in part by part: no buffer for a payload whose size
+ * depends on the model. */
+static uint32_t eq_frame_begin(uint8_t type, uint8_t seq, uint32_t length) {
   uint8_t header[EQ_FRAME_HEADER_BYTES];
-  uint8_t trailer[EQ_FRAME_CRC_BYTES];
-  uint32_t crc;
   header[0] = EQ_FRAME_MARKER_0;
   header[1] = EQ_FRAME_MARKER_1;
   header[2] = type;
   header[3] = seq;
-  eq_put_u32_le(header + 4, length0 + length1);
-  crc = eq_crc32(0u, header + 2, EQ_FRAME_HEADER_BYTES - 2u);
-  crc = eq_crc32(crc, part0, length0);
-  crc = eq_crc32(crc, part1, length1);
-  eq_put_u32_le(trailer, crc);
+  eq_put_u32_le(header + 4, length);
   eq_port_write(header, EQ_FRAME_HEADER_BYTES);
-  if (length0 > 0u) eq_port_write(part0, length0);
-  if (length1 > 0u) eq_port_write(part1, length1);
+  return eq_crc32(0u, header + 2, EQ_FRAME_HEADER_BYTES - 2u);
+}
+
+static uint32_t eq_frame_part(uint32_t crc, const uint8_t *data, uint32_t length) {
+  if (length == 0u) return crc;
+  eq_port_write(data, length);
+  return eq_crc32(crc, data, length);
+}
+
+static void eq_frame_end(uint32_t crc) {
+  uint8_t trailer[EQ_FRAME_CRC_BYTES];
+  eq_put_u32_le(trailer, crc);
   eq_port_write(trailer, EQ_FRAME_CRC_BYTES);
+}
+
+void eq_send_frame(uint8_t type, uint8_t seq, const uint8_t *part0, uint32_t length0,
+                   const uint8_t *part1, uint32_t length1) {
+  uint32_t crc = eq_frame_begin(type, seq, length0 + length1);
+  crc = eq_frame_part(crc, part0, length0);
+  eq_frame_end(eq_frame_part(crc, part1, length1));
 }
 
 /* ---- ERROR messages, formatted without stdio ---- */
@@ -181,6 +193,26 @@ static int eq_rx_read(eq_rx_t *rx, uint8_t *dst, uint32_t n, uint32_t *crc) {
   return 0;
 }
 
+/* Reads n bytes into the tensors one after the other (what is past their end is dropped), folding
+ * them into *crc. */
+static int eq_rx_read_tensors(eq_rx_t *rx, const eq_tensor_t *tensors, uint32_t count, uint32_t n,
+                              uint32_t *crc) {
+  uint32_t k;
+  for (k = 0; k < count && n > 0u; ++k) {
+    uint32_t take = n < tensors[k].bytes ? n : tensors[k].bytes;
+    if (eq_rx_read(rx, tensors[k].data, take, crc) < 0) return -1;
+    n -= take;
+  }
+  return eq_rx_read(rx, 0, n, crc);
+}
+
+static uint32_t eq_total_bytes(const eq_tensor_t *tensors, uint32_t count) {
+  uint32_t total = 0u;
+  uint32_t k;
+  for (k = 0; k < count; ++k) total += tensors[k].bytes;
+  return total;
+}
+
 static int eq_rx_crc_matches(eq_rx_t *rx, uint32_t crc, int *matches) {
   uint8_t trailer[EQ_FRAME_CRC_BYTES];
   uint32_t ignored = 0u;
@@ -191,6 +223,17 @@ static int eq_rx_crc_matches(eq_rx_t *rx, uint32_t crc, int *matches) {
 
 /* ---- The request loop ---- */
 
+/* RESULT: cycles u64, then every output's bytes, streamed with the CRC folded in as it goes. */
+static void eq_send_result(const eq_server_t *server, uint8_t seq, const uint8_t cycles_le[8]) {
+  uint32_t k;
+  uint32_t crc = eq_frame_begin(EQ_MSG_RESULT, seq, 8u + eq_total_bytes(server->outputs, server->output_count));
+  crc = eq_frame_part(crc, cycles_le, 8u);
+  for (k = 0; k < server->output_count; ++k) {
+    crc = eq_frame_part(crc, server->outputs[k].data, server->outputs[k].bytes);
+  }
+  eq_frame_end(crc);
+}
+
 static void eq_answer_infer(const eq_server_t *server, uint8_t seq, uint32_t length) {
   eq_text_t t;
   uint64_t start;
@@ -198,12 +241,13 @@ static void eq_answer_infer(const eq_server_t *server, uint8_t seq, uint32_t len
   uint8_t cycles_le[8];
   int status;
   uint32_t i;
+  uint32_t input_bytes = eq_total_bytes(server->inputs, server->input_count);
   t.length = 0u;
-  if (length != server->input_bytes) {
+  if (length != input_bytes) {
     eq_text_str(&t, "INFER carries ");
     eq_text_u32(&t, length);
-    eq_text_str(&t, " bytes; the input tensor takes ");
-    eq_text_u32(&t, server->input_bytes);
+    eq_text_str(&t, " bytes; the inputs take ");
+    eq_text_u32(&t, input_bytes);
     eq_send_error(seq, EQ_ERR_INPUT_SIZE, &t);
     return;
   }
@@ -218,7 +262,7 @@ static void eq_answer_infer(const eq_server_t *server, uint8_t seq, uint32_t len
     return;
   }
   for (i = 0; i < 8u; ++i) cycles_le[i] = (uint8_t)((cycles >> (8u * i)) & 0xFFu);
-  eq_send_frame(EQ_MSG_RESULT, seq, cycles_le, 8u, server->output(), server->output_bytes);
+  eq_send_result(server, seq, cycles_le);
 }
 
 /* Boards that paint their stack at reset define these in eq_board.c; the others report 0, unknown. */
@@ -239,27 +283,16 @@ static void eq_answer_memory(uint8_t seq) {
 static void eq_answer_profile(const eq_server_t *server, uint8_t seq) {
   const uint32_t *counts = 0;
   uint32_t steps = server->profile(&counts);
-  uint8_t header[EQ_FRAME_HEADER_BYTES];
   uint8_t word[4];
-  uint32_t crc;
+  uint32_t crc = eq_frame_begin(EQ_MSG_PROFILE, seq, 4u + 4u * steps);
   uint32_t i;
-  header[0] = EQ_FRAME_MARKER_0;
-  header[1] = EQ_FRAME_MARKER_1;
-  header[2] = EQ_MSG_PROFILE;
-  header[3] = seq;
-  eq_put_u32_le(header + 4, 4u + 4u * steps);
-  crc = eq_crc32(0u, header + 2, EQ_FRAME_HEADER_BYTES - 2u);
-  eq_port_write(header, EQ_FRAME_HEADER_BYTES);
   eq_put_u32_le(word, steps);
-  crc = eq_crc32(crc, word, 4u);
-  eq_port_write(word, 4u);
+  crc = eq_frame_part(crc, word, 4u);
   for (i = 0; i < steps; ++i) {
     eq_put_u32_le(word, counts[i]);
-    crc = eq_crc32(crc, word, 4u);
-    eq_port_write(word, 4u);
+    crc = eq_frame_part(crc, word, 4u);
   }
-  eq_put_u32_le(word, crc);
-  eq_port_write(word, EQ_FRAME_CRC_BYTES);
+  eq_frame_end(crc);
 }
 #endif
 
@@ -289,6 +322,7 @@ void eq_serve(const eq_server_t *server) {
   eq_rx_t rx;
   uint8_t header[6]; /* type, seq, length */
   eq_text_t t;
+  uint32_t input_bytes = eq_total_bytes(server->inputs, server->input_count);
   rx.history_next = 0u;
   rx.replay_pos = 0u;
   rx.replay_length = 0u;
@@ -303,8 +337,8 @@ void eq_serve(const eq_server_t *server) {
     if (eq_rx_read(&rx, header, sizeof(header), &crc) < 0) return;
     length = eq_get_u32_le(header + 2);
     t.length = 0u;
-    if (length <= server->input_bytes) {
-      if (eq_rx_read(&rx, server->input, length, &crc) < 0) return;
+    if (length <= input_bytes) {
+      if (eq_rx_read_tensors(&rx, server->inputs, server->input_count, length, &crc) < 0) return;
       if (eq_rx_crc_matches(&rx, crc, &matches) < 0) return;
       if (matches) {
         eq_dispatch(server, header[0], header[1], length);
@@ -316,8 +350,8 @@ void eq_serve(const eq_server_t *server) {
       if (matches) {
         eq_text_str(&t, "frame of ");
         eq_text_u32(&t, length);
-        eq_text_str(&t, " bytes; the input tensor takes ");
-        eq_text_u32(&t, server->input_bytes);
+        eq_text_str(&t, " bytes; the inputs take ");
+        eq_text_u32(&t, input_bytes);
         eq_send_error(header[1], EQ_ERR_FRAME_TOO_LONG, &t);
         continue;
       }

@@ -37,10 +37,11 @@ extern "C" {
 #define EQ_ERR_FRAME_TOO_LONG 4u
 #define EQ_ERR_UNKNOWN_TYPE 5u
 
-/* HELLO payload: version u8, 3 reserved bytes, arena_bytes u32 at this fixed
- * offset (so a harness can patch the arena it really allocated), clock_hz u32,
- * the model's SHA-256, then strings and tensor descriptions. */
-#define EQ_HELLO_VERSION 1u
+/* HELLO payload: version u8, input count u8, output count u8, a reserved byte,
+ * arena_bytes u32 at this fixed offset (so a harness can patch the arena it
+ * really allocated), clock_hz u32, the model's SHA-256, then strings and the
+ * tensor descriptions, inputs then outputs. */
+#define EQ_HELLO_VERSION 2u
 #define EQ_HELLO_ARENA_OFFSET 4u
 #define EQ_HELLO_CLOCK_OFFSET 8u
 #define EQ_HELLO_MODEL_HASH_OFFSET 12u
@@ -62,13 +63,19 @@ extern "C" {
 #define EQ_RX_LOOKBACK 16u
 #endif
 
+/* Where one of the model's inputs or outputs lives, and how many bytes it takes. */
+typedef struct {
+  uint8_t *data;
+  uint32_t bytes;
+} eq_tensor_t;
+
 typedef struct {
   const uint8_t *hello;
   uint32_t hello_length; /* HELLO payload, generated in Python at codegen time */
-  uint8_t *input;
-  uint32_t input_bytes; /* where INFER payloads are copied */
-  const uint8_t *(*output)(void);
-  uint32_t output_bytes; /* output pointer, valid after invoke */
+  const eq_tensor_t *inputs; /* an INFER payload is every input's bytes, in order */
+  uint32_t input_count;
+  const eq_tensor_t *outputs; /* RESULT carries every output's bytes, in order, after the cycles */
+  uint32_t output_count;
   int (*invoke)(void);   /* 0 = ok */
 #ifdef EQ_PROFILE
   /* The count of each step (kernel call or operator) of the last invoke, in

@@ -10,6 +10,8 @@ file and key, as the profile stage does for its own keys.
 from __future__ import annotations
 
 from edgeq.errors import BadInput
+from edgeq.graph import read_graph
+from edgeq.litert_ops import HostOps, host_ops
 from edgeq.profiles import section_keys, shown_value
 from edgeq.runtimes.base import EMULATED_METHODS, Prepared, Runtime
 from edgeq.runtimes.edgeq_c import EDGEQ_C, EdgeqCModel
@@ -21,7 +23,7 @@ NAMES = tuple(RUNTIMES)
 
 __all__ = ["EDGEQ_C", "EMULATED_METHODS", "LITERT", "NAMES", "RUNTIMES", "TFLM", "EdgeqCModel", "Prepared",
            "Runtime", "TflmModel",
-           "check_profile", "choose_runtime", "get_runtime", "runtimes_of"]
+           "check_profile", "choose_runtime", "get_runtime", "runtimes_of", "runnable"]
 
 
 def get_runtime(name: str) -> Runtime:
@@ -68,3 +70,18 @@ def choose_runtime(profile, requested: str | None = None) -> Runtime:
         raise BadInput(f"profile {profile.name} does not run '{requested}' (its runtimes: "
                        f"{', '.join(profile.runtimes)})")
     return runtime
+
+
+def runnable(profile, tflite: bytes, source: str, runtimes: tuple[Runtime, ...] | None = None,
+             host: HostOps | None = None) -> tuple[Runtime, ...]:
+    """The runtimes (the profile's, or `runtimes`) that can run some version of the model `tflite`
+    (its float form, or the model as it came); a BadInput naming each runtime's reason, op by op,
+    when none can. `host`: what this host lacks to run it, when the caller asked already."""
+    runtimes = runtimes if runtimes is not None else runtimes_of(profile)
+    graph = read_graph(tflite, source)
+    host = host if host is not None else host_ops(tflite, graph)
+    refusals = {r: r.refuses_ops(profile, tflite, graph, host) for r in runtimes}
+    usable = tuple(r for r in runtimes if not refusals[r])
+    if not usable:
+        raise BadInput(f"{source}: no runtime of {profile.name} can run it: " + "; ".join(refusals.values()))
+    return usable

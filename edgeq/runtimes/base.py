@@ -15,6 +15,7 @@ from typing import ClassVar
 from edgeq.codegen.sources import RuntimeId
 from edgeq.errors import BadInput
 from edgeq.graph import Graph, read_graph
+from edgeq.litert_ops import HostOps
 from edgeq.measure.costmodel import CostSection
 from edgeq.measure.fit import Fit
 from edgeq.modes import get_mode
@@ -73,6 +74,12 @@ class Runtime:
                      if profile.supports(get_mode(m).numeric) and not self.refuses_mode(m)), None)
 
     # ---- a model on a profile ------------------------------------------------------------------------
+
+    def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
+        """Why it can run no version of this model, quantized or not: the ops it has no kernel for
+        (custom ops above all), each named with its index. The planner asks once, of the float model,
+        before it builds a candidate; `host` is what this host's LiteRT lacks (edgeq.litert_ops)."""
+        return None
 
     def prepare(self, profile, tflite: bytes, graph: Graph, source: str) -> Prepared:
         """What it makes of the model for the profile, and why it cannot run it (`refusal`)."""

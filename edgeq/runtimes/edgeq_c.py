@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import edgeq
-from edgeq.aot import CompiledModel, compile_if_supported
+from edgeq.aot import CompiledModel, compile_if_supported, ops_without_kernel
 from edgeq.aot.arena_summary import arena_summary
 from edgeq.aot.footprint import measure_footprint
 from edgeq.codegen.edgeq_c import render_edgeq_c_project
 from edgeq.errors import EdgeqError
-from edgeq.graph import Graph
+from edgeq.graph import Graph, ops_text
+from edgeq.litert_ops import HostOps
 from edgeq.measure.costmodel import CostSection
 from edgeq.measure.fit import Budget, Fit
 from edgeq.runtimes.base import Prepared, Runtime
@@ -87,6 +88,12 @@ class EdgeqC(Runtime):
         the core has them and their widened weights fit its flash. Everything that compiles for a device
         goes through here, so the firmware, the fit and the per-layer profile agree on the kernels."""
         return compile_if_supported(tflite, source, graph, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes)
+
+    def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
+        missing = ops_without_kernel(graph)
+        if not missing:
+            return None
+        return "edgeq-c has no kernel for " + ops_text((op.index, op.opcode) for op in missing)
 
     def prepare(self, profile, tflite: bytes, graph: Graph, source: str) -> EdgeqCModel:
         compiled, refusal = self.compile(profile, tflite, source, graph)

@@ -1,14 +1,16 @@
 """LiteRT (TensorFlow Lite's runtime) on phones, Linux boards and the host: the .tflite as it is,
 run by the interpreter with the profile's delegate and threads. It runs every builtin op and every
-mode; it fits by the model file in storage and an estimate of the interpreter's RAM; its harness is
-a Python script, so edgeq's device loop does not reach it yet."""
+mode, and the custom ops the profile declares (litert.custom_ops); it fits by the model file in
+storage and an estimate of the interpreter's RAM; its harness is a Python script, so edgeq's device
+loop does not reach it yet."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
 
 from edgeq.codegen.litert import render_litert_harness
-from edgeq.graph import Graph
+from edgeq.graph import Graph, ops_text
+from edgeq.litert_ops import HostOps, host_ops
 from edgeq.measure.costmodel import CostSection
 from edgeq.measure.fit import Budget, Fit
 from edgeq.runtimes.base import Prepared, Runtime
@@ -41,8 +43,21 @@ class LiteRt(Runtime):
     def version(self) -> str:
         return version("ai-edge-litert")
 
+    def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
+        """The custom ops neither LiteRT (with XNNPACK, which runs some of MediaPipe's) nor the device's
+        declared op library has; LiteRT has every builtin op."""
+        declared = profile.litert.custom_ops if profile.litert is not None else ()
+        lacking = [m for m in host.litert if m.custom not in declared]
+        if lacking:
+            return (f"LiteRT has no kernel for {ops_text((m.index, m.text) for m in lacking)}; if {profile.name}'s "
+                    "LiteRT has it (your op library, MediaPipe's), declare it with --custom-op NAME or in the "
+                    "profile's litert.custom_ops")
+        if host.litert_detail:
+            return host.litert_reason()
+        return None
+
     def prepare(self, profile, tflite: bytes, graph: Graph, source: str) -> Prepared:
-        return Prepared(self.name)  # LiteRT runs every builtin op
+        return Prepared(self.name, self.refuses_ops(profile, tflite, graph, host_ops(tflite, graph)))
 
     def fit(self, profile, prepared: Prepared, tflite: bytes) -> Fit:
         return litert_fit(profile, len(tflite))

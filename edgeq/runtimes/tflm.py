@@ -13,7 +13,8 @@ from pathlib import Path
 from edgeq.codegen.tflm import arena_size_with_margin, render_tflm_firmware, tflm_version
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
 from edgeq.errors import BadInput, EdgeqError
-from edgeq.graph import Graph
+from edgeq.graph import Graph, ops_text
+from edgeq.litert_ops import HostOps
 from edgeq.measure.costmodel import CostSection
 from edgeq.measure.fit import Budget, Fit
 from edgeq.measure.interpreters import ArenaUse, tflm_arena
@@ -100,17 +101,24 @@ class Tflm(Runtime):
     def version(self) -> str:
         return tflm_version()
 
-    def refusal(self, tflite: bytes, graph: Graph) -> str | None:
-        """Why TFLM with CMSIS-NN cannot run the model (an op it lacks, a kernel that refuses it in
-        Prepare, an abort it would hit), or None."""
+    def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
         op_names = model_op_names(tflite, graph)
         try:
             check_tflm_ops(op_names, graph)
         except BadInput as exc:
             return str(exc)
         if "VAR_HANDLE" in op_names:
-            return ("the model keeps resource variables (VAR_HANDLE); edgeq's TFLM harness creates no "
-                    "MicroResourceVariables for them: convert a model without stateful variables")
+            state = ops_text((op.index, op.opcode) for op in graph.operators if op.opcode == "VAR_HANDLE")
+            return (f"TFLM: the model keeps state in resource variables ({state}), and edgeq's TFLM harness creates "
+                    "no MicroResourceVariables for them")
+        return None
+
+    def refusal(self, tflite: bytes, graph: Graph) -> str | None:
+        """Why TFLM with CMSIS-NN cannot run the model (an op it lacks, a kernel that refuses it in
+        Prepare, an abort it would hit), or None."""
+        refused_ops = self.refuses_ops(None, tflite, graph, HostOps())
+        if refused_ops:
+            return refused_ops
         refused = cmsis_nn_refusals(graph)
         if refused:
             return (f"TFLM with CMSIS-NN kernels cannot run this model: {'; '.join(refused)}. Quantize it as int8, "

@@ -18,8 +18,6 @@ static uint8_t input[EQ_TEST_INPUT_BYTES];
 static uint8_t output[EQ_TEST_OUTPUT_BYTES];
 static uint8_t hello[sizeof(eq_test_hello)]; /* in RAM so the arena can be patched */
 
-static const uint8_t *model_output(void) { return output; }
-
 static int model_invoke(void) {
   uint32_t i;
   int all_ee = 1;
@@ -70,15 +68,21 @@ uint64_t eq_board_cycles(void) {
 
 int main(void) {
   eq_server_t server;
+  eq_tensor_t inputs[1];
+  eq_tensor_t outputs[1];
   eq_board_init();
+  inputs[0].data = input;
+  inputs[0].bytes = EQ_TEST_INPUT_BYTES;
+  outputs[0].data = output;
+  outputs[0].bytes = EQ_TEST_OUTPUT_BYTES;
   memcpy(hello, eq_test_hello, sizeof(hello));
   eq_hello_set_arena_bytes(hello, EQ_TEST_ARENA_BYTES);
   server.hello = hello;
   server.hello_length = sizeof(hello);
-  server.input = input;
-  server.input_bytes = EQ_TEST_INPUT_BYTES;
-  server.output = model_output;
-  server.output_bytes = EQ_TEST_OUTPUT_BYTES;
+  server.inputs = inputs;
+  server.input_count = 1u;
+  server.outputs = outputs;
+  server.output_count = 1u;
   server.invoke = model_invoke;
   eq_serve(&server);
   return 0;
