@@ -7,7 +7,7 @@ STAMP := $(VENV)/.edgeq-installed
 DIGITS := examples/digits/artifacts
 DEVICE ?= qemu-mps2-an386
 
-.PHONY: setup demo test deploy bench toolchain browser clean report-screenshot
+.PHONY: setup demo test deploy bench toolchain arm-linux browser clean report-screenshot
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 # Cross compiler and emulator for the emulated boards; installed when missing and root.
 toolchain:
 	@bash scripts/ensure-toolchain.sh
+
+# The aarch64 cross compiler, qemu-aarch64, OpenSSH and adb, for phones and Linux boards (docs/phones.md).
+arm-linux:
+	@bash scripts/ensure-arm-linux.sh
 
 # Chromium, for the browser test of report.html (the demo does not need it).
 browser:
@@ -40,11 +44,11 @@ deploy: setup
 	@$(BIN)/edgeq deploy $(MODEL) --device $(DEVICE) $(if $(DATA),--data $(DATA)) \
 		$(if $(VAL),--val $(VAL)) $(if $(QUANT),--quant $(QUANT))
 
-test: setup toolchain browser
+test: setup toolchain arm-linux browser
 	@$(BIN)/python -m pytest -q
 
 # Every benchmark; device_bench checks issue 10's targets against TFLM + CMSIS-NN (--strict).
-bench: setup toolchain
+bench: setup toolchain arm-linux
 	@for b in bench/*.py; do echo "== $$b"; \
 	  $(BIN)/python $$b $$(test $$b = bench/device_bench.py && echo --strict) || exit 1; done
 

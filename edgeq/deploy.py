@@ -24,7 +24,7 @@ from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import Graph, read_graph
 from edgeq.litert_ops import host_ops
 from edgeq.load import Dataset, Model, load_data, load_model
-from edgeq.measure.fit import linked_fit
+from edgeq.measure.fit import bundle_fit, linked_fit
 from edgeq.measure.interpreters import accuracy_alone, compare, litert_latency, run_litert
 from edgeq.modes import MODES
 from edgeq.plan import PlanRequest, PlanResult, format_plan_table, run_plan
@@ -46,7 +46,7 @@ from edgeq.report.schema import (
     TensorDesc,
 )
 from edgeq.runtimes import Prepared, get_runtime, runnable, runtimes_of
-from edgeq.sources import FLATBUFFER, LINKED_IMAGE, LITERT_HOST, sources_dict
+from edgeq.sources import BUNDLE_FILES, FLATBUFFER, LINKED_IMAGE, LITERT_HOST, sources_dict
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,15 @@ def deploy(req: Request) -> Deployment:
                 files[name if name == JOURNAL else f"{firmware}/{name}"] = data
             if device.measure is not None:
                 outputs["measure_log"] = JOURNAL
-            if device.build is not None:
+            native = (device.measure or {}).get("native")
+            if device.build is not None and device.build.bundle is not None:
+                memory.flash_used_bytes = device.build.bundle["bytes"]
+                memory.sources["flash_used_bytes"] = BUNDLE_FILES.to_dict()
+                if native is not None:
+                    fit = bundle_fit(profile, device.build.bundle["bytes"], native["peak_rss_bytes"], native["where"])
+                    memory.ram_used_bytes = native["peak_rss_bytes"]
+                    memory.sources["ram_used_bytes"] = fit.ram.source.to_dict()
+            elif device.build is not None:
                 used = device.build.memory
                 build = Build(**device.build.to_dict(shown_as=firmware))
                 memory.flash_used_bytes, memory.ram_used_bytes = used.flash_bytes, used.ram_bytes

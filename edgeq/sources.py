@@ -52,6 +52,7 @@ def sources_dict(sources: dict[str, Source | None]) -> dict:
 
 # The measurements edgeq makes, named once.
 LINKED_IMAGE = measured("the size tool on the linked firmware image")
+BUNDLE_FILES = measured("the files of the native harness bundle edgeq build gathered")
 COMPILED_OBJECTS = measured("the profile's compiler: edgeq-c's generated model and kernels compiled and sized")
 TFLM_RECORDING_ALLOCATOR = measured("tflite-micro's recording allocator on this host")
 TFLM_ALLOCATE_TENSORS = measured("tflite-micro's AllocateTensors on this host, smallest arena that succeeds")

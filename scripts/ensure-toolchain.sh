@@ -23,14 +23,6 @@ capable() {
   arm-none-eabi-g++ "${flags[@]}" -fno-exceptions -fno-rtti "$work/cxx.cc" -o "$work/cxx.elf" >/dev/null 2>&1 || return 1
 }
 
-capable && exit 0
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-  echo "edgeq: installing ${packages[*]} (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-  capable || { echo "edgeq: the ARM toolchain still cannot build a C and a C++ file for Cortex-M4" >&2; exit 1; }
-else
-  echo "edgeq: the ARM toolchain cannot build for Cortex-M; install: sudo apt-get install ${packages[*]}" >&2
-  exit 1
-fi
+source "$(dirname "$0")/apt-ensure.sh"
+ensure_packages "the ARM toolchain cannot build for Cortex-M" \
+  "the ARM toolchain still cannot build a C and a C++ file for Cortex-M4"

@@ -164,7 +164,7 @@ def test_stage_commands_convert_measure_and_generate_chain(tmp_path, small_cnn_p
     assert json.loads(measured.stdout)["tflm_arena_bytes"] > 0
     generated = edgeq("generate", tflite, "--device", "pixel-8", "--out", tmp_path / "fw")
     assert generated.returncode == 0, generated.stderr
-    assert (tmp_path / "fw" / "run_litert.py").is_file() and (tmp_path / "fw" / "m_int8.tflite").is_file()
+    assert (tmp_path / "fw" / "harness.c").is_file() and (tmp_path / "fw" / "m_int8.tflite").is_file()
 
 
 def test_plan_with_an_impossible_ram_budget_exits_3_and_still_writes_plan_json(tmp_path, small_cnn_path, small_data):

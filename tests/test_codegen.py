@@ -9,13 +9,10 @@ tests run when TFLM_DIR names one (tests/conftest.py sets it from ../shared/tflm
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tty
 from pathlib import Path
 
@@ -24,12 +21,12 @@ import pytest
 
 import edgeq
 from edgeq.codegen import (
+    FIRMWARE_MANIFEST,
     RuntimeId,
     arena_size_with_margin,
     c_byte_array,
     cortex_m_tflm_target,
     hello_payload,
-    render_litert_harness,
     render_model_data,
     render_tflm_project,
     validate_symbol,
@@ -45,8 +42,10 @@ from edgeq.csource import HEX_BYTES_PER_LINE
 from edgeq.errors import BadInput
 from edgeq.graph import read_graph
 from edgeq.measure.interpreters import run_tflm, tflm_arena
+from edgeq.profiles import get_profile
 from edgeq.quant import params_from_tensor, quantize
 from edgeq.resources import RUNTIME_DIR
+from edgeq.runtimes import LITERT
 
 INPUT_SHAPE = (8, 8, 3)
 CLASSES = 10
@@ -314,7 +313,8 @@ def test_an_empty_model_is_refused():
 
 def _all_outputs(int8_model, project) -> dict[str, str]:
     tflite = int8_model[0]
-    return {**project, **{f"litert/{k}": v for k, v in render_litert_harness(tflite, "m.tflite").items()}}
+    litert = LITERT.project(get_profile("pixel-8"), tflite, "m")
+    return {**project, **{f"litert/{k}": v for k, v in litert.items() if isinstance(v, str) and k != FIRMWARE_MANIFEST}}
 
 
 def test_every_generated_file_first_line_names_edgeq_version_and_model_sha256(int8_model, project):
@@ -331,7 +331,8 @@ def test_rendering_twice_gives_byte_identical_files(int8_model, project):
     tflite, graph = int8_model
     again = render_tflm_project(tflite, graph, MEASURED_ARENA, _hello(tflite, graph))
     assert again == project
-    assert render_litert_harness(tflite, "m.tflite") == render_litert_harness(tflite, "m.tflite")
+    pixel = get_profile("pixel-8")
+    assert LITERT.project(pixel, tflite, "m") == LITERT.project(pixel, tflite, "m")
 
 
 def test_project_carries_edgeq_protocol_as_shipped(project):
@@ -552,65 +553,3 @@ def test_tflm_firmware_with_too_small_an_arena_says_so_instead_of_hello(int8_mod
     assert "AllocateTensors() failed: the arena (256 bytes) is too small" in decode_error(frames[0].payload)[1]
 
 
-# ---------------------------------------------------------------- LiteRT harness, run for real
-
-@pytest.fixture(scope="module")
-def litert_run(int8_model, tmp_path_factory):
-    """The harness in a folder of its own with the model and a labelled .npz; run as a subprocess."""
-    tflite, graph = int8_model
-    folder = tmp_path_factory.mktemp("litert")
-    for path, text in render_litert_harness(tflite, "model.tflite", threads=2, runs=20).items():
-        (folder / path).write_text(text)
-    (folder / "model.tflite").write_bytes(tflite)
-    x = np.random.default_rng(2).standard_normal((40, *INPUT_SHAPE)).astype(np.float32)
-    predictions = run_tflm(tflite, _quantize(x, graph.input_tensors()[0]))[0].argmax(axis=1)
-    y = predictions.copy()
-    y[::4] = (y[::4] + 1) % CLASSES  # a quarter of the labels disagree with the model
-    np.savez(folder / "val.npz", x=x, y=y)
-    np.savez(folder / "val_int8.npz", x=_quantize(x, graph.input_tensors()[0]), y=y)
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(folder / "run_litert.py"), *args], cwd=folder,
-                              capture_output=True, text=True, timeout=120)
-
-    result = run("--data", "val.npz", "--out", "float.json")
-    assert result.returncode == 0, result.stderr
-    return {"folder": folder, "run": run, "figures": json.loads((folder / "float.json").read_text())}
-
-
-def test_litert_harness_reports_the_figures_edgeqs_report_uses(litert_run):
-    figures = litert_run["figures"]
-    assert set(figures) == {"samples", "accuracy", "latency_ms_median", "latency_ms_p95", "threads", "delegate"}
-    assert (figures["samples"], figures["threads"], figures["delegate"]) == (40, 2, "xnnpack")
-
-
-def test_litert_harness_latency_is_plausible(litert_run):
-    figures = litert_run["figures"]
-    assert 0 < figures["latency_ms_median"] <= figures["latency_ms_p95"] < 100
-
-
-def test_litert_harness_accuracy_is_top1_against_the_labels(litert_run):
-    # Labels are TFLM's predictions with every fourth changed: LiteRT agreeing with TFLM scores 0.75.
-    assert litert_run["figures"]["accuracy"] == pytest.approx(0.75, abs=0.05)
-
-
-def test_litert_harness_passes_data_already_in_the_input_dtype_through(litert_run):
-    result = litert_run["run"]("--data", "val_int8.npz", "--out", "int8.json")
-    assert result.returncode == 0, result.stderr
-    figures = json.loads((litert_run["folder"] / "int8.json").read_text())
-    assert figures["accuracy"] == litert_run["figures"]["accuracy"]
-
-
-def test_litert_harness_refuses_data_of_the_wrong_shape_naming_file_and_shape(litert_run, tmp_path):
-    spec = importlib.util.spec_from_file_location("run_litert", litert_run["folder"] / "run_litert.py")
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    bad = tmp_path / "bad.npz"
-    np.savez(bad, x=np.zeros((3, 4, 4, 3), np.float32))
-    with pytest.raises(harness.HarnessError, match=r"bad\.npz: x has shape \[3, 4, 4, 3\]; expected \[samples, 8, 8, 3\]"):
-        harness.measure(litert_run["folder"] / "model.tflite", bad, 1, "xnnpack", "", 0, 1)
-
-
-def test_litert_harness_refuses_an_unknown_delegate_naming_it(int8_model):
-    with pytest.raises(BadInput, match="LiteRT delegate 'npu' is not one of xnnpack, gpu, none"):
-        render_litert_harness(int8_model[0], "m.tflite", delegate="npu")

@@ -91,14 +91,6 @@ def test_nrfjprog_chip_erase_replaces_the_sector_erase_and_the_probe_is_its_snr(
         ["nrfjprog", "--program", "/fw/firmware.hex", "--verify", "--reset", "--chiperase", "--snr", "683000001"]]
 
 
-def test_adb_selects_the_device_and_scp_copies_to_the_host():
-    assert commands("pixel-8", probe="emulator-5554") == [
-        ["adb", "-s", "emulator-5554", "push", "/fw/firmware.elf", "/data/local/tmp/"]]
-    assert commands("rpi4", host="pi@10.0.0.2") == [["scp", "/fw/firmware.elf", "pi@10.0.0.2:"]]
-    with pytest.raises(BadInput, match=r"give user@address with --host"):
-        commands("rpi4")
-
-
 def test_a_real_board_tool_without_arguments_is_refused():
     profile = get_profile("nucleo-l4r5zi")
     bare = dataclasses.replace(profile, flash=dataclasses.replace(profile.flash, args=()))
@@ -127,8 +119,6 @@ def test_every_tool_names_the_package_that_provides_it():
         "picotool": "the Debian package picotool",
         "nrfjprog": "Nordic's nRF Command Line Tools (nordicsemi.com)",
         "bossac": "the Debian package bossa-cli",
-        "adb": "the Debian package adb",
-        "scp": "the Debian package openssh-client",
     }
 
 

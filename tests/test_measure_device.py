@@ -154,4 +154,6 @@ def test_deploy_reaches_emulated_boards_and_the_host_and_real_boards_only_with_a
     assert edgeq_c.unreachable(get_profile("nucleo-l4r5zi"), "/dev/ttyACM0") is None
     assert "give its serial port with --port" in edgeq_c.unreachable(get_profile("nucleo-l4r5zi"), None)
     assert "set TFLM_DIR" in tflm.unreachable(get_profile("qemu-mps2-an386"), None)
-    assert "not over edgeq's serial protocol" in litert.unreachable(get_profile("host"), None)
+    assert litert.unreachable(get_profile("host"), None) is None  # the native LiteRT harness, run here
+    assert litert.unreachable(get_profile("qemu-aarch64"), None) is None
+    assert "--serial" in litert.unreachable(get_profile("pixel-8"), None)

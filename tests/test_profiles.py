@@ -107,7 +107,7 @@ def test_every_emulated_board_names_a_machine_the_installed_qemu_knows(profiles)
                              check=True, timeout=30).stdout
     machines = {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
     for profile in profiles.values():
-        if profile.emulator:
+        if profile.emulator and profile.emulator.qemu_machine:
             assert profile.emulator.qemu_machine in machines, profile.name
 
 
@@ -115,7 +115,9 @@ def test_phones_and_linux_boards_run_litert_with_their_settings(profiles):
     assert profiles["rpi4"].runtimes == ("litert",)
     assert (profiles["rpi4"].litert.threads, profiles["rpi4"].litert.delegate) == (4, "xnnpack")
     assert profiles["pixel-8"].supports("fp16")
-    assert profiles["pixel-8"].toolchain is None
+    assert profiles["pixel-8"].toolchain.compiler == "aarch64-linux-gnu-gcc"  # the native harness
+    assert (profiles["pixel-8"].litert.abi, profiles["pixel-8"].flash.method) == ("aarch64", "adb")
+    assert (profiles["qemu-aarch64"].emulator.qemu_user, profiles["qemu-aarch64"].flash.method) == ("qemu-aarch64", "ssh")
 
 
 def test_the_host_profile_builds_with_gcc_and_runs_every_runtime(profiles):
@@ -225,7 +227,7 @@ def test_a_profile_without_runtimes_is_refused(good):
 def test_an_unknown_flash_method_is_refused(good):
     good["flash"]["method"] = "jlink"
     assert refused(good).startswith(f"{SOURCE}: flash.method: expected one of qemu, host, pyocd,")
-    assert refused(good).endswith(", adb, scp, got 'jlink'")
+    assert refused(good).endswith(", adb, ssh, got 'jlink'")
 
 
 def test_an_unknown_optimisation_level_is_refused(good):
@@ -247,13 +249,13 @@ def test_a_microcontroller_needs_a_ram_origin_for_its_linker_script(good):
 def test_a_microcontroller_needs_a_toolchain(good):
     del good["toolchain"]
     assert refused(good) == (f"{SOURCE}: toolchain: missing; expected a toolchain section, "
-                             "since kind mcu builds firmware from C")
+                             "since kind mcu builds firmware or edgeq's native LiteRT harness from C")
 
 
 def test_the_litert_runtime_needs_a_litert_section(good):
     good["runtimes"] = ["edgeq-c", "litert"]
-    assert refused(good) == (f"{SOURCE}: litert: missing; expected a litert section (threads, delegate, custom_ops), "
-                             "since runtimes include litert")
+    assert refused(good) == (f"{SOURCE}: litert: missing; expected a litert section (threads, delegate, custom_ops, "
+                             "abi, cpus), since runtimes include litert")
 
 
 def test_a_litert_section_without_the_litert_runtime_is_refused(good):

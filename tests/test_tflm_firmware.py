@@ -172,7 +172,7 @@ def test_a_second_project_for_the_same_core_compiles_no_tflm_file_again(small_cn
     first = generate(tmp_path / "first", "qemu-mps2-an386", small_cnn_int8)
     build_firmware(first, profile)  # warms the cache with edgeq build's own flags, if the tests above have not
     second = generate(tmp_path / "second", "qemu-mps2-an386", small_cnn_int8)
-    variables = get_runtime("tflm").build_variables()
+    variables = get_runtime("tflm").build_variables(None)
     done = subprocess.run(make_command(second, read_manifest(second), variables), capture_output=True, text=True,
                           check=True)
     assert "  TFLM " not in done.stdout and (second / "firmware.elf").is_file()

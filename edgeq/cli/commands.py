@@ -163,7 +163,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_measure(args) -> int:
-    """A firmware folder on its device, over serial."""
+    """A firmware folder on its device: over serial, or a phone's or Linux board's native harness."""
+    from edgeq.cli.phone import benchmark_tool, device_dry_run
     from edgeq.device.loop import measure_firmware
     from edgeq.device.measure import SUMMARY, device_data
     from edgeq.report import format_measure, render_measure_html
@@ -177,9 +178,21 @@ def cmd_measure(args) -> int:
     data = device_data(args.val, tflite, args.samples, str(model_path), args.label_output)
     _warn(data.warnings)
     out = Path(args.out) if args.out else firmware
+    address = args.port or args.host or args.serial
+    tool = benchmark_tool(profile, args.benchmark_model, args.dry_run)
+    delegate = args.delegate or (profile.litert.delegate if profile.litert else "xnnpack")
+    if args.dry_run:
+        _result(args, *device_dry_run(profile, firmware, address, per_layer=args.profile, benchmark_model=tool,
+                                      delegate=delegate))
+        return 0
     found = measure_firmware(profile, firmware, data.x, data.y, out, tflite=tflite, model_name=model_path.name,
-                             port=args.port, resume=args.resume, timeout=args.timeout, per_layer=args.profile,
+                             port=address, resume=args.resume, timeout=args.timeout, per_layer=args.profile,
                              label_output=data.label_output)
+    if found.summary is not None and tool is not None and found.failure is None:
+        from edgeq.device.native import run_benchmark_model
+
+        with console.stage("device", f"benchmark_model with the {delegate} delegate, over adb"):
+            found.summary["benchmark_model"] = run_benchmark_model(profile, firmware, tool, address, delegate)
     if found.summary is not None:
         write_files(out, {SUMMARY: (json.dumps(found.summary, indent=2) + "\n").encode(),
                           "report.html": render_measure_html(found.summary, f"edgeq measure: {firmware}").encode()})
@@ -198,6 +211,13 @@ def cmd_build(args) -> int:
     profile = _profile(args.device or manifest.device)
     with console.stage("build", f"make{' PROFILE=1' if args.profile else ''} in {firmware}"):
         result = build_firmware(firmware, profile, profiled=args.profile)
+    if result.bundle is not None:
+        b = result.bundle
+        _result(args, {**b, "harness": str(result.elf), "command": " ".join(result.command)},
+                f"{result.elf.parent}: {len(b['files'])} files, {format_bytes(b['bytes'])} for {b['abi']} "
+                f"(libLiteRt.so of ai-edge-litert {b['litert_version']}, SHA-256 {b['libLiteRt_sha256'][:16]}...; "
+                "measured: the bundle's files)")
+        return 0
     facts = result.to_dict()
     kb = format_bytes
     _result(args, facts, f"{result.elf}: flash {facts['flash_used_bytes']:,} bytes ({kb(facts['flash_used_bytes'])}, "
@@ -220,6 +240,12 @@ def cmd_flash(args) -> int:
     name = profiled_name if args.profile else str
     files = {key: firmware / name(manifest.image(key)) if manifest.image(key) else None
              for key in ("elf", "bin", "hex", "uf2")}
+    if profile.runs_native_harness:  # a phone or Linux board: the harness bundle, pushed
+        from edgeq.cli.phone import flash_dry_run, push_bundle
+
+        address = args.host or args.serial
+        _result(args, *(flash_dry_run if args.dry_run else push_bundle)(profile, firmware, address))
+        return 0
     options = FlashOptions(port=args.port, host=args.host, probe=args.probe, erase=args.erase)
     if args.dry_run and profile.flash.method == "qemu":
         command = QemuRunner().command(board_params_for(profile).board, files["elf"], free_tcp_port())
@@ -364,7 +390,8 @@ def cmd_deploy(args) -> int:
     req = Request(model=Path(args.model), profile=profile, data=args.data, val=args.val,
                   mode=args.quant, runtime=args.runtime, label_output=args.label_output, every_candidate=args.all,
                   planner=None if args.quant else plan_request(args, profile),
-                  device=DeviceRequest(run=not args.no_device, port=args.port, samples=args.samples,
+                  device=DeviceRequest(run=not args.no_device, port=args.port or args.host or args.serial,
+                                       samples=args.samples,
                                        per_layer=args.profile))
     console.info(f"edgeq deploy: {req.model} -> {profile.name}")
     try:

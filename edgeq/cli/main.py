@@ -61,6 +61,14 @@ def add_label_output(p: argparse.ArgumentParser) -> None:
                    help="a model with several outputs: the one the labels (y) are for, top-1 accuracy's")
 
 
+def add_device_address(p: argparse.ArgumentParser, *, host: bool = True) -> None:
+    """Where a phone or Linux board is: its adb serial, or user@address for ssh."""
+    if host:
+        p.add_argument("--host", help="a Linux board's ssh address, user@address or a Host of your ssh_config "
+                                      "($EDGEQ_SSH_CONFIG names another config file)")
+    p.add_argument("--serial", help="a phone's adb serial (adb devices lists it)")
+
+
 def add_custom_op(p: argparse.ArgumentParser) -> None:
     p.add_argument("--custom-op", action="append", default=[], metavar="NAME",
                    help="a custom op the device's LiteRT has (your op library): LiteRT is not refused for it; "
@@ -122,7 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds to wait for each reply (default 10)")
     p.add_argument("--profile", action="store_true",
                    help="also count each layer: op, shape, MACs, count, per MAC, share (QEMU and host: builds and runs "
-                        "the profiled image too; a real board must run it: edgeq build/flash --profile)")
+                        "the profiled image too; a real board must run it: edgeq build/flash --profile; a phone or "
+                        "Linux board: LiteRT's per-op profile)")
+    add_device_address(p)
+    p.add_argument("--benchmark-model", metavar="PATH",
+                   help="a phone: LiteRT's benchmark_model built for it, run over adb with --delegate as well (the "
+                        "GPU and NPU delegates, which edgeq's harness cannot load there)")
+    p.add_argument("--delegate", choices=("gpu", "nnapi", "xnnpack"),
+                   help="the delegate benchmark_model runs (default: the profile's litert.delegate)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="a phone or Linux board: print the commands (push, run, pull, clean up) instead of running them")
     add_label_output(p)
 
     p = add("evaluate", cmd_evaluate, "measure a .tflite on this host: LiteRT accuracy and latency, TFLM arena, fit")
@@ -150,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("firmware", metavar="FIRMWARE_DIR")
     p.add_argument("--device", help="device profile (default: the one the project was generated for)")
     p.add_argument("--port", help="the board's serial port, for tools that flash over it and to check HELLO")
-    p.add_argument("--host", help="user@address of a networked board (scp)")
-    p.add_argument("--probe", help="serial number of the debug probe (or adb device) to use")
+    p.add_argument("--host", help="a Linux board's ssh address: user@address or a Host of your ssh_config")
+    p.add_argument("--serial", help="a phone's adb serial (adb devices lists it)")
+    p.add_argument("--probe", help="serial number of the debug probe to use")
     p.add_argument("--erase", action="store_true", help="erase the whole flash first")
     p.add_argument("--profile", action="store_true",
                    help="flash the image that counts each layer (edgeq build --profile)")
@@ -181,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=RUNTIMES, help="default: the profile's first")
     p.add_argument("--out", help="output folder (default: build/<model>-<device>)")
     p.add_argument("--port", help="a real board's serial port: build, flash and measure on it")
+    add_device_address(p)
     p.add_argument("--samples", type=int, help="measure only the first N validation samples on the device")
     p.add_argument("--no-device", action="store_true", help="generate only: do not build, flash or measure")
     p.add_argument("--profile", action="store_true",

@@ -6,7 +6,7 @@ runtime's choice (edgeq.runtimes)."""
 from edgeq.codegen.board import compile_flags, link_flags, render_board
 from edgeq.codegen.edgeq_c import render_edgeq_c_harness, render_edgeq_c_project
 from edgeq.codegen.firmware import render_firmware_makefile
-from edgeq.codegen.litert import LITERT_DELEGATES, render_litert_harness
+from edgeq.codegen.litert import harness_command, render_litert_project
 from edgeq.codegen.sources import (
     DEFAULT_MODEL_SYMBOL,
     DEFAULT_PREFIX,
@@ -43,9 +43,10 @@ from edgeq.csource import (
 
 __all__ = ["ARENA_ALIGNMENT", "C_RESERVED_WORDS", "DEFAULT_ARENA_MARGIN", "DEFAULT_BAUD", "DEFAULT_MODEL_SYMBOL",
            "DEFAULT_PREFIX", "FIRMWARE_MANIFEST", "FIRMWARE_PROGRAM", "HELLO_ARENA_OFFSET",
-           "HOST_TFLM_TARGET", "LITERT_DELEGATES", "Manifest", "RuntimeId", "Step", "TflmTarget",
+           "HOST_TFLM_TARGET", "Manifest", "RuntimeId", "Step", "TflmTarget",
            "arena_size_with_margin", "c_byte_array", "compile_flags", "cortex_m_tflm_target",
            "firmware_manifest", "generated_notice", "hello_payload", "link_flags", "model_sha256",
            "read_manifest", "render_board", "render_edgeq_c_harness", "render_edgeq_c_project",
-           "render_firmware_makefile", "render_litert_harness", "render_model_data", "render_tflm_firmware",
+           "render_firmware_makefile", "render_litert_project", "harness_command", "render_model_data",
+           "render_tflm_firmware",
            "render_tflm_project", "tflm_version", "validate_symbol"]

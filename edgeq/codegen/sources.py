@@ -172,7 +172,7 @@ def runtime_sources() -> dict[str, str]:
     return files
 
 
-def _tensor_info(tensor: Tensor) -> TensorInfo:
+def tensor_info(tensor: Tensor) -> TensorInfo:
     return TensorInfo(tensor.type, tuple(tensor.shape), tensor.scales[0] if tensor.scales else 0.0,
                       tensor.zero_points[0] if tensor.zero_points else 0)
 
@@ -181,8 +181,8 @@ def hello_payload(tflite: bytes, graph: Graph, runtime: RuntimeId, clock_hz: int
     """The HELLO the firmware sends: which model, which runtime, its tensors."""
     return encode_hello(HelloInfo(
         model_hash=hashlib.sha256(tflite).digest(), runtime=runtime.name, runtime_version=runtime.version,
-        clock_hz=clock_hz, arena_bytes=arena_bytes, inputs=tuple(map(_tensor_info, io_tensors(graph, "input"))),
-        outputs=tuple(map(_tensor_info, io_tensors(graph, "output")))))
+        clock_hz=clock_hz, arena_bytes=arena_bytes, inputs=tuple(map(tensor_info, io_tensors(graph, "input"))),
+        outputs=tuple(map(tensor_info, io_tensors(graph, "output")))))
 
 
 def firmware_manifest(tflite: bytes, profile, runtime: RuntimeId, stem: str, program: str, *, bin_hex: bool,

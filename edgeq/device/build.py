@@ -7,12 +7,15 @@ Makefile codegen rendered from the profile) and `size` on the result, and sets b
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeq.boards.images import uf2_from_bin
+from edgeq.codegen.litert import BUILDER as BUNDLE_BUILDER
 from edgeq.codegen.sources import Manifest, read_manifest
+from edgeq.device.litert_lib import BIONIC, CROSS_PACKAGES, HOST_ABI, bundle_libc, litert_library, runtime_libraries
 from edgeq.errors import BadInput, DoesNotFit, ToolFailed
 from edgeq.files import write_atomic
 from edgeq.tools import output_tail, require, run_tool
@@ -77,6 +80,9 @@ class BuildResult:
     ram_budget_bytes: int
     command: tuple[str, ...]
     uf2: Path | None = None
+    # A phone's or Linux board's harness bundle (edgeq.codegen.litert): its files and what LiteRT it
+    # carries; `memory.text` is then the bundle's bytes in storage and RAM is what the device measures.
+    bundle: dict | None = None
 
     def to_dict(self, shown_as: str | None = None) -> dict:
         """The figures as report.json keeps them; `shown_as` names the project in the command as the
@@ -149,6 +155,8 @@ def build(project: str | Path, profile, profiled: bool = False, variables: dict[
                        f"build it with --device {manifest.device} or generate it again")
     if profile.toolchain is None:
         raise BadInput(f"{profile.source or profile.name}: toolchain: missing; {profile.name} builds no firmware")
+    if manifest.builder == BUNDLE_BUILDER:
+        return build_bundle(project, profile, manifest)
     compiler = profile.toolchain.compiler
     require(compiler)
     size_program = require(profile.toolchain.tool("size"))
@@ -176,6 +184,35 @@ def build(project: str | Path, profile, profiled: bool = False, variables: dict[
     return BuildResult(project=project, elf=elf, bin=optional["bin"], hex=optional["hex"], memory=memory,
                        flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.memory.ram_bytes,
                        command=tuple(command), uf2=optional["uf2"])
+
+
+def build_bundle(project: Path, profile, manifest: Manifest) -> BuildResult:
+    """The native LiteRT harness compiled for the profile's CPU and gathered with libLiteRt.so (the
+    ai-edge-litert wheel's build for that CPU) and, for Arm, the cross glibc, into bundle/."""
+    abi = profile.litert.abi
+    if bundle_libc(abi) != BIONIC:  # with the NDK, its clang (the Makefile finds it) compiles instead
+        require(profile.toolchain.compiler, CROSS_PACKAGES if abi != HOST_ABI else None)
+    library = litert_library(abi)
+    variables = {"LITERT_LIB": str(library.directory)}
+    libraries = runtime_libraries(abi)
+    if libraries:
+        variables["BUNDLE_LIBS"] = " ".join(map(str, libraries))
+    command = make_command(project, manifest, variables)
+    done = run_tool(command, kind="build", check=False)
+    if done.returncode != 0:
+        output = (done.stdout or "") + (done.stderr or "")
+        raise ToolFailed(f"building {project} failed: {make_failure(output) or output_tail(done)}")
+    harness = project / manifest.elf
+    if not harness.is_file():
+        raise ToolFailed(f"make finished but {harness} is not there")
+    files = sorted(p for p in harness.parent.iterdir() if p.is_file())
+    stored = sum(p.stat().st_size for p in files)
+    bundle = {**library.to_dict(), "libc": bundle_libc(abi), "files": {p.name: p.stat().st_size for p in files},
+              "bytes": stored}
+    write_atomic(harness.parent / "bundle.json", (json.dumps(bundle, indent=2) + "\n").encode())
+    return BuildResult(project=project, elf=harness, bin=None, hex=None, memory=MemoryUse(stored, 0, 0),
+                       flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.ram_for_model_bytes,
+                       command=tuple(command), bundle=bundle)
 
 
 def write_uf2(binary: Path, uf2: Path, profile) -> None:

@@ -177,18 +177,6 @@ class BossacRunner(Runner):
         return [[self.program, *args]]
 
 
-class AdbRunner(Runner):
-    name, program, provides = "adb", "adb", "the Debian package adb"
-    supports = frozenset({"probe"})
-
-    def compose(self, args, options):
-        return [[self.program, *(["-s", options.probe] if options.probe else []), *args]]
-
-
-class ScpRunner(Runner):
-    name, program, provides = "scp", "scp", "the Debian package openssh-client"
-
-
 class QemuRunner(Runner):
     """Nothing to write: QEMU loads the ELF itself. `command` starts the emulated board."""
 
@@ -217,10 +205,12 @@ class HostRunner(Runner):
 
 RUNNERS: dict[str, type[Runner]] = {cls.name: cls for cls in (
     QemuRunner, HostRunner, PyocdRunner, OpenocdRunner, StFlashRunner, EsptoolRunner, PicotoolRunner,
-    NrfjprogRunner, BossacRunner, AdbRunner, ScpRunner)}
+    NrfjprogRunner, BossacRunner)}
 
 
 def runner_for(profile) -> Runner:
+    """The flasher of a microcontroller board (a phone's or Linux board's bundle is pushed by
+    edgeq.device.remote instead)."""
     cls = RUNNERS.get(profile.flash.method)
     if cls is None:
         raise BadInput(f"{profile.source or profile.name}: flash.method: no runner for {profile.flash.method!r}; "

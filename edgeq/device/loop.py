@@ -17,10 +17,11 @@ import numpy as np
 
 from edgeq import console
 from edgeq.codegen.sources import read_manifest
-from edgeq.device.build import BuildResult, build, profiled_name
+from edgeq.device.build import BUNDLE_BUILDER, BuildResult, build, profiled_name
 from edgeq.device.connect import device_link
 from edgeq.device.flash import FlashOptions, Images, flash
 from edgeq.device.measure import DEFAULT_TIMEOUT_S, JOURNAL, Run, measure
+from edgeq.device.native import HARNESS_LOG, measure_native
 from edgeq.device.profile import profile_firmware
 from edgeq.errors import BadInput, EdgeqError, ToolFailed
 from edgeq.files import write_files
@@ -59,7 +60,7 @@ def measure_run(firmware_dir: Path, x, y: np.ndarray | None, journal: Path, *,
 def build_firmware(firmware_dir: Path, profile, profiled: bool = False) -> BuildResult:
     """The project built with the make variables its runtime needs."""
     runtime = get_runtime(read_manifest(firmware_dir).runtime)
-    return build(firmware_dir, profile, profiled=profiled, variables=runtime.build_variables())
+    return build(firmware_dir, profile, profiled=profiled, variables=runtime.build_variables(profile))
 
 
 def run_on_device(profile, firmware_dir: Path, run: Run, *, port: str | None = None,
@@ -67,10 +68,18 @@ def run_on_device(profile, firmware_dir: Path, run: Run, *, port: str | None = N
     """Builds the project, flashes it (real boards), starts it (QEMU, host) and measures it.
 
     A failed build raises (nothing was measured); a failure while measuring is returned in
-    DeviceRun.error with the figures measured until then, so the report can keep them."""
+    DeviceRun.error with the figures measured until then, so the report can keep them. A phone or
+    Linux board (`port`: its adb serial or user@address) runs the native harness instead, with LiteRT's
+    per-op profile always (its runs come after the timed ones)."""
     with console.stage("build", f"make in {firmware_dir}"):
         built = build_firmware(firmware_dir, profile)
     result = DeviceRun(build=built)
+    if built.bundle is not None:  # a phone or Linux board: the native harness, pushed and run over adb or ssh
+        try:
+            result.measure = measure_native(profile, firmware_dir, run, port)
+        except ToolFailed as exc:
+            result.error = exc
+        return result
     if profile.flash.method not in EMULATED_METHODS:
         with console.stage("flash", profile.flash.method):
             flash(profile, Images(elf=built.elf, bin=built.bin, hex=built.hex, image=built.elf, uf2=built.uf2),
@@ -91,7 +100,7 @@ def _kept(project: Path, profiled: bool) -> dict[str, bytes]:
     names = [manifest.image(key) for key in ("elf", "bin", "hex", "uf2")]
     if profiled:
         names.append(profiled_name(manifest.elf))
-    names.append(JOURNAL)
+    names += [JOURNAL, HARNESS_LOG, "bundle/bundle.json"]
     return {name: (project / name).read_bytes() for name in names if name and (project / name).is_file()}
 
 
@@ -105,7 +114,7 @@ def run_project(profile, files: dict[str, str | bytes], x, y: np.ndarray | None 
         write_files(project, {name: c if isinstance(c, bytes) else c.encode() for name, c in files.items()})
         run = measure_run(project, x, y, project / JOURNAL, label_output=label_output)
         result = run_on_device(profile, project, run, port=port)
-        if per_layer and result.error is None and result.measure is not None:
+        if per_layer and result.build.bundle is None and result.error is None and result.measure is not None:
             try:
                 result.measure["profile"] = profile_firmware(profile, project, run, result.measure["cycles_median"],
                                                              port, flash_board=True)
@@ -133,8 +142,15 @@ def measure_firmware(profile, firmware: Path, x, y: np.ndarray | None, out: Path
     so an interrupted run keeps them and `resume` continues it."""
     run = measure_run(firmware, x, y, out / JOURNAL, tflite=tflite, model_name=model_name, resume=resume,
                       timeout=timeout, label_output=label_output)
-    elf = firmware / read_manifest(firmware).elf
+    manifest = read_manifest(firmware)
+    elf = firmware / manifest.elf
     summary, failure = None, None
+    if manifest.builder == BUNDLE_BUILDER:  # a phone, a Linux board or the host: the native LiteRT harness
+        try:
+            summary = measure_native(profile, firmware, run, port)
+        except EdgeqError as exc:
+            failure = exc
+        return FirmwareMeasurement(summary, failure, run.journal)
     with console.stage("device", f"{len(x)} samples on {profile.name}, over serial"):
         try:
             with device_link(profile, elf, firmware, port) as link:

@@ -105,7 +105,7 @@ def profile_firmware(profile, firmware: Path, run: Run, invoke_median: float | N
     if emulated or flash_board:
         with console.stage("build", f"make PROFILE=1 in {firmware}"):
             built = build(firmware, profile, profiled=True,
-                          variables=get_runtime(manifest.runtime).build_variables())
+                          variables=get_runtime(manifest.runtime).build_variables(profile))
         elf = built.elf
         if not emulated:
             with console.stage("flash", f"{profile.flash.method}, the profiled image"):

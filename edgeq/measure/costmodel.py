@@ -109,6 +109,7 @@ class CostSection:
     op_factor: float = 1.0  # its dispatch cost per op against an interpreter's
     folds_constant_ops: bool = False  # ops on constants (fp16 weights' DEQUANTIZE) run once, when it loads
     fitted: bool = False  # bench/fit_cost_model.py measures it on the QEMU boards
+    by_delegate: bool = False  # priced by the profile's litert.delegate when it is not the CPU's
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,17 @@ DEFAULTS: dict[str, Coefficients] = {
     "x86-64": _core({"int8": 0.05, "int4": 0.06, "int16x8": 0.3, "fp32": 0.06, "fp16": 0.06, "hybrid": 0.08},
                     {"int8": 0.2, "int16x8": 0.3, "fp32": 0.2, "fp16": 0.2}, 2000.0, 10000.0, _APP_NOTE),
 }
+_GPU_NOTE = ("default, not measured: a mobile GPU delegate (Mali-G715 class) computing in fp16: fp16 the fastest, "
+             "fp32 at half its rate, int8 dequantized to fp16 on the way in and out, and a launch cost per invoke")
+_NPU_NOTE = ("default, not measured: an NPU through NNAPI: int8 its native type, float ops left to the CPU "
+             "(XNNPACK), and a hand-over per invoke")
+# A delegate's costs where the delegate, not the CPU core, sets them; in cycles of the profile's clock.
+DELEGATE_DEFAULTS: dict[str, Coefficients] = {
+    "gpu": _core({"int8": 0.03, "int4": 0.03, "int16x8": 0.5, "fp32": 0.04, "fp16": 0.02, "hybrid": 0.04},
+                 {"int8": 0.06, "int16x8": 0.5, "fp32": 0.05, "fp16": 0.03}, 4000.0, 600000.0, _GPU_NOTE),
+    "nnapi": _core({"int8": 0.005, "int4": 0.005, "int16x8": 0.2, "fp32": 0.08, "fp16": 0.08, "hybrid": 0.05},
+                   {"int8": 0.02, "int16x8": 0.3, "fp32": 0.15, "fp16": 0.15}, 3000.0, 300000.0, _NPU_NOTE),
+}
 _FAMILY = {"cortex-m0": "cortex-m0plus", "cortex-m23": "cortex-m0plus", "cortex-m55": "cortex-m7",
            "cortex-m85": "cortex-m7", "cortex-a53": "cortex-a72", "cortex-a55": "cortex-a72",
            "cortex-a76": "cortex-x3", "cortex-a78": "cortex-x3", "cortex-x1": "cortex-x3"}
@@ -186,11 +198,15 @@ _FAMILY = {"cortex-m0": "cortex-m0plus", "cortex-m23": "cortex-m0plus", "cortex-
 
 def coefficients_for(profile, section: CostSection, fitted: dict[str, Coefficients] | None = None) -> Coefficients:
     """The coefficients for a profile: fitted ones by profile name first (`fitted`, else the committed
-    table measured on the QEMU boards, for a runtime fitted there), then the core's defaults."""
+    table measured on the QEMU boards, for a runtime fitted there), then the delegate's defaults (the
+    GPU, an NPU) for a runtime priced by delegate, then the core's defaults."""
     if fitted is None and section.fitted:
         fitted = read_fitted_table(section)
     if fitted and profile.name in fitted:
         return fitted[profile.name]
+    delegate = profile.litert.delegate if section.by_delegate and profile.litert is not None else None
+    if delegate in DELEGATE_DEFAULTS:
+        return DELEGATE_DEFAULTS[delegate]
     core = profile.core if profile.core in DEFAULTS else _FAMILY.get(profile.core, "cortex-m4")
     base = DEFAULTS[core]
     return replace(base, per_op=base.per_op * section.op_factor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeq.sources import LINKED_IMAGE, Source
+from edgeq.sources import BUNDLE_FILES, LINKED_IMAGE, Source, measured
 from edgeq.units import format_bytes
 
 
@@ -68,6 +68,15 @@ class Fit:
     @classmethod
     def from_dict(cls, data: dict) -> Fit:
         return cls(Budget.from_dict(data["flash"]), Budget.from_dict(data["ram"]))
+
+
+def bundle_fit(profile, bundle_bytes: int, peak_rss_bytes: int, where: str) -> Fit:
+    """The verdict from the native harness on a phone or Linux board: its bundle in storage, the peak RSS
+    the device measured against the RAM the profile leaves a model."""
+    return Fit(Budget(bundle_bytes, profile.memory.flash_bytes, "harness bundle: harness, model, libLiteRt.so, libc",
+                      BUNDLE_FILES),
+               Budget(peak_rss_bytes, profile.ram_for_model_bytes, "harness process: peak RSS",
+                      measured(f"the harness's peak RSS (getrusage) on {where}")))
 
 
 def linked_fit(profile, flash_bytes: int, ram_bytes: int) -> Fit:

@@ -168,13 +168,18 @@ class Candidate:
         measured_latency = None
         if self.latency_ms_measured is not None:
             unit = (self.device or {}).get("cycles_unit") or "cycles"
-            measured_latency = measured(f"the board over serial: median {unit} a sample at the profile's clock")
+            measured_latency = measured(
+                "the native LiteRT harness on the device: median over its timed runs"
+                if (self.device or {}).get("native") else
+                f"the board over serial: median {unit} a sample at the profile's clock")
         return sources_dict({
             "flash_bytes": self.fit.flash.source if self.fit else None,
             "ram_bytes": self.fit.ram.source if self.fit else None,
             "latency_ms_estimated": (cost_model(self.cost_model_source) if self.latency_ms is not None else None),
             "latency_ms_measured": measured_latency,
-            "accuracy": LITERT_HOST, "agreement": LITERT_HOST, "sqnr_db": LITERT_HOST,
+            **dict.fromkeys(("accuracy", "agreement", "sqnr_db"),
+                            measured(self.record["accuracy_by"]) if (self.record or {}).get("accuracy_by")
+                            else LITERT_HOST),
             "model_bytes": FLATBUFFER, "tflm_arena_bytes": TFLM_RECORDING_ALLOCATOR,
             "edgeq_c_arena_bytes": EDGEQ_C_MEMORY_PLAN, "edgeq_c_const_bytes": EDGEQ_C_CONSTANTS,
         })

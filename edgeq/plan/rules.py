@@ -30,5 +30,5 @@ def plan(profile, runtime: str | None = None, mode: str | None = None) -> Plan:
         return Plan(chosen.name, mode, "chosen by the user", chosen.check_mode(mode, profile))
     default = chosen.default_mode(profile)
     if default is not None:
-        return Plan(chosen.name, default, f"the smallest mode {profile.name} runs well with {chosen.name}")
+        return Plan(chosen.name, default, chosen.default_reason(profile, default))
     return Plan(chosen.name, "fp32", "no quantized mode suits this device", chosen.check_mode("fp32", profile))

@@ -19,9 +19,10 @@ import edgeq.convert.qat as qat
 from edgeq import console
 from edgeq.convert.calibrate import CALIBRATIONS
 from edgeq.errors import BadInput, EdgeqError
-from edgeq.load import read_arrays
+from edgeq.load import Dataset, read_arrays
 from edgeq.measure.costmodel import OpWork, coefficients_for, estimate_ms
 from edgeq.modes import MODES
+from edgeq.plan.arm import ARM_CPU, judge_fp16_on_arm, judged_on_arm
 from edgeq.plan.candidates import (
     LATENCY_TIE,
     MIXED_MAX_FLOAT_LAYERS,
@@ -283,6 +284,16 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
         return (_candidates(session, [Spec(AS_IS, runtime=r.name) for r in runtimes], profile, runtimes, request),
                 [], None)
     candidates = _candidates(session, stage1_specs(), profile, runtimes, request)
+    if judged_on_arm(profile) and not session.inputs().unmeasured:
+        fp16 = [c for c in candidates if c.spec.mode == "fp16" and c.record]
+        if fp16:
+            with console.stage("plan", f"fp16 accuracy on emulated Arm ({ARM_CPU})"):
+                inputs = session.inputs()
+                validation = Dataset(x=inputs.val_x, y=inputs.val_y, source=inputs.val_source,
+                                     synthetic=inputs.val_synthetic, label_output=inputs.val_label_output)
+                session.warnings += judge_fp16_on_arm(fp16, profile, inputs.float_tflite, validation)
+            for c in fp16:
+                assess(c, profile, runtimes, request)
     mixed, layers = _mixed_specs(session, candidates, profile)
     if mixed:
         console.info(f"  plan      no integer candidate within tolerance: trying {len(mixed)} mixed-precision plan(s)")

@@ -273,7 +273,10 @@ class PlanSession:
         summary = device.measure or {}
         if device.error is not None or summary.get("time_ms_median") is None:
             return {"error": str(device.error or "no samples measured").splitlines()[0]}
+        native = summary.get("native")  # a phone or Linux board: the harness's bundle and peak RSS
         return {"cycles_median": summary["cycles_median"], "cycles_unit": summary.get("cycles_unit"),
                 "latency_ms": summary["time_ms_median"],
                 "bit_exact_fraction": summary.get("bit_exact_fraction"), "samples": summary.get("samples"),
-                "flash_used_bytes": device.build.memory.flash_bytes, "ram_used_bytes": device.build.memory.ram_bytes}
+                "flash_used_bytes": device.build.memory.flash_bytes,
+                "ram_used_bytes": native["peak_rss_bytes"] if native else device.build.memory.ram_bytes,
+                "native": native is not None}

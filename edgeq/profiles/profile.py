@@ -13,9 +13,11 @@ DEFAULT_PROFILE = "qemu-mps2-an386"
 KINDS = ("mcu", "linux", "phone", "host")
 NUMERICS = ("int8", "int16x8", "int4", "fp16", "fp32")
 FLASH_METHODS = ("qemu", "host", "pyocd", "openocd", "st-flash", "esptool", "picotool", "nrfjprog",
-                 "bossac", "adb", "scp")
+                 "bossac", "adb", "ssh")
 OPTIMIZE_LEVELS = ("-Os", "-O2", "-O3")
 DELEGATES = ("xnnpack", "gpu", "nnapi")
+# The CPU architectures edgeq builds its native LiteRT harness for (edgeq.device.litert_lib).
+ABIS = ("aarch64", "x86-64")
 # What the flash stage substitutes into flash.args: the built files, the serial port and, for boards
 # reached over the network, user@address.
 FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "uf2", "port", "host")
@@ -60,7 +62,10 @@ class Serial:
 
 @dataclass(frozen=True)
 class Emulator:
-    qemu_machine: str
+    qemu_machine: str | None = None  # qemu-system-arm's -machine, for a microcontroller board
+    # An Arm Linux device as qemu-user runs it: the program (qemu-aarch64) and its -cpu.
+    qemu_user: str | None = None
+    cpu: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class LiteRT:
     # Custom ops the device's LiteRT has beyond the stock ones (the user's op library, MediaPipe's):
     # LiteRT candidates that need them are not refused, and the host says what it cannot measure.
     custom_ops: tuple[str, ...] = ()
+    abi: str = "aarch64"  # what the native harness is built for
+    # The CPUs the harness is pinned to with taskset (a phone's big cores); empty: wherever the OS puts it.
+    cpus: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,12 @@ class Profile:
 
     @property
     def is_emulated(self) -> bool:
-        return self.emulator is not None and self.flash.method == "qemu"
+        return self.emulator is not None
+
+    @property
+    def runs_native_harness(self) -> bool:
+        """A phone or Linux board: LiteRT's C runtime in edgeq's native harness, reached over adb or ssh."""
+        return self.kind in ("linux", "phone")
 
     @property
     def has_fpu(self) -> bool:

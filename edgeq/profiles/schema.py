@@ -16,6 +16,7 @@ from typing import Any
 from edgeq.errors import BadInput
 from edgeq.profiles.board import BOARD_FAMILIES, Board
 from edgeq.profiles.profile import (
+    ABIS,
     DELEGATES,
     FLASH_METHODS,
     FLASH_PLACEHOLDERS,
@@ -113,12 +114,18 @@ _SCHEMA = _Section({
         "args": _Key(_STRINGS.check, _STRINGS.expected, required=False),
     }),
     "serial": _Section({"baud": _POSITIVE_INT}),
-    "emulator": _Section({"qemu_machine": _TEXT}, required=False),
+    "emulator": _Section({"qemu_machine": _Key(_is_text, _TEXT.expected, required=False),
+                          "qemu_user": _Key(_is_text, "a qemu-user program (qemu-aarch64)", required=False),
+                          "cpu": _Key(_is_text, "a -cpu name of that program (cortex-a72)", required=False)},
+                         required=False),
     "board": _Section({"family": _choice(*BOARD_FAMILIES), "chip": _TEXT,
                        "uart": _Key(_is_text, "the name of one of the chip's UARTs", required=False)},
                       required=False),
     "litert": _Section({"threads": _POSITIVE_INT, "delegate": _choice(*DELEGATES),
-                        "custom_ops": _Key(_names().check, _names().expected, required=False)}, required=False),
+                        "custom_ops": _Key(_names().check, _names().expected, required=False),
+                        "abi": _Key(lambda v: v in ABIS, f"one of {', '.join(ABIS)}", required=False),
+                        "cpus": _Key(lambda v: isinstance(v, list) and all(_is_int(c) and c >= 0 for c in v),
+                                     "a list of CPU numbers (taskset's)", required=False)}, required=False),
     "datasheet": _TEXT,
     "notes": _Key(lambda v: isinstance(v, str), "a string", required=False),
 })
@@ -146,10 +153,12 @@ _RULES: tuple[tuple[str, Callable[[dict], bool], str], ...] = (
      "the flash address the linker script places code at (required for kind mcu)"),
     ("memory.ram_origin", lambda d: d["kind"] != "mcu" or "ram_origin" in d["memory"],
      "the RAM address the linker script places data at (required for kind mcu)"),
-    ("toolchain", lambda d: d["kind"] not in ("mcu", "host") or "toolchain" in d,
-     "a toolchain section, since kind {kind} builds firmware from C"),
-    ("emulator", lambda d: d["flash"]["method"] != "qemu" or "emulator" in d,
+    ("toolchain", lambda d: "toolchain" in d,
+     "a toolchain section, since kind {kind} builds firmware or edgeq's native LiteRT harness from C"),
+    ("emulator", lambda d: d["flash"]["method"] != "qemu" or "qemu_machine" in d.get("emulator", {}),
      "an emulator section with qemu_machine, since flash.method is qemu"),
+    ("emulator.cpu", lambda d: ("qemu_user" in d.get("emulator", {})) == ("cpu" in d.get("emulator", {})),
+     "a cpu together with qemu_user (both or neither)"),
     ("flash.args", lambda d: _placeholders(d["flash"].get("args", [])) <= set(FLASH_PLACEHOLDERS),
      "arguments whose placeholders are among " + ", ".join("{{" + p + "}}" for p in FLASH_PLACEHOLDERS)),
 )
@@ -204,7 +213,7 @@ def _build(data: dict, source: str) -> Profile:
         memory=section("memory", Memory), numerics=tuple(data["numerics"]),
         runtimes=tuple(data["runtimes"]), toolchain=section("toolchain", Toolchain, ("cflags",)),
         flash=section("flash", Flash, ("args",)), serial=section("serial", Serial),
-        emulator=section("emulator", Emulator), litert=section("litert", LiteRT, ("custom_ops",)),
+        emulator=section("emulator", Emulator), litert=section("litert", LiteRT, ("custom_ops", "cpus")),
         datasheet=data["datasheet"], notes=data.get("notes", ""), source=source, board=section("board", Board),
     )
 

@@ -12,6 +12,7 @@ from html import escape
 
 import edgeq.report.charts as charts
 from edgeq.report.charts import Chart
+from edgeq.report.markdown import format_native
 from edgeq.report.schema import Report
 from edgeq.report.svg import svg
 from edgeq.units import format_bytes
@@ -138,6 +139,29 @@ def _plan_figures(plan: dict | None) -> str:
                                                "tries mixed precision.")
 
 
+def native_table(m: dict | None) -> str:
+    """A phone's or Linux board's figures from the native harness as HTML tables (the same rows as
+    report.md: edgeq.report.markdown.format_native)."""
+    native = (m or {}).get("native")
+    if not native:
+        return ""
+    html = []
+    table: list[str] = []
+    for line in format_native(native) + [""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if table:
+            head, *rows = [[escape(c.strip().strip("*")) for c in row.strip("|").split("|")] for row in table
+                           if not set(row) <= set("|-: ")]
+            html.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(
+                "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
+            table = []
+        if line:
+            html.append(f"<p>{escape(line.replace('**', ''))}</p>")
+    return "".join(html)
+
+
 def render_html(r: Report, plan: dict | None = None) -> str:
     """report.html for a deploy (report.json), with plan.json's candidates when the planner ran."""
     m, p = r.model, r.profile
@@ -160,7 +184,8 @@ def render_html(r: Report, plan: dict | None = None) -> str:
                  f'{escape(p.display_name)} ({escape(str(ms.get("runtime")))}), against the '
                  f'{escape(str(ms.get("reference")))} interpreter: <b data-key="measure.bit_exact_samples">'
                  f'{ms.get("bit_exact_samples")}</b> bit-exact.</p>')
-        body = facts + figure(charts.device_chart(r.measure), "No counts per inference were measured.")
+        body = facts + (native_table(r.measure) or
+                        figure(charts.device_chart(r.measure), "No counts per inference were measured."))
         if status == "failed":
             body += f'<p class="does-not-fit">The run failed: {escape(str(reason))}</p>'
     else:
@@ -187,6 +212,6 @@ def render_measure_html(m: dict, title: str) -> str:
     """The page for `edgeq measure`, from measure.json (the report's `measure` section)."""
     body = _section("device", "On the device", f'<p><b data-key="measure.bit_exact_samples">{m["bit_exact_samples"]}'
                     f'</b> of {m["samples"]} samples bit-exact against the {escape(m["reference"])} interpreter.</p>'
-                    + figure(charts.device_chart(m)) + figure(charts.device_accuracy_chart(m))
+                    + (native_table(m) or figure(charts.device_chart(m))) + figure(charts.device_accuracy_chart(m))
                     + figure(charts.profile_chart(m)))
     return _page(title, f"{m['runtime']} firmware, {m['samples']} samples", [("device", "On the device")], body)

@@ -158,22 +158,71 @@ def format_measure(m: dict) -> list[str]:
              "|---:|---:|---:|---:|",
              f"| {_pct(m['accuracy'])} | {_pct(m['reference_accuracy'])} | {_pct(m['bit_exact_fraction'])} "
              f"({m['bit_exact_samples']}) | {_num(m['max_abs_diff'], 4 if m['max_abs_diff'] and m['max_abs_diff'] % 1 else 0)} |",
-             "",
-             f"| {unit} per inference: min | median | p95 | time (median) | {unit} per MAC | samples/s over the link |",
-             "|---:|---:|---:|---:|---:|---:|",
-             f"| {_num(m['cycles_min'])} | {_num(m['cycles_median'])} | {_num(m['cycles_p95'])} | "
-             f"{_num(m['time_ms_median'], 3)} ms ({at_clock}) | {_num(m['cycles_per_mac'], 2)} "
-             f"({_num(m['macs'])} MACs) | {_num(m['samples_per_second'], 1)} |"]
+             ""]
+    if m.get("native"):
+        lines += format_native(m["native"])
+    else:
+        lines += [f"| {unit} per inference: min | median | p95 | time (median) | {unit} per MAC "
+                  "| samples/s over the link |",
+                  "|---:|---:|---:|---:|---:|---:|",
+                  f"| {_num(m['cycles_min'])} | {_num(m['cycles_median'])} | {_num(m['cycles_p95'])} | "
+                  f"{_num(m['time_ms_median'], 3)} ms ({at_clock}) | {_num(m['cycles_per_mac'], 2)} "
+                  f"({_num(m['macs'])} MACs) | {_num(m['samples_per_second'], 1)} |"]
     outputs = m.get("outputs") or []
-    if len(outputs) > 1:
+    if any("tolerance" in o for o in outputs):
+        lines += ["", "| output | bit-exact | largest difference | tolerance | within |", "|---|---:|---:|---:|---|"]
+        lines += [f"| `{o['name']}` | {_pct(o['bit_exact_fraction'])} ({o['bit_exact_samples']}) | "
+                  f"{_num(o['max_abs_diff'], 7)} | {_num(o.get('tolerance'), 7)} | "
+                  f"{'-' if 'within_tolerance' not in o else 'yes' if o['within_tolerance'] else '**no**'} |"
+                  for o in outputs]
+    elif len(outputs) > 1:
         lines += ["", "| output | bit-exact | largest difference |", "|---|---:|---:|"]
         lines += [f"| `{o['name']}` | {_pct(o['bit_exact_fraction'])} ({o['bit_exact_samples']}) | "
                   f"{_num(o['max_abs_diff'], 4 if o['max_abs_diff'] and o['max_abs_diff'] % 1 else 0)} |"
                   for o in outputs]
-    if _source_text(m, "cycles_median"):
+    if m.get("native"):
+        lines += ["", f"Times {_source_text(m, 'time_ms_median')}."]
+    elif _source_text(m, "cycles_median"):
         lines += ["", f"Counts {_source_text(m, 'cycles_median')}."]
+    if m.get("benchmark_model"):
+        lines += [""] + format_benchmark_model(m["benchmark_model"])
     if m.get("profile"):
         lines += [""] + format_profile(m["profile"])
+    return lines
+
+
+def format_native(n: dict) -> list[str]:
+    """A phone's or Linux board's own figures from the native harness: start-up, the steady state's
+    latency distribution, memory, the CPU it ran on, and LiteRT's per-op profile."""
+    lat, cpu = n["latency_ms"], n["cpu"]
+    cpu_text = " ".join(v for v in (cpu.get("machine"), cpu.get("model_name"),
+                                    f"part {cpu['part']}" if cpu.get("part") else "") if v)
+    lines = ["| init | first run | latency min | median | p95 | max | peak RSS | threads | CPU |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+             f"| {_num(n['init_ms'], 2)} ms | {_num(n['first_ms'], 3)} ms | {_num(lat['min'], 3)} ms | "
+             f"{_num(lat['median'], 3)} ms | {_num(lat['p95'], 3)} ms | {_num(lat['max'], 3)} ms | "
+             f"{kb(n['peak_rss_bytes'])} | {n['threads']} | {cpu_text or '-'} |",
+             "", f"Latency over {n['runs']} timed runs after {n['warmup_runs']} warm-up runs, on {n['where']}"
+             + (" (**emulated: not the device's speed**)." if n["emulated"] else ".")]
+    facts = {k: v for k, v in (n.get("facts") or {}).items() if v}
+    if facts:
+        lines += ["Device: " + "; ".join(f"{k} `{v}`" for k, v in facts.items()) + "."]
+    if n.get("op_profile"):
+        lines += ["", "| op (LiteRT profile) | count | avg ms | share |", "|---|---:|---:|---:|"]
+        lines += [f"| {r['op']} | {r['count']} | {_num(r['avg_ms'], 4)} | {_pct(r['share'])} |"
+                  for r in n["op_profile"]]
+    return lines
+
+
+def format_benchmark_model(b: dict) -> list[str]:
+    """LiteRT's benchmark_model with the delegate the plan needs (GPU, NPU): its own figures."""
+    nodes = (f"{b['nodes_delegated']} of {b['nodes_total']} nodes delegated"
+             if b.get("nodes_total") is not None else "delegated nodes not reported")
+    lines = [f"benchmark_model, {b['delegate_requested']} delegate ({b.get('delegate') or 'none named'}; {nodes}):", "",
+             "| init | first | warm-up avg | avg | std | memory overall |", "|---:|---:|---:|---:|---:|---:|",
+             f"| {_num(b['init_ms'], 2)} ms | {_num(b['first_ms'], 3)} ms | {_num(b['warmup_avg_ms'], 3)} ms | "
+             f"{_num(b['avg_ms'], 3)} ms | {_num(b['std_ms'], 3)} ms | {_num(b['memory_overall_mb'], 1)} MB |",
+             "", f"{b['source']['by']}."]
     return lines
 
 

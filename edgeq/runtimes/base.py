@@ -73,6 +73,10 @@ class Runtime:
         return next((m for m in self.preferred_modes
                      if profile.supports(get_mode(m).numeric) and not self.refuses_mode(m)), None)
 
+    def default_reason(self, profile, mode: str) -> str:
+        """Why `default_mode` chose `mode`, for the plan's reason."""
+        return f"the smallest mode {profile.name} runs well with {self.name}"
+
     # ---- a model on a profile ------------------------------------------------------------------------
 
     def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
@@ -122,7 +126,7 @@ class Runtime:
             return f"{profile.name} is a real board: give its serial port with --port to build, flash and measure on it"
         return None
 
-    def build_variables(self) -> dict[str, str]:
+    def build_variables(self, profile) -> dict[str, str]:
         """The make variables its firmware's Makefile needs from this machine."""
         return {}
 

@@ -158,7 +158,7 @@ class Tflm(Runtime):
                     "to one to build, flash and measure it")
         return super().unreachable(profile, port)
 
-    def build_variables(self) -> dict[str, str]:
+    def build_variables(self, profile) -> dict[str, str]:
         return {"TFLM_DIR": str(tflm_dir_from_env())}
 
     def candidate_record(self, mode: str, tflite: bytes, graph: Graph, *, dsp: bool,

@@ -1,0 +1,17 @@
+# Sourced by the ensure-*.sh scripts, after they define `packages` and `capable`:
+#   ensure_packages "what cannot be done yet" "what still fails after installing"
+# Exits 0 when `capable` holds; else installs `packages` with apt when this runs as root and checks
+# again; otherwise says what to install and exits 1.
+ensure_packages() {
+  capable && exit 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "edgeq: installing ${packages[*]} (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    capable || { echo "edgeq: $2" >&2; exit 1; }
+    exit 0
+  fi
+  echo "edgeq: $1; install: sudo apt-get install ${packages[*]}" >&2
+  exit 1
+}
