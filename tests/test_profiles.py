@@ -117,7 +117,8 @@ def test_phones_and_linux_boards_run_litert_with_their_settings(profiles):
     assert profiles["pixel-8"].supports("fp16")
     assert profiles["pixel-8"].toolchain.compiler == "aarch64-linux-gnu-gcc"  # the native harness
     assert (profiles["pixel-8"].litert.abi, profiles["pixel-8"].flash.method) == ("aarch64", "adb")
-    assert (profiles["qemu-aarch64"].emulator.qemu_user, profiles["qemu-aarch64"].flash.method) == ("qemu-aarch64", "ssh")
+    emulated = profiles["qemu-aarch64"]
+    assert (emulated.emulator.qemu_user, emulated.flash.method) == ("qemu-aarch64", "ssh")
 
 
 def test_the_host_profile_builds_with_gcc_and_runs_every_runtime(profiles):

@@ -311,7 +311,7 @@ def plan_request(args, profile):
         ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
         flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,
         jobs=args.jobs, use_cache=not args.no_cache, measure_on_device=not args.no_measure,
-        device_port=getattr(args, "port", None))
+        device_port=getattr(args, "port", None) or getattr(args, "host", None) or getattr(args, "serial", None))
 
 
 def _plan_files(result) -> dict[str, bytes]:

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delegate", choices=("gpu", "nnapi", "xnnpack"),
                    help="the delegate benchmark_model runs (default: the profile's litert.delegate)")
     p.add_argument("--dry-run", action="store_true",
-                   help="a phone or Linux board: print the commands (push, run, pull, clean up) instead of running them")
+                   help="a phone or Linux board: print the commands (push, run, pull, clean up) instead of "
+                        "running them")
     add_label_output(p)
 
     p = add("evaluate", cmd_evaluate, "measure a .tflite on this host: LiteRT accuracy and latency, TFLM arena, fit")
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=RUNTIMES, help="default: every runtime of the profile")
     p.add_argument("--out", help="output folder for plan.json and the chosen model")
     p.add_argument("--port", help="a real board's serial port: run the best candidates on it")
+    add_device_address(p)
     add_planner_options(p)
     add_label_output(p)
     add_custom_op(p)

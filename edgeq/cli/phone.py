@@ -73,7 +73,8 @@ def benchmark_tool(profile, path: str | None, dry_run: bool) -> Path | None:
     if path is None:
         return None
     if profile.flash.method != "adb":
-        raise BadInput(f"--benchmark-model runs LiteRT's benchmark_model on a phone over adb; {profile.name} is not one")
+        raise BadInput(f"--benchmark-model runs LiteRT's benchmark_model on a phone over adb; {profile.name} "
+                       "is not one")
     tool = Path(path)
     if not dry_run and not tool.is_file():
         raise BadInput(f"{tool}: no such file (LiteRT's benchmark_model built for the phone)")

@@ -268,6 +268,7 @@ def run_benchmark_model(profile, project: Path, tool: Path, address: str | None,
     result = parse_benchmark_output(text)
     figures = dataclasses.asdict(result)
     figures["delegate_requested"] = delegate
-    figures["source"] = {"kind": "measured", "by": f"LiteRT's benchmark_model on {profile.name} over "
-                                                   f"{transport.name}, with the {delegate} delegate; outputs not checked"}
+    figures["source"] = {"kind": "measured",
+                         "by": f"LiteRT's benchmark_model on {profile.name} over {transport.name}, with the "
+                               f"{delegate} delegate; outputs not checked"}
     return figures
