@@ -77,7 +77,7 @@ def images(path: Path, folder: Path, samples: int) -> Path:
 def plan(path: Path, data: Path, device: str, out: Path) -> dict:
     done, seconds = run_edgeq("plan", str(path), "--device", device, "--data", str(data), "--val", str(data),
                               "--no-measure", "--out", str(out))
-    chosen = next((line.split(" — ")[0].removeprefix("chosen: ") for line in done.stderr.splitlines()
+    chosen = next((line.split(" — ")[0].removeprefix("chosen: ") for line in (done.stdout + done.stderr).splitlines()
                    if line.startswith("chosen:")), None)
     return {"exit": exit_code(done), "seconds": seconds, "rows": plan_table_rows(done), "chosen": chosen,
             "error": last_error(done)}

@@ -24,16 +24,10 @@ LOADERS = {"aarch64": "ld-linux-aarch64.so.1"}
 # The CPU ids XNNPACK reads from /proc/cpuinfo, for the -cpu names qemu-aarch64 emulates (Arm's TRMs).
 CPU_PARTS = {"cortex-a53": "0xd03", "cortex-a55": "0xd05", "cortex-a72": "0xd08", "cortex-a76": "0xd0b",
              "neoverse-n1": "0xd0c", "cortex-a710": "0xd47", "max": "0xd0c"}
-CPU_FEATURES = {
-    "cortex-a53": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
-    "cortex-a72": "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid",
-    "cortex-a55": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
-                  "asimddp",
-    "cortex-a76": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
-                  "asimddp",
-    "neoverse-n1": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
-                   "asimddp ssbs",
-}
+_ARMV8_0 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"
+_ARMV8_2 = _ARMV8_0 + " atomics fphp asimdhp asimdrdm lrcpc dcpop asimddp"  # fphp/asimdhp: fp16 arithmetic
+CPU_FEATURES = {"cortex-a53": _ARMV8_0, "cortex-a72": _ARMV8_0, "cortex-a55": _ARMV8_2, "cortex-a76": _ARMV8_2,
+                "neoverse-n1": _ARMV8_2 + " ssbs"}
 
 
 def cpuinfo_text(cpu: str, cores: int) -> str:
