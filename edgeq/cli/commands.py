@@ -230,7 +230,7 @@ def cmd_build(args) -> int:
 
 def cmd_flash(args) -> int:
     from edgeq.boards import board_params_for
-    from edgeq.device.build import profiled_name
+    from edgeq.device.build import BUNDLE_BUILDER, profiled_name
     from edgeq.device.connect import device_link, free_tcp_port
     from edgeq.device.flash import FlashOptions, Images, QemuRunner, flash
     from edgeq.device.measure import FirmwareMismatch
@@ -240,7 +240,7 @@ def cmd_flash(args) -> int:
     name = profiled_name if args.profile else str
     files = {key: firmware / name(manifest.image(key)) if manifest.image(key) else None
              for key in ("elf", "bin", "hex", "uf2")}
-    if profile.runs_native_harness:  # a phone or Linux board: the harness bundle, pushed
+    if manifest.builder == BUNDLE_BUILDER:  # a phone, a Linux board or the host: the harness bundle, pushed
         from edgeq.cli.phone import flash_dry_run, push_bundle
 
         address = args.host or args.serial

@@ -13,12 +13,13 @@ STAGES = ("push", "run", "pull", "cleanup")
 
 
 def _transport(profile, firmware: Path, address: str | None):
+    from edgeq.codegen.litert import BUILDER as BUNDLE_BUILDER
     from edgeq.codegen.sources import read_manifest
     from edgeq.device.remote import transport_for
     from edgeq.device.sshd import HOST_ALIAS
 
-    if not profile.runs_native_harness:
-        raise BadInput(f"{profile.name} is not a phone or Linux board: it is flashed and measured over serial")
+    if read_manifest(firmware).builder != BUNDLE_BUILDER:
+        raise BadInput(f"{firmware} is not a native LiteRT harness: it is flashed and measured over serial")
     config = None
     if address is None and profile.flash.method == "ssh":
         # The emulated device's sshd and its config exist only during a run: named, not a real path.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -143,11 +142,3 @@ def run_commands(transport: Transport, commands: list[list[str]], *, kind: str =
                  dry_run: bool = False) -> None:
     for argv in commands:
         run_tool(argv, transport.provides, kind=kind, dry_run=dry_run)
-
-
-def tool_missing(transport: Transport) -> str | None:
-    """Why this machine cannot use the transport (its program is not installed), or None."""
-    program = {"ssh": "ssh", "adb": "adb"}.get(transport.name)
-    if program and shutil.which(program) is None:
-        return f"{program} is not installed: install {transport.provides}"
-    return None
