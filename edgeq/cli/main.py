@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -263,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 console.error(str(exc))
                 return exc.exit_code
             except KeyboardInterrupt:
-                console.error("interrupted")
-                return 130
+                return _interrupted()
             except Exception as exc:
                 log.exception("internal error")
                 console.error(f"internal error: {exc!r} (traceback in {log_path})")
@@ -273,8 +273,15 @@ def main(argv: list[str] | None = None) -> int:
         console.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        console.error("interrupted")
-        return 130
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Exit code 130, kept: a second Ctrl-C, or one still pending while the interpreter shuts its
+    worker pools down, would otherwise end the process by the signal (exit -2) after the message."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    console.error("interrupted")
+    return 130
 
 
 if __name__ == "__main__":
