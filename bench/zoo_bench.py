@@ -206,7 +206,8 @@ def shortfalls(rows: dict[tuple[str, str], dict], microcontrollers: set[str]) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="qemu-mps2-an500,pixel-8",
-                        help="comma-separated profiles; the first is the microcontroller the targets name")
+                        help="comma-separated profiles; the microcontrollers among them carry the bit-exact and "
+                             "refusal targets")
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--only", help="comma-separated model names")
     parser.add_argument("--small", action="store_true", help="32x32 mobile networks, for a quick run")

@@ -190,7 +190,8 @@ def build_bundle(project: Path, profile, manifest: Manifest) -> BuildResult:
     """The native LiteRT harness compiled for the profile's CPU and gathered with libLiteRt.so (the
     ai-edge-litert wheel's build for that CPU) and, for Arm, the cross glibc, into bundle/."""
     abi = profile.litert.abi
-    if bundle_libc(abi) != BIONIC:  # with the NDK, its clang (the Makefile finds it) compiles instead
+    libc = bundle_libc(abi)
+    if libc != BIONIC:  # with the NDK, its clang (the Makefile finds it) compiles instead
         require(profile.toolchain.compiler, CROSS_PACKAGES if abi != HOST_ABI else None)
     library = litert_library(abi)
     variables = {"LITERT_LIB": str(library.directory)}
@@ -205,11 +206,11 @@ def build_bundle(project: Path, profile, manifest: Manifest) -> BuildResult:
     harness = project / manifest.elf
     if not harness.is_file():
         raise ToolFailed(f"make finished but {harness} is not there")
-    files = sorted(p for p in harness.parent.iterdir() if p.is_file())
-    stored = sum(p.stat().st_size for p in files)
-    bundle = {**library.to_dict(), "libc": bundle_libc(abi), "files": {p.name: p.stat().st_size for p in files},
-              "bytes": stored}
-    write_atomic(harness.parent / "bundle.json", (json.dumps(bundle, indent=2) + "\n").encode())
+    record = harness.parent / "bundle.json"  # a previous build's: not part of what goes to the device
+    sizes = {p.name: p.stat().st_size for p in sorted(harness.parent.iterdir()) if p.is_file() and p != record}
+    stored = sum(sizes.values())
+    bundle = {**library.to_dict(), "libc": libc, "files": sizes, "bytes": stored}
+    write_atomic(record, (json.dumps(bundle, indent=2) + "\n").encode())
     return BuildResult(project=project, elf=harness, bin=None, hex=None, memory=MemoryUse(stored, 0, 0),
                        flash_budget_bytes=profile.memory.flash_bytes, ram_budget_bytes=profile.ram_for_model_bytes,
                        command=tuple(command), bundle=bundle)

@@ -57,15 +57,15 @@ def arm_outputs(profile, tflite: bytes, x) -> Outputs:
         build_firmware(project, twin)
         transport = transport_for(twin, None, hashlib.sha256(tflite).hexdigest()[:12] + "-arm")
         _, raw, _, _ = run_harness(twin, project, xq, transport, per_layer=False, into=into)
-    count, values, offset = len(xq[0]), [], 0
-    per_sample = sum(t.nbytes for t in outputs)
-    block = np.frombuffer(raw, np.uint8).reshape(count, per_sample)
+    count, arrays, offset = len(xq[0]), [], 0
+    block = np.frombuffer(raw, np.uint8).reshape(count, sum(t.nbytes for t in outputs))
     for t in outputs:
         dtype = np.dtype(NUMPY_DTYPES[t.dtype])
-        values.append(block[:, offset:offset + t.nbytes].copy().view(dtype).reshape(count, *t.shape[1:]))
+        arrays.append(block[:, offset:offset + t.nbytes].copy().view(dtype).reshape(count, *t.shape[1:]))
         offset += t.nbytes
-    values = tuple(v.astype(np.float32) for v in values)
-    return Outputs(values, values, tuple(graph.io_name(o) for o in graph.outputs))
+    # An fp16 candidate's outputs are float already: its values are its raw outputs, as float32.
+    return Outputs(tuple(a.astype(np.float32) for a in arrays), tuple(arrays),
+                   tuple(graph.io_name(o) for o in graph.outputs))
 
 
 def judge_fp16_on_arm(candidates, profile, float_tflite: bytes, validation: Dataset) -> list[str]:
@@ -74,8 +74,9 @@ def judge_fp16_on_arm(candidates, profile, float_tflite: bytes, validation: Data
     warnings, float_outputs = [], None
     for c in candidates:
         record = c.record
-        if c.spec.mode != "fp16" or not record or "error" in record or record.get("accuracy") is None \
-                and record.get("sqnr_db") is None:
+        measured = record and "error" not in record and (record.get("accuracy") is not None
+                                                         or record.get("sqnr_db") is not None)
+        if c.spec.mode != "fp16" or not measured:
             continue
         try:
             float_outputs = float_outputs or run_litert(float_tflite, validation, 1, "float")

@@ -115,6 +115,11 @@ class Inputs:
     as_given: tuple[str, ...] = ()  # the mode the model came in when it came float16: that mode is the file itself
     unmeasured: str | None = None  # why LiteRT on this host cannot run the model (an op only the device has)
 
+    def validation(self) -> Dataset:
+        """The validation data as a Dataset, as the candidates' accuracy is measured on it."""
+        return Dataset(x=self.val_x, y=self.val_y, source=self.val_source, synthetic=self.val_synthetic,
+                       label_output=self.val_label_output)
+
 
 def warm_up() -> None:
     """Worker start: stdout sent away (native code prints there), the heavy imports done while the
@@ -192,11 +197,6 @@ class Builder:
         self.float_outputs = None
         self.bases: dict[tuple, _Base] = {}
         self.measured: dict[tuple[str, str], dict] = {}
-
-    def validation(self) -> Dataset:
-        i = self.inputs
-        return Dataset(x=i.val_x, y=i.val_y, source=i.val_source, synthetic=i.val_synthetic,
-                       label_output=i.val_label_output)
 
     def _plain_quantized(self, tflite: bytes, calibrated: bytes, weight_quantizer: str) -> bytes:
         if weight_quantizer == "int4":
@@ -287,7 +287,7 @@ class Builder:
 
     def accuracy(self, spec: Spec, tflite: bytes) -> dict:
         """The candidate against the float model on the validation data, in LiteRT."""
-        validation = self.validation()
+        validation = self.inputs.validation()
         if self.float_outputs is None:
             self.float_outputs = run_litert(self.inputs.float_tflite, validation, 1, "float")
         accuracy = compare(self.float_outputs, run_litert(tflite, validation, 1, spec.name), validation)

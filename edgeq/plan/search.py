@@ -19,7 +19,7 @@ import edgeq.convert.qat as qat
 from edgeq import console
 from edgeq.convert.calibrate import CALIBRATIONS
 from edgeq.errors import BadInput, EdgeqError
-from edgeq.load import Dataset, read_arrays
+from edgeq.load import read_arrays
 from edgeq.measure.costmodel import OpWork, coefficients_for, estimate_ms
 from edgeq.modes import MODES
 from edgeq.plan.arm import ARM_CPU, judge_fp16_on_arm, judged_on_arm
@@ -289,9 +289,7 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
         if fp16:
             with console.stage("plan", f"fp16 accuracy on emulated Arm ({ARM_CPU})"):
                 inputs = session.inputs()
-                validation = Dataset(x=inputs.val_x, y=inputs.val_y, source=inputs.val_source,
-                                     synthetic=inputs.val_synthetic, label_output=inputs.val_label_output)
-                session.warnings += judge_fp16_on_arm(fp16, profile, inputs.float_tflite, validation)
+                session.warnings += judge_fp16_on_arm(fp16, profile, inputs.float_tflite, inputs.validation())
             for c in fp16:
                 assess(c, profile, runtimes, request)
     mixed, layers = _mixed_specs(session, candidates, profile)
