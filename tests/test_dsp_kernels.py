@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from edgeq.aot import arith
-from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_rows_scratch_bytes
+from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_ring_rows, depthwise_rows_scratch_bytes
 from edgeq.aot.lower_elementwise import bounded_add
 from edgeq.aot.lowering import block_filter, widen_filter
 from edgeq.boards import board_params_for
@@ -35,6 +35,7 @@ STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
 BOARDS = {"qemu-mps2-an385": False, "qemu-mps2-an386": True, "qemu-mps2-an500": True, "qemu-mps2-an505": True}
 KERNELS = ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8", "eq_fully_connected_s8",
            "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8",
+           "eq_depthwise_conv_strided_s8",
            "eq_conv_1x1_in_place_wide_s8", "eq_fully_connected_wide_s8", "eq_conv_wide_s8", "eq_conv_rows_wide_s8",
            "eq_conv_add_wide_s8")
 WIDE = KERNELS[-5:]  # their filter is widened (eq_types.h), not blocked
@@ -191,7 +192,7 @@ def fc_case(rng, i: int, kernel: str, units: int | None = None) -> Case:
 def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     """A random case of `kernel`; `shape` fixes any of n h w cin mult kh kw sh sw dh dw ph pw."""
     p = f"c{i}"
-    in_place = kernel == "eq_depthwise_conv_in_place_s8"
+    in_place = kernel in ("eq_depthwise_conv_in_place_s8", "eq_depthwise_conv_strided_s8")
     n = 1 if kernel == "eq_depthwise_conv_rows_s8" else int(rng.integers(1, 3))
     h, w = (int(v) for v in rng.integers(1, 10, 2))
     cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 11, 16, 19]))
@@ -230,7 +231,9 @@ def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     options = SimpleNamespace(strideH=sh, strideW=sw, dilationHFactor=dh, dilationWFactor=dw)
     scratch = {"eq_depthwise_conv_s8": cout * 4,
                "eq_depthwise_conv_rows_s8": depthwise_rows_scratch_bytes(ow, cin, cout, options, kh, kw),
-               "eq_depthwise_conv_in_place_s8": depthwise_plane_bytes(oh, ow, options, kh, kw)}[kernel]
+               "eq_depthwise_conv_in_place_s8": depthwise_plane_bytes(oh, ow, options, kh, kw),
+               "eq_depthwise_conv_strided_s8": depthwise_ring_rows((n, h, w, cin), (n, oh, ow, cout), sh, ph) * ow * cout,
+               }[kernel]
     source = "work" if in_place else f"{p}_input"
     case.body += ([f"memcpy(work, {p}_input, {x.size});"] if in_place else []) + [
         f"ctx.size = {scratch};",
@@ -256,8 +259,11 @@ def make_cases(seed: int = 10, per_kernel: int = 12) -> list[Case]:
     for kernel in ("eq_conv_s8", "eq_conv_add_s8"):
         cases.append(conv_case(rng, len(cases), kernel, dict(h=5, w=4, cin=72, cout=6, kh=4, kw=4, sh=1, sw=1,
                                                              dh=1, dw=1, ph=1, pw=2)))
-    # more units than the widened kernels' accumulator run (64), requantized run by run
+    # more units than the DSP kernels' accumulator run (64), requantized run by run
     cases.append(fc_case(rng, len(cases), "eq_fully_connected_wide_s8", units=70))
+    cases.append(fc_case(rng, len(cases), "eq_fully_connected_s8", units=70))
+    for kernel in ("eq_conv_s8", "eq_conv_1x1_in_place_s8"):
+        cases.append(conv_case(rng, len(cases), kernel, dict(cout=70)))
     return cases
 
 
@@ -360,7 +366,7 @@ def host_results(cases, tmp_path_factory):
 
 @needs_gcc
 def test_every_kernel_variant_runs_every_case_on_the_host(host_results):
-    assert len(host_results) == len(KERNELS) * 12 + 3
+    assert len(host_results) == len(KERNELS) * 12 + 6
     assert {r[1] for r in host_results} == {"ok"}
     assert {r[0].split(":")[0] for r in host_results} == set(KERNELS)
     # the outputs are not all clamped: the cases exercise the requantization, not just the clamp
@@ -392,3 +398,15 @@ def test_widened_weights_are_taken_only_when_they_fit_the_devices_flash(small_cn
 
     assert roomy.dsp and any("wide" in k for k in roomy.kernels) and roomy.const_bytes > int8.const_bytes
     assert not tight.dsp and tight.kernels == int8.kernels and tight.const_bytes == int8.const_bytes
+
+
+def test_only_filters_used_many_times_an_inference_are_widened(small_cnn_int8):
+    from edgeq.aot import compile_model
+    from edgeq.aot.lower_conv import WIDEN_MIN_USES
+
+    dsp = compile_model(small_cnn_int8, dsp=True, flash_bytes=4 << 20)
+
+    # the CONV_2D's filter serves 8 x 8 output pixels; the FULLY_CONNECTED's each weight once
+    assert 8 * 8 >= WIDEN_MIN_USES > 1
+    assert any(k.startswith("eq_conv") and "wide" in k for k in dsp.kernels)
+    assert "eq_fully_connected_s8" in dsp.kernels and "eq_fully_connected_wide_s8" not in dsp.kernels

@@ -124,7 +124,8 @@ def _has_in_place_kernel(graph, op, kind: str) -> bool:
     return kind in (DEPTHWISE_CHANNEL, POINTWISE_PIXEL, WINDOW_ROWS) and types == {"INT8"}
 
 
-def plan_arena(graph, lowered, in_place: bool = True) -> tuple[list[Buffer], list[InPlace], MemoryPlan]:
+def plan_arena(graph, lowered, in_place: bool = True, dsp: bool = False
+               ) -> tuple[list[Buffer], list[InPlace], MemoryPlan]:
     """Lifetimes, the in-place rules edgeq-c's kernels can honour (none unless `in_place`), and
     the arena plan."""
     aliases = {d: s for d, s in lowered.alias.items() if not graph.tensors[s].is_constant}
@@ -133,7 +134,7 @@ def plan_arena(graph, lowered, in_place: bool = True) -> tuple[list[Buffer], lis
     for op_index, step in lowered.step_of.items():
         op_at.setdefault(step, []).append(graph.operators[op_index])
     offered = in_place_rules(graph, buffers, aliases, alignment=ARENA_ALIGNMENT, kinds=IN_PLACE_KINDS,
-                             step_of=lowered.step_of)
+                             step_of=lowered.step_of, dsp=dsp)
     rules = [r for r in offered if in_place and all(
         _has_in_place_kernel(graph, op, r.kind) for op in op_at[r.step] if op.outputs[0] == r.output)]
     scratch = {k: s.scratch_bytes for k, s in enumerate(lowered.steps) if s.scratch_bytes}
@@ -188,7 +189,7 @@ def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Gra
     for o in graph.outputs:
         if graph.tensors[root(o)].is_constant:
             raise BadInput(f"{source}: model output {o} is a constant")
-    buffers, rules, plan = plan_arena(graph, lowered, in_place)
+    buffers, rules, plan = plan_arena(graph, lowered, in_place, dsp)
     # The plan overlaps some ops' input and output: lower those again with the kernel variant
     # that allows it (element-wise kernels are safe in place as they are).
     variants = {lowered.steps[r.step].op_index: r.kind for r in plan.in_place if r.kind != ELEMENTWISE}

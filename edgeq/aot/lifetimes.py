@@ -145,6 +145,43 @@ def depthwise_plane_bytes(out_h: int, out_w: int, options, kernel_h: int, kernel
     return rows * cols
 
 
+# eq_dw_strided_across: on DSP cores strided depthwise layers run eq_depthwise_conv_strided_s8,
+# windows of up to EQ_DW_ACROSS_TAPS taps, outputs at least EQ_DW_ACROSS_MIN_WIDTH wide.
+DW_ACROSS_TAPS, DW_ACROSS_MIN_WIDTH = 64, 8
+
+
+def dsp_strided_depthwise(options, kernel_h: int, kernel_w: int, out_w: int) -> bool:
+    return ((options.strideH > 1 or options.strideW > 1) and kernel_h * kernel_w <= DW_ACROSS_TAPS
+            and out_w >= DW_ACROSS_MIN_WIDTH)
+
+
+def depthwise_ring_rows(in_shape, out_shape, stride_h: int, pad_top: int) -> int:
+    """eq_dw_ring_rows: the output rows eq_depthwise_conv_strided_s8 holds in scratch. Output row y
+    may be written once every output row reading the input row its last byte lands on is
+    computed: one more than the most rows computed ahead of the oldest unwritten one."""
+    _, _, w, c = in_shape
+    _, ho, wo, co = out_shape
+    ahead = 0
+    for y in range(ho):
+        last_row = ((y + 1) * wo * co - 1) // (w * c)
+        ahead = max(ahead, min(ho - 1, (last_row + pad_top) // stride_h) - y)
+    return ahead + 1
+
+
+def depthwise_channel_scratch_bytes(in_shape, out_shape, options, kernel_h: int, kernel_w: int, dsp: bool,
+                                    pad_top: int | None = None) -> int:
+    """The scratch of the kernel writing a depthwise layer over its input: on DSP cores at strides
+    above 1 eq_depthwise_conv_strided_s8's ring of output rows, elsewhere
+    eq_depthwise_conv_in_place_s8's padded plane of one channel. `pad_top` is the SAME or VALID
+    padding's unless given."""
+    if dsp and dsp_strided_depthwise(options, kernel_h, kernel_w, out_shape[2]):
+        if pad_top is None:
+            dilation = getattr(options, "dilationHFactor", 1) or 1
+            pad_top = _pad_top(options, in_shape[1], out_shape[1], options.strideH, kernel_h, dilation)
+        return depthwise_ring_rows(in_shape, out_shape, options.strideH, pad_top) * out_shape[2] * out_shape[3]
+    return depthwise_plane_bytes(out_shape[1], out_shape[2], options, kernel_h, kernel_w)
+
+
 def depthwise_rows_scratch_bytes(out_w: int, in_c: int, out_c: int, options, kernel_h: int, kernel_w: int) -> int:
     """eq_depthwise_conv_rows_s8_scratch_size: one output row (rounded up to a word), then for
     depth multiplier 1 the padded plane of one window's height, else the pixel kernel's int32
@@ -155,7 +192,7 @@ def depthwise_rows_scratch_bytes(out_w: int, in_c: int, out_c: int, options, ker
     return row + depthwise_plane_bytes(1, out_w, options, kernel_h, kernel_w)
 
 
-def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], alignment: int):
+def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], alignment: int, dsp: bool):
     """Each (kind, output_offset, scratch_bytes) that lets op write `dst` over its dying input `src`."""
     ti, to = graph.tensors[src], graph.tensors[dst]
     si, so = _itemsize(graph, src), _itemsize(graph, dst)
@@ -172,7 +209,7 @@ def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], 
     filt = graph.tensors[op.inputs[1]].shape if op.opcode.endswith("CONV_2D") else ()
     if DEPTHWISE_CHANNEL in kinds and op.opcode == "DEPTHWISE_CONV_2D" and cin == cout and ho * wo <= h * w:
         # Channel c's outputs land only on channel-c positions, which were copied to scratch.
-        yield DEPTHWISE_CHANNEL, 0, depthwise_plane_bytes(ho, wo, o, filt[1], filt[2]) * si
+        yield DEPTHWISE_CHANNEL, 0, depthwise_channel_scratch_bytes(ti.shape, to.shape, o, filt[1], filt[2], dsp) * si
     if (POINTWISE_PIXEL in kinds and op.opcode == "CONV_2D" and tuple(filt[1:3]) == (1, 1)
             and (o.strideH, o.strideW) == (1, 1) and (ho, wo) == (h, w)):
         # Output pixel p ends at off + (p+1)*cout; the unread input starts at (p+1)*cin.
@@ -195,13 +232,14 @@ def _rule_options(graph: Graph, op, src: int, dst: int, kinds: Collection[str], 
 
 def in_place_rules(graph: Graph, buffers: Sequence[Buffer], aliases: Mapping[int, int] | None = None,
                    alignment: int = 16, kinds: Collection[str] = DEFAULT_IN_PLACE_KINDS,
-                   step_of: Mapping[int, int] | None = None) -> list[InPlace]:
+                   step_of: Mapping[int, int] | None = None, dsp: bool = False) -> list[InPlace]:
     """Every (step, input, output) where the op's kernel may write its output over a dying input.
 
     Offsets are rounded down to `alignment` (each derivation allows any offset at or below its
     bound). Ops fused with others (their tensors skipped) get no rule for the skipped tensors,
     and no rule is given over an input that another op of the same step (a fused kernel) also
-    reads. `step_of` is the schedule, as for `buffers_from_graph`.
+    reads. `step_of` is the schedule, as for `buffers_from_graph`. `dsp`: the kernels are built
+    for a core with the DSP extension, whose in-place depthwise kernel needs other scratch.
     """
     unknown = set(kinds) - set(IN_PLACE_KINDS)
     if unknown:
@@ -231,7 +269,7 @@ def in_place_rules(graph: Graph, buffers: Sequence[Buffer], aliases: Mapping[int
                 continue
             # One rule a pair, so a plan names one kernel variant: the cheapest extra bytes
             # (scratch plus how far the output reaches below the input).
-            options = sorted(_rule_options(graph, op, src_t, dst.tensor, kinds, alignment),
+            options = sorted(_rule_options(graph, op, src_t, dst.tensor, kinds, alignment, dsp),
                              key=lambda k: (k[2] - k[1], IN_PLACE_KINDS.index(k[0])))
             if options:
                 kind, offset, scratch = options[0]

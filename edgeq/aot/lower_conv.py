@@ -9,7 +9,8 @@ from edgeq.aot.lifetimes import (
     DEPTHWISE_CHANNEL,
     POINTWISE_PIXEL,
     WINDOW_ROWS,
-    depthwise_plane_bytes,
+    depthwise_channel_scratch_bytes,
+    dsp_strided_depthwise,
     depthwise_rows_scratch_bytes,
 )
 from edgeq.aot.lower_elementwise import add_params
@@ -96,12 +97,19 @@ WIDE_FILTER_KERNELS = {"eq_fully_connected_s8": "eq_fully_connected_wide_s8",
                        "eq_conv_add_s8": "eq_conv_add_wide_s8"}
 # The widened CONV_2D kernels gather a window into a buffer of this many bytes (EQ_CONV_COL_BYTES).
 WIDE_WINDOW_BYTES = 1024
+# A filter is widened only when each weight is used at least this many times an inference (output
+# pixels times batch): widening costs a byte of flash a weight and saves about half an instruction
+# a use (eq_matvec_wide_s8.h against eq_matvec_blocked_acc), so below this a byte buys less than
+# eight instructions. Pointwise layers on big maps are widened; FULLY_CONNECTED and the late 3x3
+# maps, where most of the weights are, keep int8.
+WIDEN_MIN_USES = 16
 
 
-def _widened(lw: Lowering, kernel: str, filt: Tensor) -> str | None:
+def _widened(lw: Lowering, kernel: str, filt: Tensor, out: Tensor) -> str | None:
     """The widened variant of `kernel` the target runs for this filter, if any."""
     window = int(np.prod(filt.shape[1:]))
-    if not lw.dsp or kernel not in WIDE_FILTER_KERNELS:
+    uses = int(np.prod(out.shape[:-1]))
+    if not lw.dsp or kernel not in WIDE_FILTER_KERNELS or uses < WIDEN_MIN_USES:
         return None
     if kernel in ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_add_s8") and window > WIDE_WINDOW_BYTES:
         return None
@@ -113,7 +121,7 @@ def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tens
     """The kernel call, `head` being the arguments between the context and the dims, with the
     bias the kernel variant takes; filter_sums() gives each output channel's weight sum."""
     ctype, bias_of = _VARIANTS[lw.kind(op)]
-    wide = _widened(lw, step.kernel, filt)
+    wide = _widened(lw, step.kernel, filt, out)
     if wide is not None:
         step.kernel = wide
         weights = lw.filter_ptr_wide(filt)
@@ -177,7 +185,7 @@ def conv_add(lw: Lowering, conv_op: Operator, add_op: Operator) -> Step:
     skip = add_op.inputs[1] if add_op.inputs[0] == fused else add_op.inputs[0]
     out = add_op.outputs[0]
     conv_filter = lw.t(conv_op.inputs[1])
-    wide = _widened(lw, "eq_conv_add_s8", conv_filter)
+    wide = _widened(lw, "eq_conv_add_s8", conv_filter, lw.t(out))
     step = lw.new_step(add_op, wide or "eq_conv_add_s8")
     step.opcode = "CONV_2D+ADD"
     step.fused = (conv_op.index,)
@@ -208,18 +216,19 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
     scratch = 0
     if kind == "s8":
         scratch = oc * 4  # eq_depthwise_conv_s8_scratch_size: a pixel's accumulators
-        if lw.variants.get(op.index) == DEPTHWISE_CHANNEL:
-            if oc != ic:
-                raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
-            step.kernel = "eq_depthwise_conv_in_place_s8"
-            scratch = depthwise_plane_bytes(out.shape[1], out.shape[2], op.options, kh, kw)
-        elif lw.variants.get(op.index) == WINDOW_ROWS:
+        variant = lw.variants.get(op.index)
+        # on DSP cores the channel-by-channel kernels are the faster ones, in place or not
+        by_channel = oc == ic and (variant == DEPTHWISE_CHANNEL or (
+            lw.dsp and variant is None and out.shape[1] * out.shape[2] <= inp.shape[1] * inp.shape[2]))
+        if variant == DEPTHWISE_CHANNEL and oc != ic:
+            raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
+        if by_channel:
+            strided = lw.dsp and dsp_strided_depthwise(op.options, kh, kw, out.shape[2])
+            step.kernel = "eq_depthwise_conv_strided_s8" if strided else "eq_depthwise_conv_in_place_s8"
+            scratch = depthwise_channel_scratch_bytes(inp.shape, out.shape, op.options, kh, kw, lw.dsp)
+        elif variant == WINDOW_ROWS:
             step.kernel = "eq_depthwise_conv_rows_s8"
             scratch = depthwise_rows_scratch_bytes(out.shape[2], ic, oc, op.options, kh, kw)
-        elif lw.dsp and oc == ic and out.shape[1] * out.shape[2] <= inp.shape[1] * inp.shape[2]:
-            # not in place, but on DSP cores the channel-by-channel kernel is the faster one
-            step.kernel = "eq_depthwise_conv_in_place_s8"
-            scratch = depthwise_plane_bytes(out.shape[1], out.shape[2], op.options, kh, kw)
     ctx = _context(step, op, scratch)
     step.call = _call(lw, step, op, ctx, f"&params, {arg}", inp, filt, out,
                       lambda: lw.filter_values(filt).astype(np.int64).reshape(-1, oc).sum(axis=0))

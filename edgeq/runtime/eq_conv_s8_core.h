@@ -96,6 +96,11 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
     const int contiguous_rows = params->dilation.w == 1 && (k_h == 1 || (k_w == in_w && params->dilation.h == 1));
     uint32_t col_words[EQ_CONV_COL_BYTES / 4]; /* words: the gathered window is read a word at a time */
     int8_t *col = (int8_t *)col_words;
+#if EQ_DSP
+    int32_t xw[EQ_WIDE_DEPTH / 2]; /* the window widened (eq_widen_s8) */
+    int32_t acc_run[EQ_BLOCKED_UNITS];
+    int32_t n;
+#endif
     int32_t b, oy, ox, g, oc, j, k0;
     if (filter_dims->c != in_c || filter_dims->n != out_c) {
         return EQ_ERROR_ARGUMENT;
@@ -120,7 +125,22 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                 } else {
                     window = 0; /* gathered piece by piece below */
                 }
-                for (g = 0; g < groups; g++, f += 4 * size) {
+                g = 0;
+#if EQ_DSP
+                /* the window widened once for all the groups (eq_matvec_blocked_acc) */
+                if (window != 0 && groups >= 2 && size <= EQ_WIDE_DEPTH) {
+                    eq_widen_s8(window, size, xw);
+                    for (oc = 0; oc < 4 * groups; oc += n) {
+                        n = EQ_MIN(EQ_BLOCKED_UNITS, 4 * groups - oc);
+                        f = eq_matvec_blocked_acc(f, window, xw, size, n / 4, bias + oc, acc_run);
+                        for (j = 0; j < n; j++) {
+                            out[oc + j] = eq_conv_s8_output(acc_run[j], quant, oc + j, params, add, res);
+                        }
+                    }
+                    g = groups;
+                }
+#endif
+                for (; g < groups; g++, f += 4 * size) {
                     int32_t acc[4];
                     oc = 4 * g;
                     for (j = 0; j < 4; j++) {

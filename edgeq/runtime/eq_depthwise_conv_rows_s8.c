@@ -5,6 +5,7 @@
  * follows the row in scratch; other depth multipliers run eq_depthwise_conv_s8 on the row,
  * whose accumulators follow it instead. */
 #include "eq_depthwise_plane_s8.h"
+#include "eq_depthwise_across_s8.h"
 
 static int32_t eq_depthwise_conv_rows_s8_row_bytes(const eq_dims *output_dims)
 {
@@ -70,6 +71,17 @@ eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_para
     if (output_dims->c != depth || filter_dims->c != depth) {
         return EQ_ERROR_ARGUMENT;
     }
+#if EQ_DSP
+    /* strided: four channels a pass straight from the input, no plane (eq_depthwise_across_s8.h) */
+    if (eq_dw_strided_across(params, filter_dims, output_dims)) {
+        for (y = 0; y < output_dims->h; y++) {
+            (void)eq_dw_rows_s8(params, quant, input_dims, input, filter_dims, filter, bias, y, y + 1,
+                                    output_dims->w, row);
+            eq_copy_s8(output + y * row_bytes, row, row_bytes);
+        }
+        return EQ_OK;
+    }
+#endif
     plane = row + after;
     eq_dw_rows_plane(params, filter_dims, output_dims, &rows, &cols);
     /* the plane's columns: plane x is input x - p_w; the padding columns stay the zero point */

@@ -88,6 +88,102 @@ static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
     }
 }
 
+#if EQ_DSP
+#define EQ_BLOCKED_UNITS 64 /* accumulators a pass, requantized together */
+#define EQ_WIDE_DEPTH 1024 /* inputs widened once on the stack (DSP cores), 2 KiB; longer ones are not */
+
+/* xw = x[0..depth) widened once to the int16 pairs (0, 2), (1, 3) of each step, the partial last
+ * step zero-padded: a matrix-vector product then loads a step's pairs in one LDRD. */
+static inline void eq_widen_s8(const int8_t *x, int32_t depth, int32_t *xw)
+{
+    const int32_t steps = depth >> 2, r = depth & 3;
+    int8_t last[4] = {0, 0, 0, 0};
+    int32_t i;
+    for (i = 0; i < steps; i++, xw += 2) {
+        const uint32_t v = eq_read_s8x4(x + 4 * i);
+        xw[0] = eq_lanes02(v);
+        xw[1] = eq_lanes13(v);
+    }
+    if (r != 0) {
+        eq_copy_s8(last, x + 4 * steps, r);
+        xw[0] = eq_lanes02(eq_read_s8x4(last));
+        xw[1] = eq_lanes13(eq_read_s8x4(last));
+    }
+}
+
+/* Two of a blocked step's four channels: their int8 words in one LDM, each widened in registers
+ * by SXTB16 to the pairs (0, 2) and (1, 3), the very pairs the widened input holds, so the
+ * weights need no other order than the blocked one. */
+#define EQ_BLOCKED_PAIR_ASM(a, b)                             \
+    "ldmia %[f]!, {%[u0], %[u1]}\n\t"                          \
+    "sxtb16 %[s], %[u0]\n\t"                                   \
+    "sxtb16 %[u0], %[u0], ror #8\n\t"                          \
+    "smlad %[" a "], %[t], %[s], %[" a "]\n\t"                 \
+    "smlad %[" a "], %[v], %[u0], %[" a "]\n\t"                \
+    "sxtb16 %[s], %[u1]\n\t"                                   \
+    "sxtb16 %[u1], %[u1], ror #8\n\t"                          \
+    "smlad %[" b "], %[t], %[s], %[" b "]\n\t"                 \
+    "smlad %[" b "], %[v], %[u1], %[" b "]\n\t"
+/* One step of four channels: the input's pairs in one LDRD, 16 MACs in 19 instructions. */
+#define EQ_BLOCKED_STEP_ASM "ldrd %[t], %[v], [%[p]], #8\n\t" EQ_BLOCKED_PAIR_ASM("a0", "a1") EQ_BLOCKED_PAIR_ASM("a2", "a3")
+
+/* acc[0..4 * groups) = bias + rows . x for `groups` groups of four blocked rows (eq_types.h) of
+ * `depth` int8 weights at f, x also given widened (xw, eq_widen_s8): the int8 weights' SIMD
+ * loop, about 1.2 instructions a MAC against the widened weights' 0.7 (eq_matvec_wide_s8.h)
+ * for half their flash. Returns f past the groups. */
+static EQ_NOINLINE const int8_t *eq_matvec_blocked_acc(const int8_t *f, const int8_t *x, const int32_t *xw,
+                                                       int32_t depth, int32_t groups, const int32_t *bias,
+                                                       int32_t *acc)
+{
+    const int32_t steps = depth >> 2, r = depth & 3;
+    const int8_t *const tail = x + 4 * steps;
+    int32_t g, i;
+    for (g = 0; g < groups; g++, bias += 4, acc += 4) {
+        /* fixed registers, as in eq_matvec_wide16_acc: GCC 12 finds no allocation of twelve
+         * operands by itself here, and an LDM list is ascending */
+        register int32_t a0 __asm__("r0") = bias[0];
+        register int32_t a1 __asm__("r1") = bias[1];
+        register int32_t a2 __asm__("r2") = bias[2];
+        register int32_t a3 __asm__("r3") = bias[3];
+        register const int32_t *p __asm__("r12") = xw;
+        register const int8_t *w __asm__("lr") = f;
+        register int32_t n __asm__("r9") = steps;
+        register int32_t u0 __asm__("r4");
+        register int32_t u1 __asm__("r5");
+        register int32_t s __asm__("r6");
+        register int32_t t __asm__("r10");
+        register int32_t v __asm__("r11");
+        __asm__("lsrs %[n], %[n], #1\n\t"
+                "bcc 2f\n\t" EQ_BLOCKED_STEP_ASM
+                "2:\n\t"
+                "cmp %[n], #0\n\t"
+                "beq 3f\n"
+                "1:\n\t" EQ_BLOCKED_STEP_ASM EQ_BLOCKED_STEP_ASM
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b\n"
+                "3:"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [f] "+r"(w),
+                  [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u0] "=&r"(u0), [u1] "=&r"(u1), [s] "=&r"(s)
+                :
+                : "cc", "memory");
+        f = w;
+        for (i = 0; i < r; i++) { /* the blocked layout's tail: the four rows' last bytes row by row */
+            const int32_t xi = tail[i];
+            a0 += f[i] * xi;
+            a1 += f[r + i] * xi;
+            a2 += f[2 * r + i] * xi;
+            a3 += f[3 * r + i] * xi;
+        }
+        f += 4 * r;
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+    }
+    return f;
+}
+#endif
+
 /* acc + sum(a[i] * b[i]) over n int8 values. */
 EQ_VECTORIZE static EQ_HOT_INLINE int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
 {
@@ -259,6 +355,44 @@ static EQ_NOINLINE void eq_output_run_s8(const int32_t *acc, int32_t n, const eq
     }
 }
 
+/* out[0..n) = the int8 outputs of channels c0.. from their accumulators. */
+static EQ_NOINLINE void eq_output_channels_s8(const int32_t *acc, int32_t n, const eq_quant_params *quant,
+                                              int32_t c0, int32_t output_offset, const eq_activation *activation,
+                                              int8_t *out)
+{
+    const int32_t lo = activation->min, hi = activation->max;
+    int32_t i;
+    if (!quant->per_channel) {
+        eq_output_run_s8(acc, n, quant, 0, output_offset, activation, out, 1);
+    } else if (quant->bounded != 0) {
+        const eq_requant *r = quant->bounded + c0;
+#if EQ_DSP
+        if (lo == -128 && hi == 127 && output_offset == 0) { /* offset folded in, no activation left: */
+            for (i = 0; i < n; i++, r++) {                     /* the requantization and one SSAT */
+                out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r), 8);
+            }
+            return;
+        }
+        if (lo == -128 && hi == 127) {
+            for (i = 0; i < n; i++, r++) {
+                out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r) + output_offset, 8);
+            }
+            return;
+        }
+#endif
+        for (i = 0; i < n; i++, r++) {
+            int32_t v = eq_requantize_bounded(acc[i], r) + output_offset;
+            v = v < lo ? lo : v;
+            out[i] = (int8_t)(v > hi ? hi : v);
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            const int32_t v = eq_requantize(acc[i], quant->multiplier[c0 + i], quant->shift[c0 + i]) + output_offset;
+            out[i] = (int8_t)EQ_CLAMP(v, lo, hi);
+        }
+    }
+}
+
 /* out = requantized(bias + W x) for a blocked filter W of `units` rows of `depth` values:
  * FULLY_CONNECTED's row and a 1x1 convolution's pixel. */
 static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int32_t units, const int8_t *x,
@@ -266,8 +400,21 @@ static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int
                                         const eq_activation *activation, int8_t *out)
 {
     const int8_t *f = filter;
-    int32_t o, j;
-    for (o = 0; o + 4 <= units; o += 4, f += 4 * depth) {
+    int32_t o = 0, j;
+#if EQ_DSP
+    /* x widened once pays from two groups of four channels on */
+    if (depth <= EQ_WIDE_DEPTH && units >= 8) {
+        int32_t xw[EQ_WIDE_DEPTH / 2];
+        int32_t acc[EQ_BLOCKED_UNITS];
+        eq_widen_s8(x, depth, xw);
+        for (; o + 4 <= units; o += j) {
+            j = EQ_MIN(EQ_BLOCKED_UNITS, (units - o) & ~3);
+            f = eq_matvec_blocked_acc(f, x, xw, depth, j / 4, bias + o, acc);
+            eq_output_channels_s8(acc, j, quant, o, output_offset, activation, out + o);
+        }
+    }
+#endif
+    for (; o + 4 <= units; o += 4, f += 4 * depth) {
         int32_t acc[4];
         for (j = 0; j < 4; j++) {
             acc[j] = bias[o + j];

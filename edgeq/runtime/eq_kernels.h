@@ -56,6 +56,15 @@ eq_status eq_depthwise_conv_in_place_s8(const eq_context *ctx, const eq_dw_conv_
                                         const int8_t *filter, const int32_t *bias,
                                         const eq_dims *output_dims, int8_t *output);
 
+/* Depth multiplier 1 at strides above 1 on DSP cores, output over the input or in its own bytes:
+ * rows straight from the input, each written into place from a ring of rows in scratch. */
+int32_t eq_depthwise_conv_strided_s8_scratch_size(const eq_dw_conv_params *params, const eq_dims *input_dims,
+                                                  const eq_dims *output_dims);
+eq_status eq_depthwise_conv_strided_s8(const eq_context *ctx, const eq_dw_conv_params *params,
+                                       const eq_quant_params *quant, const eq_dims *input_dims,
+                                       const int8_t *input, const eq_dims *filter_dims, const int8_t *filter,
+                                       const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+
 /* Row-buffered variants (batch 1): the output may start before the input's end. */
 int32_t eq_conv_rows_s8_scratch_size(const eq_dims *output_dims);
 eq_status eq_conv_rows_s8(const eq_context *ctx, const eq_conv_params *params,

@@ -12,7 +12,6 @@
 #include "eq_dot_s8.h"
 
 #define EQ_WIDE_UNITS 64  /* a multiple of 4: whole groups of the layout */
-#define EQ_WIDE_DEPTH 1024 /* inputs widened once on the stack (DSP cores), 2 KiB; longer ones are not */
 
 /* Two int16 halves of a word of the widened layout. */
 static EQ_HOT_INLINE int32_t eq_lo16(int32_t w)
@@ -143,25 +142,6 @@ static EQ_NOINLINE void eq_matvec_wide_acc(const int32_t *f, const int8_t *x, in
 }
 
 #if EQ_DSP
-/* xw = x[0..depth) widened once to the int16 pairs (0, 2), (1, 3) of each step, the partial last
- * step zero-padded: the matrix-vector product then loads a step's pairs in one LDRD. */
-static inline void eq_widen_s8(const int8_t *x, int32_t depth, int32_t *xw)
-{
-    const int32_t steps = depth >> 2, r = depth & 3;
-    int8_t last[4] = {0, 0, 0, 0};
-    int32_t i;
-    for (i = 0; i < steps; i++, xw += 2) {
-        const uint32_t v = eq_read_s8x4(x + 4 * i);
-        xw[0] = eq_lanes02(v);
-        xw[1] = eq_lanes13(v);
-    }
-    if (r != 0) {
-        eq_copy_s8(last, x + 4 * steps, r);
-        xw[0] = eq_lanes02(eq_read_s8x4(last));
-        xw[1] = eq_lanes13(eq_read_s8x4(last));
-    }
-}
-
 /* One step of four channels against a widened input step: its pairs in one LDRD. */
 #define EQ_WIDE16_STEP_ASM                                    \
     "ldrd %[t], %[v], [%[p]], #8\n\t"                         \
@@ -226,44 +206,6 @@ static EQ_NOINLINE void eq_matvec_wide16_acc(const int32_t *f, const int32_t *xw
     }
 }
 #endif
-
-/* out[0..n) = the int8 outputs of channels c0.. from their accumulators. */
-static EQ_NOINLINE void eq_output_channels_s8(const int32_t *acc, int32_t n, const eq_quant_params *quant,
-                                              int32_t c0, int32_t output_offset, const eq_activation *activation,
-                                              int8_t *out)
-{
-    const int32_t lo = activation->min, hi = activation->max;
-    int32_t i;
-    if (!quant->per_channel) {
-        eq_output_run_s8(acc, n, quant, 0, output_offset, activation, out, 1);
-    } else if (quant->bounded != 0) {
-        const eq_requant *r = quant->bounded + c0;
-#if EQ_DSP
-        if (lo == -128 && hi == 127 && output_offset == 0) { /* offset folded in, no activation left: */
-            for (i = 0; i < n; i++, r++) {                     /* the requantization and one SSAT */
-                out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r), 8);
-            }
-            return;
-        }
-        if (lo == -128 && hi == 127) {
-            for (i = 0; i < n; i++, r++) {
-                out[i] = (int8_t)__ssat(eq_requantize_bounded(acc[i], r) + output_offset, 8);
-            }
-            return;
-        }
-#endif
-        for (i = 0; i < n; i++, r++) {
-            int32_t v = eq_requantize_bounded(acc[i], r) + output_offset;
-            v = v < lo ? lo : v;
-            out[i] = (int8_t)(v > hi ? hi : v);
-        }
-    } else {
-        for (i = 0; i < n; i++) {
-            const int32_t v = eq_requantize(acc[i], quant->multiplier[c0 + i], quant->shift[c0 + i]) + output_offset;
-            out[i] = (int8_t)EQ_CLAMP(v, lo, hi);
-        }
-    }
-}
 
 /* out = requantized(bias + W x) for the widened filter W of `units` rows of `depth` values. */
 static inline void eq_matvec_wide_s8(const int32_t *filter, int32_t depth, int32_t units, const int8_t *x,
