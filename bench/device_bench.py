@@ -27,6 +27,12 @@ every board both bit-exact. Without --strict only a result that is not bit-exact
 A third table sets edgeq-c's instructions per MAC beside the best published MLPerf Tiny cycles per MAC
 on the same core class (ST X-CUBE-AI, Plumerai) with issue 20's target, 0.8x, and on the M4 the lower
 bound on the latency at the L4R5's 120 MHz that the instruction count gives.
+
+A fourth table gives the cycles edgeq's timing model estimates from the instruction classes its QEMU
+plugin counts (docs/cycles.md; --no-cycles leaves it out, the plugin costs about 1.7x the emulation
+time): the band low..high and its estimate, per MAC, and in ms at the profile's clock, next to the
+measured instructions and instructions per MAC; on the M4 also at the NUCLEO-L4R5ZI's 120 MHz with its
+5 flash wait states. Estimates, not measurements: the table says so.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ sys.path.insert(0, str(REPO))
 
 from edgeq.boards import board_params_for  # noqa: E402
 from edgeq.device.connect import device_link  # noqa: E402
+from edgeq.device.cycles import WINDOWS, estimated_cycles, read_windows  # noqa: E402
 from edgeq.device.loop import build_firmware, measure_run  # noqa: E402
 from edgeq.device.measure import measure  # noqa: E402
 from edgeq.errors import BadInput  # noqa: E402
@@ -84,9 +91,9 @@ def random_inputs(tflite: bytes, count: int) -> np.ndarray:
 
 
 def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime: str = "edgeq-c",
-        optimize: str | None = None) -> dict:
+        optimize: str | None = None, cycles: bool = True) -> dict:
     """One model's firmware for `runtime` on `board`, built (at `optimize` instead of the profile's -O level
-    when given), measured and sized."""
+    when given), measured and sized; with `cycles`, each inference's instruction classes counted too."""
     profile = get_profile(board)
     if optimize:
         profile = dataclasses.replace(profile, toolchain=dataclasses.replace(profile.toolchain, optimize=optimize))
@@ -102,7 +109,8 @@ def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime
         (project / path).write_bytes(content if isinstance(content, bytes) else content.encode())
     built = build_firmware(project, profile)
     measured = measure_run(project, x, None, project / "measure.jsonl")
-    with device_link(profile, built.elf, project) as link:
+    windows = project / WINDOWS if cycles else None
+    with device_link(profile, built.elf, project, cycles_out=windows) as link:
         summary = measure(link, measured)
     # The model's constant data: the runtime's own arrays (edgeq-c's), else the flatbuffer TFLM embeds.
     figures = chosen.memory(prepared)
@@ -111,7 +119,8 @@ def run(name: str, tflite: bytes, x: np.ndarray, board: str, work: Path, runtime
     return {"flash": built.memory.flash_bytes, "code": built.memory.flash_bytes - model_data,
             "ram": static_ram + summary["stack_peak_bytes"], "stack": summary["stack_peak_bytes"],
             "instructions": summary["cycles_median"], "per_mac": summary["instructions_per_mac"],
-            "exact": summary["bit_exact_fraction"], "samples": summary["samples"]}
+            "exact": summary["bit_exact_fraction"], "samples": summary["samples"],
+            "windows": read_windows(windows) if cycles else None, "macs": summary["macs"]}
 
 
 # Issue 10's targets, checked with --strict on the boards with the DSP extension.
@@ -191,6 +200,33 @@ def published_table(rows: list[dict]) -> str:
     return format_table(header, lines) if lines else ""
 
 
+# The NUCLEO-L4R5ZI, MLPerf Tiny's reference board: the M4 rows are also priced at its clock and wait states.
+L4R5 = "nucleo-l4r5zi"
+
+
+def cycles_table(rows: list[dict]) -> str:
+    """edgeq-c's estimated cycle band per model and board, beside its measured instructions."""
+    lines = []
+    l4r5 = get_profile(L4R5)
+    for r in rows:
+        e = r["edgeq-c"]
+        if not e.get("windows"):
+            continue
+        profile = get_profile(f"qemu-{r['board']}")
+        b = estimated_cycles(e["windows"], profile.core, profile.clock_hz, profile.memory.flash_wait_states)
+        at_l4r5 = "-"
+        if profile.core == l4r5.core:
+            n = estimated_cycles(e["windows"], l4r5.core, l4r5.clock_hz, l4r5.memory.flash_wait_states)
+            at_l4r5 = f"{n['low_ms']:.1f}..{n['high_ms']:.1f} ({n['estimate_ms']:.1f})"
+        per_mac = f"{b['estimate_cycles'] / e['macs']:.2f}" if e.get("macs") else "-"
+        lines.append((r["model"], r["board"], profile.core, f"{e['instructions']:,.0f}", f"{e['per_mac']:.2f}",
+                      f"{b['low_cycles']:,}..{b['high_cycles']:,}", f"{b['estimate_cycles']:,}", per_mac,
+                      f"{b['low_ms']:.2f}..{b['high_ms']:.2f} ({b['estimate_ms']:.2f})", at_l4r5))
+    header = ("model", "board", "core", "instr (measured)", "instr/MAC", "~cycles low..high", "~cycles",
+              "~cyc/MAC", "~ms at the board's clock", f"~ms on {L4R5} 120 MHz, 5 WS")
+    return format_table(header, lines) if lines else ""
+
+
 def _ratio(r: dict, key: str) -> str:
     t = r.get("tflm")
     return f"{r['edgeq-c'][key] / t[key]:.2f}" if t else "-"
@@ -235,6 +271,8 @@ def main() -> int:
     parser.add_argument("--runtimes", default="edgeq-c,tflm", help="edgeq-c, or edgeq-c,tflm (the default)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 10 is missed")
     parser.add_argument("--optimize", help="build edgeq-c at this -O level instead of the profile's (e.g. -O2)")
+    parser.add_argument("--no-cycles", action="store_true",
+                        help="leave out the estimated cycles (edgeq's QEMU plugin, about 1.7x the emulation time)")
     args = parser.parse_args()
     if not os.environ.get("TFLM_DIR") and SHARED_TFLM.is_dir():
         os.environ["TFLM_DIR"] = str(SHARED_TFLM)
@@ -257,9 +295,10 @@ def main() -> int:
             inputs = inputs if inputs is not None else random_inputs(model, args.samples)
             for board in args.boards.split(","):
                 row = {"model": name, "board": board.removeprefix("qemu-"),
-                       "edgeq-c": run(name, model, inputs, board, Path(work), optimize=args.optimize)}
+                       "edgeq-c": run(name, model, inputs, board, Path(work), optimize=args.optimize,
+                                      cycles=not args.no_cycles)}
                 if with_tflm:
-                    row["tflm"] = run(name, model, inputs, board, Path(work), "tflm")
+                    row["tflm"] = run(name, model, inputs, board, Path(work), "tflm", cycles=False)
                 rows.append(row)
                 print(f"  {name} on {board}: done", file=sys.stderr)
     print(speed_table(rows))
@@ -269,6 +308,11 @@ def main() -> int:
     if published:
         print("\nagainst the best published results (issue 20's target, not yet checked by --strict):")
         print(published)
+    estimated = cycles_table(rows)
+    if estimated:
+        print("\nestimated cycles (~: estimated by edgeq's timing model from the instruction classes QEMU ran, "
+              "not measured; docs/cycles.md):")
+        print(estimated)
     failures = target_failures(rows)
     if args.strict and with_tflm is False:
         failures.append("no TFLM + CMSIS-NN runs: the targets against it cannot be checked (set TFLM_DIR)")

@@ -166,7 +166,7 @@ def test_an_unknown_nested_key_names_the_dotted_key_and_suggests_the_close_one(g
     good["memory"]["ram_byte"] = 1024
     assert refused(good) == (
         f"{SOURCE}: memory.ram_byte: unknown key (did you mean ram_bytes?); allowed keys: "
-        "flash_bytes, ram_bytes, ram_reserved_bytes, flash_origin, ram_origin")
+        "flash_bytes, ram_bytes, ram_reserved_bytes, flash_origin, ram_origin, flash_wait_states")
 
 
 def test_a_missing_required_key_is_named(good):

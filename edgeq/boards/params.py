@@ -209,13 +209,15 @@ def qemu_instructions_per_tick(clock_hz: int, icount_shift: int = QEMU_ICOUNT_SH
     return ns_per_tick
 
 
-def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = True) -> list[str]:
+def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = True,
+                 plugin: str | None = None) -> list[str]:
     """The qemu-system-arm arguments that run `elf_path` with UART0 served on 127.0.0.1:serial_port.
 
     QEMU listens on the port and, with wait, does not start the CPU until a client connects, so the
     firmware's first bytes (the HELLO frame) are not lost. -icount makes virtual time count instructions.
     nodelay: QEMU writes each UART byte to the socket on its own; with Nagle's algorithm on, every
     reply then waits for the host's delayed ACK (40 ms on Linux), ten times the inference itself.
+    `plugin` is a TCG plugin and its arguments, as QEMU's -plugin takes them (edgeq.device.cycles).
     """
     if machine not in QEMU_MACHINES and machine not in QEMU_SILICON:
         raise BadInput(f"no board support for QEMU machine {machine!r}; expected one of "
@@ -228,4 +230,5 @@ def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = 
         "-nodefaults", "-nographic", "-monitor", "none", "-no-reboot",
         "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait={'on' if wait else 'off'},nodelay=on",
         "-kernel", str(elf_path),
+        *(["-plugin", plugin] if plugin else []),
     ]

@@ -187,7 +187,7 @@ def cmd_measure(args) -> int:
         return 0
     found = measure_firmware(profile, firmware, data.x, data.y, out, tflite=tflite, model_name=model_path.name,
                              port=address, resume=args.resume, timeout=args.timeout, per_layer=args.profile,
-                             label_output=data.label_output)
+                             label_output=data.label_output, cycles=args.cycles)
     if found.summary is not None and tool is not None and found.failure is None:
         from edgeq.device.native import run_benchmark_model
 

@@ -40,7 +40,8 @@ EXAMPLES = {
     "profiles": "edgeq profiles\n  edgeq profiles show nucleo-l4r5zi",
     "convert": "edgeq convert model.keras --quant int8 --data calib.npz --out model_int8.tflite",
     "measure": "edgeq measure build/digits-qemu-mps2-an386/firmware/edgeq-c --val val.npz --samples 100\n"
-               "  edgeq measure fw/ --device nucleo-l4r5zi --port /dev/ttyACM0 --val val.npz --resume",
+               "  edgeq measure fw/ --device nucleo-l4r5zi --port /dev/ttyACM0 --val val.npz --resume\n"
+               "  edgeq measure build/digits-qemu-mps2-an386/firmware/edgeq-c --samples 10 --cycles",
     "evaluate": "edgeq evaluate model_int8.tflite --device nucleo-l4r5zi --val val.npz --float model_fp32.tflite",
     "generate": "edgeq generate model_int8.tflite --device qemu-mps2-an386 --runtime tflm --out fw/",
     "build": "edgeq build build/digits-qemu-mps2-an386/firmware/edgeq-c",
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model to check the firmware against (default: the one in the firmware folder)")
     p.add_argument("--out", help="where measure.jsonl, measure.json and the log go (default: the firmware folder)")
     p.add_argument("--timeout", type=float, help="seconds to wait for each reply (default 10)")
+    p.add_argument("--cycles", action="store_true",
+                   help="QEMU boards: also estimate cycles on the profile's core from the instruction classes "
+                        "edgeq's QEMU plugin counts in each inference (about 1.7x the emulation time; docs/cycles.md)")
     p.add_argument("--profile", action="store_true",
                    help="also count each layer: op, shape, MACs, count, per MAC, share (QEMU and host: builds and runs "
                         "the profiled image too; a real board must run it: edgeq build/flash --profile; a phone or "

@@ -22,6 +22,7 @@ from pathlib import Path
 import serial
 
 from edgeq.boards import board_params_for
+from edgeq.device.cycles import plugin_for, refuse_unless_emulated
 from edgeq.device.flash import HostRunner, QemuRunner
 from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
@@ -76,15 +77,18 @@ def check_port_free(port: int) -> None:
 
 
 @contextlib.contextmanager
-def start_qemu(machine: str, elf: Path, log_path: Path, serial_port: int | None = None) -> Iterator[Qemu]:
+def start_qemu(machine: str, elf: Path, log_path: Path, serial_port: int | None = None,
+               plugin: str | None = None) -> Iterator[Qemu]:
     """QEMU running `elf` on `machine`, UART0 served on 127.0.0.1:port; with wait=on the CPU starts
-    only once a client connects, so the first HELLO is not lost. Stopped when the block ends."""
+    only once a client connects, so the first HELLO is not lost. `plugin`: a TCG plugin and its
+    arguments (edgeq.device.cycles.CyclePlugin.argument). Stopped when the block ends."""
     if not elf.is_file():
         raise BadInput(f"{elf}: no such firmware; build it first (edgeq build)")
     port = serial_port if serial_port is not None else free_tcp_port()
     check_port_free(port)
     with open(log_path, "wb") as stderr:
-        process = start(QemuRunner().command(machine, elf, port), QemuRunner.provides, stdout=stderr, stderr=stderr)
+        process = start(QemuRunner().command(machine, elf, port, plugin), QemuRunner.provides, stdout=stderr,
+                        stderr=stderr)
     try:
         yield Qemu(process, port, log_path)
     finally:
@@ -124,9 +128,10 @@ def open_link(url: str, baud: int = 115200, *, exclusive: bool = False, alive=la
 
 
 @contextlib.contextmanager
-def qemu_link(machine: str, elf: Path, log_path: Path, serial_port: int | None = None) -> Iterator[Link]:
+def qemu_link(machine: str, elf: Path, log_path: Path, serial_port: int | None = None,
+              plugin: str | None = None) -> Iterator[Link]:
     """An open Link to `elf` running in QEMU; QEMU is stopped when the block ends."""
-    with start_qemu(machine, elf, log_path, serial_port) as qemu:
+    with start_qemu(machine, elf, log_path, serial_port, plugin) as qemu:
         link = open_link(qemu.url, alive=qemu.exited)
         try:
             yield link
@@ -190,14 +195,22 @@ def serial_link(port: str, baud: int) -> Iterator[Link]:
         link.close()
 
 
-def device_link(profile, elf: Path, log_dir: Path, port: str | None = None) -> contextlib.AbstractContextManager[Link]:
+def device_link(profile, elf: Path, log_dir: Path, port: str | None = None, *,
+                cycles_out: Path | None = None) -> contextlib.AbstractContextManager[Link]:
     """The Link to the firmware `elf` on `profile`'s device: started under QEMU or as a host program,
-    or, for a real board, its serial port (already flashed)."""
+    or, for a real board, its serial port (already flashed). With `cycles_out`, QEMU runs edgeq's
+    cycle plugin, which writes each inference's instruction classes there (edgeq.device.cycles)."""
     method = profile.flash.method
+    if cycles_out is not None:
+        refuse_unless_emulated(profile)
     if method == "qemu":
         if port is not None:
             raise BadInput(f"--port is for real boards; edgeq serves {profile.name}'s UART on a free local port")
-        return qemu_link(board_params_for(profile).board, elf, log_dir / "qemu.log")
+        board = board_params_for(profile)
+        plugin = None
+        if cycles_out is not None:
+            plugin = plugin_for(board, elf, cycles_out, profile.toolchain.tool("nm")).argument()
+        return qemu_link(board.board, elf, log_dir / "qemu.log", plugin=plugin)
     if method == "host":
         if port is not None:
             raise BadInput("--port is for real boards; the host program runs on a pseudo-terminal edgeq opens")

@@ -186,8 +186,8 @@ class QemuRunner(Runner):
         self.refuse_unsupported(options)
         return []
 
-    def command(self, machine: str, elf: Path, serial_port: int) -> list[str]:
-        return qemu_command(machine, str(elf), serial_port)
+    def command(self, machine: str, elf: Path, serial_port: int, plugin: str | None = None) -> list[str]:
+        return qemu_command(machine, str(elf), serial_port, plugin=plugin)
 
 
 class HostRunner(Runner):

@@ -31,6 +31,9 @@ class Memory:
     ram_reserved_bytes: int
     flash_origin: int | None = None
     ram_origin: int | None = None
+    # What the flash adds to each read at clock_mhz (the chip's reference manual); edgeq's cycle
+    # model (edgeq.measure.cycle_model) prices it, hidden or not by the chip's flash accelerator.
+    flash_wait_states: int = 0
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,8 @@ _SCHEMA = _Section({
         "ram_reserved_bytes": _Key(lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
         "flash_origin": _ADDRESS,
         "ram_origin": _ADDRESS,
+        "flash_wait_states": _Key(lambda v: _is_int(v) and 0 <= v <= 15,
+                                  "a number of flash wait states at the profile's clock (0..15)", required=False),
     }),
     "numerics": _names(NUMERICS, non_empty=True),
     "runtimes": _names(non_empty=True),

@@ -12,7 +12,7 @@ from html import escape
 
 import edgeq.report.charts as charts
 from edgeq.report.charts import Chart
-from edgeq.report.markdown import format_native
+from edgeq.report.markdown import format_estimated_cycles, format_native
 from edgeq.report.schema import Report
 from edgeq.report.svg import svg
 from edgeq.units import format_bytes
@@ -143,11 +143,20 @@ def native_table(m: dict | None) -> str:
     """A phone's or Linux board's figures from the native harness as HTML tables (the same rows as
     report.md: edgeq.report.markdown.format_native)."""
     native = (m or {}).get("native")
-    if not native:
-        return ""
+    return _tables(format_native(native)) if native else ""
+
+
+def estimated_cycles_table(m: dict | None) -> str:
+    """The estimated cycle band (report.md's rows, every figure marked estimated), or nothing."""
+    band = (m or {}).get("estimated_cycles")
+    return f'<div class="estimate">{_tables(format_estimated_cycles(band))}</div>' if band else ""
+
+
+def _tables(lines: list[str]) -> str:
+    """Markdown table rows and sentences as HTML tables and paragraphs."""
     html = []
     table: list[str] = []
-    for line in format_native(native) + [""]:
+    for line in lines + [""]:
         if line.startswith("|"):
             table.append(line)
             continue
@@ -186,6 +195,7 @@ def render_html(r: Report, plan: dict | None = None) -> str:
                  f'{ms.get("bit_exact_samples")}</b> bit-exact.</p>')
         body = facts + (native_table(r.measure) or
                         figure(charts.device_chart(r.measure), "No counts per inference were measured."))
+        body += estimated_cycles_table(r.measure)
         if status == "failed":
             body += f'<p class="does-not-fit">The run failed: {escape(str(reason))}</p>'
     else:
@@ -212,6 +222,7 @@ def render_measure_html(m: dict, title: str) -> str:
     """The page for `edgeq measure`, from measure.json (the report's `measure` section)."""
     body = _section("device", "On the device", f'<p><b data-key="measure.bit_exact_samples">{m["bit_exact_samples"]}'
                     f'</b> of {m["samples"]} samples bit-exact against the {escape(m["reference"])} interpreter.</p>'
-                    + (native_table(m) or figure(charts.device_chart(m))) + figure(charts.device_accuracy_chart(m))
+                    + (native_table(m) or figure(charts.device_chart(m))) + estimated_cycles_table(m)
+                    + figure(charts.device_accuracy_chart(m))
                     + figure(charts.profile_chart(m)))
     return _page(title, f"{m['runtime']} firmware, {m['samples']} samples", [("device", "On the device")], body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeq.report.schema import ModelInfo, Report
-from edgeq.sources import source_text
+from edgeq.sources import ESTIMATE_MARK, source_text
 from edgeq.units import format_bytes as kb
 
 
@@ -184,11 +184,29 @@ def format_measure(m: dict) -> list[str]:
         lines += ["", f"Times {_source_text(m, 'time_ms_median')}."]
     elif _source_text(m, "cycles_median"):
         lines += ["", f"Counts {_source_text(m, 'cycles_median')}."]
+    if m.get("estimated_cycles"):
+        lines += [""] + format_estimated_cycles(m["estimated_cycles"])
     if m.get("benchmark_model"):
         lines += [""] + format_benchmark_model(m["benchmark_model"])
     if m.get("profile"):
         lines += [""] + format_profile(m["profile"])
     return lines
+
+
+def format_estimated_cycles(e: dict) -> list[str]:
+    """The cycle band edgeq's timing model estimated from the instruction classes QEMU ran: marked
+    estimated in every cell, never shown as a measurement."""
+    clock = f"{e['clock_hz'] / 1e6:g} MHz"
+    mark = ESTIMATE_MARK
+    waits = f"; {e['flash_wait_states']} flash wait states" if e.get("flash_wait_states") else ""
+    return [f"| estimated cycles on {e['core']}: low | estimate | high | estimated time at {clock}: low | "
+            "estimate | high |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {mark}{_num(e['low_cycles'])} | {mark}{_num(e['estimate_cycles'])} | {mark}{_num(e['high_cycles'])} | "
+            f"{mark}{_num(e['low_ms'], 3)} ms | {mark}{_num(e['estimate_ms'], 3)} ms | "
+            f"{mark}{_num(e['high_ms'], 3)} ms |",
+            "", f"Cycles {mark}estimated, not measured; {e['source']}{waits}; over {e['windows']} inferences of "
+            f"{_num(e['instructions_median'])} instructions (docs/cycles.md)."]
 
 
 def format_native(n: dict) -> list[str]:

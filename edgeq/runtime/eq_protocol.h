@@ -98,6 +98,11 @@ void eq_send_frame(uint8_t type, uint8_t seq, const uint8_t *part0, uint32_t len
  * EQ_HELLO_ARENA_OFFSET. */
 void eq_hello_set_arena_bytes(uint8_t *hello, uint32_t arena_bytes);
 
+/* Called right before and right after every invoke: empty, never inlined, so that
+ * edgeq's QEMU cycle plugin can count what runs between them (docs/cycles.md). */
+void eq_measure_begin(void);
+void eq_measure_end(void);
+
 /* Sends HELLO, then answers requests. Does not return on a board; it returns
  * only when eq_port_getc() reports the end of input (-1), which only the
  * native host board does, when the host closes its end. */
