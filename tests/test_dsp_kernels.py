@@ -24,7 +24,7 @@ import pytest
 from edgeq.aot import arith
 from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_ring_rows, depthwise_rows_scratch_bytes
 from edgeq.aot.lower_elementwise import bounded_add
-from edgeq.aot.lowering import block_filter, widen_filter
+from edgeq.aot.lowering import block_filter, pair_nibbles, widen_filter
 from edgeq.boards import board_params_for
 from edgeq.codegen.board import compile_flags, link_flags, render_board
 from edgeq.profiles import get_profile
@@ -37,8 +37,9 @@ KERNELS = ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_
            "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8",
            "eq_depthwise_conv_strided_s8",
            "eq_conv_1x1_in_place_wide_s8", "eq_fully_connected_wide_s8", "eq_conv_wide_s8", "eq_conv_rows_wide_s8",
-           "eq_conv_add_wide_s8")
-WIDE = KERNELS[-5:]  # their filter is widened (eq_types.h), not blocked
+           "eq_conv_add_wide_s8", "eq_conv_paired_s4", "eq_fully_connected_paired_s4")
+WIDE = KERNELS[-7:-2]  # their filter is widened (eq_types.h), not blocked
+PAIRED = KERNELS[-2:]  # int4 weights in the paired layout (eq_matvec_paired_s4.h)
 TIMEOUT_S = 60
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the host gcc")
@@ -95,6 +96,15 @@ def _activation(rng) -> tuple[int, int]:
     return [(-128, 127), (int(rng.integers(-128, 0)), 127), (-128, int(rng.integers(0, 127)))][int(rng.integers(3))]
 
 
+def _filter_array(kernel: str, name: str, f) -> str:
+    """A [units][depth] filter in the layout `kernel` takes: widened, paired int4 or blocked int8."""
+    if kernel in WIDE:
+        return _c_array("int32_t", name, widen_filter(f))
+    if kernel in PAIRED:
+        return _c_array("uint32_t", name, pair_nibbles(f))
+    return _c_array("int8_t", name, block_filter(f))
+
+
 def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     """A random case of `kernel`; `shape` fixes any of n h w cin cout kh kw sh sw dh dw ph pw."""
     p = f"c{i}"
@@ -114,13 +124,11 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     zp_in, zp_out = int(rng.integers(-128, 128)), _output_offset(rng)
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (n, h, w, cin))
-    f = rng.integers(-128, 128, (cout, kh, kw, cin))
+    f = rng.integers(-8, 8, (cout, kh, kw, cin)) if kernel in PAIRED else rng.integers(-128, 128, (cout, kh, kw, cin))
     bias = rng.integers(-(1 << 16), 1 << 16, cout)
     case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
     in_bytes, out_bytes = x.size, n * oh * ow * cout
-    # every int8 conv kernel takes its filter blocked or widened
-    weights = (_c_array("int32_t", f"{p}_filter", widen_filter(f.reshape(cout, -1))) if kernel in WIDE
-               else _c_array("int8_t", f"{p}_filter", block_filter(f.reshape(cout, -1))))
+    weights = _filter_array(kernel, f"{p}_filter", f.reshape(cout, -1))
     case.decls += [
         _c_array("int8_t", f"{p}_input", x), weights,
         _c_array("int32_t", f"{p}_bias", bias), *_quant(rng, p, cout, kh * kw * cin, bool(rng.random() < 0.8), bias, f.reshape(cout, -1)),
@@ -168,11 +176,10 @@ def fc_case(rng, i: int, kernel: str, units: int | None = None) -> Case:
     units = units or int(rng.choice([1, 2, 3, 4, 5, 7, 8, 10, 13]))
     lo, hi = _activation(rng)
     x = rng.integers(-128, 128, (batches, depth))
-    f = rng.integers(-128, 128, (units, depth))
+    f = rng.integers(-8, 8, (units, depth)) if kernel in PAIRED else rng.integers(-128, 128, (units, depth))
     bias = rng.integers(-(1 << 16), 1 << 16, units)
     case = Case(f"{kernel}:{batches}x{depth}->{units}")
-    weights = (_c_array("int32_t", f"{p}_filter", widen_filter(f)) if kernel in WIDE
-               else _c_array("int8_t", f"{p}_filter", block_filter(f)))
+    weights = _filter_array(kernel, f"{p}_filter", f)
     case.decls += [
         _c_array("int8_t", f"{p}_input", x), weights,
         _c_array("int32_t", f"{p}_bias", bias),

@@ -274,12 +274,14 @@ def test_bounded_requantization_is_multiply_by_quantized_multiplier_over_the_pro
 
 # ---- int16x8, packed int4 weights, float32 ----
 
-def run_both_typed(tflite: bytes, tmp_path_factory, name: str, make_input, seeds=SEEDS):
+def run_both_typed(tflite: bytes, tmp_path_factory, name: str, make_input, seeds=SEEDS, dsp: bool = False):
+    """TFLM's outputs and edgeq-c's on the host; with `dsp`, the kernels and weight layouts a DSP core
+    gets, run through their portable path."""
     from tflite_micro.python.tflite_micro import runtime
 
     graph = read_graph(tflite)
     producer = {t: op.opcode for op in graph.operators for t in op.outputs}
-    compiled = compile_model(tflite, prefix=name)
+    compiled = compile_model(tflite, prefix=name, dsp=dsp)
     kernel = {t: op.split()[-1] for op in compiled.ops for t in graph.operators[int(op.split()[0])].outputs}
     host = HostModel(build_shared_library(compiled, tmp_path_factory.mktemp(name)), compiled)
     tflm = runtime.Interpreter.from_bytes(tflite)
@@ -327,8 +329,7 @@ def int16x8_results(tmp_path_factory):
     return results
 
 
-@pytest.fixture(scope="module")
-def int4_results(tmp_path_factory):
+def int4_model() -> bytes:
     """CONV_2D with per-channel int4 weights (27 a channel: channels start mid-byte) and
     FULLY_CONNECTED with per-tensor int4 weights, as ai-edge-quantizer writes them. (TFLM
     rejects per-channel int4 FULLY_CONNECTED, so there is no reference to test that on.)"""
@@ -361,10 +362,26 @@ def int4_results(tmp_path_factory):
     rng = np.random.default_rng(0)
     calibration = q.calibrate({"serving_default": [{"x": rng.normal(size=(1, 7, 7, 3)).astype(np.float32)}
                                                    for _ in range(16)]})
-    tflite = bytes(q.quantize(calibration).quantized_model)
-    compiled, results = run_both_typed(tflite, tmp_path_factory, "int4",
-                                       lambda rng, t: rng.integers(-128, 128, size=t.shape, dtype=np.int8))
-    return compiled, results
+    return bytes(q.quantize(calibration).quantized_model)
+
+
+def _int8_input(rng, t):
+    return rng.integers(-128, 128, size=t.shape, dtype=np.int8)
+
+
+@pytest.fixture(scope="module")
+def int4_tflite() -> bytes:
+    return int4_model()
+
+
+@pytest.fixture(scope="module")
+def int4_results(int4_tflite, tmp_path_factory):
+    return run_both_typed(int4_tflite, tmp_path_factory, "int4", _int8_input)
+
+
+@pytest.fixture(scope="module")
+def int4_paired_results(int4_tflite, tmp_path_factory):
+    return run_both_typed(int4_tflite, tmp_path_factory, "int4dsp", _int8_input, dsp=True)
 
 
 @pytest.fixture(scope="module")
@@ -427,6 +444,13 @@ def test_int16x8_model_with_float_interface_quantizes_and_dequantizes_like_tflm(
 def test_packed_int4_weights_match_tflm(int4_results, opcode):
     compiled, results = int4_results
     assert {"eq_conv_s4", "eq_fully_connected_s4"} <= set(compiled.kernels)
+    assert_bit_exact(results, opcode)
+
+
+@pytest.mark.parametrize("opcode", ["CONV_2D", "FULLY_CONNECTED"])
+def test_int4_weights_in_the_paired_layout_match_tflm(int4_paired_results, opcode):
+    compiled, results = int4_paired_results
+    assert {"eq_conv_paired_s4", "eq_fully_connected_paired_s4"} <= set(compiled.kernels)
     assert_bit_exact(results, opcode)
 
 

@@ -95,6 +95,19 @@ WIDE_FILTER_KERNELS = {"eq_fully_connected_s8": "eq_fully_connected_wide_s8",
                        "eq_conv_1x1_in_place_s8": "eq_conv_1x1_in_place_wide_s8",
                        "eq_conv_s8": "eq_conv_wide_s8", "eq_conv_rows_s8": "eq_conv_rows_wide_s8",
                        "eq_conv_add_s8": "eq_conv_add_wide_s8"}
+# int4 kernels a DSP target runs instead, the weights in the paired layout (eq_matvec_paired_s4.h)
+# when a row holds at most this many.
+PAIRED_FILTER_KERNELS = {"eq_conv_s4": "eq_conv_paired_s4", "eq_fully_connected_s4": "eq_fully_connected_paired_s4"}
+PAIRED_MAX_DEPTH = 1024
+
+
+def _paired(lw: Lowering, kernel: str, filt: Tensor) -> str | None:
+    """The paired-layout variant of an int4 kernel the target runs for this filter, if any."""
+    if lw.dsp and kernel in PAIRED_FILTER_KERNELS and int(np.prod(filt.shape[1:])) <= PAIRED_MAX_DEPTH:
+        return PAIRED_FILTER_KERNELS[kernel]
+    return None
+
+
 # The widened CONV_2D kernels gather a window into a buffer of this many bytes (EQ_CONV_COL_BYTES).
 WIDE_WINDOW_BYTES = 1024
 # A filter is widened only when each weight is used at least this many times an inference (output
@@ -122,7 +135,9 @@ def _call(lw: Lowering, step: Step, op: Operator, ctx: str, head: str, inp: Tens
     bias the kernel variant takes; filter_sums() gives each output channel's weight sum."""
     ctype, bias_of = _VARIANTS[lw.kind(op)]
     wide = _widened(lw, step.kernel, filt, out)
-    if wide is not None:
+    if step.kernel in PAIRED_FILTER_KERNELS.values():
+        weights = lw.filter_ptr_paired(filt)
+    elif wide is not None:
         step.kernel = wide
         weights = lw.filter_ptr_wide(filt)
     elif step.kernel in BLOCKED_FILTER_KERNELS:
@@ -160,7 +175,9 @@ def conv(lw: Lowering, op: Operator) -> Step:
     offsets, activation, arg = _output_stage(lw, step, op, inp, filt, out, oc)
     step.decls.append(f"static const eq_conv_params params = {{{offsets}, {window}, {activation}}};")
     scratch = 0
-    if kind == "s4":
+    if kind == "s4" and _paired(lw, step.kernel, filt):
+        step.kernel = _paired(lw, step.kernel, filt)
+    elif kind == "s4":
         scratch = kh * kw * ic  # eq_conv_s4_scratch_size: one output channel's unpacked filter
     elif kind == "s8" and lw.variants.get(op.index) == POINTWISE_PIXEL:
         if (kh, kw, o.strideH, o.strideW) != (1, 1, 1, 1):
@@ -253,7 +270,10 @@ def fully_connected(lw: Lowering, op: Operator) -> Step:
     if kind != "f32":
         step.decls.append(f"static const eq_fc_params params = {{{offsets}, {activation}}};")
         head = f"&params, {arg}"
-    ctx = _context(step, op, depth if kind == "s4" else 0)  # eq_fully_connected_s4_scratch_size: one unpacked row
+    paired = _paired(lw, step.kernel, filt)
+    step.kernel = paired or step.kernel
+    # eq_fully_connected_s4_scratch_size: one unpacked row
+    ctx = _context(step, op, depth if kind == "s4" and not paired else 0)
     step.call = _call(lw, step, op, ctx, head, inp, filt, out,
                       lambda: lw.filter_values(filt).astype(np.int64).sum(axis=1))
     return step

@@ -111,6 +111,7 @@ class Lowering:
         self.const_tensors: dict[int, str] = {}
         self.blocked_tensors: dict[int, str] = {}  # filters also (or only) emitted blocked
         self.wide_tensors: dict[int, str] = {}  # filters also (or only) emitted widened
+        self.paired_tensors: dict[int, str] = {}  # int4 filters emitted in the paired layout
         self.model_consts: list[ConstArray] = []
 
     # ---- helpers ----
@@ -205,6 +206,16 @@ class Lowering:
             values = self.filter_values(filt).astype(np.int8)
             self.model_consts.append(ConstArray(name, "int32_t", widen_filter(values.reshape(values.shape[0], -1))))
         return self.wide_tensors[key]
+
+    def filter_ptr_paired(self, filt: Tensor) -> str:
+        """An int4 filter [units][depth] in the paired layout (eq_matvec_paired_s4.h), emitted once per tensor."""
+        key = self.root(filt.index)
+        if key not in self.paired_tensors:
+            name = f"{self.prefix}_tensor{key}_paired"
+            self.paired_tensors[key] = name
+            values = self.filter_values(filt).astype(np.int8)
+            self.model_consts.append(ConstArray(name, "uint32_t", pair_nibbles(values.reshape(values.shape[0], -1))))
+        return self.paired_tensors[key]
 
     def bias64(self, step: Step, op: Operator) -> str:
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
@@ -341,3 +352,19 @@ def conv_add_fusions(graph: Graph) -> dict[int, int]:
         if candidates:
             fusions[op.index] = max(candidates)
     return fusions
+
+
+def pair_nibbles(w: np.ndarray) -> np.ndarray:
+    """[units][depth] int4 weights (int8 values in [-8, 7]) in the paired layout
+    (eq_matvec_paired_s4.h): for a row's step s of eight, one word whose byte k holds weight
+    8s + k in its low nibble and 8s + 4 + k in its high one; rows two by two, their words
+    alternating step by step; rows zero-padded to whole steps and to an even count. Half a byte a
+    weight, as TFLite's packed INT4."""
+    units, depth = w.shape
+    steps = -(-depth // 8)
+    padded = np.zeros((units + units % 2, steps * 8), np.int64)
+    padded[:units, :depth] = w
+    nibbles = padded.reshape(-1, steps, 2, 4) & 0xF  # [row][step][half][k]
+    byte = nibbles[:, :, 0, :] | (nibbles[:, :, 1, :] << 4)
+    words = (byte * (1 << (8 * np.arange(4)))).sum(axis=2)  # [row][step]
+    return words.reshape(-1, 2, steps).transpose(0, 2, 1).reshape(-1).astype(np.uint32)

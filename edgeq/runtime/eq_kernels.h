@@ -199,6 +199,17 @@ eq_status eq_fully_connected_s4(const eq_context *ctx, const eq_fc_params *param
                                 const int8_t *input, const eq_dims *filter_dims,
                                 const uint8_t *packed_filter, const int32_t *bias,
                                 const eq_dims *output_dims, int8_t *output);
+/* The same two with the int4 weights in the paired layout (eq_matvec_paired_s4.h), windows and
+ * rows of up to 1024 weights; no scratch. */
+eq_status eq_conv_paired_s4(const eq_context *ctx, const eq_conv_params *params,
+                            const eq_quant_params *quant, const eq_dims *input_dims,
+                            const int8_t *input, const eq_dims *filter_dims, const uint32_t *filter,
+                            const int32_t *bias, const eq_dims *output_dims, int8_t *output);
+eq_status eq_fully_connected_paired_s4(const eq_context *ctx, const eq_fc_params *params,
+                                       const eq_quant_params *quant, const eq_dims *input_dims,
+                                       const int8_t *input, const eq_dims *filter_dims,
+                                       const uint32_t *filter, const int32_t *bias,
+                                       const eq_dims *output_dims, int8_t *output);
 
 /* float32 */
 eq_status eq_conv_f32(const eq_context *ctx, const eq_conv_params *params,
