@@ -10,8 +10,8 @@ from edgeq.aot.lifetimes import (
     POINTWISE_PIXEL,
     WINDOW_ROWS,
     depthwise_channel_scratch_bytes,
-    dsp_strided_depthwise,
     depthwise_rows_scratch_bytes,
+    dsp_strided_depthwise,
 )
 from edgeq.aot.lower_elementwise import add_params
 from edgeq.aot.lowering import Lowering, Step, _padding, c_dims, unsupported
