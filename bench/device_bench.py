@@ -18,11 +18,14 @@ model's constant data (edgeq-c's weights, biases and tables; TFLM's flatbuffer),
 arena (both runtimes keep the arena in .bss) + the stack the firmware really used (painted at reset and
 read back over serial), not the stack the linker script reserves; each with edgeq-c's over TFLM's.
 
---strict checks issue 10's targets on the models and boards measured, and exits 1 when one fails:
-on the DSP boards (an386, an500, an505) edgeq-c <= 0.8x TFLM's instructions on KWS, VWW, ResNet-8 and
-AD01, <= 2.0 instructions per MAC on KWS, VWW and ResNet-8, RAM <= 0.6x TFLM's on each, whole image
-<= 0.5x TFLM's on KWS; on the an385 (Cortex-M3, no DSP) no more instructions than AN385_BASELINE; on
-every board both bit-exact. Without --strict only a result that is not bit-exact fails the run.
+--strict checks issues 10's and 20's targets on the models and boards measured, and exits 1 when one
+fails: on the DSP boards (an386, an500, an505) edgeq-c <= 0.8x TFLM's instructions on KWS, VWW,
+ResNet-8 and AD01, instructions per MAC <= 0.8x the best published cycles per MAC on the same core
+class (the third table), whole image <= TFLM's on every model and <= 0.5x on KWS, RAM <= 0.6x TFLM's;
+on the an385 (Cortex-M3, no DSP) no more instructions than AN385_BASELINE; on every board both
+bit-exact; and bench/int4_bench.py's targets (int4 weights against int8: constants <= 0.55x,
+instructions <= 1.2x), which --int4 also runs without --strict. Without --strict only a result that is
+not bit-exact fails the run.
 
 A third table sets edgeq-c's instructions per MAC beside the best published MLPerf Tiny cycles per MAC
 on the same core class (ST X-CUBE-AI, Plumerai) with issue 20's target, 0.8x, and on the M4 the lower
@@ -151,8 +154,15 @@ def target_failures(rows: list[dict]) -> list[str]:
             continue
         if r["model"] != "AD01" and e["per_mac"] > MAX_INSTRUCTIONS_PER_MAC:
             failures.append(f"{where}: {e['per_mac']:.2f} instructions per MAC (target <= {MAX_INSTRUCTIONS_PER_MAC})")
+        published = PUBLISHED_CYCLES_PER_MAC.get(get_profile(f"qemu-{r['board']}").core, {}).get(r["model"])
+        if published and e["per_mac"] > MAX_INSTRUCTIONS_VS_PUBLISHED * published[0]:
+            failures.append(f"{where}: {e['per_mac']:.2f} instructions per MAC, {e['per_mac'] / published[0]:.2f}x "
+                            f"the best published {published[0]:.2f} cycles per MAC ({published[1]}; target <= "
+                            f"{MAX_INSTRUCTIONS_VS_PUBLISHED}x)")
         if t is None:
             continue
+        if e["flash"] > t["flash"]:
+            failures.append(f"{where}: image {e['flash'] / t['flash']:.2f}x TFLM + CMSIS-NN's (target <= 1x)")
         for key, limit, what in (("instructions", MAX_INSTRUCTIONS_VS_TFLM, "instructions"),
                                  ("ram", MAX_RAM_VS_TFLM, "RAM")):
             if e[key] > limit * t[key]:
@@ -269,7 +279,9 @@ def main() -> int:
     parser.add_argument("--boards", default=",".join(BOARDS), help="comma-separated QEMU profiles")
     parser.add_argument("--models", default="", help="comma-separated model names (default: all)")
     parser.add_argument("--runtimes", default="edgeq-c,tflm", help="edgeq-c, or edgeq-c,tflm (the default)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 10 is missed")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a target of issue 10 or 20 is missed (runs --int4 too)")
+    parser.add_argument("--int4", action="store_true", help="also int4 weights against int8 (bench/int4_bench.py)")
     parser.add_argument("--optimize", help="build edgeq-c at this -O level instead of the profile's (e.g. -O2)")
     parser.add_argument("--no-cycles", action="store_true",
                         help="leave out the estimated cycles (edgeq's QEMU plugin, about 1.7x the emulation time)")
@@ -306,21 +318,30 @@ def main() -> int:
     print(memory_table(rows))
     published = published_table(rows)
     if published:
-        print("\nagainst the best published results (issue 20's target, not yet checked by --strict):")
+        print("\nagainst the best published results (issue 20's target):")
         print(published)
     estimated = cycles_table(rows)
     if estimated:
         print("\nestimated cycles (~: estimated by edgeq's timing model from the instruction classes QEMU ran, "
               "not measured; docs/cycles.md):")
         print(estimated)
-    failures = target_failures(rows)
+    failures, int4 = target_failures(rows), []
+    if args.int4 or args.strict:
+        import int4_bench
+
+        models = [m for m in int4_bench.available_models() if not args.models or m in args.models.split(",")]
+        with tempfile.TemporaryDirectory(prefix="edgeq-int4-bench-") as work:
+            int4 = int4_bench.int4_rows(models, args.boards.split(","), min(args.samples, 2), Path(work))
+        print("\nint4 weights against int8, the same float model (bench/int4_bench.py):")
+        print(int4_bench.int4_table(int4))
+        failures += int4_bench.int4_failures(int4)
     if args.strict and with_tflm is False:
         failures.append("no TFLM + CMSIS-NN runs: the targets against it cannot be checked (set TFLM_DIR)")
     for failure in failures:
         print(f"target missed: {failure}")
     if not failures:
         print("every target checked holds" if args.strict else "every result bit-exact")
-    exact = all(r[k]["exact"] == 1.0 for r in rows for k in ("edgeq-c", "tflm") if k in r)
+    exact = all(r[k]["exact"] == 1.0 for r in rows + int4 for k in ("edgeq-c", "tflm", "int8", "int4") if k in r)
     return 1 if (args.strict and failures) or not exact else 0
 
 

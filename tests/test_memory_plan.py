@@ -616,3 +616,12 @@ def test_mlperf_plans_fit_in_tflm_head(shared_models, model):
     assert rows.arena_bytes <= 0.7 * total
     for plan, used in [(plain, []), (fused, rules), (rows, rows_rules)]:
         check_plan(plan, buffers, used)
+
+
+def test_rows_written_over_the_input_wait_for_the_last_row_reading_it():
+    from edgeq.aot.lifetimes import depthwise_ring_rows
+
+    # stride 2, SAME, even input: output row y lands on input rows y/2.., long read already
+    assert depthwise_ring_rows((1, 48, 48, 16), (1, 24, 24, 16), stride_h=2, pad_top=0) == 1
+    # stride 1, a 3x3 window padded by one: row y waits for row y + 1, which reads input row y
+    assert depthwise_ring_rows((1, 12, 12, 8), (1, 12, 12, 8), stride_h=1, pad_top=1) == 2

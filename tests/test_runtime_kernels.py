@@ -198,6 +198,26 @@ def test_depthwise_conv_2d_matches_tflm_for_depth_multipliers_and_dilations(dept
     assert {"eq_depthwise_conv_s8", "eq_depthwise_conv_in_place_s8"} <= kernels
 
 
+@pytest.fixture(scope="module")
+def strided_depthwise_results(tmp_path_factory):
+    import tf_keras as keras
+
+    L = keras.layers
+    layers = {
+        "same_relu6": ((1, 16, 16, 8), L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")),
+        "valid_odd_channels": ((1, 21, 18, 7), L.DepthwiseConv2D(3, strides=2)),
+        "five_by_five": ((1, 20, 20, 4), L.DepthwiseConv2D(5, strides=2, padding="same")),
+    }
+    return run_both_typed(build_family(layers), tmp_path_factory, "dwstrided",
+                          lambda rng, t: rng.integers(-128, 128, size=t.shape, dtype=np.int8), dsp=True)
+
+
+def test_strided_depthwise_for_dsp_cores_matches_tflm(strided_depthwise_results):
+    compiled, results = strided_depthwise_results
+    assert "eq_depthwise_conv_strided_s8" in compiled.kernels
+    assert_bit_exact(results, "DEPTHWISE_CONV_2D")
+
+
 @pytest.mark.parametrize("opcode", ["FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D"])
 def test_dense_and_pooling_match_tflm(dense_pool_results, opcode):
     assert_bit_exact(dense_pool_results, opcode)

@@ -1,9 +1,91 @@
 /* CONV_2D with int4 weights in the paired layout (eq_matvec_paired_s4.h) over
  * [output channels][kh * kw * in_c], unpacked in registers; int8 activations. Each output pixel
  * is a matrix-vector product with its window, gathered into a stack buffer as eq_conv_s8 does
- * (taps outside the image the zero point: the folded bias expects them, eq_types.h). */
+ * (taps outside the image the zero point: the folded bias expects them, eq_types.h).
+ *
+ * On DSP cores two pixels of a row a pass: a row's weights are unpacked once (a load, two ANDs,
+ * four SXTB16s) for both windows, widened side by side (eq_widen_pair), 16 MACs in 21
+ * instructions against 26 one pixel at a time. */
 #include "eq_conv_s8_core.h"
 #include "eq_matvec_paired_s4.h"
+
+#if EQ_DSP
+/* xw = windows a and b widened step by step: per step of eight inputs a's four pairs (0, 2),
+ * (1, 3), (4, 6), (5, 7), then b's; both zero-padded to whole steps by the caller. */
+static void eq_widen_pair(const int8_t *a, const int8_t *b, int32_t steps, int32_t *xw)
+{
+    int32_t k;
+    for (k = 0; k < 2 * steps; k++) {
+        const uint32_t va = eq_read_s8x4(a + 4 * k), vb = eq_read_s8x4(b + 4 * k);
+        int32_t *d = xw + (k >> 1) * 8 + (k & 1) * 2;
+        d[0] = eq_lanes02(va);
+        d[1] = eq_lanes13(va);
+        d[4] = eq_lanes02(vb);
+        d[5] = eq_lanes13(vb);
+    }
+}
+
+/* One row's sums times 16 for both windows: its words are every other one from f on. */
+static EQ_HOT_INLINE void eq_paired_row_2px(const uint32_t *f, const int32_t *xw, int32_t steps, int32_t *s0,
+                                            int32_t *s1)
+{
+    int32_t a0 = 0, a1 = 0, u0, u1, u2, u3, t, w;
+    const int32_t *p = xw;
+    const uint32_t mask = 0xF0F0F0F0u;
+    __asm__("1:\n\t"
+            "ldr %[w], [%[f]], #8\n\t"
+            "and %[t], %[m], %[w], lsl #4\n\t"
+            "and %[w], %[w], %[m]\n\t"
+            "sxtb16 %[u0], %[t]\n\t"
+            "sxtb16 %[u1], %[t], ror #8\n\t"
+            "sxtb16 %[u2], %[w]\n\t"
+            "sxtb16 %[u3], %[w], ror #8\n\t"
+            "ldrd %[t], %[w], [%[p]], #8\n\t"
+            "smlad %[a0], %[t], %[u0], %[a0]\n\t"
+            "smlad %[a0], %[w], %[u1], %[a0]\n\t"
+            "ldrd %[t], %[w], [%[p]], #8\n\t"
+            "smlad %[a0], %[t], %[u2], %[a0]\n\t"
+            "smlad %[a0], %[w], %[u3], %[a0]\n\t"
+            "ldrd %[t], %[w], [%[p]], #8\n\t"
+            "smlad %[a1], %[t], %[u0], %[a1]\n\t"
+            "smlad %[a1], %[w], %[u1], %[a1]\n\t"
+            "ldrd %[t], %[w], [%[p]], #8\n\t"
+            "smlad %[a1], %[t], %[u2], %[a1]\n\t"
+            "smlad %[a1], %[w], %[u3], %[a1]\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(p), [f] "+r"(f), [n] "+r"(steps), [u0] "=&r"(u0),
+              [u1] "=&r"(u1), [u2] "=&r"(u2), [u3] "=&r"(u3), [t] "=&r"(t), [w] "=&r"(w)
+            : [m] "r"(mask)
+            : "cc", "memory");
+    *s0 = a0;
+    *s1 = a1;
+}
+
+/* The outputs of two pixels from their windows a and b (zero-padded to whole steps). */
+static EQ_NOINLINE void eq_conv_paired_2px(const uint32_t *filter, int32_t size, int32_t out_c, const int8_t *a,
+                                           const int8_t *b, const int32_t *bias, const eq_quant_params *quant,
+                                           const eq_conv_params *params, int8_t *out_a, int8_t *out_b)
+{
+    const int32_t steps = eq_paired_steps(size);
+    int32_t xw[EQ_PAIRED_MAX_DEPTH];
+    int32_t acc_a[EQ_BLOCKED_UNITS], acc_b[EQ_BLOCKED_UNITS];
+    int32_t o, k, n;
+    eq_widen_pair(a, b, steps, xw);
+    for (o = 0; o < out_c; o += n) {
+        n = EQ_MIN(EQ_BLOCKED_UNITS, out_c - o);
+        for (k = 0; k < n; k++) {
+            const int32_t u = o + k;
+            int32_t s0, s1;
+            eq_paired_row_2px(filter + (u >> 1) * 2 * steps + (u & 1), xw, steps, &s0, &s1);
+            acc_a[k] = bias[u] + (s0 >> 4);
+            acc_b[k] = bias[u] + (s1 >> 4);
+        }
+        eq_output_channels_s8(acc_a, n, quant, o, params->output_offset, &params->activation, out_a + o);
+        eq_output_channels_s8(acc_b, n, quant, o, params->output_offset, &params->activation, out_b + o);
+    }
+}
+#endif
 
 eq_status eq_conv_paired_s4(const eq_context *ctx, const eq_conv_params *params,
                             const eq_quant_params *quant, const eq_dims *input_dims,
@@ -15,19 +97,39 @@ eq_status eq_conv_paired_s4(const eq_context *ctx, const eq_conv_params *params,
     const int32_t size = filter_dims->h * filter_dims->w * in_c;
     int8_t col[EQ_PAIRED_MAX_DEPTH];
     int32_t b, oy, ox;
+#if EQ_DSP
+    int8_t col_b[EQ_PAIRED_MAX_DEPTH];
+    const int32_t padded = eq_paired_steps(size) * 8;
+#endif
     (void)ctx;
     if (filter_dims->c != in_c || filter_dims->n != out_c || size > EQ_PAIRED_MAX_DEPTH) {
         return EQ_ERROR_ARGUMENT;
     }
+#if EQ_DSP
+    eq_fill_s8(col + size, 0, padded - size); /* the last step's weights past the window are 0 */
+    eq_fill_s8(col_b + size, 0, padded - size);
+#endif
     for (b = 0; b < output_dims->n; b++) {
         const int8_t *in_batch = input + b * in_h * in_w * in_c;
         for (oy = 0; oy < out_h; oy++) {
             const int32_t iy0 = oy * params->stride.h - params->padding.h;
-            for (ox = 0; ox < out_w; ox++) {
+            int8_t *out_row = output + (b * out_h + oy) * out_w * out_c;
+            ox = 0;
+#if EQ_DSP
+            for (; ox + 2 <= out_w; ox += 2) {
                 const int32_t ix0 = ox * params->stride.w - params->padding.w;
-                eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, 0, size, col);
+                eq_conv_s8_gather_window(params, input_dims, filter_dims, in_batch, iy0, ix0, col);
+                eq_conv_s8_gather_window(params, input_dims, filter_dims, in_batch, iy0, ix0 + params->stride.w,
+                                         col_b);
+                eq_conv_paired_2px(filter, size, out_c, col, col_b, bias, quant, params, out_row + ox * out_c,
+                                   out_row + (ox + 1) * out_c);
+            }
+#endif
+            for (; ox < out_w; ox++) {
+                const int32_t ix0 = ox * params->stride.w - params->padding.w;
+                eq_conv_s8_gather_window(params, input_dims, filter_dims, in_batch, iy0, ix0, col);
                 eq_matvec_paired_s4(filter, size, out_c, col, bias, quant, params->output_offset,
-                                    &params->activation, output + ((b * out_h + oy) * out_w + ox) * out_c);
+                                    &params->activation, out_row + ox * out_c);
             }
         }
     }

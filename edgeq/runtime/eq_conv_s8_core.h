@@ -26,9 +26,13 @@ static EQ_HOT_INLINE void eq_conv_s8_span(int8_t *col, int32_t k0, int32_t k1, i
                                           const int8_t *src, int8_t zero_point)
 {
     const int32_t lo = EQ_MAX(k0, at), hi = EQ_MIN(k1, at + len);
-    int32_t i;
-    for (i = lo; i < hi; i++) {
-        col[i - k0] = src != 0 ? src[i - at] : zero_point;
+    if (hi <= lo) {
+        return;
+    }
+    if (src != 0) {
+        eq_copy_s8(col + lo - k0, src + lo - at, hi - lo);
+    } else {
+        eq_fill_s8(col + lo - k0, zero_point, hi - lo);
     }
 }
 
@@ -66,6 +70,36 @@ static inline void eq_conv_s8_gather(const eq_conv_params *params, const eq_dims
                                 ix >= 0 && ix < in_w ? in_batch + (iy * in_w + ix) * in_c : 0, zero_point);
             }
         }
+    }
+}
+
+/* The whole window from input tap (iy0, ix0) into col, OHWI tap order, taps outside the image
+ * as the zero point: for each filter row, the padding either side and the run of the input
+ * between. Without horizontal dilation; eq_conv_s8_gather otherwise. */
+static inline void eq_conv_s8_gather_window(const eq_conv_params *params, const eq_dims *input_dims,
+                                            const eq_dims *filter_dims, const int8_t *in_batch, int32_t iy0,
+                                            int32_t ix0, int8_t *col)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t row_len = k_w * in_c;
+    const int zero_point = -params->input_offset;
+    const int32_t kx0 = EQ_MIN(k_w, EQ_MAX(0, -ix0));
+    const int32_t kx1 = EQ_MAX(kx0, EQ_MIN(k_w, in_w - ix0));
+    int32_t ky;
+    if (params->dilation.w != 1) {
+        eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, 0, k_h * row_len, col);
+        return;
+    }
+    for (ky = 0; ky < k_h; ky++, col += row_len) {
+        const int32_t iy = iy0 + ky * params->dilation.h;
+        if (iy < 0 || iy >= in_h) {
+            eq_fill_s8(col, zero_point, row_len);
+            continue;
+        }
+        eq_fill_s8(col, zero_point, kx0 * in_c);
+        eq_copy_s8(col + kx0 * in_c, in_batch + (iy * in_w + ix0 + kx0) * in_c, (kx1 - kx0) * in_c);
+        eq_fill_s8(col + kx1 * in_c, zero_point, (k_w - kx1) * in_c);
     }
 }
 

@@ -1,7 +1,7 @@
 /* CONV_2D int8 body with the filter widened (eq_types.h), shared by eq_conv_wide_s8,
  * eq_conv_rows_wide_s8 (through eq_conv_wide_s8) and eq_conv_add_wide_s8: every output pixel is
  * eq_matvec_wide_s8's product of the filter with the pixel's window, read in place when it is
- * one run of the input, else gathered into a stack buffer (eq_conv_s8_core.h's gather, taps
+ * one run of the input, else gathered into a stack buffer (eq_conv_s8_gather_window, taps
  * outside the image as the zero point). The generator picks these kernels only for windows
  * of up to EQ_CONV_COL_BYTES. */
 #ifndef EQ_CONV_WIDE_S8_CORE_H
@@ -9,36 +9,6 @@
 
 #include "eq_conv_s8_core.h"
 #include "eq_matvec_wide_s8.h"
-
-/* The whole window from input tap (iy0, ix0) into col, OHWI tap order, taps outside the image
- * as the zero point: for each filter row, the padding either side and the run of the input
- * between. Without horizontal dilation; eq_conv_s8_gather otherwise. */
-static inline void eq_conv_wide_s8_gather(const eq_conv_params *params, const eq_dims *input_dims,
-                                          const eq_dims *filter_dims, const int8_t *in_batch, int32_t iy0,
-                                          int32_t ix0, int8_t *col)
-{
-    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
-    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
-    const int32_t row_len = k_w * in_c;
-    const int zero_point = -params->input_offset;
-    const int32_t kx0 = EQ_MIN(k_w, EQ_MAX(0, -ix0));
-    const int32_t kx1 = EQ_MAX(kx0, EQ_MIN(k_w, in_w - ix0));
-    int32_t ky;
-    if (params->dilation.w != 1) {
-        eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, 0, k_h * row_len, col);
-        return;
-    }
-    for (ky = 0; ky < k_h; ky++, col += row_len) {
-        const int32_t iy = iy0 + ky * params->dilation.h;
-        if (iy < 0 || iy >= in_h) {
-            eq_fill_s8(col, zero_point, row_len);
-            continue;
-        }
-        eq_fill_s8(col, zero_point, kx0 * in_c);
-        eq_copy_s8(col + kx0 * in_c, in_batch + (iy * in_w + ix0 + kx0) * in_c, (kx1 - kx0) * in_c);
-        eq_fill_s8(col + kx1 * in_c, zero_point, (k_w - kx1) * in_c);
-    }
-}
 
 /* out[j] = ADD(channel c0 + j's own int8 output, skip[j]) for the accumulators acc[0..n), the
  * convolution's and the ADD's requantizations in their bounded forms when both have them. */
@@ -111,7 +81,7 @@ static inline eq_status eq_conv_wide_s8_core(const eq_conv_params *params, const
                 if (inside && contiguous_rows) {
                     window = in_batch + (iy0 * in_w + ix0) * in_c;
                 } else {
-                    eq_conv_wide_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, col);
+                    eq_conv_s8_gather_window(params, input_dims, filter_dims, in_batch, iy0, ix0, col);
                 }
 #if EQ_DSP
                 eq_widen_s8(window, size, xw);
