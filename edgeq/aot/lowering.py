@@ -186,36 +186,27 @@ class Lowering:
             return self.const_tensors[filt.index]
         return self.ptr(filt.index)
 
-    def filter_ptr_blocked(self, filt: Tensor) -> str:
-        """An int8 filter [units][depth] in the blocked layout of eq_types.h (four output
-        channels interleaved word by word), emitted once per tensor."""
+    def _filter_layout(self, filt: Tensor, registry: dict[int, str], suffix: str, ctype: str, layout) -> str:
+        """An int8 or int4 filter [units][depth] in `layout` (a function of the int8 values), emitted
+        once per tensor as a `ctype` array named after it."""
         key = self.root(filt.index)
-        if key not in self.blocked_tensors:
-            name = f"{self.prefix}_tensor{key}_blocked"
-            self.blocked_tensors[key] = name
+        if key not in registry:
+            registry[key] = f"{self.prefix}_tensor{key}_{suffix}"
             values = self.filter_values(filt).astype(np.int8)
-            self.model_consts.append(ConstArray(name, "int8_t", block_filter(values.reshape(values.shape[0], -1))))
-        return self.blocked_tensors[key]
+            self.model_consts.append(ConstArray(registry[key], ctype, layout(values.reshape(values.shape[0], -1))))
+        return registry[key]
+
+    def filter_ptr_blocked(self, filt: Tensor) -> str:
+        """The filter in the blocked layout of eq_types.h (four output channels interleaved word by word)."""
+        return self._filter_layout(filt, self.blocked_tensors, "blocked", "int8_t", block_filter)
 
     def filter_ptr_wide(self, filt: Tensor) -> str:
-        """An int8 filter [units][depth] widened to int16 pairs (eq_types.h), emitted once per tensor."""
-        key = self.root(filt.index)
-        if key not in self.wide_tensors:
-            name = f"{self.prefix}_tensor{key}_wide"
-            self.wide_tensors[key] = name
-            values = self.filter_values(filt).astype(np.int8)
-            self.model_consts.append(ConstArray(name, "int32_t", widen_filter(values.reshape(values.shape[0], -1))))
-        return self.wide_tensors[key]
+        """The filter widened to int16 pairs (eq_types.h)."""
+        return self._filter_layout(filt, self.wide_tensors, "wide", "int32_t", widen_filter)
 
     def filter_ptr_paired(self, filt: Tensor) -> str:
-        """An int4 filter [units][depth] in the paired layout (eq_matvec_paired_s4.h), emitted once per tensor."""
-        key = self.root(filt.index)
-        if key not in self.paired_tensors:
-            name = f"{self.prefix}_tensor{key}_paired"
-            self.paired_tensors[key] = name
-            values = self.filter_values(filt).astype(np.int8)
-            self.model_consts.append(ConstArray(name, "uint32_t", pair_nibbles(values.reshape(values.shape[0], -1))))
-        return self.paired_tensors[key]
+        """An int4 filter in the paired layout (eq_matvec_paired_s4.h)."""
+        return self._filter_layout(filt, self.paired_tensors, "paired", "uint32_t", pair_nibbles)
 
     def bias64(self, step: Step, op: Operator) -> str:
         if len(op.inputs) > 2 and op.inputs[2] >= 0:

@@ -89,6 +89,19 @@ static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
 }
 
 #if EQ_DSP
+/* An assembly loop of %[n] STEPs: an odd one first (LSRS leaves it in the carry), then two a
+ * pass, half the compare and branch of one a pass. */
+#define EQ_ASM_BY_TWO(STEP)                                   \
+    "lsrs %[n], %[n], #1\n\t"                                 \
+    "bcc 2f\n\t" STEP                                         \
+    "2:\n\t"                                                  \
+    "cmp %[n], #0\n\t"                                        \
+    "beq 3f\n"                                                 \
+    "1:\n\t" STEP STEP                                        \
+    "subs %[n], %[n], #1\n\t"                                 \
+    "bne 1b\n"                                                 \
+    "3:"
+
 #define EQ_BLOCKED_UNITS 64 /* accumulators a pass, requantized together */
 #define EQ_WIDE_DEPTH 1024 /* inputs widened once on the stack (DSP cores), 2 KiB; longer ones are not */
 
@@ -153,15 +166,7 @@ static EQ_NOINLINE const int8_t *eq_matvec_blocked_acc(const int8_t *f, const in
         register int32_t s __asm__("r6");
         register int32_t t __asm__("r10");
         register int32_t v __asm__("r11");
-        __asm__("lsrs %[n], %[n], #1\n\t"
-                "bcc 2f\n\t" EQ_BLOCKED_STEP_ASM
-                "2:\n\t"
-                "cmp %[n], #0\n\t"
-                "beq 3f\n"
-                "1:\n\t" EQ_BLOCKED_STEP_ASM EQ_BLOCKED_STEP_ASM
-                "subs %[n], %[n], #1\n\t"
-                "bne 1b\n"
-                "3:"
+        __asm__(EQ_ASM_BY_TWO(EQ_BLOCKED_STEP_ASM)
                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [f] "+r"(w),
                   [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u0] "=&r"(u0), [u1] "=&r"(u1), [s] "=&r"(s)
                 :

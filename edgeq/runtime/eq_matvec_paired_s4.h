@@ -39,7 +39,7 @@ static inline int32_t eq_paired_steps(int32_t depth)
     "smlad %[" a "], %[x57], %[w], %[" a "]\n\t"
 
 /* The sums of two rows times 16 against xw (`steps` steps of eight, widened) from f on; returns f
- * past them. An odd step first (LSRS leaves it in the carry), then two a pass. */
+ * past them. */
 static EQ_HOT_INLINE const uint32_t *eq_paired_dot2(const uint32_t *f, const int32_t *xw, int32_t steps,
                                                     int32_t *s0, int32_t *s1)
 {
@@ -49,15 +49,7 @@ static EQ_HOT_INLINE const uint32_t *eq_paired_dot2(const uint32_t *f, const int
 #define EQ_PAIRED_STEP_ASM                                     \
     "ldrd %[x02], %[x13], [%[p]], #8\n\t"                      \
     "ldrd %[x46], %[x57], [%[p]], #8\n\t" EQ_PAIRED_UNIT_ASM("a0") EQ_PAIRED_UNIT_ASM("a1")
-    __asm__("lsrs %[n], %[n], #1\n\t"
-            "bcc 2f\n\t" EQ_PAIRED_STEP_ASM
-            "2:\n\t"
-            "cmp %[n], #0\n\t"
-            "beq 3f\n"
-            "1:\n\t" EQ_PAIRED_STEP_ASM EQ_PAIRED_STEP_ASM
-            "subs %[n], %[n], #1\n\t"
-            "bne 1b\n"
-            "3:"
+    __asm__(EQ_ASM_BY_TWO(EQ_PAIRED_STEP_ASM)
             : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(p), [f] "+r"(f), [n] "+r"(steps), [x02] "=&r"(x02),
               [x13] "=&r"(x13), [x46] "=&r"(x46), [x57] "=&r"(x57), [w] "=&r"(w), [t] "=&r"(t), [s] "=&r"(s)
             : [m] "r"(mask)

@@ -73,17 +73,7 @@ static EQ_NOINLINE void eq_matvec_wide_acc(const int32_t *f, const int8_t *x, in
         register int32_t u2 __asm__("r6");
         register int32_t u3 __asm__("r8");
         int32_t v, t;
-        /* an odd step first (LSRS leaves it in the carry), then two steps a pass: half the
-         * loop's compare and branch */
-        __asm__("lsrs %[n], %[n], #1\n\t"
-                "bcc 2f\n\t" EQ_WIDE_STEP_ASM
-                "2:\n\t"
-                "cmp %[n], #0\n\t"
-                "beq 3f\n"
-                "1:\n\t" EQ_WIDE_STEP_ASM EQ_WIDE_STEP_ASM
-                "subs %[n], %[n], #1\n\t"
-                "bne 1b\n"
-                "3:"
+        __asm__(EQ_ASM_BY_TWO(EQ_WIDE_STEP_ASM)
                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [f] "+r"(f),
                   [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u0] "=&r"(u0), [u1] "=&r"(u1), [u2] "=&r"(u2),
                   [u3] "=&r"(u3)
@@ -177,15 +167,7 @@ static EQ_NOINLINE void eq_matvec_wide16_acc(const int32_t *f, const int32_t *xw
         register int32_t u3 __asm__("r8");
         register int32_t t __asm__("r10");
         register int32_t v __asm__("r11");
-        __asm__("lsrs %[n], %[n], #1\n\t"
-                "bcc 2f\n\t" EQ_WIDE16_STEP_ASM
-                "2:\n\t"
-                "cmp %[n], #0\n\t"
-                "beq 3f\n"
-                "1:\n\t" EQ_WIDE16_STEP_ASM EQ_WIDE16_STEP_ASM
-                "subs %[n], %[n], #1\n\t"
-                "bne 1b\n"
-                "3:"
+        __asm__(EQ_ASM_BY_TWO(EQ_WIDE16_STEP_ASM)
                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [f] "+r"(w),
                   [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u0] "=&r"(u0), [u1] "=&r"(u1), [u2] "=&r"(u2),
                   [u3] "=&r"(u3)
