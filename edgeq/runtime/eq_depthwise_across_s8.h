@@ -1,7 +1,7 @@
 /* DEPTHWISE_CONV_2D int8, depth multiplier 1, a row of outputs at a time straight from the
- * input, no copy of it: the strided kernels' body (eq_depthwise_conv_strided_s8, and the
- * row-buffered and separate-output kernels at strides above 1), where the channel planes of
- * eq_depthwise_plane_s8.h would copy four input bytes an output.
+ * input, no copy of it: the body of eq_depthwise_conv_strided_s8, of the row-buffered kernel at
+ * strides above 1 (where the channel planes of eq_depthwise_plane_s8.h would copy four input
+ * bytes an output) and, on DSP cores, of eq_depthwise_conv_s8 at depth multiplier 1.
  *
  * On DSP cores four channels a pass, which NHWC keeps side by side: one word of input per tap,
  * split by SXTB16 into lanes 0, 2 and 1, 3, multiplied lane by lane against the taps
