@@ -1,7 +1,9 @@
 /* CONV_2D 1x1, stride 1, int8, pixel by pixel so that the output may be written over the
  * input: eq_conv_1x1_in_place_s8 with the filter widened (eq_types.h) for the DSP cores'
  * SMLAD loop (eq_matvec_wide_s8.h). Each pixel's input vector is copied to caller scratch
- * before the pixel's outputs are stored (the planner's rule: docs/edgeq-c-memory.md). */
+ * before the pixel's outputs are stored (the planner's rule: docs/edgeq-c-memory.md), except
+ * on DSP cores up to EQ_WIDE_DEPTH inputs, where the product widens the vector onto its stack
+ * before it stores anything. */
 #include "eq_kernels.h"
 #include "eq_matvec_wide_s8.h"
 
@@ -24,8 +26,15 @@ eq_status eq_conv_1x1_in_place_wide_s8(const eq_context *ctx, const eq_conv_para
     }
     vector = (int8_t *)ctx->buf;
     for (p = 0; p < pixels; p++) {
-        eq_copy_s8(vector, input + p * in_c, in_c);
-        eq_matvec_wide_s8(filter, in_c, out_c, vector, bias, quant, params->output_offset, &params->activation,
+        const int8_t *x = input + p * in_c;
+#if EQ_DSP
+        if (in_c > EQ_WIDE_DEPTH)
+#endif
+        {
+            eq_copy_s8(vector, x, in_c);
+            x = vector;
+        }
+        eq_matvec_wide_s8(filter, in_c, out_c, x, bias, quant, params->output_offset, &params->activation,
                           output + p * out_c);
     }
     return EQ_OK;
