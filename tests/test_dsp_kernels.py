@@ -399,17 +399,17 @@ def test_widened_weights_are_taken_only_when_they_fit_the_devices_flash(small_cn
     from edgeq.aot import WIDENED_CODE_ALLOWANCE_BYTES, compile_model
 
     roomy = compile_model(small_cnn_int8, dsp=True, flash_bytes=4 << 20)
-    int8 = compile_model(small_cnn_int8, dsp=False)
+    int8 = compile_model(small_cnn_int8, dsp=True, widen="never")
     tight = compile_model(small_cnn_int8, dsp=True,
                           flash_bytes=roomy.const_bytes + WIDENED_CODE_ALLOWANCE_BYTES - 1)
 
-    assert roomy.dsp and any("wide" in k for k in roomy.kernels) and roomy.const_bytes > int8.const_bytes
-    assert not tight.dsp and tight.kernels == int8.kernels and tight.const_bytes == int8.const_bytes
+    assert roomy.widen == "auto" and any("wide" in k for k in roomy.kernels) and roomy.const_bytes > int8.const_bytes
+    assert tight.widen == "never" and tight.kernels == int8.kernels and tight.const_bytes == int8.const_bytes
 
 
 def test_only_filters_used_many_times_an_inference_are_widened(small_cnn_int8):
     from edgeq.aot import compile_model
-    from edgeq.aot.lower_conv import WIDEN_MIN_USES
+    from edgeq.aot.lowering import WIDEN_MIN_USES
 
     dsp = compile_model(small_cnn_int8, dsp=True, flash_bytes=4 << 20)
 
@@ -417,3 +417,19 @@ def test_only_filters_used_many_times_an_inference_are_widened(small_cnn_int8):
     assert 8 * 8 >= WIDEN_MIN_USES > 1
     assert any(k.startswith("eq_conv") and "wide" in k for k in dsp.kernels)
     assert "eq_fully_connected_s8" in dsp.kernels and "eq_fully_connected_wide_s8" not in dsp.kernels
+
+
+@pytest.mark.parametrize("optimize, fully_connected", [("-Os", "eq_fully_connected_s8"),
+                                                       ("-O3", "eq_fully_connected_wide_s8")])
+def test_the_profiles_optimisation_level_says_whether_speed_or_flash_comes_first(small_cnn_int8, optimize,
+                                                                                   fully_connected):
+    import dataclasses
+
+    from edgeq.runtimes import get_runtime
+
+    profile = get_profile("qemu-mps2-an386")
+    profile = dataclasses.replace(profile, toolchain=dataclasses.replace(profile.toolchain, optimize=optimize))
+    compiled, _ = get_runtime("edgeq-c").compile(profile, small_cnn_int8)
+
+    assert fully_connected in compiled.kernels
+    assert any("wide" in k for k in compiled.kernels) == (optimize == "-O3")

@@ -71,7 +71,8 @@ class CompiledModel:
     plan: MemoryPlan | None = None
     buffers: tuple[Buffer, ...] = ()
     in_place_rules: tuple[InPlace, ...] = ()
-    dsp: bool = False  # the DSP kernels (widened weights), which only cores with the DSP extension run
+    dsp: bool = False  # the DSP kernels and weight layouts, which only cores with the DSP extension run
+    widen: str = "never"  # which filters were widened for them (lowering.WIDEN_POLICIES)
 
     @property
     def sources(self) -> list[str]:
@@ -148,38 +149,41 @@ WIDENED_CODE_ALLOWANCE_BYTES = 32 * 1024
 
 
 def compile_if_supported(tflite: bytes, source: str = "<bytes>", graph: Graph | None = None, dsp: bool = False,
-                         flash_bytes: int | None = None) -> tuple[CompiledModel | None, str | None]:
+                         flash_bytes: int | None = None, widen: str = "auto"
+                         ) -> tuple[CompiledModel | None, str | None]:
     """The compiled model, or None and why edgeq-c cannot run it (an op or a type it lacks)."""
     try:
-        return compile_model(tflite, source=source, graph=graph, dsp=dsp, flash_bytes=flash_bytes), None
+        return compile_model(tflite, source=source, graph=graph, dsp=dsp, flash_bytes=flash_bytes, widen=widen), None
     except BadInput as exc:
         return None, str(exc)
 
 
 def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
                   in_place: bool = True, graph: Graph | None = None, dsp: bool = False,
-                  flash_bytes: int | None = None) -> CompiledModel:
+                  flash_bytes: int | None = None, widen: str = "auto") -> CompiledModel:
     """Compile a quantized .tflite into C. Raises BadInput for ops or types edgeq-c lacks.
 
     `in_place=False` gives every tensor its own bytes (no kernel writes over its input), for
     comparison and debugging; the arena is then at least `lower_bound_bytes`. `graph` is the
     model already read (read_graph), so a caller that has it does not parse the flatbuffer again.
-    `dsp`: the target core has the DSP extension, so layers whose kernel has a widened-weight
-    variant for it use that (more flash, fewer instructions); the code runs on any core. Given the
-    device's `flash_bytes`, the DSP kernels are taken only when their constants fit beside the code;
-    otherwise the portable ones, so that a model that fits in int8 is not pushed out of the flash
-    for speed (`CompiledModel.dsp` says which)."""
-    compiled = _compile(tflite, prefix, source, in_place, graph, dsp)
-    if dsp and flash_bytes is not None and compiled.const_bytes + WIDENED_CODE_ALLOWANCE_BYTES > flash_bytes:
-        return _compile(tflite, prefix, source, in_place, graph, False)
+    `dsp`: the target core has the DSP extension, so the kernels and weight layouts made for it
+    are used, and the filters `widen` names (lowering.WIDEN_POLICIES) are widened (more flash,
+    fewer instructions); the code runs on any core. Given the device's `flash_bytes`, widened
+    weights are taken only when the constants fit beside the code; otherwise none are, so that a
+    model that fits in int8 is not pushed out of the flash for speed (`CompiledModel.widen` says
+    which)."""
+    compiled = _compile(tflite, prefix, source, in_place, graph, dsp, widen)
+    if (dsp and widen != "never" and flash_bytes is not None
+            and compiled.const_bytes + WIDENED_CODE_ALLOWANCE_BYTES > flash_bytes):
+        return _compile(tflite, prefix, source, in_place, graph, dsp, "never")
     return compiled
 
 
-def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Graph | None, dsp: bool
-             ) -> CompiledModel:
+def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Graph | None, dsp: bool,
+             widen: str) -> CompiledModel:
     check_prefix(prefix)
     graph = graph if graph is not None else read_graph(tflite, source)
-    lowered = lower(graph, prefix, dsp=dsp)
+    lowered = lower(graph, prefix, dsp=dsp, widen=widen)
 
     def root(i: int) -> int:
         while i in lowered.alias:
@@ -194,7 +198,7 @@ def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Gra
     # that allows it (element-wise kernels are safe in place as they are).
     variants = {lowered.steps[r.step].op_index: r.kind for r in plan.in_place if r.kind != ELEMENTWISE}
     if variants:
-        lowered = lower(graph, prefix, variants, dsp)
+        lowered = lower(graph, prefix, variants, dsp, widen)
     steps = lowered.steps
     for k, s in enumerate(steps):
         if s.scratch_bytes > plan.scratch_bytes.get(k, 0):
@@ -226,4 +230,5 @@ def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Gra
         ops=tuple(f"{s.op_index} {s.opcode} -> {s.kernel}" for s in steps), kernels=kernels,
         inputs=tuple(_info(graph, i, root(i)) for i in graph.inputs),
         outputs=tuple(_info(graph, o, root(o)) for o in graph.outputs), sha256=sha,
-        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules), dsp=dsp)
+        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules), dsp=dsp,
+        widen=widen if dsp else "never")

@@ -20,12 +20,14 @@ def ops_without_kernel(graph: Graph) -> list[Operator]:
     return [op for op in graph.operators if op.opcode not in HANDLERS and op.opcode not in ALIAS_OPS]
 
 
-def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False) -> Lowered:
+def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False,
+          widen: str = "auto") -> Lowered:
     """Every operator of the graph as a kernel call; raises BadInput naming the first
     operator edgeq-c cannot run. `variants` (op index -> in-place kind) selects the kernels
     that may write their output over their input, for the ops the memory plan overlaps;
-    `dsp` (the target has the DSP extension) the kernels whose weights are widened for it."""
-    lw = Lowering(graph, prefix, variants, dsp)
+    `dsp` (the target has the DSP extension) the kernels and weight layouts made for it, the
+    filters widened by the `widen` policy (lowering.WIDEN_POLICIES)."""
+    lw = Lowering(graph, prefix, variants, dsp, widen)
     fusions = conv_add_fusions(graph)
     fused_convs = {c: a for a, c in fusions.items()}
     steps: list[Step] = []

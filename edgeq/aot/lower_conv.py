@@ -110,19 +110,11 @@ def _paired(lw: Lowering, kernel: str, filt: Tensor) -> str | None:
 
 # The widened CONV_2D kernels gather a window into a buffer of this many bytes (EQ_CONV_COL_BYTES).
 WIDE_WINDOW_BYTES = 1024
-# A filter is widened only when each weight is used at least this many times an inference (output
-# pixels times batch): widening costs a byte of flash a weight and saves about half an instruction
-# a use (eq_matvec_wide_s8.h against eq_matvec_blocked_acc), so below this a byte buys less than
-# eight instructions. Pointwise layers on big maps are widened; FULLY_CONNECTED and the late 3x3
-# maps, where most of the weights are, keep int8.
-WIDEN_MIN_USES = 16
-
-
 def _widened(lw: Lowering, kernel: str, filt: Tensor, out: Tensor) -> str | None:
     """The widened variant of `kernel` the target runs for this filter, if any."""
     window = int(np.prod(filt.shape[1:]))
     uses = int(np.prod(out.shape[:-1]))
-    if not lw.dsp or kernel not in WIDE_FILTER_KERNELS or uses < WIDEN_MIN_USES:
+    if lw.widen_min_uses is None or kernel not in WIDE_FILTER_KERNELS or uses < lw.widen_min_uses:
         return None
     if kernel in ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_add_s8") and window > WIDE_WINDOW_BYTES:
         return None

@@ -101,11 +101,24 @@ def _padding(padding: int, in_size: int, filter_size: int, stride: int, dilation
     return max(total, 0) // 2
 
 
+# Which filters the DSP kernels take widened (eq_types.h): "auto", those whose weights are each used
+# at least WIDEN_MIN_USES times an inference (output pixels times batch): widening costs a byte of flash
+# a weight and saves about half an instruction a use (eq_matvec_wide_s8.h against
+# eq_matvec_blocked_acc), so below that a byte buys less than eight instructions; "always", every one
+# that has a widened kernel (speed before flash); "never", none (flash before speed).
+WIDEN_MIN_USES = 16
+WIDEN_POLICIES = {"auto": WIDEN_MIN_USES, "always": 1, "never": None}
+
+
 class Lowering:
-    def __init__(self, graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False):
+    def __init__(self, graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False,
+                 widen: str = "auto"):
         self.g = graph
         self.prefix = prefix
-        self.dsp = dsp  # the target has the DSP extension: kernels with widened weights where there are
+        self.dsp = dsp  # the target has the DSP extension: its SIMD kernels and weight layouts
+        if widen not in WIDEN_POLICIES:
+            raise ValueError(f"unknown widening policy {widen!r}; expected one of {', '.join(WIDEN_POLICIES)}")
+        self.widen_min_uses = WIDEN_POLICIES[widen] if dsp else None
         self.variants = dict(variants or {})  # op index -> in-place kind its kernel must honour
         self.alias: dict[int, int] = {}
         self.const_tensors: dict[int, str] = {}

@@ -112,6 +112,7 @@ class Inputs:
     came_quantized: str | None = None  # "int8" or "int16x8" when the model came quantized: no float to compare
     dsp: bool = False  # the board has the DSP extension: edgeq-c's figures are those of its DSP kernels
     flash_bytes: int | None = None  # the board's flash, which decides whether those kernels' weights fit
+    widen: str = "auto"  # which weights edgeq-c widens for the board (edgeq.runtimes.edgeq_c.widening)
     as_given: tuple[str, ...] = ()  # the mode the model came in when it came float16: that mode is the file itself
     unmeasured: str | None = None  # why LiteRT on this host cannot run the model (an op only the device has)
 
@@ -278,7 +279,8 @@ class Builder:
         for runtime in RUNTIMES.values():
             if runtime.record_key is not None:
                 record[runtime.record_key] = runtime.candidate_record(
-                    spec.mode, tflite, graph, dsp=self.inputs.dsp, flash_bytes=self.inputs.flash_bytes)
+                    spec.mode, tflite, graph, dsp=self.inputs.dsp, flash_bytes=self.inputs.flash_bytes,
+                    widen=self.inputs.widen)
         record.update(int4_unpack_bytes=_int4_unpack_bytes(graph),
                       work=[[w.index, w.opcode, w.dtype, w.macs, w.elements, w.constant_input, w.outputs]
                             for w in count_work(graph)],

@@ -34,6 +34,7 @@ from edgeq.modes import MODES
 from edgeq.plan.evaluate import Inputs, Spec
 from edgeq.resources import PACKAGE_DIR, TEMPLATE_DIR
 from edgeq.runtimes import get_runtime
+from edgeq.runtimes.edgeq_c import widening
 
 CACHE_SCHEMA = 1
 
@@ -112,6 +113,7 @@ class PlanSession:
                             "val": read_arrays(request.val).sha256() if request.val else "calib",
                             "label_output": request.label_output,
                             "dsp": request.profile.has_dsp, "flash_bytes": request.profile.memory.flash_bytes,
+                            "widen": widening(request.profile),
                             "custom_ops": list(self.declared_ops)}
         self.cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
         self.hits = self.misses = 0
@@ -171,6 +173,7 @@ class PlanSession:
                                   val_synthetic=validation.synthetic, converted=converted, conversion_errors=failed,
                                   came_quantized=model.quantized, dsp=self.request.profile.has_dsp,
                                   flash_bytes=self.request.profile.memory.flash_bytes,
+                                  widen=widening(self.request.profile),
                                   as_given=(model.weights_as_given,) if model.weights_as_given else (),
                                   unmeasured=self._host.unmeasured(self.declared_ops))
         return self._inputs

@@ -133,9 +133,9 @@ class Runtime:
     # ---- the planner ---------------------------------------------------------------------------------
 
     def candidate_record(self, mode: str, tflite: bytes, graph: Graph, *, dsp: bool,
-                         flash_bytes: int | None) -> dict | None:
-        """What the planner keeps of a candidate for it, independent of the board but for `dsp` and
-        `flash_bytes` (which are in the planner cache's key); None when it keeps nothing."""
+                         flash_bytes: int | None, widen: str = "auto") -> dict | None:
+        """What the planner keeps of a candidate for it, independent of the board but for `dsp`,
+        `flash_bytes` and `widen` (which are in the planner cache's key); None when it keeps nothing."""
         return None
 
     def candidate_fit(self, record: dict, profile) -> Fit | str:

@@ -64,6 +64,18 @@ def compiled_footprint(profile, compiled: CompiledModel) -> tuple[int | None, in
     return footprint.flash_bytes, footprint.ram_bytes
 
 
+# The profile's optimisation level says what the user puts first, as STM32Cube.AI's "time",
+# "balanced" and "ram" do: at -Os flash (no widened weights), at -O2 both (widened where each weight
+# is used at least lowering.WIDEN_MIN_USES times an inference), at -O3 speed (widened wherever a
+# kernel takes them). Widened weights are still dropped when they do not fit the flash.
+WIDENING = {"-Os": "never", "-O2": "auto", "-O3": "always"}
+
+
+def widening(profile) -> str:
+    """Which filters edgeq-c widens for `profile` (lowering.WIDEN_POLICIES)."""
+    return WIDENING.get(profile.toolchain.optimize, "auto")
+
+
 class EdgeqC(Runtime):
     name = "edgeq-c"
     label = "edgeq-c"
@@ -85,9 +97,11 @@ class EdgeqC(Runtime):
     def compile(self, profile, tflite: bytes, source: str = "<bytes>", graph: Graph | None = None
                 ) -> tuple[CompiledModel | None, str | None]:
         """The model compiled for `profile` (or None and why edgeq-c cannot run it): the DSP kernels where
-        the core has them and their widened weights fit its flash. Everything that compiles for a device
-        goes through here, so the firmware, the fit and the per-layer profile agree on the kernels."""
-        return compile_if_supported(tflite, source, graph, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes)
+        the core has them, with the weights widened that `widening` asks for and the flash holds.
+        Everything that compiles for a device goes through here, so the firmware, the fit and the
+        per-layer profile agree on the kernels."""
+        return compile_if_supported(tflite, source, graph, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes,
+                                    widen=widening(profile))
 
     def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
         missing = ops_without_kernel(graph)
@@ -98,9 +112,9 @@ class EdgeqC(Runtime):
     def prepare(self, profile, tflite: bytes, graph: Graph, source: str) -> EdgeqCModel:
         compiled, refusal = self.compile(profile, tflite, source, graph)
         warnings = ()
-        if compiled is not None and profile.has_dsp and not compiled.dsp:
-            warnings = (f"edgeq-c: the DSP kernels' widened weights would not fit {profile.name}'s flash; the int8 "
-                        f"kernels ({compiled.const_bytes:,} bytes of constants) run instead, slower",)
+        if compiled is not None and profile.has_dsp and compiled.widen != widening(profile):
+            warnings = (f"edgeq-c: widened weights would not fit {profile.name}'s flash; every layer keeps its int8 "
+                        f"weights ({compiled.const_bytes:,} bytes of constants), slower",)
         return EdgeqCModel(self.name, refusal, warnings, compiled, arena_summary(compiled, graph))
 
     def fit(self, profile, prepared: EdgeqCModel, tflite: bytes) -> Fit:
@@ -122,14 +136,14 @@ class EdgeqC(Runtime):
         return render_edgeq_c_project(profile, tflite, graph, stem, prepared.compiled, self.identity)
 
     def candidate_record(self, mode: str, tflite: bytes, graph: Graph, *, dsp: bool,
-                         flash_bytes: int | None) -> dict:
+                         flash_bytes: int | None, widen: str = "auto") -> dict:
         """Its arena and constants, and its flash and RAM from the objects compiled by REFERENCE_BUILD:
-        one reference build for the kernels the board gets (the DSP ones widen weights when they fit
-        `flash_bytes`, and plan other scratch)."""
+        one reference build for the kernels the board gets (the DSP ones widen the weights `widen`
+        names when they fit `flash_bytes`, and plan other scratch)."""
         refusal = self.refuses_mode(mode)
         if refusal:
             return {"error": refusal}
-        compiled, refusal = compile_if_supported(tflite, graph=graph, dsp=dsp, flash_bytes=flash_bytes)
+        compiled, refusal = compile_if_supported(tflite, graph=graph, dsp=dsp, flash_bytes=flash_bytes, widen=widen)
         if compiled is None:
             return {"error": refusal}
         record = {"arena_bytes": compiled.arena_bytes, "const_bytes": compiled.const_bytes,

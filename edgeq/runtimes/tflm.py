@@ -162,7 +162,7 @@ class Tflm(Runtime):
         return {"TFLM_DIR": str(tflm_dir_from_env())}
 
     def candidate_record(self, mode: str, tflite: bytes, graph: Graph, *, dsp: bool,
-                         flash_bytes: int | None) -> dict:
+                         flash_bytes: int | None, widen: str = "auto") -> dict:
         """TFLM's arena as its recording allocator reports it (the int4 kernels' unpack scratch, one
         byte a weight, is part of what it allocates), or why it cannot run the candidate."""
         refusal = self.refuses_mode(mode) or self.refusal(tflite, graph)
