@@ -110,8 +110,11 @@ def _paired(lw: Lowering, kernel: str, filt: Tensor) -> str | None:
 
 # The widened CONV_2D kernels gather a window into a buffer of this many bytes (EQ_CONV_COL_BYTES).
 WIDE_WINDOW_BYTES = 1024
+
+
 def _widened(lw: Lowering, kernel: str, filt: Tensor, out: Tensor) -> str | None:
-    """The widened variant of `kernel` the target runs for this filter, if any."""
+    """The widened variant of `kernel` the target runs for this filter, if any: by the widening
+    policy (lowering.WIDEN_POLICIES), from the uses of each weight an inference, `out`'s pixels."""
     window = int(np.prod(filt.shape[1:]))
     uses = int(np.prod(out.shape[:-1]))
     if lw.widen_min_uses is None or kernel not in WIDE_FILTER_KERNELS or uses < lw.widen_min_uses:
