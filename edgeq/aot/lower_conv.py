@@ -170,8 +170,9 @@ def conv(lw: Lowering, op: Operator) -> Step:
     offsets, activation, arg = _output_stage(lw, step, op, inp, filt, out, oc)
     step.decls.append(f"static const eq_conv_params params = {{{offsets}, {window}, {activation}}};")
     scratch = 0
-    if kind == "s4" and _paired(lw, step.kernel, filt):
-        step.kernel = _paired(lw, step.kernel, filt)
+    paired = _paired(lw, step.kernel, filt)
+    if paired:
+        step.kernel = paired
     elif kind == "s4":
         scratch = kh * kw * ic  # eq_conv_s4_scratch_size: one output channel's unpacked filter
     elif kind == "s8" and lw.variants.get(op.index) == POINTWISE_PIXEL:

@@ -158,20 +158,12 @@ static EQ_NOINLINE void eq_dw_across4(const eq_dw_conv_params *params, const eq_
 
 #endif
 
-/* The int8 output of channel c's sum. */
-static EQ_HOT_INLINE int8_t eq_dw_row_output(int32_t acc, const eq_dw_conv_params *params,
-                                                const eq_quant_params *quant, int32_t c)
-{
-    acc = eq_requantize_channel(acc, quant, c) + params->output_offset;
-    return (int8_t)EQ_CLAMP(acc, params->activation.min, params->activation.max);
-}
-
 /* Output rows [oy0, oy1) of one batch into out (row oy0's first byte); the channels past the
  * last four one at a time. Returns 0, or -1 for a window too large for the stack's taps. */
 static inline int eq_dw_rows_s8(const eq_dw_conv_params *params, const eq_quant_params *quant,
-                                    const eq_dims *input_dims, const int8_t *in_batch, const eq_dims *filter_dims,
-                                    const int8_t *filter, const int32_t *bias, int32_t oy0, int32_t oy1,
-                                    int32_t out_w, int8_t *out)
+                                const eq_dims *input_dims, const int8_t *in_batch, const eq_dims *filter_dims,
+                                const int8_t *filter, const int32_t *bias, int32_t oy0, int32_t oy1, int32_t out_w,
+                                int8_t *out)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, channels = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w, taps = k_h * k_w;
@@ -210,7 +202,7 @@ static inline int eq_dw_rows_s8(const eq_dw_conv_params *params, const eq_quant_
                         acc += (int32_t)filter[(ky * k_w + kx) * channels + c] * x;
                     }
                 }
-                *o = eq_dw_row_output(acc, params, quant, c);
+                *o = eq_output_s8(acc, quant, c, params->output_offset, &params->activation);
             }
         }
     }

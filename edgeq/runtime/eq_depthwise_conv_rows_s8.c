@@ -76,7 +76,7 @@ eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_para
     if (eq_dw_strided_across(params, filter_dims, output_dims)) {
         for (y = 0; y < output_dims->h; y++) {
             (void)eq_dw_rows_s8(params, quant, input_dims, input, filter_dims, filter, bias, y, y + 1,
-                                    output_dims->w, row);
+                                output_dims->w, row);
             eq_copy_s8(output + y * row_bytes, row, row_bytes);
         }
         return EQ_OK;

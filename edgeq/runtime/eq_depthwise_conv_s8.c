@@ -6,13 +6,6 @@
 #include "eq_dot_s8.h"
 #include "eq_depthwise_across_s8.h"
 
-static inline int8_t eq_dw_s8_output(int32_t acc, const eq_dw_conv_params *params, const eq_quant_params *quant,
-                                     int32_t c)
-{
-    acc = eq_requantize_channel(acc, quant, c) + params->output_offset;
-    return (int8_t)EQ_CLAMP(acc, params->activation.min, params->activation.max);
-}
-
 int32_t eq_depthwise_conv_s8_scratch_size(const eq_dims *output_dims)
 {
     return output_dims->c * (int32_t)sizeof(int32_t);
@@ -42,7 +35,7 @@ EQ_VECTORIZE eq_status eq_depthwise_conv_s8(const eq_context *ctx, const eq_dw_c
         const int8_t *in_batch = input + (int32_t)b * in_h * in_w * in_c;
 #if EQ_DSP
         if (mult == 1 && eq_dw_rows_s8(params, quant, input_dims, in_batch, filter_dims, filter, bias, 0, out_h,
-                                           out_w, output + (int32_t)b * out_h * out_w * out_c) == 0) {
+                                       out_w, output + (int32_t)b * out_h * out_w * out_c) == 0) {
             continue;
         }
 #endif
@@ -81,7 +74,7 @@ EQ_VECTORIZE eq_status eq_depthwise_conv_s8(const eq_context *ctx, const eq_dw_c
                     }
                 }
                 for (c = 0; c < out_c; c++) {
-                    out[c] = eq_dw_s8_output(acc[c], params, quant, c);
+                    out[c] = eq_output_s8(acc[c], quant, c, params->output_offset, &params->activation);
                 }
             }
         }
