@@ -51,12 +51,14 @@ from edgeq.sources import BUNDLE_FILES, FLATBUFFER, LINKED_IMAGE, LITERT_HOST, s
 
 @dataclass(frozen=True)
 class DeviceRequest:
-    """The device leg: whether to run it, on which port, on how many samples, per layer or not."""
+    """The device leg: whether to run it, on which port, on how many samples, per layer or not, with
+    estimated cycles or not."""
 
     run: bool = True  # False: generate only (--no-device)
     port: str | None = None  # a real board's serial port
     samples: int | None = None  # the first N validation samples (default: all)
     per_layer: bool = False  # also count each step (--profile)
+    cycles: bool = False  # an emulated board: also estimate its core's cycles (--cycles)
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def _device_leg(req: Request, runtime, project: dict, validation: Dataset) -> tu
         x, y = x[:ask.samples], (y[:ask.samples] if y is not None else None)
     try:
         device = run_project(req.profile, project, x, y, port=ask.port, per_layer=ask.per_layer,
-                             label_output=validation.label_output)
+                             label_output=validation.label_output, cycles=ask.cycles)
     except EdgeqError as exc:  # the build or the flash failed: nothing was measured
         return None, None, exc
     return device, None, device.error

@@ -293,12 +293,21 @@ def test_the_plugin_counts_the_instructions_systick_measures_in_each_inference(a
 
 
 @needs_qemu
-def test_edgeq_measure_cycles_writes_the_band_into_measure_json_and_prints_it_as_estimated(an386_firmware,
-                                                                                         tmp_path):
+def test_edgeq_measure_on_an_emulated_m4_writes_the_band_into_measure_json_and_prints_it_as_estimated(
+        an386_firmware, tmp_path):
     done = subprocess.run([sys.executable, "-m", "edgeq", "measure", str(an386_firmware), "--samples", "2",
-                           "--cycles", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "measure.json").read_text())
     assert summary["estimated_cycles"]["core"] == "cortex-m4" and summary["estimated_cycles"]["windows"] == 2
     assert "estimated, not measured" in done.stdout and "estimated cycles on cortex-m4" in done.stdout
     assert "estimated cycles on cortex-m4" in (tmp_path / "report.html").read_text()
+
+
+@needs_qemu
+def test_edgeq_measure_no_cycles_leaves_the_estimate_out(an386_firmware, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "edgeq", "measure", str(an386_firmware), "--samples", "1",
+                           "--no-cycles", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "estimated_cycles" not in json.loads((tmp_path / "measure.json").read_text())
+    assert not (tmp_path / "cycles.jsonl").exists()

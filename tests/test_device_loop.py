@@ -486,6 +486,10 @@ def test_deploy_builds_flashes_and_measures_on_qemu_and_reports_the_figures(digi
     assert memory["ram_used_bytes"] == report["build"]["ram_used_bytes"] > memory["edgeq_c_arena_bytes"]
     assert report["device"] == {"status": "measured", "reason": None}
     assert "## On the device" in (out / "report.md").read_text() and "## On the device" in result.stdout
+    # On an emulated Cortex-M, the cycles its core would take, estimated, beside the instructions counted.
+    assert measured["estimated_cycles"]["core"] == "cortex-m4"
+    assert measured["estimated_cycles"]["estimate_cycles"] > measured["cycles_median"]
+    assert measured["sources"]["estimated_cycles"]["kind"] == "estimated"
 
 
 @pytest.mark.emulator

@@ -162,6 +162,18 @@ def cmd_evaluate(args) -> int:
     return 0 if fit.verdict == "fits" else DoesNotFit.exit_code
 
 
+def _cycles(args, profile) -> bool:
+    """Whether to estimate cycles: asked for (refused where it cannot be done), declined, or by
+    default wherever it can be."""
+    from edgeq.device.cycles import can_estimate, refuse_unless_emulated
+    from edgeq.measure.cycle_model import timing_for
+
+    if args.cycles:
+        refuse_unless_emulated(profile)
+        timing_for(profile.core)
+    return can_estimate(profile) if args.cycles is None else args.cycles
+
+
 def cmd_measure(args) -> int:
     """A firmware folder on its device: over serial, or a phone's or Linux board's native harness."""
     from edgeq.cli.phone import benchmark_tool, device_dry_run
@@ -187,7 +199,7 @@ def cmd_measure(args) -> int:
         return 0
     found = measure_firmware(profile, firmware, data.x, data.y, out, tflite=tflite, model_name=model_path.name,
                              port=address, resume=args.resume, timeout=args.timeout, per_layer=args.profile,
-                             label_output=data.label_output, cycles=args.cycles)
+                             label_output=data.label_output, cycles=_cycles(args, profile))
     if found.summary is not None and tool is not None and found.failure is None:
         from edgeq.device.native import run_benchmark_model
 
@@ -391,8 +403,8 @@ def cmd_deploy(args) -> int:
                   mode=args.quant, runtime=args.runtime, label_output=args.label_output, every_candidate=args.all,
                   planner=None if args.quant else plan_request(args, profile),
                   device=DeviceRequest(run=not args.no_device, port=args.port or args.host or args.serial,
-                                       samples=args.samples,
-                                       per_layer=args.profile))
+                                       samples=args.samples, per_layer=args.profile,
+                                       cycles=_cycles(args, profile)))
     console.info(f"edgeq deploy: {req.model} -> {profile.name}")
     try:
         result = deploy(req)

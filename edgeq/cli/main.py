@@ -41,7 +41,7 @@ EXAMPLES = {
     "convert": "edgeq convert model.keras --quant int8 --data calib.npz --out model_int8.tflite",
     "measure": "edgeq measure build/digits-qemu-mps2-an386/firmware/edgeq-c --val val.npz --samples 100\n"
                "  edgeq measure fw/ --device nucleo-l4r5zi --port /dev/ttyACM0 --val val.npz --resume\n"
-               "  edgeq measure build/digits-qemu-mps2-an386/firmware/edgeq-c --samples 10 --cycles",
+               "  edgeq measure build/digits-qemu-mps2-an386/firmware/edgeq-c --samples 10 --no-cycles",
     "evaluate": "edgeq evaluate model_int8.tflite --device nucleo-l4r5zi --val val.npz --float model_fp32.tflite",
     "generate": "edgeq generate model_int8.tflite --device qemu-mps2-an386 --runtime tflm --out fw/",
     "build": "edgeq build build/digits-qemu-mps2-an386/firmware/edgeq-c",
@@ -69,6 +69,13 @@ def add_device_address(p: argparse.ArgumentParser, *, host: bool = True) -> None
         p.add_argument("--host", help="a Linux board's ssh address, user@address or a Host of your ssh_config "
                                       "($EDGEQ_SSH_CONFIG names another config file)")
     p.add_argument("--serial", help="a phone's adb serial (adb devices lists it)")
+
+
+def add_cycles(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cycles", action=argparse.BooleanOptionalAction, default=None,
+                   help="estimate the cycles of the profile's core from the instruction classes edgeq's QEMU plugin "
+                        "counts in each inference (default: on the emulated Cortex-M boards; about 1.7x the "
+                        "emulation time; docs/cycles.md)")
 
 
 def add_custom_op(p: argparse.ArgumentParser) -> None:
@@ -130,9 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model to check the firmware against (default: the one in the firmware folder)")
     p.add_argument("--out", help="where measure.jsonl, measure.json and the log go (default: the firmware folder)")
     p.add_argument("--timeout", type=float, help="seconds to wait for each reply (default 10)")
-    p.add_argument("--cycles", action="store_true",
-                   help="QEMU boards: also estimate cycles on the profile's core from the instruction classes "
-                        "edgeq's QEMU plugin counts in each inference (about 1.7x the emulation time; docs/cycles.md)")
+    add_cycles(p)
     p.add_argument("--profile", action="store_true",
                    help="also count each layer: op, shape, MACs, count, per MAC, share (QEMU and host: builds and runs "
                         "the profiled image too; a real board must run it: edgeq build/flash --profile; a phone or "
@@ -212,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="also profile each layer on the device (the profiled image, make PROFILE=1): report.json's "
                         "measure.profile")
+    add_cycles(p)
     add_planner_options(p)
     add_label_output(p)
     add_custom_op(p)

@@ -27,7 +27,7 @@ from edgeq.device.flash import HostRunner, QemuRunner
 from edgeq.device.link import Link
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.protocol import LinkError
-from edgeq.tools import start, stop
+from edgeq.tools import require, start, stop
 
 log = logging.getLogger("edgeq.connect")
 
@@ -209,6 +209,7 @@ def device_link(profile, elf: Path, log_dir: Path, port: str | None = None, *,
         board = board_params_for(profile)
         plugin = None
         if cycles_out is not None:
+            require("qemu-system-arm")  # named before the plugin's own tools: it is what runs the board
             plugin = plugin_for(board, elf, cycles_out, profile.toolchain.tool("nm")).argument()
         return qemu_link(board.board, elf, log_dir / "qemu.log", plugin=plugin)
     if method == "host":

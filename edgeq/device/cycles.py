@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeq.errors import BadInput, ToolFailed
-from edgeq.measure.cycle_model import EDGES, estimate_cycles, instructions_of
+from edgeq.measure.cycle_model import CORES, EDGES, estimate_cycles, instructions_of
 from edgeq.tools import run_tool
 
 PLUGIN_SOURCES = ("cycle_plugin.c", "cycle_classes.h")
@@ -109,6 +109,12 @@ def refuse_unless_emulated(profile) -> None:
                        "emulated board (a real board's counter already counts cycles)")
 
 
+def can_estimate(profile) -> bool:
+    """Whether a run on `profile` can carry an estimated cycle band: an emulated board whose core
+    edgeq's timing model prices."""
+    return profile.flash.method == "qemu" and profile.core.lower() in CORES
+
+
 def plugin_for(board, elf: Path, out: Path, nm: str = "arm-none-eabi-nm") -> CyclePlugin:
     """The plugin for `elf` on an emulated board (edgeq.boards.BoardParams), built if need be."""
     if board.flash_origin is None or board.ram_origin is None:
@@ -156,7 +162,6 @@ def _data_median(windows: list[dict]) -> dict:
     regions = windows[0].get("data", {})
     return {region: {k: statistics.median(w["data"][region][k] for w in windows) for k in figures}
             for region, figures in regions.items()}
-
 
 
 def add_estimated_cycles(summary: dict, profile, windows_path: Path) -> None:

@@ -90,9 +90,14 @@ class Candidate:
     ram_bytes: int | None = None
     latency_ms: float | None = None  # estimated by the cost model
     latency_ms_measured: float | None = None  # on the board: median instructions or cycles / clock
+    # On an emulated Cortex-M board: the cycles its core would take, estimated from the instruction
+    # classes QEMU ran, at the profile's clock (the band is in `device`).
+    latency_ms_cycles: float | None = None
     device: dict | None = None  # what measuring on the board found (or why it failed)
-    # The measured latency of this candidate or of one with the same ops, types and weight
-    # granularity (edgeq-c's instruction count does not depend on the calibration or the values).
+    # What the latency objective ranks by once the board ran: the latency measured on this candidate
+    # or on one with the same ops, types and weight granularity (edgeq-c's instruction count does not
+    # depend on the calibration or the values); on an emulated Cortex-M, its estimated cycles, and
+    # for the candidates not run there, the cost model's estimate in the same unit.
     latency_ms_ranked: float | None = None
     latency_source: str = "estimated"
     cost_model_source: str = ""  # which coefficients priced latency_ms: fitted (to what) or the defaults
@@ -153,6 +158,8 @@ class Candidate:
             "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
             "latency_ms_estimated": None if self.latency_ms is None else round(self.latency_ms, 4),
             "latency_ms_measured": None if self.latency_ms_measured is None else round(self.latency_ms_measured, 4),
+            "latency_ms_cycles_estimated": (None if self.latency_ms_cycles is None
+                                            else round(self.latency_ms_cycles, 4)),
             "latency_source": self.latency_source if self.latency_ms is not None else None,
             "device": self.device,
             "model_bytes": r.get("tflite_bytes"), "tflm_arena_bytes": tflm.get("arena_bytes"),
@@ -177,6 +184,10 @@ class Candidate:
             "ram_bytes": self.fit.ram.source if self.fit else None,
             "latency_ms_estimated": (cost_model(self.cost_model_source) if self.latency_ms is not None else None),
             "latency_ms_measured": measured_latency,
+            "latency_ms_cycles_estimated": (
+                estimated(f"the instruction classes edgeq's QEMU plugin counted on the board, priced "
+                          f"by {self.device['estimated_cycles']['source'].split(' by ', 1)[-1]}")
+                if self.latency_ms_cycles is not None else None),
             **dict.fromkeys(("accuracy", "agreement", "sqnr_db"),
                             measured(self.record["accuracy_by"]) if (self.record or {}).get("accuracy_by")
                             else LITERT_HOST),

@@ -161,7 +161,9 @@ def select(candidates: list[Candidate], objective: str) -> Candidate | None:
 def _lost_because(c: Candidate, chosen: Candidate, objective: str, tied: bool) -> str:
     prefix = f"feasible; {chosen.name} "
     if objective == "latency" and not tied:
-        how = ", measured" if chosen.latency_ms_ranked is not None and c.latency_ms_ranked is not None else ""
+        how = ""
+        if chosen.latency_ms_ranked is not None and c.latency_ms_ranked is not None:
+            how = ", cycles estimated on the board" if chosen.latency_ms_cycles is not None else ", measured"
         return prefix + f"is faster ({chosen.ranking_latency_ms:.3g} ms vs {c.ranking_latency_ms:.3g} ms{how})"
     if objective == "size" and not tied:
         return prefix + f"is smaller ({kb(chosen.flash_bytes)} vs {kb(c.flash_bytes)})"
@@ -333,17 +335,39 @@ def measure_best_on_board(candidates: list[Candidate], chosen: Candidate, profil
         for c in todo.values():
             c.device = session.measure_on_board(profile, c, x)
             c.latency_ms_measured = c.device.get("latency_ms")
+            c.latency_ms_cycles = (c.device.get("estimated_cycles") or {}).get("estimate_ms")
     for c in feasible:
         measured = todo.get(_latency_class(c))
         if measured is not None and measured.latency_ms_measured is not None:
-            c.latency_ms_ranked = measured.latency_ms_measured
-            c.latency_source = "measured" if measured is c else f"measured on {measured.name} (same ops and types)"
+            # Where the board's core is priced, its estimated cycles rank: instructions alone would
+            # rank a loop of loads from flash with one of adds.
+            by_cycles = measured.latency_ms_cycles is not None
+            c.latency_ms_ranked = measured.latency_ms_cycles if by_cycles else measured.latency_ms_measured
+            how = "estimated from the instructions measured" if by_cycles else "measured"
+            c.latency_source = how if measured is c else f"{how} on {measured.name} (same ops and types)"
     done = list(todo.values())
+    _in_cycles(feasible, done)
     failed = [c.name for c in done if c.latency_ms_measured is None]
     return {"status": "failed" if failed else "measured", "board": profile.name,
             "measured": [c.name for c in done if c.latency_ms_measured is not None], "failed": failed,
             "samples": len(x), "port": request.device_port,
             "not_measured": {r: why for r, why in sorted(unreachable.items()) if why}}
+
+
+def _in_cycles(feasible: list[Candidate], done: list[Candidate]) -> None:
+    """The cost model counts instructions; where the measured candidates are ranked by estimated
+    cycles, the others' estimates are scaled by the cycles an instruction those took, so that all
+    compete in one unit."""
+    ratios = sorted(c.latency_ms_cycles / c.latency_ms_measured for c in done
+                    if c.latency_ms_cycles is not None and c.latency_ms_measured)
+    if not ratios:
+        return
+    per_instruction = ratios[len(ratios) // 2]
+    for c in feasible:
+        if c.latency_ms_ranked is None and c.latency_ms is not None:
+            c.latency_ms_ranked = c.latency_ms * per_instruction
+            c.latency_source = (f"estimated: the cost model's instructions at {per_instruction:.2f} cycles, "
+                                "the rate measured")
 
 
 def run_plan(request: PlanRequest) -> PlanResult:

@@ -23,6 +23,7 @@ import numpy as np
 import edgeq.plan.evaluate as plan_eval
 from edgeq import __version__
 from edgeq.convert.converter import MAX_CALIBRATION_SAMPLES, convert
+from edgeq.device.cycles import can_estimate
 from edgeq.device.loop import run_project
 from edgeq.device.measure import device_data
 from edgeq.errors import BadInput, EdgeqError
@@ -267,19 +268,26 @@ class PlanSession:
 
     def measure_on_board(self, profile, candidate, x: np.ndarray) -> dict:
         """One candidate built for the board and run on it: median instructions (QEMU) or cycles a
-        sample and the latency at the profile's clock; a failure is recorded, not raised."""
+        sample and the latency at the profile's clock, and on an emulated Cortex-M board the cycles
+        its core would take, estimated from the instruction classes QEMU ran (what the planner
+        ranks by there); a failure is recorded, not raised."""
         try:
             files = get_runtime(candidate.runtime).project(profile, candidate.tflite, "model")
-            device = run_project(profile, files, x, port=self.request.device_port)
+            device = run_project(profile, files, x, port=self.request.device_port, cycles=can_estimate(profile))
         except EdgeqError as exc:
             return {"error": str(exc).splitlines()[0]}
         summary = device.measure or {}
         if device.error is not None or summary.get("time_ms_median") is None:
             return {"error": str(device.error or "no samples measured").splitlines()[0]}
         native = summary.get("native")  # a phone or Linux board: the harness's bundle and peak RSS
-        return {"cycles_median": summary["cycles_median"], "cycles_unit": summary.get("cycles_unit"),
-                "latency_ms": summary["time_ms_median"],
-                "bit_exact_fraction": summary.get("bit_exact_fraction"), "samples": summary.get("samples"),
-                "flash_used_bytes": device.build.memory.flash_bytes,
-                "ram_used_bytes": native["peak_rss_bytes"] if native else device.build.memory.ram_bytes,
-                "native": native is not None}
+        record = {"cycles_median": summary["cycles_median"], "cycles_unit": summary.get("cycles_unit"),
+                  "latency_ms": summary["time_ms_median"],
+                  "bit_exact_fraction": summary.get("bit_exact_fraction"), "samples": summary.get("samples"),
+                  "flash_used_bytes": device.build.memory.flash_bytes,
+                  "ram_used_bytes": native["peak_rss_bytes"] if native else device.build.memory.ram_bytes,
+                  "native": native is not None}
+        band = summary.get("estimated_cycles")
+        if band:
+            record["estimated_cycles"] = {key: band[key] for key in (
+                "low_ms", "estimate_ms", "high_ms", "estimate_cycles", "core", "flash_wait_states", "source")}
+        return record

@@ -32,7 +32,8 @@ def why_text(c: Candidate, request: PlanRequest) -> str:
 
 def latency_text(c: Candidate) -> str:
     if c.latency_ms_ranked is not None:
-        return f"{c.latency_ms_ranked:.3g} ms {c.latency_source} on the board (~{c.latency_ms:.3g} ms estimated)"
+        return (f"{c.latency_ms_ranked:.3g} ms, {c.latency_source} on the board "
+                f"(the cost model's ~{c.latency_ms:.3g} ms)")
     return f"~{c.latency_ms:.3g} ms estimated"
 
 
@@ -51,7 +52,14 @@ def _cells(c: Candidate, metric: str) -> tuple[str, ...]:
     if why.startswith("feasible; "):
         why = "feasible, not best"
     return (c.runtime or "-", flash, ram, "-" if c.latency_ms is None else f"{ESTIMATE_MARK}{c.latency_ms:.3g} ms",
-            "-" if c.latency_ms_ranked is None else f"{c.latency_ms_ranked:.3g} ms", _quality(c, metric), why)
+            _board_latency(c), _quality(c, metric), why)
+
+
+def _board_latency(c: Candidate) -> str:
+    if c.latency_ms_ranked is None:
+        return "-"
+    mark = ESTIMATE_MARK if c.latency_source.startswith("estimated") else ""
+    return f"{mark}{c.latency_ms_ranked:.3g} ms"
 
 
 def _refused(c: Candidate) -> bool:
@@ -110,7 +118,7 @@ def format_plan_table(result: PlanResult, every_row: bool = False) -> str:
     that measured alike share a row, only the chosen one and each mode's best are shown, and each
     reason for refusing candidates is one line; `every_row` shows every candidate (plan.json has
     them all either way)."""
-    header = ("", "CANDIDATE", "RUNTIME", "FLASH", "RAM", "ESTIMATED", "MEASURED",
+    header = ("", "CANDIDATE", "RUNTIME", "FLASH", "RAM", "ESTIMATED", "BOARD",
               "ACCURACY" if result.metric == "accuracy" else "SQNR", "WHY NOT")
     metric = result.metric
     if every_row:
@@ -135,7 +143,8 @@ def format_plan_table(result: PlanResult, every_row: bool = False) -> str:
     if result.chosen is not None:
         lines.append(f"chosen: {result.chosen.name} — {result.message}")
     shown = "" if every_row else f"; {len(groups)} rows shown, --all shows every candidate"
-    lines.append(f"{ESTIMATE_MARK} estimated (plan.json says from what); MEASURED: latency on the board{shown}")
+    lines.append(f"{ESTIMATE_MARK} estimated (plan.json says from what); BOARD: latency on the board, measured, or "
+                 f"on an emulated Cortex-M the cycles of its core estimated from the instructions measured{shown}")
     lines.append(f"{len(result.candidates)} candidates in {result.seconds:.1f} s "
                  f"({result.cache_hits} cached, {result.cache_misses} measured)")
     return "\n".join(line.rstrip() for line in lines)
