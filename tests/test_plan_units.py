@@ -225,26 +225,3 @@ def test_sizes_are_read_in_binary_units():
     assert parse_bytes("64 KB") == 65536
     with pytest.raises(BadInput, match="cannot read 'lots' as a size"):
         parse_bytes("lots")
-
-
-# ---- quantization-aware training's model translation ------------------------------------------------
-
-def test_a_keras_3_model_is_rebuilt_in_tf_keras_with_the_same_function(tmp_path):
-    import keras
-
-    from edgeq.convert.qat import to_tf_keras
-
-    keras.utils.set_random_seed(10)
-    inp = keras.Input((8, 8, 1))
-    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
-    b = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(a))
-    h = keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(keras.layers.Add()([a, b])))
-    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(h))
-    x = np.random.default_rng(10).random((5, 8, 8, 1), dtype=np.float32)
-
-    copy = to_tf_keras(model)
-
-    import tf_keras
-
-    assert isinstance(copy, tf_keras.Model)
-    np.testing.assert_allclose(copy.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

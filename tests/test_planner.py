@@ -13,36 +13,10 @@ import pytest
 from edgeq.errors import DoesNotFit
 from edgeq.plan import PlanDoesNotFit, PlanRequest, run_plan
 from edgeq.profiles import get_profile
+from edgeq.units import parse_bytes
+from tests import planner_models
 
 # ---- models and data --------------------------------------------------------------------------------
-
-def _balance(model, x: np.ndarray) -> None:
-    """Centre and scale the last layer's logits over `x`, so that every class occurs."""
-    import keras
-
-    last = model.layers[-1]
-    features = keras.Model(model.inputs, last.input).predict(x, verbose=0)
-    w, b = last.get_weights()
-    logits = features @ w + b
-    spread = float(logits.std(axis=0).mean())
-    last.set_weights([w / spread, (b - logits.mean(axis=0)) / spread])
-
-
-def _write(model, x: np.ndarray, folder, name: str, margin: float = 0.1) -> dict:
-    """The model and its data: calibration (300 samples), validation (500) and training data (the rest),
-    labelled by the model."""
-    p = model.predict(x, verbose=0)
-    top = np.sort(p, axis=1)
-    keep = top[:, -1] - top[:, -2] > margin
-    x, y = x[keep], p[keep].argmax(axis=1).astype(np.int32)
-    path = folder / f"{name}.keras"
-    model.save(path)
-    np.savez(folder / f"{name}_calib.npz", x=x[:300])
-    np.savez(folder / f"{name}_val.npz", x=x[300:800], y=y[300:800])
-    np.savez(folder / f"{name}_train.npz", x=x[800:], y=y[800:])
-    return {"model": path, "data": str(folder / f"{name}_calib.npz"), "val": str(folder / f"{name}_val.npz"),
-            "train": str(folder / f"{name}_train.npz")}
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
@@ -64,8 +38,8 @@ def cnn(folder) -> dict:
         keras.layers.Dense(4, activation="softmax"),
     ])
     x = np.random.default_rng(0).random((3000, 8, 8, 1), dtype=np.float32)
-    _balance(model, x)
-    return _write(model, x, folder, "cnn")
+    planner_models.balance(model, x)
+    return planner_models.write(model, x, folder, "cnn")
 
 
 @pytest.fixture(scope="module")
@@ -92,32 +66,13 @@ def outliers(folder) -> dict:
     model.layers[-1].set_weights([rng.normal(0, 1, (32, 4)).astype(np.float32), np.zeros(4, np.float32)])
     x = rng.random((4000, 16), dtype=np.float32)
     x[:, 0] = np.where(rng.random(4000) < 0.01, 1.0, 0.0)
-    _balance(model, x)
-    return _write(model, x, folder, "outliers")
+    planner_models.balance(model, x)
+    return planner_models.write(model, x, folder, "outliers")
 
 
 @pytest.fixture(scope="module")
 def sensitive(folder) -> dict:
-    """One layer int8 weights cannot represent: every output channel has weights +100 and -100 on two
-    inputs that are always equal (they cancel), beside small weights that carry the signal. The
-    per-channel scale is set by the 100s, so the small weights round to 0 or one step; equalization
-    cannot help (the outliers are along the input axis) and neither can calibration."""
-    import keras
-
-    keras.utils.set_random_seed(2)
-    rng = np.random.default_rng(2)
-    inp = keras.Input((16,))
-    h = keras.layers.Dense(16, name="sensitive")(inp)
-    h = keras.layers.Dense(64, activation="relu")(h)
-    h = keras.layers.Dense(64, activation="relu")(h)
-    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(h))
-    w = rng.normal(0, 0.3, (16, 16)).astype(np.float32)
-    w[0, :], w[1, :] = 100.0, -100.0
-    model.get_layer("sensitive").set_weights([w, np.zeros(16, np.float32)])
-    x = rng.random((4000, 16), dtype=np.float32)
-    x[:, 1] = x[:, 0]
-    _balance(model, x)
-    return _write(model, x, folder, "sensitive")
+    return planner_models.sensitive(folder)
 
 
 def _plan(data: dict, device: str, cache, **options):
@@ -193,25 +148,59 @@ def test_one_sensitive_layer_gets_a_mixed_precision_plan(sensitive, cache):
     assert result.chosen.latency_ms < _by_name(result)["fp32"].latency_ms
 
 
-def test_quantization_aware_training_is_the_last_resort_on_an_int8_only_device(sensitive, cache):
-    pytest.importorskip("tensorflow_model_optimization")
+def _trained(data: dict, device: str, cache, **options):
+    try:
+        return _plan(data, device, cache, train=data["train"], **options)
+    except PlanDoesNotFit as still:
+        return still.result
 
+
+@pytest.fixture(scope="module")
+def sensitive_trained(sensitive, cache):
+    return _trained(sensitive, "rpi-pico", cache)
+
+
+def test_without_training_data_an_int8_only_device_gets_no_plan_and_is_told_of_qat(sensitive, cache):
     # The Pico runs int8 only: no float layers to fall back on, so nothing post-training is feasible.
     with pytest.raises(PlanDoesNotFit) as raised:
         _plan(sensitive, "rpi-pico", cache)
     assert raised.value.result.qat is None
     assert "quantization-aware training (--train train.npz)" in str(raised.value)
 
-    try:
-        result = _plan(sensitive, "rpi-pico", cache, train=sensitive["train"])
-    except PlanDoesNotFit as still:
-        result = still.result
-    qat = _by_name(result)["int8/pc/qat"]
-    before = result.qat["before"]
-    assert qat.record and "error" not in qat.record
-    assert qat.drop_pp < before["accuracy_drop_pp"]  # fine-tuning recovered accuracy int8 had lost
-    assert "rebuilt in tf_keras" in qat.record["notes"][0]
-    assert result.qat["after"]["name"] == "int8/pc/qat"
+
+def test_quantization_aware_training_recovers_most_of_what_the_same_int8_plan_lost(sensitive_trained):
+    qat = sensitive_trained.qat
+    trained = _by_name(sensitive_trained)[qat["after"]["name"]]
+    assert trained.spec.qat and trained.record and "error" not in trained.record
+    # The accuracy is the deployed .tflite's, measured by the planner as any candidate's.
+    assert qat["accuracy"] == trained.accuracy
+    assert qat["recovered_fraction"] >= 0.7, qat
+
+
+def test_before_training_the_simulation_reproduces_the_deployed_ptq_accuracy(sensitive_trained):
+    assert abs(sensitive_trained.qat["sim_vs_deployed_gap_pp"]) <= 1.0
+
+
+def test_a_float_fine_tune_of_the_same_budget_recovers_less_than_training_through_the_plan(sensitive_trained):
+    qat = sensitive_trained.qat
+    assert qat["control"]["epochs"] >= 1 and qat["control"]["recovered_fraction"] < qat["recovered_fraction"] / 2
+
+
+def test_plan_json_records_what_was_trained_how_long_and_why_it_stopped(sensitive_trained):
+    qat = sensitive_trained.to_dict()["qat"]
+    assert qat["plan"]["weight_bits"] == 8 and qat["plan"]["mode"] == "int8"
+    assert qat["epochs"] >= 1 and 0 < qat["seconds"] <= 120 and qat["stop_reason"]
+    assert len(qat["train_sha256"]) == 64 and qat["settings"]["learning_rates"]
+
+
+def test_when_only_int4_weights_fit_training_recovers_most_of_their_drop(folder, cache):
+    data = planner_models.heavy_tailed_mlp(folder)
+    result = _trained(data, "nucleo-l4r5zi", cache, runtime="edgeq-c",
+                      flash_budget=parse_bytes(planner_models.INT4_ONLY_FLASH))
+    qat = result.qat
+    assert qat["plan"]["mode"] == "int4w"
+    assert qat["float_accuracy"] - qat["ptq_accuracy"] >= 0.10  # post-training int4 loses at least 10 pp
+    assert qat["recovered_fraction"] >= 0.8, qat
 
 
 def test_an_impossible_budget_exits_3_naming_the_closest_candidate(cnn, cache, cnn_on_mcu):

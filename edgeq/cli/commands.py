@@ -314,11 +314,13 @@ def cmd_generate(args) -> int:
 
 def plan_request(args, profile):
     from edgeq.plan import PlanRequest
+    from edgeq.plan.candidates import QAT_BUDGET_S
     from edgeq.units import parse_bytes
 
     return PlanRequest(
         model=Path(args.model), profile=profile, data=args.data, val=args.val, runtime=args.runtime,
-        train=getattr(args, "train", None), label_output=args.label_output, objective=args.objective,
+        train=getattr(args, "train", None), qat_budget_s=getattr(args, "qat_budget", QAT_BUDGET_S),
+        label_output=args.label_output, objective=args.objective,
         max_accuracy_drop_pp=args.max_accuracy_drop, min_sqnr_db=args.min_sqnr_db,
         ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
         flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,

@@ -28,7 +28,7 @@ from edgeq.cli.commands import (
 )
 from edgeq.errors import EdgeqError
 from edgeq.modes import USER_MODES
-from edgeq.plan.candidates import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MIN_SQNR_DB, OBJECTIVES
+from edgeq.plan.candidates import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MIN_SQNR_DB, OBJECTIVES, QAT_BUDGET_S
 from edgeq.runtimes import NAMES as RUNTIMES
 
 # argparse refuses a wrong choice before anything heavy starts, and names the valid values.
@@ -193,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="calibration data: .npy, .npz (x) or package.module:function")
     p.add_argument("--val", help="validation data: .npz with x and y")
     p.add_argument("--train", help="labelled training data (.npz x, y): allows quantization-aware training")
+    p.add_argument("--qat-budget", type=float, default=QAT_BUDGET_S, metavar="SECONDS",
+                   help=f"the longest quantization-aware training may take (default {QAT_BUDGET_S:g} s; a float "
+                        "fine-tune of the same budget runs beside it as the control)")
     p.add_argument("--runtime", choices=RUNTIMES, help="default: every runtime of the profile")
     p.add_argument("--out", help="output folder for plan.json and the chosen model")
     p.add_argument("--port", help="a real board's serial port: run the best candidates on it")

@@ -1,162 +1,219 @@
-"""Quantization-aware training: the planner's last resort when no post-training plan is feasible.
+"""Quantization-aware training on Keras 3: the model is fine-tuned through a simulation of the very
+plan it will be deployed with (edgeq.convert.qat_graph), then exported with every kernel on its
+deployed grid, so that the normal conversion path gives back the integers that were trained.
 
-tensorflow-model-optimization (tfmot) inserts fake-quantization into a tf_keras model, the model is
-fine-tuned on the labelled training data for a few epochs, and the converter turns it into a
-full-integer int8 model whose ranges come from the learned fake-quant nodes.
+Activation ranges come from the plan's observer (min/max, percentile, MSE) on the calibration
+data, seen as the converter's calibrator sees them: the float activations of the model with its
+weights on the grid. They are observed again after every epoch, so the ranges trained with are
+those the export is calibrated with. Training: Adam with cosine decay, early stopping on a
+held-out split of the training data, the best epoch kept, stopped early too when the time budget
+would be passed.
 
-tfmot only knows tf_keras (Keras 2). A Keras 3 model is therefore rebuilt in tf_keras: each layer
-from its config (minus what Keras 2 does not know: initializers, which the copied weights make
-moot, and Keras 3 only keys), wired as the original graph is wired, then its weights copied.
-Importing tfmot also sets TF_USE_LEGACY_KERAS=1 for the process, so all of this runs in a spawned
-child process and leaves the planner's own Keras untouched.
+A float fine-tune of the same budget, quantized the same way, is the control: what training alone,
+without the simulation, would have given back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from edgeq.convert.converter import convert
+from edgeq.convert.calibrate import make_observer
+from edgeq.convert.qat_graph import clip_weights_by_mse, float_export, qat_model, unsupported_layers
 from edgeq.errors import BadInput
-from edgeq.load import Dataset, check_dataset, load_model, read_arrays
 
-EPOCHS = 10
-BATCH_SIZE = 32
-LEARNING_RATE = 1e-3
-SEED = 0
-SETTINGS = {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE, "seed": SEED}
-_BASE_LAYER_KEYS = {"name", "trainable", "dtype"}
-
-
-@dataclass(frozen=True)
-class QatOutcome:
-    tflite: bytes
-    train_sha256: str
-    settings: dict
-    keras_note: str
-    train_accuracy: dict = field(default_factory=dict)  # before / after fine-tuning, on the training data
+# distillation: the weight of the float model's own outputs in the targets, beside the labels.
+# learning_rates: each is tried from the same start, the budget shared; the one whose best epoch has
+# the lowest held-out loss is kept (the right rate differs from model to model by 10x).
+SETTINGS = {"max_epochs": 40, "batch_size": 32, "learning_rates": [1e-3, 3e-4, 1e-4], "patience": 5,
+            "holdout": 0.15, "distillation": 1.0, "seed": 0}
+BUDGET_S = 120.0
+MIN_EPOCHS = 3  # fewer than this in the budget is not worth training: the trial epoch says so
 
 
-# ---- Keras 3 -> tf_keras ---------------------------------------------------------------------------
-
-def _layer_config(layer, cls) -> dict:
-    config = dict(layer.get_config())
-    dtype = config.get("dtype")
-    if isinstance(dtype, dict):  # Keras 3 DTypePolicy
-        config["dtype"] = dtype.get("config", {}).get("name", "float32")
-    accepted = set(inspect.signature(cls.__init__).parameters) | _BASE_LAYER_KEYS
-    return {k: v for k, v in config.items()
-            if k in accepted and not k.endswith(("_initializer", "_regularizer", "_constraint"))}
+@dataclass
+class Trained:
+    model: object  # the float Keras model, weights on the deployed grid
+    epochs: int
+    seconds: float
+    stop_reason: str
+    history: dict = field(default_factory=dict)
 
 
-def _translate_layer(layer):
-    import tf_keras
-
-    cls = getattr(tf_keras.layers, type(layer).__name__, None)
-    if cls is None:
-        raise BadInput(f"layer '{layer.name}' ({type(layer).__name__}) has no tf_keras equivalent, so "
-                       "quantization-aware training (tfmot, tf_keras only) cannot take this model")
-    return cls(**_layer_config(layer, cls))
-
-
-def to_tf_keras(model):
-    """A tf_keras copy of a Keras 3 Sequential or functional model, weights included."""
-    import keras
-    import tf_keras
-
-    if isinstance(model, tf_keras.Model):
-        return model
-    inputs = [tf_keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
-    mapped = {id(k): v for k, v in zip(model.inputs, inputs)}
-    translated = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        new = _translate_layer(layer)
-        for node in layer._inbound_nodes:
-            def swap(t):
-                return mapped[id(t)] if isinstance(t, keras.KerasTensor) else t
-
-            args = keras.tree.map_structure(swap, node.arguments.args)
-            kwargs = keras.tree.map_structure(swap, node.arguments.kwargs)
-            outputs = new(*args, **kwargs)
-            for old, out in zip(keras.tree.flatten(node.output_tensors), _flatten(outputs)):
-                mapped[id(old)] = out
-        translated.append((layer, new))
-    copy = tf_keras.Model(inputs, [mapped[id(t)] for t in model.outputs], name=model.name)
-    for old, new in translated:
-        new.set_weights(old.get_weights())
-    return copy
-
-
-def _flatten(x) -> list:
-    return [y for item in x for y in _flatten(item)] if isinstance(x, (list, tuple)) else [x]
-
-
-# ---- fine-tuning ------------------------------------------------------------------------------------
-
-def _outputs_probabilities(model) -> bool:
+def outputs_probabilities(model) -> bool:
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
     return type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax"
 
 
-def finetune(keras_model, train_x: np.ndarray, train_y: np.ndarray, epochs: int = EPOCHS,
-             batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = SEED):
-    """The model wrapped in tfmot's fake quantization and fine-tuned; returns (model, accuracy before, after)."""
-    import tensorflow as tf
-    import tensorflow_model_optimization as tfmot
-    import tf_keras
+def _check(model) -> None:
+    import keras
 
-    tf_keras.utils.set_random_seed(seed)
-    base = to_tf_keras(keras_model)
-    model = tfmot.quantization.keras.quantize_model(base)
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
-                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not _outputs_probabilities(base)),
-                  metrics=["accuracy"])
-    before = float(model.evaluate(train_x, train_y, batch_size=256, verbose=0)[1])
-    dataset = tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(len(train_x), seed=seed)
-    model.fit(dataset.batch(batch_size), epochs=epochs, verbose=0)
-    after = float(model.evaluate(train_x, train_y, batch_size=256, verbose=0)[1])
-    return model, before, after
+    if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
+        raise BadInput("quantization-aware training needs a Keras 3 model (.keras, or .h5 Keras 3 reads)")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise BadInput(f"quantization-aware training takes a model with one input and one output; this one has "
+                       f"{len(model.inputs)} and {len(model.outputs)}")
 
 
-def _job(model_path: str, train_x, train_y, calib_x, settings: dict) -> tuple[bytes, str, dict]:
-    import os
+def observe_ranges(trained, quantizers, x: np.ndarray, calibration: str, float_weights: bool = False) -> None:
+    """Each activation quantizer's range from the plan's observer over the float activations of the
+    model as it is now (weights on the grid, activations not), as the calibrator will see the
+    export; with `float_weights`, as it saw the float model (post-training quantization). The model
+    input keeps its min/max, as the deployed model does."""
+    import keras
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    weighted = [layer for layer in trained.layers if hasattr(layer, "on_grid")]
+    for layer in weighted:
+        layer.on_grid.assign(0.0 if float_weights else 1.0)
+    for q in quantizers:
+        q.enabled.assign(0.0)
+    probe = keras.Model(trained.inputs, [q.input for q in quantizers])
+    values = probe.predict(x, batch_size=256, verbose=0)
+    values = values if isinstance(values, (list, tuple)) else [values]
+    for q, v in zip(quantizers, values):
+        if q.fixed is not None:
+            q.min.assign(q.fixed[0])
+            q.max.assign(q.fixed[1])
+            q.enabled.assign(1.0)
+            continue
+        observer = make_observer("minmax" if getattr(q, "is_input", False) else calibration).observe(v)
+        lo, hi = observer.range()
+        lo, hi = min(float(np.min(lo)), 0.0), float(np.max(hi))
+        q.min.assign(lo)
+        q.max.assign(max(hi, lo + 1e-6))
+        q.enabled.assign(1.0)
+    for layer in weighted:
+        layer.on_grid.assign(1.0)
 
-    source = load_model(model_path)
-    import tf_keras
 
-    note = ("tf_keras model used as loaded" if isinstance(source.keras, tf_keras.Model) else
-            "Keras 3 model rebuilt in tf_keras (layer configs, same wiring, weights copied) for tfmot")
-    model, before, after = finetune(source.keras, train_x, train_y, **settings)
-    qat_model = dataclasses.replace(source, keras=model)
-    tflite = convert(qat_model, "int8", Dataset(x=calib_x, y=None, source="calibration"), in_worker=False)
-    return tflite, note, {"before": before, "after": after}
+def _split(x: np.ndarray, y: np.ndarray, holdout: float, seed: int):
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = max(1, int(round(len(x) * holdout)))
+    if len(x) - cut < 1:
+        raise BadInput(f"quantization-aware training needs more than {len(x)} training samples")
+    return x[order[cut:]], y[order[cut:]], x[order[:cut]], y[order[:cut]]
 
 
-def run_isolated(model, train_spec: str, calib_x: np.ndarray) -> QatOutcome:
-    """Fine-tune `model` (an edgeq.load.Model) on `train_spec` in a child process; the int8 .tflite."""
-    if model.keras is None:
-        raise BadInput(f"{model.path}: quantization-aware training needs a Keras model (.keras or .h5)")
-    try:
-        import tensorflow_model_optimization  # noqa: F401
-    except ImportError:
-        raise BadInput("quantization-aware training (--train) needs tensorflow-model-optimization: "
-                       "pip install tensorflow-model-optimization==0.8.1") from None
-    arrays = read_arrays(train_spec)
-    train = check_dataset(arrays.inputs, arrays.labels, model.inputs, train_spec, model.outputs)
-    if not train.has_class_labels:
-        raise BadInput(f"{train_spec}: quantization-aware training needs integer class labels as 'y'")
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        tflite, note, accuracy = pool.submit(_job, str(Path(model.path)), train.x.single, train.y.astype(np.int64),
-                                             calib_x, dict(SETTINGS)).result()
-    return QatOutcome(tflite, arrays.sha256(), dict(SETTINGS), note, accuracy)
+def targets(teacher, x: np.ndarray, y: np.ndarray, distillation: float, probabilities: bool) -> np.ndarray:
+    """Soft targets: the labels, mixed with the float model's own class probabilities. What is lost
+    to quantization is the float model's behaviour, and its outputs say more per sample than a
+    label does (knowledge distillation)."""
+    out = teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
+    if not probabilities:
+        out = np.exp(out - out.max(axis=-1, keepdims=True))
+        out /= out.sum(axis=-1, keepdims=True)
+    onehot = np.eye(out.shape[-1])[y]
+    return ((1.0 - distillation) * onehot + distillation * out).astype(np.float32)
+
+
+def fit(model, x: np.ndarray, y: np.ndarray, settings: dict, learning_rate: float, budget_s: float,
+        probabilities: bool, on_epoch=None) -> tuple[int, str, dict]:
+    """Fine-tune `model` (compiled here) on x and soft targets y (`targets`); returns the epochs run,
+    why it stopped and its history. `probabilities`: the model ends in a softmax (else logits)."""
+    import keras
+
+    s = settings
+    train_x, train_y, hold_x, hold_y = _split(x, y, s["holdout"], s["seed"])
+    steps = max(1, int(np.ceil(len(train_x) / s["batch_size"])))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps * s["max_epochs"])
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=not probabilities),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    stop = {"reason": f"{s['max_epochs']} epochs (the most it trains)"}
+    start = time.perf_counter()
+
+    class Budget(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if on_epoch is not None:
+                on_epoch()
+            spent = time.perf_counter() - start
+            per_epoch = spent / (epoch + 1)
+            if epoch == 0 and per_epoch * MIN_EPOCHS > budget_s:
+                self.model.stop_training = True
+                stop["reason"] = (f"over budget: the first epoch took {per_epoch:.1f} s, {MIN_EPOCHS} would take "
+                                  f"{per_epoch * MIN_EPOCHS:.0f} s > {budget_s:g} s")
+            elif spent + per_epoch > budget_s:
+                self.model.stop_training = True
+                stop["reason"] = f"time budget ({budget_s:g} s)"
+
+    class Patience(keras.callbacks.EarlyStopping):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if self.model.stop_training and self.stopped_epoch:
+                stop["reason"] = f"early stopping: no better held-out loss in {s['patience']} epochs"
+
+    keras.utils.set_random_seed(s["seed"])
+    history = model.fit(train_x, train_y, batch_size=s["batch_size"], epochs=s["max_epochs"], verbose=0,
+                        validation_data=(hold_x, hold_y), shuffle=True,
+                        callbacks=[Budget(), Patience(monitor="val_loss", patience=s["patience"],
+                                                      restore_best_weights=True)])
+    return len(history.history["loss"]), stop["reason"], {k: [round(float(v), 5) for v in vals]
+                                                          for k, vals in history.history.items()}
+
+
+def fit_best(model, x: np.ndarray, y: np.ndarray, settings: dict, budget_s: float, probabilities: bool,
+             on_epoch=None) -> tuple[int, str, dict, float]:
+    """`fit` at each of the settings' learning rates from the same start, in one shared budget; the
+    model is left with the weights of the run whose best held-out loss is lowest. Returns that run's
+    epochs, stop reason and history, and its learning rate."""
+    start, initial, best = time.perf_counter(), model.get_weights(), None
+    rates = settings["learning_rates"]
+    for i, rate in enumerate(rates):
+        share = (budget_s - (time.perf_counter() - start)) / (len(rates) - i)
+        if share <= 0:
+            break
+        model.set_weights(initial)
+        epochs, reason, history = fit(model, x, y, settings, rate, share, probabilities, on_epoch)
+        loss = min(history["val_loss"])
+        if best is None or loss < best[0]:
+            best = (loss, (epochs, reason, history, rate), model.get_weights())
+    model.set_weights(best[2])
+    return best[1]
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1) == y))
+
+
+def train_quantized(model, mode: str, per_channel: bool, calibration: str, x: np.ndarray, y: np.ndarray,
+                    calib_x: np.ndarray, val: tuple[np.ndarray, np.ndarray], settings: dict = SETTINGS,
+                    budget_s: float = BUDGET_S) -> tuple[Trained, dict]:
+    """QAT of `model` for the plan (mode, per_channel, calibration). Returns the trained float model
+    (weights on the grid) and what plan.json records: the simulation's accuracy on the validation
+    data before and after training (step 0 is compared with the deployed PTQ model's)."""
+    _check(model)
+    trained, quantizers = qat_model(model, mode, per_channel)
+    observe_ranges(trained, quantizers, calib_x, calibration, float_weights=True)
+    before = _accuracy(trained, *val)  # step 0: the deployed PTQ model, simulated
+    clip_weights_by_mse(trained)
+    observe_ranges(trained, quantizers, calib_x, calibration)
+    clipped = _accuracy(trained, *val)
+    start = time.perf_counter()
+    probabilities = outputs_probabilities(model)
+    soft = targets(model, x, y, settings["distillation"], probabilities)
+    epochs, reason, history, rate = fit_best(
+        trained, x, soft, settings, budget_s, probabilities,
+        on_epoch=lambda: observe_ranges(trained, quantizers, calib_x, calibration))
+    observe_ranges(trained, quantizers, calib_x, calibration)
+    record = {"sim_accuracy_before": before, "sim_accuracy_clipped": clipped,
+              "sim_accuracy_after": _accuracy(trained, *val), "learning_rate": rate,
+              "not_simulated": unsupported_layers(model)}
+    return Trained(float_export(trained, mode, per_channel), epochs, time.perf_counter() - start, reason,
+                   history), record
+
+
+def train_float(model, x: np.ndarray, y: np.ndarray, settings: dict = SETTINGS, budget_s: float = BUDGET_S) -> Trained:
+    """The control: the float model fine-tuned with the same settings and budget, no simulation."""
+    import keras
+
+    _check(model)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    start = time.perf_counter()
+    probabilities = outputs_probabilities(model)
+    soft = targets(model, x, y, settings["distillation"], probabilities)
+    epochs, reason, history, rate = fit_best(copy, x, soft, settings, budget_s, probabilities)
+    return Trained(copy, epochs, time.perf_counter() - start, reason, dict(history, learning_rate=rate))

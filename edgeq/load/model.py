@@ -130,7 +130,10 @@ def _load_keras(path: Path):
         # Keras 3 cannot read every Keras 2 HDF5 file (custom layers, legacy configs); tf_keras can.
         try:
             import tf_keras
-
+        except ImportError:
+            raise BadInput(f"{path}: Keras 3 could not read this Keras 2 file ({keras3_error}); tf_keras can: "
+                           "pip install 'edgeq[legacy-keras]'") from None
+        try:
             return tf_keras.models.load_model(path, compile=False)
         except Exception as keras2_error:
             raise BadInput(f"{path}: neither Keras 3 ({keras3_error}) nor tf_keras ({keras2_error}) "

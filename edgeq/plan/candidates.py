@@ -42,6 +42,7 @@ FIDELITY_CAP_DB = 60.0  # past this SQNR a candidate is as good as the float mod
 MIXED_MAX_FLOAT_LAYERS = 3
 DEVICE_SAMPLES = 5  # inferences per candidate measured on the board
 DEVICE_CANDIDATES = 3  # the fastest feasible candidates by estimate that are measured there
+QAT_BUDGET_S = 120.0  # quantization-aware training's default time budget (--qat-budget)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class PlanRequest:
     data: str | None = None  # calibration data spec
     val: str | None = None  # validation data spec
     train: str | None = None  # labelled training data: enables quantization-aware training
+    qat_budget_s: float = QAT_BUDGET_S  # the longest quantization-aware training may take
     label_output: str | None = None  # the output the validation labels are for (several outputs)
     objective: str = "latency"
     max_accuracy_drop_pp: float = DEFAULT_MAX_ACCURACY_DROP_PP
@@ -115,6 +117,12 @@ class Candidate:
     @property
     def feasible(self) -> bool:
         return self.record is not None and "error" not in self.record and not self.problems
+
+    @property
+    def fits_memory(self) -> bool:
+        """Measured, and what keeps it from being feasible, if anything, is its accuracy or SQNR."""
+        return (self.record is not None and "error" not in self.record and self.runtime is not None
+                and all("accuracy" in p or "SQNR" in p for p in self.problems))
 
     @property
     def ranking_latency_ms(self) -> float | None:

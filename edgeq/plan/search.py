@@ -15,11 +15,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-import edgeq.convert.qat as qat
+import edgeq.plan.qat as qat_plan
 from edgeq import console
 from edgeq.convert.calibrate import CALIBRATIONS
-from edgeq.errors import BadInput, EdgeqError
-from edgeq.load import read_arrays
+from edgeq.errors import BadInput
 from edgeq.measure.costmodel import OpWork, coefficients_for, estimate_ms
 from edgeq.modes import MODES
 from edgeq.plan.arm import ARM_CPU, judge_fp16_on_arm, judged_on_arm
@@ -244,7 +243,7 @@ def _mixed_specs(session: PlanSession, candidates: list[Candidate], profile) -> 
                and c.runtime is not None]
     if not integer or any(c.feasible for c in candidates if c.spec.mode in ("int8", "int4w")):
         return [], []
-    fitting = [c for c in integer if not any("accuracy" not in p and "SQNR" not in p for p in c.problems)]
+    fitting = [c for c in integer if c.fits_memory]
     if not fitting:
         return [], []
     base = max(fitting, key=lambda c: (c.fidelity(), c.name))
@@ -253,27 +252,6 @@ def _mixed_specs(session: PlanSession, candidates: list[Candidate], profile) -> 
     specs = [Spec(base.spec.mode, base.spec.per_channel, base.spec.calibration, base.spec.cle,
                   base.spec.bias_correction, tuple(worst[:k])) for k in range(1, len(worst) + 1)]
     return specs, [dict(e, base=base.name) for e in layers]
-
-
-def _qat(session: PlanSession, request: PlanRequest, candidates: list[Candidate], profile, runtimes):
-    """Stage 3: quantization-aware training, cached like any candidate (by the training data too)."""
-
-    before = closest(candidates, profile, request)
-    session.fingerprint = dict(session.fingerprint, train=read_arrays(request.train).sha256(),
-                               qat=qat.SETTINGS)
-    spec = Spec("int8", True, "minmax", qat=True)
-    if session.lookup("measure", spec) is None:
-        try:
-            outcome = qat.run_isolated(session.model, request.train, session.inputs().calib_x)
-        except EdgeqError as exc:  # no Keras model, no tfmot, unlabelled data: say so in plan.json
-            return [], {"settings": qat.SETTINGS, "before": before.to_dict() if before else None, "error": str(exc)}
-        session.inputs().prebuilt[spec.name] = (outcome.tflite, [
-            f"quantization-aware training: {outcome.keras_note}; {outcome.settings['epochs']} epochs, "
-            f"training accuracy {outcome.train_accuracy['before']:.2%} -> {outcome.train_accuracy['after']:.2%} "
-            "(fake-quantized)"])
-    found = _candidates(session, [spec], profile, runtimes, request)
-    summary = {"settings": qat.SETTINGS, "before": before.to_dict() if before else None, "after": found[0].to_dict()}
-    return found, summary
 
 
 def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
@@ -300,8 +278,8 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
         candidates += _candidates(session, mixed, profile, runtimes, request)
     qat_summary = None
     if not any(c.feasible for c in candidates) and request.train is not None:
-        console.info("  plan      nothing feasible: quantization-aware training on the training data")
-        found, qat_summary = _qat(session, request, candidates, profile, runtimes)
+        found, qat_summary = qat_plan.stage(session, request, candidates,
+                                            lambda specs: _candidates(session, specs, profile, runtimes, request))
         candidates += found
     return candidates, layers, qat_summary
 
@@ -378,6 +356,8 @@ def run_plan(request: PlanRequest) -> PlanResult:
         raise BadInput(f"--max-accuracy-drop must be 0 or more percentage points, not {request.max_accuracy_drop_pp}")
     if request.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, not {request.jobs}")
+    if not request.qat_budget_s > 0:
+        raise BadInput(f"--qat-budget must be more than 0 seconds, not {request.qat_budget_s}")
     profile = budget_profile(request.profile, request.ram_budget, request.flash_budget)
     runtimes = (choose_runtime(profile, request.runtime),) if request.runtime else runtimes_of(profile)
     session = PlanSession(request)

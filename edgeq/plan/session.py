@@ -190,6 +190,19 @@ class PlanSession:
         self.inputs()
         return self._host
 
+    def inputs_file(self) -> Path:
+        """The inputs as the workers read them, written once (again after `add_prebuilt`)."""
+        if self._inputs_file is None:
+            self._inputs_file = plan_eval.write_inputs(self.inputs(), self.cache_dir)
+        return self._inputs_file
+
+    def add_prebuilt(self, spec: Spec, tflite: bytes, notes: list[str]) -> None:
+        """A candidate built outside the workers (QAT): they get it from a new inputs file."""
+        self.inputs().prebuilt[spec.name] = (tflite, notes)
+        if self._inputs_file is not None:
+            self._inputs_file.unlink(missing_ok=True)
+            self._inputs_file = None
+
     def key(self, what: str, spec: Spec) -> str:
         return cache_key(self.fingerprint, what, spec)
 
@@ -218,13 +231,11 @@ class PlanSession:
         for spec in todo:
             groups.setdefault(spec.transform if spec.calibrated else ("plain",), []).append(spec)
         ordered = sorted(groups.values(), key=len, reverse=True)
-        inputs = self.inputs()
-        if self._inputs_file is None:
-            self._inputs_file = plan_eval.write_inputs(inputs, self.cache_dir)
+        inputs_file = self.inputs_file()
         results = None
         if self.request.jobs > 1 and len(ordered) > 1:
             try:
-                results = list(self.pool().map(plan_eval.evaluate_group_from, [str(self._inputs_file)] * len(ordered),
+                results = list(self.pool().map(plan_eval.evaluate_group_from, [str(inputs_file)] * len(ordered),
                                                ordered))
             except BrokenProcessPool:  # a worker crashed: find out which candidates, one group at a time
                 self._pool = None
@@ -243,7 +254,7 @@ class PlanSession:
         recorded against each of them instead of ending the plan."""
         try:
             return contained("the converter or an interpreter", ", ".join(s.name for s in group),
-                             plan_eval.evaluate_group_from, str(self._inputs_file), group)
+                             plan_eval.evaluate_group_from, str(self.inputs_file()), group)
         except ToolCrashed as exc:
             return [({"error": str(exc).splitlines()[0]}, None) for _ in group]
 
@@ -253,10 +264,8 @@ class PlanSession:
             self.hits += 1
             return hit[0]["layers"]
         self.misses += 1
-        if self._inputs_file is None:
-            self._inputs_file = plan_eval.write_inputs(self.inputs(), self.cache_dir)
         layers = contained("the converter or an interpreter", f"the layers of {spec.name}",
-                           plan_eval.analyse_layers_from, str(self._inputs_file), spec)
+                           plan_eval.analyse_layers_from, str(self.inputs_file()), spec)
         self.store("layers", spec, {"layers": layers}, None)
         return layers
 
