@@ -186,6 +186,14 @@ def test_a_float_fine_tune_of_the_same_budget_recovers_less_than_training_throug
     assert qat["control"]["epochs"] >= 1 and qat["control"]["recovered_fraction"] < qat["recovered_fraction"] / 2
 
 
+def test_the_plan_table_says_what_training_recovered(sensitive_trained):
+    from edgeq.plan.table import format_plan_table
+
+    line = next(line for line in format_plan_table(sensitive_trained).splitlines()
+                if line.startswith("quantization-aware training"))
+    assert "of the drop recovered" in line and "a float fine-tune of the same budget" in line
+
+
 def test_plan_json_records_what_was_trained_how_long_and_why_it_stopped(sensitive_trained):
     qat = sensitive_trained.to_dict()["qat"]
     assert qat["plan"]["weight_bits"] == 8 and qat["plan"]["mode"] == "int8"
@@ -193,10 +201,28 @@ def test_plan_json_records_what_was_trained_how_long_and_why_it_stopped(sensitiv
     assert len(qat["train_sha256"]) == 64 and qat["settings"]["learning_rates"]
 
 
-def test_when_only_int4_weights_fit_training_recovers_most_of_their_drop(folder, cache):
-    data = planner_models.heavy_tailed_mlp(folder)
-    result = _trained(data, "nucleo-l4r5zi", cache, runtime="edgeq-c",
-                      flash_budget=parse_bytes(planner_models.INT4_ONLY_FLASH))
+@pytest.fixture(scope="module")
+def heavy_mlp(folder) -> dict:
+    return planner_models.heavy_tailed_mlp(folder)
+
+
+INT4_ONLY = {"runtime": "edgeq-c", "flash_budget": parse_bytes(planner_models.INT4_ONLY_FLASH)}
+
+
+def test_without_labels_adaround_recovers_half_of_what_int4_weights_lost(heavy_mlp, cache):
+    with pytest.raises(PlanDoesNotFit) as raised:
+        _plan(heavy_mlp, "nucleo-l4r5zi", cache, **INT4_ONLY)
+    result = raised.value.result
+    candidates = _by_name(result)
+    rounded = candidates[result.adaround["name"]]
+    plain = candidates[rounded.name.replace("+adaround", "")]
+    assert rounded.spec.adaround and rounded.flash_bytes == plain.flash_bytes  # the same plan, rounded otherwise
+    assert plain.drop_pp >= 10
+    assert (plain.drop_pp - rounded.drop_pp) / plain.drop_pp >= 0.5, (plain.drop_pp, rounded.drop_pp)
+
+
+def test_when_only_int4_weights_fit_training_recovers_most_of_their_drop(heavy_mlp, cache):
+    result = _trained(heavy_mlp, "nucleo-l4r5zi", cache, **INT4_ONLY)
     qat = result.qat
     assert qat["plan"]["mode"] == "int4w"
     assert qat["float_accuracy"] - qat["ptq_accuracy"] >= 0.10  # post-training int4 loses at least 10 pp

@@ -150,3 +150,22 @@ def test_step_0_the_simulation_agrees_with_the_deployed_ptq_model(small, tmp_pat
         deployed.append((interpreter.get_tensor(out["index"])[0].astype(np.float32) - z_out) * s_out)
     # The softmax's output grid is 1/256: simulated and deployed differ by rounding inside, a step or two.
     assert np.abs(simulated - np.array(deployed)).max() <= 3 / 256
+
+
+def test_adarounded_kernels_come_back_from_ai_edge_quantizer_as_the_integers_chosen(tmp_path):
+    import keras
+
+    from edgeq.convert.adaround import adaround
+
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
+    x = np.random.default_rng(7).random((64, 12), dtype=np.float32)
+    rounded, record = adaround(model, "int4w", True, x)
+    assert 0 < max(record["rounded_away_from_nearest"].values()) < 0.5  # some weights, not most, round the other way
+    rounded.save(tmp_path / "m.keras")
+    float_tflite = convert(load_model(tmp_path / "m.keras"), "fp32", in_worker=False)
+    deployed = _weights(calibrate.quantize_int4_weights(float_tflite, x))
+    kernels = [layer.get_weights()[0] for layer in rounded.layers if type(layer).__name__ == "Dense"]
+    for (_, q, scales), kernel in zip(deployed, kernels):
+        assert np.abs(q).max() == 7
+        np.testing.assert_allclose(q * scales[0], kernel.T, rtol=1e-6, atol=1e-9)

@@ -221,6 +221,7 @@ class PlanResult:
     cache_misses: int = 0
     layer_errors: list[dict] = field(default_factory=list)
     qat: dict | None = None
+    adaround: dict | None = None  # what AdaRound did to the closest plan, when nothing was feasible
     message: str = ""
     cost_model: dict = field(default_factory=dict)  # runtime -> the coefficients behind latency_ms_estimated
     device: dict = field(default_factory=dict)  # whether candidates were measured on the board, and why not
@@ -242,7 +243,8 @@ class PlanResult:
             "float_accuracy": self.float_accuracy,
             "chosen": self.chosen.name if self.chosen else None, "reason": self.message,
             "candidates": [c.to_dict() for c in self.candidates],
-            "layer_errors": self.layer_errors, "qat": self.qat, "cost_model": self.cost_model,
+            "layer_errors": self.layer_errors, "qat": self.qat, "adaround": self.adaround,
+            "cost_model": self.cost_model,
             "device": self.device, "warnings": self.warnings,
             "seconds": round(self.seconds, 2), "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }

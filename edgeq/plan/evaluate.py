@@ -51,6 +51,7 @@ class Spec:
     bias_correction: bool = False
     keep_float: tuple[str, ...] = ()  # op output tensors left in float (mixed precision)
     qat: bool = False
+    adaround: bool = False  # weights rounded by AdaRound (edgeq.convert.adaround), not to nearest
     runtime: str | None = None  # only this runtime (as-is candidates: one per runtime)
 
     @property
@@ -61,6 +62,11 @@ class Spec:
     def calibrated(self) -> bool:
         """The planner varies its calibration and transforms (int8 and int4 weights, docs/planner.md)."""
         return self.mode in ("int8", "int4w")
+
+    @property
+    def built_outside(self) -> bool:
+        """Made from a retrained or re-rounded Keras model in edgeq.plan.qat, handed to the workers."""
+        return self.qat or self.adaround
 
     @property
     def weight_quantizer(self) -> str:
@@ -86,6 +92,7 @@ class Spec:
         parts.append("qat" if self.qat else self.calibration)
         name = "/".join(parts)
         extras = (["cle"] if self.cle else []) + (["bc"] if self.bias_correction else [])
+        extras += ["adaround"] if self.adaround else []
         if self.keep_float:
             extras.append(f"float{len(self.keep_float)}")
         return name + "".join("+" + e for e in extras)
@@ -238,9 +245,9 @@ class Builder:
     def build(self, spec: Spec) -> tuple[bytes, list[str]]:
         """The .tflite of a candidate and notes on how it was made."""
         inputs = self.inputs
-        if spec.qat:
+        if spec.built_outside:
             if spec.name not in inputs.prebuilt:
-                raise BadInput("the QAT model was not given to the worker")
+                raise BadInput(f"the model of {spec.name} was not given to the worker")
             return inputs.prebuilt[spec.name]
         if spec.mode in ("fp32", AS_IS):
             return inputs.float_tflite, []
@@ -328,8 +335,8 @@ class Builder:
 
     def evaluate_group(self, specs: list[Spec]) -> list[tuple[dict, bytes | None]]:
         """Candidates sharing a transformed float model: its observer ranges come from one pass."""
-        methods = sorted({s.calibration for s in specs if s.calibrated and not s.qat} - {"minmax"})
-        for transform in {s.transform for s in specs if s.calibrated and not s.qat}:
+        methods = sorted({s.calibration for s in specs if s.calibrated and not s.built_outside} - {"minmax"})
+        for transform in {s.transform for s in specs if s.calibrated and not s.built_outside}:
             try:
                 self.ranges(self.base(transform), methods)
             except Exception:  # noqa: BLE001 - each candidate then records its own failure in evaluate()

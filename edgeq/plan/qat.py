@@ -60,6 +60,15 @@ def _deployed(builder: plan_eval.Builder, keras_model, spec: Spec) -> bytes:
     return plan_eval.Builder(dataclasses.replace(builder.inputs, float_tflite=float_tflite)).build(plain)[0]
 
 
+def _adaround_job(inputs_path: str, model_path: str, spec: Spec) -> tuple[bytes, dict]:
+    from edgeq.convert.adaround import adaround
+
+    builder = plan_eval.builder_from(inputs_path)
+    source = load_model(model_path)
+    rounded, record = adaround(source.keras, spec.mode, spec.per_channel, np.asarray(builder.inputs.calib_x.single))
+    return _deployed(builder, rounded, spec), record
+
+
 def _job(inputs_path: str, model_path: str, spec: Spec, x: np.ndarray, y: np.ndarray, settings: dict,
          budget_s: float) -> tuple[bytes, dict]:
     builder = plan_eval.builder_from(inputs_path)
@@ -137,14 +146,41 @@ def summary(spec: Spec, record: dict, before, best, after, float_accuracy: float
     }
 
 
-def stage(session, request, candidates: list, build) -> tuple[list, dict]:
-    """The planner's stage 3 for `candidates` none of which is feasible: the trained candidate (built
-    and measured by `build(specs)`, as every candidate is) and plan.json's `qat`. Cached like any
-    candidate, by the training data, the settings and the budget too."""
-    # Training changes accuracy, not size: it starts from the closest plan that fits and only misses
-    # the tolerance.
-    near = min((c for c in candidates if c.fits_memory and c.problems),
+def _nearest_fitting(candidates: list):
+    """The candidate closest to the float model of those that fit the memory and miss only the
+    tolerance: rounding and training change accuracy, not size."""
+    return min((c for c in candidates if c.fits_memory and c.problems),
                key=lambda c: (tuple(-v for v in c.fidelity()), c.flash_bytes, c.name), default=None)
+
+
+def adaround_stage(session, candidates: list, build) -> tuple[list, dict | None]:
+    """Stage 3a, without labels: the plan closest to feasible with AdaRound's roundings, built and
+    measured by `build(specs)` as every candidate is. Returns it and plan.json's `adaround`."""
+    near = _nearest_fitting(candidates)
+    if near is None or near.spec.mode not in TRAINABLE_MODES or session.model.keras is None:
+        return [], None
+    spec = Spec(near.spec.mode, near.spec.per_channel, near.spec.calibration, adaround=True)
+    cached = session.lookup("adaround", spec)
+    if cached is None:
+        with console.stage("plan", f"AdaRound for {near.spec.mode}, on the calibration data"):
+            try:
+                tflite, record = contained("AdaRound", str(session.model.path), _adaround_job,
+                                           str(session.inputs_file()), str(Path(session.model.path)), spec)
+            except EdgeqError as exc:
+                return [], {"error": str(exc).splitlines()[0]}
+        session.store("adaround", spec, record, tflite)
+    else:
+        record, tflite = cached
+    session.add_prebuilt(spec, tflite, [f"AdaRound: {record['iterations']} steps a layer, {record['seconds']:g} s"])
+    found = build([spec])
+    return found, dict(record, name=spec.name, accuracy=found[0].accuracy)
+
+
+def stage(session, request, candidates: list, build) -> tuple[list, dict]:
+    """The planner's stage 3b for `candidates` none of which is feasible: the trained candidate
+    (built and measured by `build(specs)`, as every candidate is) and plan.json's `qat`. Cached like
+    any candidate, by the training data, the settings and the budget too."""
+    near = _nearest_fitting([c for c in candidates if not c.spec.adaround])
     if near is None:
         return [], {"error": "no post-training candidate fits the memory and misses only the tolerance: "
                              "training cannot make a model smaller"}
@@ -169,4 +205,5 @@ def stage(session, request, candidates: list, build) -> tuple[list, dict]:
     session.add_prebuilt(spec, tflite, [f"quantization-aware training for {plain.name}: {record['epochs']} epochs in "
                                         f"{record['seconds']:g} s, stopped by {record['stop_reason']}"])
     found = build([spec])
-    return found, summary(spec, record, before, near, found[0], (before.record or {}).get("float_accuracy"))
+    best = _nearest_fitting(candidates)  # AdaRound's candidate included: it is post-training too
+    return found, summary(spec, record, before, best, found[0], (before.record or {}).get("float_accuracy"))

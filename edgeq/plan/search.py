@@ -262,7 +262,7 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
             session.warnings.append(f"{profile.name} does not run {came_quantized} well (its numerics: "
                                     f"{', '.join(profile.numerics)}); the model came that way")
         return (_candidates(session, [Spec(AS_IS, runtime=r.name) for r in runtimes], profile, runtimes, request),
-                [], None)
+                [], None, None)
     candidates = _candidates(session, stage1_specs(), profile, runtimes, request)
     if judged_on_arm(profile) and not session.inputs().unmeasured:
         fp16 = [c for c in candidates if c.spec.mode == "fp16" and c.record]
@@ -276,12 +276,15 @@ def _search(session: PlanSession, request: PlanRequest, profile, runtimes):
     if mixed:
         console.info(f"  plan      no integer candidate within tolerance: trying {len(mixed)} mixed-precision plan(s)")
         candidates += _candidates(session, mixed, profile, runtimes, request)
-    qat_summary = None
-    if not any(c.feasible for c in candidates) and request.train is not None:
-        found, qat_summary = qat_plan.stage(session, request, candidates,
-                                            lambda specs: _candidates(session, specs, profile, runtimes, request))
+    qat_summary = rounded = None
+    build = lambda specs: _candidates(session, specs, profile, runtimes, request)  # noqa: E731
+    if not any(c.feasible for c in candidates):
+        found, rounded = qat_plan.adaround_stage(session, candidates, build)
         candidates += found
-    return candidates, layers, qat_summary
+        if not any(c.feasible for c in candidates) and request.train is not None:
+            found, qat_summary = qat_plan.stage(session, request, candidates, build)
+            candidates += found
+    return candidates, layers, qat_summary, rounded
 
 
 def _latency_class(c: Candidate) -> tuple:
@@ -362,7 +365,7 @@ def run_plan(request: PlanRequest) -> PlanResult:
     runtimes = (choose_runtime(profile, request.runtime),) if request.runtime else runtimes_of(profile)
     session = PlanSession(request)
     try:
-        candidates, layers, qat_summary = _search(session, request, profile, runtimes)
+        candidates, layers, qat_summary, rounded = _search(session, request, profile, runtimes)
     finally:
         session.close()
     chosen = select(candidates, request.objective)
@@ -379,7 +382,8 @@ def run_plan(request: PlanRequest) -> PlanResult:
         else {"min_sqnr_db": request.min_sqnr_db},
         budgets={"ram_for_model_bytes": profile.ram_for_model_bytes, "flash_bytes": profile.memory.flash_bytes,
                  "overridden": {"ram": request.ram_budget is not None, "flash": request.flash_budget is not None}},
-        candidates=candidates, chosen=chosen, float_accuracy=float_acc, layer_errors=layers, qat=qat_summary)
+        candidates=candidates, chosen=chosen, float_accuracy=float_acc, layer_errors=layers, qat=qat_summary,
+        adaround=rounded)
     result.cache_hits, result.cache_misses = session.hits, session.misses
     result.device = device
     result.cost_model = {r.name: dataclasses.asdict(coefficients_for(profile, r.costs, request.cost_coefficients))

@@ -110,6 +110,24 @@ def _refusal_lines(candidates: list[Candidate]) -> list[str]:
     return lines
 
 
+def qat_line(qat: dict) -> str:
+    """What quantization-aware training did, in one line: or why it could not run."""
+    if "error" in qat:
+        return f"quantization-aware training could not run: {qat['error']}"
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    control = qat.get("control") or {}
+    return (f"quantization-aware training for {qat['plan']['mode']} ({qat['epochs']} epochs, {qat['seconds']:g} s, "
+            f"{qat['stop_reason']}): {pct(qat['ptq_accuracy'])} post-training -> {pct(qat['accuracy'])}, "
+            f"{pct(qat['recovered_fraction'])} of the drop recovered ({pct(qat['recovered_fraction_vs_best_ptq'])} "
+            f"of the best post-training candidate's); a float fine-tune of the same budget: "
+            f"{pct(control.get('recovered_fraction'))}"
+            + ("" if qat["sim_vs_deployed_gap_pp"] is None else
+               f"; simulation vs deployed before training {qat['sim_vs_deployed_gap_pp']:+.1f} pp"))
+
+
 MAX_ROWS = 8  # candidate rows of the default table; with the header, refusals and notes, one screen
 
 
@@ -140,6 +158,8 @@ def format_plan_table(result: PlanResult, every_row: bool = False) -> str:
            if result.metric == "accuracy" else f"SQNR >= {result.tolerance['min_sqnr_db']:g} dB")
     lines.insert(0, f"plan for {result.model} on {result.profile}: objective {result.objective}, {tol}, "
                     f"RAM {kb(budget['ram_for_model_bytes'])}, flash {kb(budget['flash_bytes'])}")
+    if result.qat:
+        lines.append(qat_line(result.qat))
     if result.chosen is not None:
         lines.append(f"chosen: {result.chosen.name} — {result.message}")
     shown = "" if every_row else f"; {len(groups)} rows shown, --all shows every candidate"
