@@ -84,15 +84,17 @@ def _name(group: list[Candidate]) -> str:
 
 def _shown(groups: list[list[Candidate]], result: PlanResult) -> list[list[Candidate]]:
     """The default view: the chosen candidate's group, then each mode's best (feasible first, then
-    closest to the float model, then fastest), at most MAX_ROWS in all."""
+    closest to the float model, then fastest) post-training, with AdaRound and trained, at most
+    MAX_ROWS in all."""
     def rank(group: list[Candidate]) -> tuple:
         c = group[0]
         return (not c.chosen, not c.feasible, tuple(-v for v in c.fidelity()),
                 c.ranking_latency_ms if c.ranking_latency_ms is not None else float("inf"))
 
-    best: dict[str, list[Candidate]] = {}
+    best: dict[tuple, list[Candidate]] = {}
     for group in sorted(groups, key=rank):
-        best.setdefault(group[0].spec.mode, group)
+        spec = group[0].spec
+        best.setdefault((spec.mode, spec.adaround, spec.qat), group)
     shown = sorted(best.values(), key=rank)
     return shown[:MAX_ROWS]
 
