@@ -7,6 +7,8 @@ Measurements go through the real converter, LiteRT, the TFLM interpreter and edg
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -221,9 +223,13 @@ def test_without_labels_adaround_recovers_half_of_what_int4_weights_lost(heavy_m
     assert (plain.drop_pp - rounded.drop_pp) / plain.drop_pp >= 0.5, (plain.drop_pp, rounded.drop_pp)
 
 
-def test_when_only_int4_weights_fit_training_recovers_most_of_their_drop(heavy_mlp, cache):
-    result = _trained(heavy_mlp, "nucleo-l4r5zi", cache, **INT4_ONLY)
-    qat = result.qat
+@pytest.fixture(scope="module")
+def int4_trained(heavy_mlp, cache):
+    return _trained(heavy_mlp, "nucleo-l4r5zi", cache, **INT4_ONLY)
+
+
+def test_when_only_int4_weights_fit_training_recovers_most_of_their_drop(int4_trained):
+    qat = int4_trained.qat
     assert qat["plan"]["mode"] == "int4w"
     assert qat["float_accuracy"] - qat["ptq_accuracy"] >= 0.10  # post-training int4 loses at least 10 pp
     assert qat["recovered_fraction"] >= 0.8, qat
@@ -335,3 +341,18 @@ def test_the_chosen_model_is_written_beside_plan_json(cnn_on_mcu):
     model = files[next(name for name in files if name.endswith(".tflite"))]
     assert model == cnn_on_mcu.chosen_tflite
     assert read_graph(model).input_tensors()[0].type == "INT8"
+
+
+@pytest.mark.emulator
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_the_trained_int4_model_runs_bit_exact_on_an_emulated_board(int4_trained, heavy_mlp):
+    from edgeq.device.loop import run_project
+    from edgeq.runtimes import get_runtime
+
+    trained = _by_name(int4_trained)[int4_trained.qat["after"]["name"]]
+    profile = get_profile("qemu-mps2-an386")
+    files = get_runtime("edgeq-c").project(profile, trained.tflite, "mlp")
+    x = np.load(heavy_mlp["val"])["x"][:20]
+    measured = run_project(profile, files, x, cycles=False).measure
+    assert measured["samples"] == 20 and measured["bit_exact_fraction"] == 1.0

@@ -169,3 +169,28 @@ def test_adarounded_kernels_come_back_from_ai_edge_quantizer_as_the_integers_cho
     for (_, q, scales), kernel in zip(deployed, kernels):
         assert np.abs(q).max() == 7
         np.testing.assert_allclose(q * scales[0], kernel.T, rtol=1e-6, atol=1e-9)
+
+
+def test_int16x8_the_simulation_agrees_with_the_deployed_16x8_model(small, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeq.convert.qat import observe_ranges
+    from edgeq.convert.qat_graph import qat_model
+
+    model, x = small
+    trained, quantizers = qat_model(model, "int16x8", True)
+    observe_ranges(trained, quantizers, x, "minmax", float_weights=True)
+    simulated = trained.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    float_tflite = convert(load_model(tmp_path / "m.keras"), "fp32", in_worker=False)
+    interpreter = Interpreter(model_content=calibrate.quantize_int16x8(float_tflite, x))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == np.int16 and inp["quantization"][1] == 0  # symmetric: zero point 0
+    deployed = []
+    for sample in x:
+        q = np.clip(np.round(sample / inp["quantization"][0]), -32768, 32767).astype(np.int16)
+        interpreter.set_tensor(inp["index"], q[None])
+        interpreter.invoke()
+        deployed.append(interpreter.get_tensor(out["index"])[0].astype(np.float32) * out["quantization"][0])
+    assert np.abs(simulated - np.array(deployed)).max() <= 2e-3

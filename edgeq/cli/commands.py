@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from edgeq import console
+from edgeq.device.cycles import estimates_cycles
 from edgeq.errors import BadInput, DoesNotFit
 from edgeq.files import write_files
 from edgeq.sources import ESTIMATE_MARK
@@ -162,18 +163,6 @@ def cmd_evaluate(args) -> int:
     return 0 if fit.verdict == "fits" else DoesNotFit.exit_code
 
 
-def _cycles(args, profile) -> bool:
-    """Whether to estimate cycles: asked for (refused where it cannot be done), declined, or by
-    default wherever it can be."""
-    from edgeq.device.cycles import can_estimate, refuse_unless_emulated
-    from edgeq.measure.cycle_model import timing_for
-
-    if args.cycles:
-        refuse_unless_emulated(profile)
-        timing_for(profile.core)
-    return can_estimate(profile) if args.cycles is None else args.cycles
-
-
 def cmd_measure(args) -> int:
     """A firmware folder on its device: over serial, or a phone's or Linux board's native harness."""
     from edgeq.cli.phone import benchmark_tool, device_dry_run
@@ -199,7 +188,7 @@ def cmd_measure(args) -> int:
         return 0
     found = measure_firmware(profile, firmware, data.x, data.y, out, tflite=tflite, model_name=model_path.name,
                              port=address, resume=args.resume, timeout=args.timeout, per_layer=args.profile,
-                             label_output=data.label_output, cycles=_cycles(args, profile))
+                             label_output=data.label_output, cycles=estimates_cycles(profile, args.cycles))
     if found.summary is not None and tool is not None and found.failure is None:
         from edgeq.device.native import run_benchmark_model
 
@@ -314,17 +303,16 @@ def cmd_generate(args) -> int:
 
 def plan_request(args, profile):
     from edgeq.plan import PlanRequest
-    from edgeq.plan.candidates import QAT_BUDGET_S
     from edgeq.units import parse_bytes
 
     return PlanRequest(
         model=Path(args.model), profile=profile, data=args.data, val=args.val, runtime=args.runtime,
-        train=getattr(args, "train", None), qat_budget_s=getattr(args, "qat_budget", QAT_BUDGET_S),
-        label_output=args.label_output, objective=args.objective,
+        train=args.train, label_output=args.label_output, objective=args.objective,
         max_accuracy_drop_pp=args.max_accuracy_drop, min_sqnr_db=args.min_sqnr_db,
         ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
         flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,
         jobs=args.jobs, use_cache=not args.no_cache, measure_on_device=not args.no_measure,
+        qat_budget_s=args.qat_budget,
         device_port=getattr(args, "port", None) or getattr(args, "host", None) or getattr(args, "serial", None))
 
 
@@ -406,7 +394,7 @@ def cmd_deploy(args) -> int:
                   planner=None if args.quant else plan_request(args, profile),
                   device=DeviceRequest(run=not args.no_device, port=args.port or args.host or args.serial,
                                        samples=args.samples, per_layer=args.profile,
-                                       cycles=_cycles(args, profile)))
+                                       cycles=estimates_cycles(profile, args.cycles)))
     console.info(f"edgeq deploy: {req.model} -> {profile.name}")
     try:
         result = deploy(req)

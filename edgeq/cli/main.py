@@ -93,6 +93,10 @@ def add_planner_options(p: argparse.ArgumentParser) -> None:
                    help="for models without class labels: smallest output SQNR against the float model")
     p.add_argument("--ram-budget", help="RAM for the model (e.g. 256K), instead of the profile's")
     p.add_argument("--flash-budget", help="flash for the model (e.g. 1M), instead of the profile's")
+    p.add_argument("--train", help="labelled training data (.npz x, y): allows quantization-aware training")
+    p.add_argument("--qat-budget", type=float, default=QAT_BUDGET_S, metavar="SECONDS",
+                   help=f"the longest quantization-aware training may take (default {QAT_BUDGET_S:g} s; a float "
+                        "fine-tune of the same budget runs beside it as the control)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes that measure candidates")
     p.add_argument("--no-cache", action="store_true", help="measure every candidate again")
     p.add_argument("--no-measure", action="store_true",
@@ -192,10 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True)
     p.add_argument("--data", help="calibration data: .npy, .npz (x) or package.module:function")
     p.add_argument("--val", help="validation data: .npz with x and y")
-    p.add_argument("--train", help="labelled training data (.npz x, y): allows quantization-aware training")
-    p.add_argument("--qat-budget", type=float, default=QAT_BUDGET_S, metavar="SECONDS",
-                   help=f"the longest quantization-aware training may take (default {QAT_BUDGET_S:g} s; a float "
-                        "fine-tune of the same budget runs beside it as the control)")
     p.add_argument("--runtime", choices=RUNTIMES, help="default: every runtime of the profile")
     p.add_argument("--out", help="output folder for plan.json and the chosen model")
     p.add_argument("--port", help="a real board's serial port: run the best candidates on it")

@@ -82,6 +82,9 @@ def observe_ranges(trained, quantizers, x: np.ndarray, calibration: str, float_w
         observer = make_observer("minmax" if getattr(q, "is_input", False) else calibration).observe(v)
         lo, hi = observer.range()
         lo, hi = min(float(np.min(lo)), 0.0), float(np.max(hi))
+        if q.grid.symmetric:  # int16: zero point 0, the range the larger side's
+            hi = max(-lo, hi)
+            lo = -hi
         q.min.assign(lo)
         q.max.assign(max(hi, lo + 1e-6))
         q.enabled.assign(1.0)

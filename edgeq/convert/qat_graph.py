@@ -54,7 +54,27 @@ def weight_grid(layer_type: str, mode: str, per_channel: bool) -> WeightGrid:
         return WeightGrid(8, True)
     if mode == "int8":
         return WeightGrid(8, per_channel)
-    raise BadInput(f"quantization-aware training simulates int8 and int4w plans, not {mode}")
+    if mode == "int16x8":  # the converter's 16x8 mode: int8 weights per channel
+        return WeightGrid(8, True)
+    raise BadInput(f"quantization-aware training simulates int8, int4w and int16x8 plans, not {mode}")
+
+
+@dataclass(frozen=True)
+class ActivationGrid:
+    """How a plan quantizes activations: int8 asymmetric, or int16 symmetric (zero point 0, 65535
+    levels: the converter's 16x8 mode), and the fixed range of a softmax's output."""
+
+    bits: int
+    symmetric: bool
+    softmax: tuple[float, float]
+
+
+ACTIVATIONS = {"int8": ActivationGrid(8, False, (0.0, 255 / 256)),  # SOFTMAX out: scale 1/256, zero point -128
+               "int16x8": ActivationGrid(16, True, (-1.0, 1.0))}  # SOFTMAX out: scale 1/32767, zero point 0
+
+
+def activation_grid(mode: str) -> ActivationGrid:
+    return ACTIVATIONS["int16x8" if mode == "int16x8" else "int8"]
 
 
 def _channel_axes(layer_type: str, rank: int) -> tuple[int, ...]:
@@ -166,8 +186,10 @@ def _keras_classes():
             return self.activation(y) if self.activation is not None else y
 
     class ActivationQuantizer(keras.layers.Layer):
-        """int8 fake quantization over [min, max] (TFLite's nudged asymmetric grid); switched off
-        while the ranges are observed."""
+        """Fake quantization over [min, max] on the plan's activation grid (int8: TFLite's nudged
+        asymmetric grid; int16: symmetric, narrow range); switched off while the ranges are observed."""
+
+        grid: ActivationGrid = ACTIVATIONS["int8"]
 
         def build(self, input_shape):
             self.min = self.add_weight(shape=(), initializer="zeros", trainable=False, name="min")
@@ -175,14 +197,14 @@ def _keras_classes():
             self.enabled = self.add_weight(shape=(), initializer="ones", trainable=False, name="enabled")
 
         def call(self, x):
-            q = keras.quantizers.fake_quant_with_min_max_vars(x, self.min, self.max, num_bits=8)
+            q = keras.quantizers.fake_quant_with_min_max_vars(x, self.min, self.max, num_bits=self.grid.bits,
+                                                              narrow_range=self.grid.symmetric)
             return self.enabled * q + (1.0 - self.enabled) * x
 
     return {"Dense": QatDense, "Conv2D": QatConv2D, "DepthwiseConv2D": QatDepthwiseConv2D}, ActivationQuantizer
 
 
 WEIGHTED = ("Dense", "Conv2D", "DepthwiseConv2D")
-SOFTMAX_RANGE = (0.0, 255 / 256)  # TFLite's int8 SOFTMAX output: scale 1/256, zero point -128
 
 
 def _consumers(layer) -> list:
@@ -257,8 +279,11 @@ def qat_model(model, mode: str, per_channel: bool):
             return new
         return layer.__class__.from_config(layer.get_config())
 
+    activations = activation_grid(mode)
+
     def quantize(tensor, name: str, is_input: bool = False, fixed: tuple[float, float] | None = None):
         q = ActivationQuantizer(name=f"{name}_act_quant")
+        q.grid = activations
         q.is_input = is_input  # the model input keeps its min/max in the deployed model
         q.fixed = fixed  # a range TFLite fixes, not observed
         quantizers.append(q)
@@ -280,7 +305,7 @@ def qat_model(model, mode: str, per_channel: bool):
         if layer.name in folded or (not weighted and kind in SAME_SCALE):
             return out
         if not weighted and _activation_name(original) == "softmax":
-            return quantize(out, layer.name, fixed=SOFTMAX_RANGE)
+            return quantize(out, layer.name, fixed=activations.softmax)
         consumers = _consumers(original)
         fused = (len(consumers) == 1 and type(consumers[0]).__name__ in ("Activation", "ReLU")
                  and _activation_name(consumers[0]) in FUSED_ACTIVATIONS
@@ -290,7 +315,7 @@ def qat_model(model, mode: str, per_channel: bool):
         out = quantize(out, layer.name)
         if kind in WEIGHTED and _activation_name(original) == "softmax":
             out = keras.layers.Softmax(name=f"{layer.name}_softmax")(out)
-            out = quantize(out, f"{layer.name}_softmax", fixed=SOFTMAX_RANGE)
+            out = quantize(out, f"{layer.name}_softmax", fixed=activations.softmax)
         return out
 
     trained = keras.models.clone_model(model, clone_function=clone, call_function=call)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeq.errors import BadInput, ToolFailed
-from edgeq.measure.cycle_model import CORES, EDGES, estimate_cycles, instructions_of
+from edgeq.measure.cycle_model import CORES, EDGES, estimate_cycles, instructions_of, timing_for
 from edgeq.tools import run_tool
 
 PLUGIN_SOURCES = ("cycle_plugin.c", "cycle_classes.h")
@@ -113,6 +113,15 @@ def can_estimate(profile) -> bool:
     """Whether a run on `profile` can carry an estimated cycle band: an emulated board whose core
     edgeq's timing model prices."""
     return profile.flash.method == "qemu" and profile.core.lower() in CORES
+
+
+def estimates_cycles(profile, asked: bool | None) -> bool:
+    """Whether a run estimates cycles: asked for (refused where it cannot be), declined, or by default
+    wherever it can be."""
+    if asked:
+        refuse_unless_emulated(profile)
+        timing_for(profile.core)
+    return can_estimate(profile) if asked is None else asked
 
 
 def plugin_for(board, elf: Path, out: Path, nm: str = "arm-none-eabi-nm") -> CyclePlugin:

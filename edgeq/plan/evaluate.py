@@ -87,7 +87,7 @@ class Spec:
         if self.mode == AS_IS:
             return f"{AS_IS}/{self.runtime}"
         if not self.calibrated:
-            return self.mode
+            return self.mode + ("/qat" if self.qat else "") + ("+adaround" if self.adaround else "")
         parts = [self.mode] + ([] if self.mode == "int4w" else ["pc" if self.per_channel else "pt"])
         parts.append("qat" if self.qat else self.calibration)
         name = "/".join(parts)

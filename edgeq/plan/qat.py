@@ -28,13 +28,13 @@ from edgeq.isolate import contained
 from edgeq.load import check_dataset, load_model, read_arrays
 from edgeq.plan.evaluate import Spec
 
-TRAINABLE_MODES = ("int8", "int4w")
+TRAINABLE_MODES = ("int8", "int4w", "int16x8")
 
 
 def qat_spec(base: Spec) -> Spec:
     """The spec QAT trains for, from the closest post-training candidate's."""
     if base.mode not in TRAINABLE_MODES:
-        raise BadInput(f"quantization-aware training simulates {' and '.join(TRAINABLE_MODES)} plans; the closest "
+        raise BadInput(f"quantization-aware training simulates {', '.join(TRAINABLE_MODES)} plans; the closest "
                        f"candidate is {base.mode}")
     return Spec(base.mode, base.per_channel, base.calibration, qat=True)
 
@@ -111,7 +111,7 @@ def summary(spec: Spec, record: dict, before, best, after, float_accuracy: float
     """plan.json's `qat`: the plan trained, how, and what it recovered of the PTQ drop of `before`
     (the same plan, post-training) and of `best` (the best post-training candidate that fits), on
     the deployed model with the planner's harness, beside the control's."""
-    bits = {"int8": 8, "int4w": 4}[spec.mode]
+    bits = {"int8": 8, "int4w": 4, "int16x8": 8}[spec.mode]
 
     def recovered(accuracy, ptq=before):
         if accuracy is None or ptq is None or float_accuracy is None or ptq.accuracy is None:
@@ -124,8 +124,9 @@ def summary(spec: Spec, record: dict, before, best, after, float_accuracy: float
     gap = (None if step0 is None or before is None or before.accuracy is None
            else round(100 * (step0 - before.accuracy), 2))
     control = record.get("control") or {}
-    granularity = (("per-channel" if spec.per_channel else "per-tensor") if spec.mode == "int8" else
-                   "int4 per channel in CONV_2D, per tensor in FULLY_CONNECTED; int8 per channel in DEPTHWISE_CONV_2D")
+    granularity = {"int8": "per-channel" if spec.per_channel else "per-tensor", "int16x8": "per-channel",
+                   "int4w": "int4 per channel in CONV_2D, per tensor in FULLY_CONNECTED; int8 per channel in "
+                            "DEPTHWISE_CONV_2D"}[spec.mode]
     return {
         "plan": {"mode": spec.mode, "weight_bits": bits, "granularity": granularity,
                  "calibration": spec.calibration},
