@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from edgeq.convert.qat_graph import WEIGHTED, _bound, mse_clip, weight_grid
+from edgeq.convert.qat_graph import WEIGHTED, kernel_bound, mse_clip, weight_grid
 from edgeq.errors import BadInput
 
 ITERATIONS = 2000  # Adam steps per layer
@@ -57,7 +57,7 @@ def _round_layer(layer, x: np.ndarray, mode: str, per_channel: bool, seed: int) 
     grid = weight_grid(kind, mode, per_channel)
     # Clipped where the grid's error is least; the clipped weights stay qmax steps, so the
     # converter takes the same scale from the export.
-    alpha = np.maximum(_bound(original, kind, grid) * mse_clip(original, kind, grid), 1e-9).astype(np.float32)
+    alpha = np.maximum(kernel_bound(original, kind, grid) * mse_clip(original, kind, grid), 1e-9).astype(np.float32)
     kernel = np.clip(original, -alpha, alpha)
     scale = alpha / np.float32(grid.qmax)
     floor = np.floor(kernel / scale)

@@ -3,14 +3,16 @@ pass computes what the deployed integer model will, and back again to a float mo
 sit on the deployed grid.
 
 What is simulated is what edgeq deploys (edgeq.convert.calibrate):
-- weights symmetric, scale max|w| / qmax per output channel or per tensor (`WeightGrid`): int8 per
-  channel or per tensor in every weighted op (the converter's quantizer); with int4 weights, 4 bits
-  per channel in CONV_2D, per tensor in FULLY_CONNECTED, DEPTHWISE_CONV_2D kept int8 per channel
-  (ai-edge-quantizer's static_wi4_ai8 and TFLM's int4 FULLY_CONNECTED, which takes one scale);
-- activations asymmetric int8 over the range the plan's observer gives on the calibration data,
-  at each tensor the converter quantizes: the input and every op output, after an activation
-  the converter fuses (ReLU, ReLU6 after a weighted op or ADD), before a softmax (its output
-  scale is fixed);
+- weights symmetric, per output channel or per tensor (`weight_grid`): int8 per channel or per
+  tensor in every weighted op (the converter's quantizer); with int4 weights, 4 bits per channel in
+  CONV_2D, per tensor in FULLY_CONNECTED, DEPTHWISE_CONV_2D kept int8 per channel (ai-edge-quantizer's
+  static_wi4_ai8 and TFLM's int4 FULLY_CONNECTED, which takes one scale); int16x8, int8 per channel.
+  The scale is clip / qmax, the clip a trained fraction of the largest weight, never above it, so
+  the exported kernel's largest weight is qmax steps and the converter finds the same scale;
+- activations (`activation_grid`) int8 asymmetric, or int16 symmetric in int16x8, over the range
+  the plan's observer gives on the calibration data, at each tensor the converter quantizes: the
+  input and every op output, after an activation the converter fuses (ReLU, ReLU6 after a
+  weighted op or ADD), before a softmax, and the softmax output on its fixed grid;
 - BatchNormalization folded into the weighted op before it, as the converter folds it, and frozen.
 
 Rounding goes straight through in the backward pass (the straight-through estimator).
@@ -83,7 +85,8 @@ def _channel_axes(layer_type: str, rank: int) -> tuple[int, ...]:
     return (0, 1) if layer_type == "DepthwiseConv2D" else tuple(range(rank - 1))
 
 
-def _bound(kernel: np.ndarray, layer_type: str, grid: WeightGrid) -> np.ndarray:
+def kernel_bound(kernel: np.ndarray, layer_type: str, grid: WeightGrid) -> np.ndarray:
+    """The largest |weight| per channel (or of the tensor) as the grid scales it: max|w| = qmax steps."""
     axes = _channel_axes(layer_type, kernel.ndim) if grid.per_channel else None
     return np.max(np.abs(kernel), axis=axes, keepdims=True)
 
@@ -92,7 +95,7 @@ def snapped(kernel: np.ndarray, layer_type: str, grid: WeightGrid, clip: np.ndar
     """The kernel clipped at `clip` times its largest weight (per channel or per tensor; at most 1)
     and put on its grid: what the deployed integer weights times their scale are. Converting it
     again gives the same scale (its largest weight is qmax steps) and the same integers."""
-    bound = _bound(kernel, layer_type, grid)
+    bound = kernel_bound(kernel, layer_type, grid)
     alpha = np.maximum(bound * np.clip(clip, MIN_CLIP, 1.0), 1e-9).astype(np.float32)
     scale = alpha / np.float32(grid.qmax)
     return (np.clip(np.round(np.clip(kernel, -alpha, alpha) / scale), -grid.qmax, grid.qmax) * scale).astype(np.float32)

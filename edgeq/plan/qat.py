@@ -1,13 +1,14 @@
-"""The planner's last resort: quantization-aware training of the plan closest to feasible.
+"""The planner's last resorts when no post-training plan is feasible: AdaRound, then
+quantization-aware training, both for the plan closest to feasible of those that fit the memory.
 
-Runs only when no post-training plan is feasible and labelled training data was given (`--train`).
-The candidate it trains for is the one that came closest (its mode, weight granularity and
-calibration, without transforms: training does what CLE and bias correction do). Training runs in
-edgeq's worker process (edgeq.isolate), through edgeq.convert.qat, and the model it exports is
-quantized by the very Builder the post-training candidates came from, so the deployed weights are
-the grid it trained on. plan.json's `qat` says what was trained, for how long and why it stopped,
-how closely the simulation matched the deployed PTQ model before training (step 0), and what it
-recovered against a float fine-tune of the same budget (the control).
+AdaRound (edgeq.convert.adaround) needs no labels and runs first. Training runs only when that is
+not feasible either and labelled training data was given (`--train`). Both take the closest plan's
+mode, weight granularity and calibration, without transforms (they do what CLE and bias
+correction do), run in edgeq's worker process (edgeq.isolate), and hand their model to the very
+Builder the post-training candidates came from, so the deployed weights are the grid they chose.
+plan.json's `adaround` and `qat` say what was done, for how long and why it stopped, how closely the
+simulation matched the deployed PTQ model before training (step 0), and what training recovered
+against a float fine-tune of the same budget (the control).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def qat_spec(base: Spec) -> Spec:
     return Spec(base.mode, base.per_channel, base.calibration, qat=True)
 
 
-def training_data(model, train_spec: str, label_output: int = 0):
+def training_data(model, train_spec: str):
     """The training inputs and integer class labels, checked against the model."""
     arrays = read_arrays(train_spec)
     train = check_dataset(arrays.inputs, arrays.labels, model.inputs, train_spec, model.outputs)
@@ -99,7 +100,7 @@ def train(session, spec: Spec, train_spec: str, budget_s: float) -> tuple[bytes,
     if model.keras is None:
         raise BadInput(f"{model.path}: quantization-aware training needs a Keras model (.keras or .h5); "
                        "export a PyTorch model's QAT through litert-torch's PT2E quantizer instead")
-    x, y, sha = training_data(model, train_spec, session.request.label_output or 0)
+    x, y, sha = training_data(model, train_spec)
     start = time.perf_counter()
     tflite, record = contained("quantization-aware training", str(model.path), _job, str(session.inputs_file()),
                                str(Path(model.path)), spec, x, y, dict(qat.SETTINGS), budget_s)
