@@ -5,9 +5,10 @@ deployed grid, so that the normal conversion path gives back the integers that w
 Activation ranges come from the plan's observer (min/max, percentile, MSE) on the calibration
 data, seen as the converter's calibrator sees them: the float activations of the model with its
 weights on the grid. They are observed again after every epoch, so the ranges trained with are
-those the export is calibrated with. Training: Adam with cosine decay, early stopping on a
-held-out split of the training data, the best epoch kept, stopped early too when the time budget
-would be passed.
+those the export is calibrated with. Training: towards the float model's own outputs
+(distillation), Adam with cosine decay at each of a few learning rates from the same start, early
+stopping on a held-out split of the training data, the best epoch of the best rate kept, stopped
+early too when the time budget would be passed.
 
 A float fine-tune of the same budget, quantized the same way, is the control: what training alone,
 without the simulation, would have given back.
