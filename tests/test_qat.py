@@ -35,11 +35,26 @@ def small():
     return model, rng.random((64, 8, 8, 2), dtype=np.float32)
 
 
-def _deployed_int8(keras_model, x, folder) -> bytes:
+def _float_tflite(keras_model, folder) -> bytes:
+    """The model saved as a user would and converted by edgeq, float."""
     path = folder / "m.keras"
     keras_model.save(path)
-    float_tflite = convert(load_model(path), "fp32", in_worker=False)
-    return calibrate.quantize_int8(calibrate.calibrate(float_tflite, x))
+    return convert(load_model(path), "fp32", in_worker=False)
+
+
+def _deployed_int8(keras_model, x, folder) -> bytes:
+    return calibrate.quantize_int8(calibrate.calibrate(_float_tflite(keras_model, folder), x))
+
+
+def _assert_dense_kernels_come_back_as_int4(keras_model, x, folder) -> None:
+    """Through ai-edge-quantizer, each Dense kernel is per tensor, 4 bits, its largest weight 7 steps,
+    and scale times integer is the kernel."""
+    deployed = _weights(calibrate.quantize_int4_weights(_float_tflite(keras_model, folder), x))
+    kernels = [layer.get_weights()[0] for layer in keras_model.layers if type(layer).__name__ == "Dense"]
+    assert len(deployed) == len(kernels)
+    for (opcode, q, scales), kernel in zip(deployed, kernels):
+        assert opcode == "FULLY_CONNECTED" and len(scales) == 1 and np.abs(q).max() == 7
+        np.testing.assert_allclose(q * scales[0], kernel.T, rtol=1e-6, atol=1e-9)
 
 
 def _weights(tflite: bytes) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -116,14 +131,7 @@ def test_int4_weights_come_back_from_ai_edge_quantizer_on_the_grid_trained(tmp_p
     for layer in trained.layers:
         if hasattr(layer, "clip"):
             layer.set_clip_fraction(0.7)
-    plain = float_export(trained, "int4w", True)
-    plain.save(tmp_path / "m.keras")
-    float_tflite = convert(load_model(tmp_path / "m.keras"), "fp32", in_worker=False)
-    deployed = _weights(calibrate.quantize_int4_weights(float_tflite, x))
-    kernels = [layer.get_weights()[0] for layer in plain.layers if type(layer).__name__ == "Dense"]
-    for (opcode, q, scales), kernel in zip(deployed, kernels):
-        assert opcode == "FULLY_CONNECTED" and len(scales) == 1 and np.abs(q).max() == 7  # per tensor, 4 bits
-        np.testing.assert_allclose(q * scales[0], kernel.T, rtol=1e-6, atol=1e-9)
+    _assert_dense_kernels_come_back_as_int4(float_export(trained, "int4w", True), x, tmp_path)
 
 
 def test_step_0_the_simulation_agrees_with_the_deployed_ptq_model(small, tmp_path):
@@ -162,13 +170,7 @@ def test_adarounded_kernels_come_back_from_ai_edge_quantizer_as_the_integers_cho
     x = np.random.default_rng(7).random((64, 12), dtype=np.float32)
     rounded, record = adaround(model, "int4w", True, x)
     assert 0 < max(record["rounded_away_from_nearest"].values()) < 0.5  # some weights, not most, round the other way
-    rounded.save(tmp_path / "m.keras")
-    float_tflite = convert(load_model(tmp_path / "m.keras"), "fp32", in_worker=False)
-    deployed = _weights(calibrate.quantize_int4_weights(float_tflite, x))
-    kernels = [layer.get_weights()[0] for layer in rounded.layers if type(layer).__name__ == "Dense"]
-    for (_, q, scales), kernel in zip(deployed, kernels):
-        assert np.abs(q).max() == 7
-        np.testing.assert_allclose(q * scales[0], kernel.T, rtol=1e-6, atol=1e-9)
+    _assert_dense_kernels_come_back_as_int4(rounded, x, tmp_path)
 
 
 def test_int16x8_the_simulation_agrees_with_the_deployed_16x8_model(small, tmp_path):
@@ -181,9 +183,7 @@ def test_int16x8_the_simulation_agrees_with_the_deployed_16x8_model(small, tmp_p
     trained, quantizers = qat_model(model, "int16x8", True)
     observe_ranges(trained, quantizers, x, "minmax", float_weights=True)
     simulated = trained.predict(x, verbose=0)
-    model.save(tmp_path / "m.keras")
-    float_tflite = convert(load_model(tmp_path / "m.keras"), "fp32", in_worker=False)
-    interpreter = Interpreter(model_content=calibrate.quantize_int16x8(float_tflite, x))
+    interpreter = Interpreter(model_content=calibrate.quantize_int16x8(_float_tflite(model, tmp_path), x))
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     assert inp["dtype"] == np.int16 and inp["quantization"][1] == 0  # symmetric: zero point 0

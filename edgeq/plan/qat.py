@@ -14,7 +14,6 @@ against a float fine-tune of the same budget (the control).
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,12 +50,10 @@ def training_data(model, train_spec: str):
     return np.asarray(train.x.single), np.asarray(train.y).astype(np.int64), arrays.sha256()
 
 
-def _deployed(builder: plan_eval.Builder, keras_model, spec: Spec) -> bytes:
-    """A trained float Keras model through the planner's conversion path for `spec` (no QAT)."""
-    with tempfile.TemporaryDirectory(prefix="edgeq-qat-") as tmp:
-        path = Path(tmp) / "trained.keras"
-        keras_model.save(path)
-        float_tflite = convert(load_model(path), "fp32", in_worker=False)
+def _deployed(builder: plan_eval.Builder, source, keras_model, spec: Spec) -> bytes:
+    """A trained float Keras model, in place of `source`'s (an edgeq.load.Model), through the
+    planner's conversion path for `spec` (no QAT)."""
+    float_tflite = convert(dataclasses.replace(source, keras=keras_model), "fp32", in_worker=False)
     plain = Spec(spec.mode, spec.per_channel, spec.calibration)
     return plan_eval.Builder(dataclasses.replace(builder.inputs, float_tflite=float_tflite)).build(plain)[0]
 
@@ -67,7 +64,7 @@ def _adaround_job(inputs_path: str, model_path: str, spec: Spec) -> tuple[bytes,
     builder = plan_eval.builder_from(inputs_path)
     source = load_model(model_path)
     rounded, record = adaround(source.keras, spec.mode, spec.per_channel, np.asarray(builder.inputs.calib_x.single))
-    return _deployed(builder, rounded, spec), record
+    return _deployed(builder, source, rounded, spec), record
 
 
 def _job(inputs_path: str, model_path: str, spec: Spec, x: np.ndarray, y: np.ndarray, settings: dict,
@@ -81,9 +78,9 @@ def _job(inputs_path: str, model_path: str, spec: Spec, x: np.ndarray, y: np.nda
     calib = np.asarray(inputs.calib_x.single)
     trained, record = qat.train_quantized(source.keras, spec.mode, spec.per_channel, spec.calibration, x, y, calib,
                                           val, settings, budget_s)
-    tflite = _deployed(builder, trained.model, spec)
+    tflite = _deployed(builder, source, trained.model, spec)
     control = qat.train_float(source.keras, x, y, settings, budget_s)
-    control_tflite = _deployed(builder, control.model, spec)
+    control_tflite = _deployed(builder, source, control.model, spec)
     record.update(epochs=trained.epochs, seconds=round(trained.seconds, 2), stop_reason=trained.stop_reason,
                   history=trained.history,
                   control={"what": "the float model fine-tuned with the same settings and budget, then quantized "
