@@ -106,17 +106,38 @@ def stage(name: str, detail: str = "") -> Iterator[None]:
         info(f"  {name:<9} {detail + '  ' if detail else ''}({time.perf_counter() - start:.1f} s)")
 
 
+class Bar:
+    """A one-line progress bar redrawn in place on a terminal, with a note after the count; silent
+    when the output is not a terminal."""
+
+    WIDTH = 24
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None):
+        self.label, self.total, self.out = label, total, stream or sys.stdout
+        self.shown = self.out.isatty() and total > 0 and not _machine_output
+        self._last = ""
+
+    def update(self, done: int, note: str = "") -> None:
+        if not self.shown:
+            return
+        filled = self.WIDTH * done // self.total
+        line = f"\r  {self.label:<9} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total} {note}"
+        self.out.write(line.ljust(len(self._last)))
+        self.out.flush()
+        self._last = line
+
+    def close(self) -> None:
+        if self.shown and self._last:
+            self.out.write("\r" + " " * len(self._last) + "\r")
+            self.out.flush()
+            self._last = ""
+
+
 def progress(items: Iterable[T], total: int, label: str, stream: TextIO | None = None) -> Iterator[T]:
-    """A one-line progress bar on a terminal; silent when output is not a terminal."""
-    out = stream or sys.stdout
-    show = out.isatty() and total > 0
-    width = 24
+    """`items`, with a Bar of how many have been taken."""
+    bar = Bar(label, total, stream)
     for done, item in enumerate(items, 1):
         yield item
-        if show and (done == total or done % max(1, total // 100) == 0):
-            filled = width * done // total
-            out.write(f"\r  {label:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-            out.flush()
-    if show:
-        out.write("\r" + " " * (width + len(label) + 30) + "\r")
-        out.flush()
+        if done == total or done % max(1, total // 100) == 0:
+            bar.update(done)
+    bar.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,3 +25,21 @@ def write_files(out_dir: Path, files: dict[str, bytes]) -> None:
     """Write each of `files` (relative path -> bytes) under `out_dir`, each one atomically."""
     for rel, data in files.items():
         write_atomic(out_dir / rel, data)
+
+
+def write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    """Make `folder` hold exactly `files`: written into a temporary folder beside it, then renamed into
+    place, so a reader sees the old folder or the new one, never a mix."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    old = folder.with_name(f".{folder.name}.old")
+    try:
+        write_files(tmp, files)
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

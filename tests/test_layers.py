@@ -19,7 +19,7 @@ LEAVES = ("edgeq", "edgeq.errors", "edgeq.console", "edgeq.files", "edgeq.resour
           "edgeq.isolate", "edgeq.tflm_limits", "edgeq.litert_ops", "edgeq.modes")
 # The stages in processing order; each imports only those before it (and leaves).
 STAGES = ("profiles", "boards", "load", "quant", "convert", "measure", "aot", "codegen", "runtimes", "device",
-          "plan", "report", "deploy", "cli")
+          "plan", "report", "deploy", "sweep", "cli")
 
 
 def module_names() -> dict[str, Path]:

@@ -159,7 +159,7 @@ def _trained(data: dict, device: str, cache, **options):
 
 @pytest.fixture(scope="module")
 def sensitive_trained(sensitive, cache):
-    return _trained(sensitive, "rpi-pico", cache)
+    return _trained(sensitive, "rpi-pico", cache, qat_budget_s=40.0)  # bench/qat_bench.py trains for the default 120 s
 
 
 def test_without_training_data_an_int8_only_device_gets_no_plan_and_is_told_of_qat(sensitive, cache):
@@ -199,7 +199,7 @@ def test_the_plan_table_says_what_training_recovered(sensitive_trained):
 def test_plan_json_records_what_was_trained_how_long_and_why_it_stopped(sensitive_trained):
     qat = sensitive_trained.to_dict()["qat"]
     assert qat["plan"]["weight_bits"] == 8 and qat["plan"]["mode"] == "int8"
-    assert qat["epochs"] >= 1 and 0 < qat["seconds"] <= 120 and qat["stop_reason"]
+    assert qat["epochs"] >= 1 and 0 < qat["seconds"] <= 40 and qat["stop_reason"]
     assert len(qat["train_sha256"]) == 64 and qat["settings"]["learning_rates"]
 
 

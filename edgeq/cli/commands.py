@@ -42,7 +42,7 @@ def _read_tflite(path: Path):
     return tflite, read_graph(tflite, str(path))
 
 
-def _profile(name: str, custom_ops: list[str] | None = None):
+def device_profile(name: str, custom_ops: list[str] | None = None):
     """The profile called `name`, its runtimes checked (edgeq.runtimes), with the custom ops given by
     --custom-op added to those its LiteRT declares."""
     from dataclasses import replace
@@ -83,7 +83,7 @@ def cmd_profiles(args) -> int:
     from edgeq.runtimes import check_profile
 
     if args.name:
-        profile = _profile(args.name)
+        profile = device_profile(args.name)
         if args.json:
             console.emit_json(json.dumps(asdict(profile), indent=2))
         else:
@@ -123,7 +123,7 @@ def cmd_evaluate(args) -> int:
     from edgeq.measure.interpreters import compare, litert_latency, run_litert
     from edgeq.runtimes import choose_runtime, runtimes_of
 
-    profile = _profile(args.device)
+    profile = device_profile(args.device)
     tflite, graph = _read_tflite(Path(args.model))
     float_tflite = _read_tflite(Path(args.float))[0] if args.float else tflite
     runtime = choose_runtime(profile, args.runtime)
@@ -171,7 +171,7 @@ def cmd_measure(args) -> int:
     from edgeq.report import format_measure, render_measure_html
 
     firmware, manifest = _firmware(args.firmware)
-    profile = _profile(args.device or manifest.device)
+    profile = device_profile(args.device or manifest.device)
     model_path = Path(args.against) if args.against else firmware / manifest.model
     if not model_path.is_file():
         raise BadInput(f"{model_path}: no such model file")
@@ -209,7 +209,7 @@ def cmd_build(args) -> int:
     from edgeq.device.loop import build_firmware
 
     firmware, manifest = _firmware(args.firmware)
-    profile = _profile(args.device or manifest.device)
+    profile = device_profile(args.device or manifest.device)
     with console.stage("build", f"make{' PROFILE=1' if args.profile else ''} in {firmware}"):
         result = build_firmware(firmware, profile, profiled=args.profile)
     if result.bundle is not None:
@@ -237,7 +237,7 @@ def cmd_flash(args) -> int:
     from edgeq.device.measure import FirmwareMismatch
 
     firmware, manifest = _firmware(args.firmware)
-    profile = _profile(args.device or manifest.device)
+    profile = device_profile(args.device or manifest.device)
     name = profiled_name if args.profile else str
     files = {key: firmware / name(manifest.image(key)) if manifest.image(key) else None
              for key in ("elf", "bin", "hex", "uf2")}
@@ -284,7 +284,7 @@ def cmd_flash(args) -> int:
 def cmd_generate(args) -> int:
     from edgeq.runtimes import choose_runtime
 
-    profile = _profile(args.device, args.custom_op)
+    profile = device_profile(args.device, args.custom_op)
     path = Path(args.model)
     tflite, graph = _read_tflite(path)
     runtime = choose_runtime(profile, args.runtime)
@@ -328,7 +328,7 @@ def _plan_files(result) -> dict[str, bytes]:
 def cmd_plan(args) -> int:
     from edgeq.plan import PlanDoesNotFit, format_plan_table, run_plan
 
-    profile = _profile(args.device, args.custom_op)
+    profile = device_profile(args.device, args.custom_op)
     out = args.out_dir
     console.info(f"edgeq plan: {args.model} -> {profile.name} (objective: {args.objective})")
     try:
@@ -388,7 +388,7 @@ def cmd_deploy(args) -> int:
     from edgeq.plan import PlanDoesNotFit
     from edgeq.report import render_markdown
 
-    profile = _profile(args.device, args.custom_op)
+    profile = device_profile(args.device, args.custom_op)
     req = Request(model=Path(args.model), profile=profile, data=args.data, val=args.val,
                   mode=args.quant, runtime=args.runtime, label_output=args.label_output, every_candidate=args.all,
                   planner=None if args.quant else plan_request(args, profile),

@@ -26,6 +26,8 @@ from edgeq.cli.commands import (
     cmd_profiles,
     cmd_report,
 )
+from edgeq.cli.sweep import DEFAULT_OUT as SWEEP_OUT
+from edgeq.cli.sweep import add_sweep_arguments, cmd_sweep
 from edgeq.errors import EdgeqError
 from edgeq.modes import USER_MODES
 from edgeq.plan.candidates import DEFAULT_MAX_ACCURACY_DROP_PP, DEFAULT_MIN_SQNR_DB, OBJECTIVES, QAT_BUDGET_S
@@ -52,6 +54,10 @@ EXAMPLES = {
               "  edgeq report build/digits-qemu-mps2-an386 --json",
     "deploy": "edgeq deploy model.keras --device qemu-mps2-an386 --data calib.npz --val val.npz\n"
               "  edgeq deploy model.keras --device nucleo-l4r5zi --val val.npz --port /dev/ttyACM0",
+    "sweep": "edgeq sweep a.keras b.keras --device qemu-mps2-an386,qemu-mps2-an505 --quant int8,plan "
+             "--data calib.npz --val val.npz\n"
+             "  edgeq sweep a.keras --device nucleo-l4r5zi --val val.npz --address head:6379 "
+             "--port nucleo-l4r5zi=/dev/ttyACM0",
 }
 
 
@@ -225,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_output(p)
     add_custom_op(p)
 
+    p = add("sweep", cmd_sweep, "deploy and measure many models on many devices: each (model, device, "
+                                "quantization) cell a Ray task, on this machine or a cluster with boards")
+    add_sweep_arguments(p)
+    add_cycles(p)
+    add_label_output(p)
+
     p = add("report", cmd_report, "write report.md and report.html again from report.json (and plan.json) in an "
                                   "output folder, without rerunning anything")
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="a deploy, plan or measure output folder")
@@ -236,6 +248,9 @@ def _out_dirs(args) -> Path | None:
     if args.command == "deploy":
         name = Path(args.model).stem if Path(args.model).suffix else Path(args.model).name
         args.out_dir = Path(args.out) if args.out else Path("build") / f"{name}-{args.device}"
+        return args.out_dir
+    if args.command == "sweep":
+        args.out_dir = Path(args.out) if args.out else SWEEP_OUT
         return args.out_dir
     if args.command == "plan":
         args.out_dir = Path(args.out) if args.out else Path("build") / f"{Path(args.model).stem}-{args.device}-plan"

@@ -8,6 +8,7 @@ Makefile codegen rendered from the profile) and `size` on the result, and sets b
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgeq.files import write_atomic
 from edgeq.tools import output_tail, require, run_tool
 
 MAKE_JOBS = 2
+MAKE_JOBS_VARIABLE = "EDGEQ_MAKE_JOBS"  # set where edgeq holds fewer cores: one in an `edgeq sweep` cell
 IDF_PROVIDES = "ESP-IDF 5.x (docs.espressif.com/projects/esp-idf: install it, then source its export.sh)"
 _MAKE_SAYS = re.compile(r"(?:\*\*\* |^)edgeq: (.*?)(?:\.  Stop\.)?$", re.MULTILINE)
 _OVERFLOW = re.compile(r"region `(?P<region>\w+)' overflowed by (?P<bytes>\d+) bytes")
@@ -109,13 +111,14 @@ def overflow_message(overflows: list[Overflow], profile, ld_lines: list[str]) ->
 
 # ---- the edge: files and programs ---------------------------------------------------------------------
 
-def make_command(project: Path, manifest: Manifest, variables: dict[str, str] | None = None, jobs: int = MAKE_JOBS,
+def make_command(project: Path, manifest: Manifest, variables: dict[str, str] | None = None, jobs: int | None = None,
                  profiled: bool = False) -> list[str]:
     """The make invocation for a project: its generated Makefile with the `variables` its runtime
     needs (TFLM's source tree, edgeq.runtimes.tflm); PROFILE=1 for the image that counts each step
     (`profiled_name`)."""
     if manifest.builder == "esp-idf":  # edgeq.codegen.esp_idf: CMake under idf.py
         return ["idf.py", "-C", str(project), "build"]
+    jobs = jobs or int(os.environ.get(MAKE_JOBS_VARIABLE) or MAKE_JOBS)
     command = ["make", "-C", str(project), f"-j{jobs}"]
     command += [f"{name}={value}" for name, value in (variables or {}).items()]
     if profiled:

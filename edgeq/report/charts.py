@@ -49,6 +49,8 @@ class Point:
     chosen: bool = False
     feasible: bool = True
     note: str = ""  # why it was rejected, for the hover text
+    front: bool = False  # on the Pareto front of latency against accuracy (a sweep's device)
+    link: str = ""  # where a click on it goes (a sweep cell's report.html)
 
 
 @dataclass(frozen=True)

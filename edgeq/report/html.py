@@ -47,7 +47,9 @@ border-style:dashed}.sw.meas{background:#5b7fa8}
 .bar.estimated,.box.estimated{stroke:#2c3e50}
 .pt{fill:#3f74b0;stroke:#1d3a5c;stroke-width:1.2}.pt.rejected{fill:#b7bec8;stroke:#7a8696}
 .pt.estimated{fill:#fff}.pt.chosen{fill:#e08a3c;stroke:#7a3d08;stroke-width:2.5}.pt.chosen.estimated{fill:#fff}
-.chosen-label{fill:#7a3d08;font-weight:600}
+.chosen-label{fill:#7a3d08;font-weight:600}.front{fill:none;stroke:#1a7f37;stroke-width:1.6;stroke-dasharray:6 3}
+.pt.on-front{stroke:#1a7f37;stroke-width:2.5}.failed{color:#c62828}.done{color:#1a7f37}
+td.cell{min-width:150px}td.cell b{display:block}
 .svgwrap{overflow-x:auto}
 @media (max-width:600px){body{font-size:14px}main{padding:10px}table{font-size:.78rem}svg.chart{min-width:600px}}
 """
@@ -113,11 +115,11 @@ LEGEND = ('<p class="legend">Drawn<span class="sw meas"></span>solid: measured'
           'source; the table under each chart holds the same figures.</p>')
 
 
-def _section(sid: str, title: str, body: str) -> str:
+def section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}" data-section="{sid}"><h2>{escape(title)}</h2>{body}</section>'
 
 
-def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> str:
+def page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> str:
     links = "".join(f'<a href="#{sid}">{escape(t)}</a>' for sid, t in nav)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
@@ -176,16 +178,16 @@ def render_html(r: Report, plan: dict | None = None) -> str:
     m, p = r.model, r.profile
     status, reason = (r.device.status, r.device.reason) if r.device else (None, None)
     sections = [
-        _section("fit", "Fit at a glance", tiles(r) + figure(charts.fit_chart(r))),
-        _section("memory", "Memory over time",
-                 figure(charts.arena_chart(r), "No edgeq-c arena plan in this report (the model was not compiled "
-                                               "by edgeq-c, or the report predates memory.edgeq_c_plan).")
-                 + figure(charts.arena_sizes_chart(r))),
-        _section("layers", "Per-layer profile", figure(charts.profile_chart(r.measure)) +
-                 figure(charts.layer_chart(r), "Per-layer figures: not measured (no edgeq-c plan in this report).")),
-        _section("accuracy", "Accuracy",
-                 figure(charts.accuracy_chart(r), f"Not measured: {r.not_measured}." if r.not_measured else "")
-                 + _plan_figures(plan)),
+        section("fit", "Fit at a glance", tiles(r) + figure(charts.fit_chart(r))),
+        section("memory", "Memory over time",
+                figure(charts.arena_chart(r), "No edgeq-c arena plan in this report (the model was not compiled "
+                                              "by edgeq-c, or the report predates memory.edgeq_c_plan).")
+                + figure(charts.arena_sizes_chart(r))),
+        section("layers", "Per-layer profile", figure(charts.profile_chart(r.measure)) +
+                figure(charts.layer_chart(r), "Per-layer figures: not measured (no edgeq-c plan in this report).")),
+        section("accuracy", "Accuracy",
+                figure(charts.accuracy_chart(r), f"Not measured: {r.not_measured}." if r.not_measured else "")
+                + _plan_figures(plan)),
     ]
     if status == "measured" or r.measure:
         ms = r.measure or {}
@@ -200,29 +202,29 @@ def render_html(r: Report, plan: dict | None = None) -> str:
             body += f'<p class="does-not-fit">The run failed: {escape(str(reason))}</p>'
     else:
         body = f'<p>Not measured on the device: {escape(str(reason or "the device was not reached"))}.</p>'
-    sections.append(_section("device", "On the device", body))
+    sections.append(section("device", "On the device", body))
     if r.warnings:
-        sections.append(_section("warnings", "Warnings", "<ul>" + "".join(
+        sections.append(section("warnings", "Warnings", "<ul>" + "".join(
             f"<li>{escape(w)}</li>" for w in r.warnings) + "</ul>"))
     nav = [("fit", "Fit"), ("memory", "Memory"), ("layers", "Layers"), ("accuracy", "Accuracy"),
            ("device", "On the device")]
     sub = (f"{m.name} ({m.format}) on {p.display_name}, {p.core} @ {p.clock_mhz:g} MHz; "
            f"{r.quantization.mode} on {r.quantization.runtime}; edgeq {r.edgeq_version}")
-    return _page(f"edgeq report: {m.name} on {p.name}", sub, nav, "".join(sections))
+    return page(f"edgeq report: {m.name} on {p.name}", sub, nav, "".join(sections))
 
 
 def render_plan_html(plan: dict) -> str:
     """plan.html for `edgeq plan`: the candidates, from plan.json alone."""
-    body = _section("accuracy", "Candidates", _plan_figures(plan))
+    body = section("accuracy", "Candidates", _plan_figures(plan))
     sub = f"{plan['model']} on {plan['profile']}: {plan.get('reason') or ''}"
-    return _page(f"edgeq plan: {plan['model']} on {plan['profile']}", sub, [("accuracy", "Candidates")], body)
+    return page(f"edgeq plan: {plan['model']} on {plan['profile']}", sub, [("accuracy", "Candidates")], body)
 
 
 def render_measure_html(m: dict, title: str) -> str:
     """The page for `edgeq measure`, from measure.json (the report's `measure` section)."""
-    body = _section("device", "On the device", f'<p><b data-key="measure.bit_exact_samples">{m["bit_exact_samples"]}'
-                    f'</b> of {m["samples"]} samples bit-exact against the {escape(m["reference"])} interpreter.</p>'
-                    + (native_table(m) or figure(charts.device_chart(m))) + estimated_cycles_table(m)
-                    + figure(charts.device_accuracy_chart(m))
-                    + figure(charts.profile_chart(m)))
-    return _page(title, f"{m['runtime']} firmware, {m['samples']} samples", [("device", "On the device")], body)
+    body = section("device", "On the device", f'<p><b data-key="measure.bit_exact_samples">{m["bit_exact_samples"]}'
+                   f'</b> of {m["samples"]} samples bit-exact against the {escape(m["reference"])} interpreter.</p>'
+                   + (native_table(m) or figure(charts.device_chart(m))) + estimated_cycles_table(m)
+                   + figure(charts.device_accuracy_chart(m))
+                   + figure(charts.profile_chart(m)))
+    return page(title, f"{m['runtime']} firmware, {m['samples']} samples", [("device", "On the device")], body)

@@ -213,14 +213,21 @@ def points(c: Chart) -> str:
         out.append(f'<line x1="{left}" y1="{sy(m.value):.1f}" x2="{W - right}" y2="{sy(m.value):.1f}" class="mark"/>'
                    f'<text x="{W - right - 2}" y="{sy(m.value) + 12:.1f}" class="marklabel" text-anchor="end">'
                    f'{escape(m.label)}</text>')
-    for p in sorted(c.items, key=lambda p: p.chosen):  # the chosen one on top
+    front = sorted((p for p in c.items if p.front), key=lambda p: p.x)
+    if len(front) > 1:  # the front as a staircase: each step the next faster-or-better point
+        steps = [f"{sx(front[0].x):.1f},{sy(front[0].y):.1f}"]
+        for a, b in zip(front, front[1:]):
+            steps += [f"{sx(b.x):.1f},{sy(a.y):.1f}", f"{sx(b.x):.1f},{sy(b.y):.1f}"]
+        out.append(f'<polyline points="{" ".join(steps)}" class="front"/>')
+    for p in sorted(c.items, key=lambda p: (p.chosen, p.front)):  # the chosen one and the front on top
         state = "chosen" if p.chosen else ("feasible" if p.feasible else "rejected")
         tip = (f"{p.label}: {fmt(p.x, c.x_unit)} ({'measured' if p.measured else 'estimated'}), "
                f"{fmt(p.y, c.y_unit)}" + (f" — {p.note}" if p.note else ""))
-        out.append(f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="{7 if p.chosen else 4.5}" '
-                   f'class="pt {state}{"" if p.measured else " estimated"}"'
-                   f'{"" if p.measured else chr(32) + "stroke-dasharray=" + chr(34) + "2 2" + chr(34)}>'
-                   f'<title>{escape(tip)}</title></circle>')
+        dot = (f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="{7 if p.chosen or p.front else 4.5}" '
+               f'class="pt {state}{" on-front" if p.front else ""}{"" if p.measured else " estimated"}"'
+               f'{"" if p.measured else chr(32) + "stroke-dasharray=" + chr(34) + "2 2" + chr(34)}>'
+               f'<title>{escape(tip)}</title></circle>')
+        out.append(f'<a href="{escape(p.link)}">{dot}</a>' if p.link else dot)
         if p.chosen:
             out.append(f'<text x="{sx(p.x) + 10:.1f}" y="{sy(p.y) - 8:.1f}" class="marklabel chosen-label">'
                        f'chosen: {escape(p.label)}</text>')
