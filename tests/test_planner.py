@@ -199,7 +199,8 @@ def test_the_plan_table_says_what_training_recovered(sensitive_trained):
 def test_plan_json_records_what_was_trained_how_long_and_why_it_stopped(sensitive_trained):
     qat = sensitive_trained.to_dict()["qat"]
     assert qat["plan"]["weight_bits"] == 8 and qat["plan"]["mode"] == "int8"
-    assert qat["epochs"] >= 1 and 0 < qat["seconds"] <= 40 and qat["stop_reason"]
+    # The budget is checked between epochs: the last one may end past it.
+    assert qat["epochs"] >= 1 and 0 < qat["seconds"] <= 60 and qat["stop_reason"]
     assert len(qat["train_sha256"]) == 64 and qat["settings"]["learning_rates"]
 
 

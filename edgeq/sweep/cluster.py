@@ -122,6 +122,7 @@ def run_cells(cells: list[Cell], code: str, cache_dir: Path,
     ledger = Ledger.remote()
     shipped: dict[Path, ray.ObjectRef] = {}
     pending: dict[ray.ObjectRef, Cell] = {}
+    starts: dict[str, list[dict]] = {}
     done = failed = 0
 
     def end(cell: Cell, outcome: worker.Outcome, attempts: int) -> None:
@@ -145,7 +146,10 @@ def run_cells(cells: list[Cell], code: str, cache_dir: Path,
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            starts = ray.get(ledger.snapshot.remote())
+            try:
+                starts = ray.get(ledger.snapshot.remote(), timeout=30)
+            except ray.exceptions.RayError:  # the ledger's node is busy or gone: keep what it last said
+                pass
             for ref in ready:
                 cell = pending.pop(ref)
                 try:

@@ -140,9 +140,10 @@ def run_cell(cell: Cell, blobs: dict[str, Blob], code: str, cache_dir: Path | No
     console.quiet_tensorflow()
     folder = Path(tempfile.mkdtemp(prefix="edgeq-cell-"))
     try:
-        inputs = folder / "in"
-        inputs.mkdir()
-        paths = {role: str(blob.unpack(inputs)) for role, blob in blobs.items()}
+        paths = {}
+        for role, blob in blobs.items():  # a folder each: calib/data.npz and val/data.npz may share a name
+            (folder / role).mkdir()
+            paths[role] = str(blob.unpack(folder / role))
         req = _request(cell, Path(paths["model"]), paths.get("data", cell.data), paths.get("val", cell.val),
                        _cache(cache_dir))
         log_path = folder / LOG
