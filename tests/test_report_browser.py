@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, opened
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.emulator,
@@ -51,21 +50,8 @@ def deployed(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(deployed, tmp_path_factory):
-    playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[test]')")
-    with playwright.sync_playwright() as p:
-        # A persistent context is how Playwright takes a fresh --user-data-dir.
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, args=FLAGS,
-            viewport={"width": 1100, "height": 900})
-        tab = browser.new_page()
-        errors, requests = [], []
-        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
-        tab.goto((deployed / "report.html").as_uri())
-        tab.screenshot(path=str(deployed / "report.png"), full_page=True)
-        yield tab, errors, requests
-        browser.close()
+    with opened(deployed / "report.html", deployed / "report.png", tmp_path_factory.mktemp("chromium")) as seen:
+        yield seen
 
 
 def test_the_report_opens_offline_without_errors_and_leaves_a_screenshot(deployed, page):

@@ -19,8 +19,8 @@ from edgeq.profiles import get_profile
 from edgeq.sweep import Options, SweepRequest
 from edgeq.sweep.cells import bind, plan_cells
 from edgeq.sweep.summary import pareto_front, reusable
+from tests.browser import CHROMIUM, opened
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_boards = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                                   reason="needs qemu-system-arm and arm-none-eabi-gcc")
 DEVICES = ("qemu-mps2-an386", "qemu-mps2-an385")
@@ -156,22 +156,9 @@ def test_a_rerun_reuses_every_finished_cell_without_starting_ray(swept):
 def page(swept, tmp_path_factory):
     if not Path(CHROMIUM).is_file():
         pytest.skip("needs chromium (make browser installs it)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[test]')")
-    folder = swept[0]
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-            viewport={"width": 1100, "height": 900})
-        tab = browser.new_page()
-        errors, requests = [], []
-        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
-        tab.goto((folder / "out" / "sweep.html").as_uri())
-        tab.screenshot(path=str(folder / "out" / "sweep.png"), full_page=True)
-        yield tab, errors, requests
-        browser.close()
+    out = swept[0] / "out"
+    with opened(out / "sweep.html", out / "sweep.png", tmp_path_factory.mktemp("chromium")) as seen:
+        yield seen
 
 
 @pytest.mark.emulator
