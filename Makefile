@@ -14,8 +14,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "edgeq: installing into $(VENV) (first run takes a few minutes)"
+	@# --no-compile: pip would byte-compile all ~23,000 modules of the dependencies (a minute or two);
+	@# Python compiles the modules edgeq imports when it first imports them.
 	@{ $(BIN)/pip install --disable-pip-version-check --upgrade pip && \
-	   $(BIN)/pip install --disable-pip-version-check -e '.[test,examples,torch]'; } > $(VENV)/install.log 2>&1 \
+	   $(BIN)/pip install --disable-pip-version-check --no-compile -e '.[test,examples,torch]'; } > $(VENV)/install.log 2>&1 \
 	   || { tail -n 40 $(VENV)/install.log; echo "edgeq: install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@touch $@
 

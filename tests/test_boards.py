@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import edgeq
-from edgeq.boards import BoardParams, board_params_for, qemu_command, qemu_instructions_per_tick
+from edgeq.boards import BoardParams, board_params_for, qemu_command, qemu_tick
 from edgeq.codegen.board import compile_flags, link_flags, render_board
 from edgeq.errors import BadInput
 from edgeq.profiles import get_profile
@@ -31,7 +31,8 @@ from edgeq.profiles import get_profile
 MAIN_C = Path(__file__).parent / "c" / "boards" / "main.c"
 CONSTRUCTOR_CC = Path(__file__).parent / "c" / "boards" / "constructor.cc"
 STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
-EMULATED_PROFILES = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505"]
+EMULATED_PROFILES = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505",
+                     "qemu-mps3-an547"]
 SPIN_INSTRUCTIONS = 200_000
 GREETING = re.compile(
     rb"EQ-BOARD (?P<board>\S+) unit=(?P<unit>\S+) spin=(?P<spin>\d+) spin_instructions=(?P<known>\d+) "
@@ -78,6 +79,23 @@ def test_emulated_board_takes_uart_and_clock_from_the_qemu_machine():
     assert (params.cycles_per_tick, params.cycles_unit) == (50, "instructions")
     an385 = board_params_for(get_profile("qemu-mps2-an385"))
     assert (an385.uart_base, an385.fpu, an385.cycles_per_tick) == (0x4000_4000, False, 40)
+
+
+def test_the_an547_boots_from_its_itcm_and_runs_from_its_qspi_flash():
+    params = board_params_for(get_profile("qemu-mps3-an547"))
+    script = render_board(params)["linker.ld"]
+    # QEMU's AN547 reads the vector table from the ITCM (init_svtor 0; Secure alias 0x10000000)
+    assert "VECTORS (rx) : ORIGIN = 0x10000000, LENGTH = 448" in script  # 16 + 96 interrupt vectors
+    assert "FLASH (rx)  : ORIGIN = 0x38000000, LENGTH = 8388608" in script
+    assert "} > VECTORS" in script and 'ASSERT(ADDR(.vectors) == ORIGIN(VECTORS)' in script
+
+
+def test_the_an547_uart_divides_its_own_25_mhz_clock_and_systick_ticks_125_4_instructions():
+    params = board_params_for(get_profile("qemu-mps3-an547"))
+    assert (params.cpu, params.uart_base, params.clock_hz) == ("cortex-m55", 0x5930_3000, 32_000_000)
+    assert params.uart_bauddiv == 25_000_000 // 115200
+    assert params.tick_ratio == (125, 4) and params.cycles_per_tick == 32
+    assert "#define EQ_UART_BAUDDIV_VALUE 217u" in render_board(params)["eq_board.c"]
 
 
 def test_stack_takes_half_the_reserved_ram_up_to_16_kib():
@@ -145,11 +163,13 @@ def test_qemu_command_rejects_an_unknown_machine():
         qemu_command("mps2-an521", "app.elf", 45678)
 
 
-def test_one_tick_is_forty_instructions_at_25_mhz_and_fifty_at_20_mhz():
-    assert qemu_instructions_per_tick(25_000_000) == 40
-    assert qemu_instructions_per_tick(20_000_000) == 50
-    with pytest.raises(BadInput, match=r"24000000 Hz timer under -icount shift=0 does not tick a whole"):
-        qemu_instructions_per_tick(24_000_000)
+def test_one_tick_is_40_instructions_at_25_mhz_50_at_20_mhz_and_125_4_at_32_mhz():
+    assert qemu_tick(25_000_000) == ((40, 1), 1 << 24)
+    assert qemu_tick(20_000_000) == ((50, 1), 1 << 24)
+    # The AN547's 32 MHz: a period of whole instructions is a multiple of 4 ticks.
+    assert qemu_tick(32_000_000) == ((125, 4), 1 << 24)
+    with pytest.raises(BadInput, match=r"1000000007 Hz SysTick under -icount shift=0 is 1000000000/1000000007"):
+        qemu_tick(1_000_000_007)
 
 
 # ---- building ---------------------------------------------------------------------------------------

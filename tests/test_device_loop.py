@@ -38,7 +38,7 @@ from edgeq.protocol import RESULT, FrameDecoder, LinkError, LinkTimeout, Protoco
 from edgeq.resources import REPO_ROOT
 from edgeq.runtimes import get_runtime
 
-EMULATED = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505"]
+EMULATED = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-mps3-an547"]
 DIGITS = REPO_ROOT / "examples" / "digits"
 
 needs_qemu = pytest.mark.skipif(

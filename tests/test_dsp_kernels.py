@@ -1,5 +1,5 @@
-"""The int8 kernels' DSP path (SXTB16/SMLAD, on the Cortex-M4, M7 and M33) against their portable
-path, bit for bit, kernel by kernel.
+"""The int8 kernels' DSP path (SXTB16/SMLAD, on the Cortex-M4, M7 and M33) and MVE path (Helium, on
+the Cortex-M55) against their portable path, bit for bit, kernel by kernel.
 
 One C program (tests/c/dsp/main.c and a cases.c generated here from seeded random shapes: odd
 channel counts, depths that are not multiples of 4, padding, strides, dilations, depth
@@ -7,7 +7,8 @@ multipliers, the in-place and row-buffered variants run in place) runs every cas
 output bytes. It is built for the host with gcc (the portable path, which the model tests hold to
 TFLM), and for each emulated board with arm-none-eabi-gcc, and run in qemu-system-arm; every
 board's lines must equal the host's. The M3 (an385) builds the portable path, the others the DSP
-path, which the test checks from the compiler's predefined macros.
+path and the M55 (an547) the MVE path, which the test checks from the compiler's predefined macros;
+the M55's cases hold the same values, its blocked filters in the MVE layout (16-byte steps).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from edgeq.aot import arith
 from edgeq.aot.lifetimes import depthwise_plane_bytes, depthwise_ring_rows, depthwise_rows_scratch_bytes
 from edgeq.aot.lower_elementwise import bounded_add
-from edgeq.aot.lowering import block_filter, pair_nibbles, widen_filter
+from edgeq.aot.lowering import DSP_BLOCK, MVE_BLOCK, block_filter, pair_nibbles, widen_filter
 from edgeq.boards import board_params_for
 from edgeq.codegen.board import compile_flags, link_flags, render_board
 from edgeq.profiles import get_profile
@@ -32,7 +33,10 @@ from edgeq.resources import RUNTIME_DIR
 
 MAIN_C = Path(__file__).parent / "c" / "dsp" / "main.c"
 STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
-BOARDS = {"qemu-mps2-an385": False, "qemu-mps2-an386": True, "qemu-mps2-an500": True, "qemu-mps2-an505": True}
+# each board: the SIMD its compiler targets (the predefined macro) and the blocked filters' step
+BOARDS = {"qemu-mps2-an385": (None, DSP_BLOCK), "qemu-mps2-an386": ("__ARM_FEATURE_DSP", DSP_BLOCK),
+          "qemu-mps2-an500": ("__ARM_FEATURE_DSP", DSP_BLOCK), "qemu-mps2-an505": ("__ARM_FEATURE_DSP", DSP_BLOCK),
+          "qemu-mps3-an547": ("__ARM_FEATURE_MVE", MVE_BLOCK)}
 KERNELS = ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8", "eq_fully_connected_s8",
            "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8",
            "eq_depthwise_conv_strided_s8",
@@ -96,16 +100,16 @@ def _activation(rng) -> tuple[int, int]:
     return [(-128, 127), (int(rng.integers(-128, 0)), 127), (-128, int(rng.integers(0, 127)))][int(rng.integers(3))]
 
 
-def _filter_array(kernel: str, name: str, f) -> str:
+def _filter_array(kernel: str, name: str, f, block: int) -> str:
     """A [units][depth] filter in the layout `kernel` takes: widened, paired int4 or blocked int8."""
     if kernel in WIDE:
         return _c_array("int32_t", name, widen_filter(f))
     if kernel in PAIRED:
         return _c_array("uint32_t", name, pair_nibbles(f))
-    return _c_array("int8_t", name, block_filter(f))
+    return _c_array("int8_t", name, block_filter(f, block))
 
 
-def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
+def conv_case(rng, i: int, kernel: str, shape: dict | None = None, block: int = DSP_BLOCK) -> Case:
     """A random case of `kernel`; `shape` fixes any of n h w cin cout kh kw sh sw dh dw ph pw."""
     p = f"c{i}"
     one = kernel in ("eq_conv_1x1_in_place_s8", "eq_conv_1x1_in_place_wide_s8")
@@ -128,7 +132,7 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     bias = rng.integers(-(1 << 16), 1 << 16, cout)
     case = Case(f"{kernel}:{n}x{h}x{w}x{cin}->{oh}x{ow}x{cout}:k{kh}x{kw}:s{sh}x{sw}:d{dh}x{dw}:p{ph}x{pw}")
     in_bytes, out_bytes = x.size, n * oh * ow * cout
-    weights = _filter_array(kernel, f"{p}_filter", f.reshape(cout, -1))
+    weights = _filter_array(kernel, f"{p}_filter", f.reshape(cout, -1), block)
     case.decls += [
         _c_array("int8_t", f"{p}_input", x), weights,
         _c_array("int32_t", f"{p}_bias", bias), *_quant(rng, p, cout, kh * kw * cin, bool(rng.random() < 0.8), bias, f.reshape(cout, -1)),
@@ -170,7 +174,7 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     return case
 
 
-def fc_case(rng, i: int, kernel: str, units: int | None = None) -> Case:
+def fc_case(rng, i: int, kernel: str, units: int | None = None, block: int = DSP_BLOCK) -> Case:
     p = f"c{i}"
     batches, depth = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 4, 5, 7, 8, 15, 16, 33, 64, 70]))
     units = units or int(rng.choice([1, 2, 3, 4, 5, 7, 8, 10, 13]))
@@ -179,7 +183,7 @@ def fc_case(rng, i: int, kernel: str, units: int | None = None) -> Case:
     f = rng.integers(-8, 8, (units, depth)) if kernel in PAIRED else rng.integers(-128, 128, (units, depth))
     bias = rng.integers(-(1 << 16), 1 << 16, units)
     case = Case(f"{kernel}:{batches}x{depth}->{units}")
-    weights = _filter_array(kernel, f"{p}_filter", f)
+    weights = _filter_array(kernel, f"{p}_filter", f, block)
     case.decls += [
         _c_array("int8_t", f"{p}_input", x), weights,
         _c_array("int32_t", f"{p}_bias", bias),
@@ -250,27 +254,27 @@ def depthwise_case(rng, i: int, kernel: str, shape: dict | None = None) -> Case:
     return case
 
 
-def make_cases(seed: int = 10, per_kernel: int = 12) -> list[Case]:
+def make_cases(seed: int = 10, per_kernel: int = 12, block: int = DSP_BLOCK) -> list[Case]:
     rng = np.random.default_rng(seed)
     cases: list[Case] = []
     for kernel in KERNELS:
         for _ in range(per_kernel):
             i = len(cases)
             if kernel.startswith("eq_fully_connected"):
-                cases.append(fc_case(rng, i, kernel))
+                cases.append(fc_case(rng, i, kernel, block=block))
             elif kernel.startswith("eq_depthwise"):
                 cases.append(depthwise_case(rng, i, kernel))
             else:
-                cases.append(conv_case(rng, i, kernel))
+                cases.append(conv_case(rng, i, kernel, block=block))
     # windows longer than the conv kernels' gather buffer (1024 bytes), gathered piece by piece
     for kernel in ("eq_conv_s8", "eq_conv_add_s8"):
         cases.append(conv_case(rng, len(cases), kernel, dict(h=5, w=4, cin=72, cout=6, kh=4, kw=4, sh=1, sw=1,
-                                                             dh=1, dw=1, ph=1, pw=2)))
+                                                             dh=1, dw=1, ph=1, pw=2), block))
     # more units than the DSP kernels' accumulator run (64), requantized run by run
-    cases.append(fc_case(rng, len(cases), "eq_fully_connected_wide_s8", units=70))
-    cases.append(fc_case(rng, len(cases), "eq_fully_connected_s8", units=70))
+    cases.append(fc_case(rng, len(cases), "eq_fully_connected_wide_s8", units=70, block=block))
+    cases.append(fc_case(rng, len(cases), "eq_fully_connected_s8", units=70, block=block))
     for kernel in ("eq_conv_s8", "eq_conv_1x1_in_place_s8"):
-        cases.append(conv_case(rng, len(cases), kernel, dict(cout=70)))
+        cases.append(conv_case(rng, len(cases), kernel, dict(cout=70), block))
     return cases
 
 
@@ -365,6 +369,12 @@ def cases() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def cases_by_block(cases) -> dict[int, dict[str, str]]:
+    """The same cases with their blocked filters in each board's layout."""
+    return {DSP_BLOCK: cases, MVE_BLOCK: render_cases(make_cases(block=MVE_BLOCK))}
+
+
+@pytest.fixture(scope="module")
 def host_results(cases, tmp_path_factory):
     if shutil.which("gcc") is None:
         pytest.skip("needs the host gcc")
@@ -385,14 +395,34 @@ def test_every_kernel_variant_runs_every_case_on_the_host(host_results):
 @needs_gcc
 @needs_arm
 @pytest.mark.parametrize("profile_name", list(BOARDS))
-def test_kernels_on_the_emulated_board_match_the_portable_path_bit_for_bit(profile_name, cases, host_results,
-                                                                           tmp_path):
-    elf, macros = build_arm(profile_name, tmp_path, cases)
-    assert ("#define __ARM_FEATURE_DSP 1" in macros) == BOARDS[profile_name]
+def test_kernels_on_the_emulated_board_match_the_portable_path_bit_for_bit(profile_name, cases_by_block,
+                                                                           host_results, tmp_path):
+    simd, block = BOARDS[profile_name]
+    elf, macros = build_arm(profile_name, tmp_path, cases_by_block[block])
+    assert ("#define __ARM_FEATURE_DSP 1" in macros) == (simd is not None)
+    assert ("#define __ARM_FEATURE_MVE" in macros) == (simd == "__ARM_FEATURE_MVE")
     board = _parse(run_qemu(board_params_for(get_profile(profile_name)).board, elf))
     assert [r[0] for r in board] == [r[0] for r in host_results]
     for (name, status, _, data), (_, host_status, _, host_data) in zip(board, host_results):
         assert (status, data) == (host_status, host_data), f"{profile_name}: {name}"
+
+
+def test_mve_blocked_filters_step_16_bytes_a_row_each_row_zero_padded_to_whole_steps():
+    f = np.arange(5 * 20).reshape(5, 20) % 256 - 128
+    blocked = block_filter(f, MVE_BLOCK)
+    padded = np.pad(f, ((0, 0), (0, 12)))
+    assert len(blocked) == 5 * 32
+    # a group's step i: 16 bytes of each of its four rows in turn; the fifth row, padded, after
+    assert list(blocked[:64]) == [v for row in padded[:4, :16] for v in row]
+    assert list(blocked[64:128]) == [v for row in padded[:4, 16:] for v in row]
+    assert list(blocked[128:]) == list(padded[4])
+
+
+def test_an_mve_core_gets_the_mve_layout_and_no_widened_weights(small_cnn_int8):
+    from edgeq.runtimes import get_runtime
+
+    compiled, _ = get_runtime("edgeq-c").compile(get_profile("qemu-mps3-an547"), small_cnn_int8)
+    assert compiled.mve and compiled.widen == "never" and not any("wide" in k for k in compiled.kernels)
 
 
 def test_widened_weights_are_taken_only_when_they_fit_the_devices_flash(small_cnn_int8):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edgeq import codegen
+from edgeq.codegen.tflm import cmsis_nn_mve_arena_bytes
 from edgeq.codegen.tflm_ops import RESOLVER_METHODS
 from edgeq.codegen.tflm_sources import OP_KERNELS, SIGNAL_OPS, kernel_sources
 from edgeq.device.connect import device_link
@@ -65,7 +66,22 @@ def test_makefile_compiles_the_cmsis_nn_kernels_of_the_models_ops_and_nothing_el
                                        "softmax_common")]
     assert make_print(project, "TFLM_CMSIS_NN_DIRS").split() == [
         f"third_party/cmsis_nn/Source/{d}" for d in ("ConvolutionFunctions", "FullyConnectedFunctions",
-                                                     "NNSupportFunctions", "PoolingFunctions", "SoftmaxFunctions")]
+                                                     "NNSupportFunctions", "PoolingFunctions", "SoftmaxFunctions",
+                                                     "TransposeFunctions")]
+
+
+def test_on_an_mve_core_the_arena_also_holds_cmsis_nns_weight_sums_and_mve_scratch(small_cnn_int8, tmp_path):
+    graph = read_graph(small_cnn_int8)
+    fc_units = [graph.tensors[op.inputs[1]].shape[0] for op in graph.operators if op.opcode == "FULLY_CONNECTED"]
+    extra = cmsis_nn_mve_arena_bytes(graph)
+    # each FULLY_CONNECTED keeps an int32 sum per output unit for good (16-byte aligned), plus scratch
+    assert extra > sum(-(-4 * units // 16) * 16 for units in fc_units) > 0
+
+    def arena(board: str) -> int:
+        harness = (generate(tmp_path / board, board, small_cnn_int8) / "main.cc").read_text()
+        return int(harness.split("constexpr size_t kArenaSize = ")[1].split(";")[0])
+
+    assert arena("qemu-mps3-an547") >= arena("qemu-mps2-an505") + extra
 
 
 def test_library_flags_are_tflms_release_build_for_the_boards_core(small_cnn_int8, tmp_path):
@@ -143,7 +159,7 @@ def x_val(small_data) -> np.ndarray:
 @needs_tree
 @needs_qemu
 @pytest.mark.emulator
-@pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps2-an385"])
+@pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps2-an385", "qemu-mps3-an547"])
 def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(board, small_cnn_int8, x_val, tmp_path):
     profile = get_profile(board)
     project = generate(tmp_path, board, small_cnn_int8)
@@ -157,9 +173,11 @@ def test_tflm_firmware_in_qemu_is_bit_exact_with_the_tflite_micro_interpreter(bo
     assert 0 < result.build.memory.flash_bytes < profile.memory.flash_bytes
     with device_link(profile, result.build.elf, project) as link:
         hello = link.hello(timeout=10)
-    # The arena the interpreter really used, patched into HELLO at start-up.
+    # The arena the interpreter really used, patched into HELLO at start-up; on an MVE core CMSIS-NN's
+    # kernels also keep their weight sums and scratch there.
+    mve = cmsis_nn_mve_arena_bytes(read_graph(small_cnn_int8)) if profile.has_mve else 0
     assert hello.runtime == "tflm" and 0 < hello.arena_bytes <= codegen.arena_size_with_margin(
-        tflm_arena(small_cnn_int8).smallest_bytes)
+        tflm_arena(small_cnn_int8).smallest_bytes + mve)
 
 
 @needs_tree

@@ -72,6 +72,7 @@ class CompiledModel:
     buffers: tuple[Buffer, ...] = ()
     in_place_rules: tuple[InPlace, ...] = ()
     dsp: bool = False  # the DSP kernels and weight layouts, which only cores with the DSP extension run
+    mve: bool = False  # the MVE kernels' weight layouts (16-byte blocked steps), for cores with Helium only
     widen: str = "never"  # which filters were widened for them (lowering.WIDEN_POLICIES)
 
     @property
@@ -149,18 +150,19 @@ WIDENED_CODE_ALLOWANCE_BYTES = 32 * 1024
 
 
 def compile_if_supported(tflite: bytes, source: str = "<bytes>", graph: Graph | None = None, dsp: bool = False,
-                         flash_bytes: int | None = None, widen: str = "auto"
+                         flash_bytes: int | None = None, widen: str = "auto", mve: bool = False
                          ) -> tuple[CompiledModel | None, str | None]:
     """The compiled model, or None and why edgeq-c cannot run it (an op or a type it lacks)."""
     try:
-        return compile_model(tflite, source=source, graph=graph, dsp=dsp, flash_bytes=flash_bytes, widen=widen), None
+        return compile_model(tflite, source=source, graph=graph, dsp=dsp, flash_bytes=flash_bytes, widen=widen,
+                             mve=mve), None
     except BadInput as exc:
         return None, str(exc)
 
 
 def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
                   in_place: bool = True, graph: Graph | None = None, dsp: bool = False,
-                  flash_bytes: int | None = None, widen: str = "auto") -> CompiledModel:
+                  flash_bytes: int | None = None, widen: str = "auto", mve: bool = False) -> CompiledModel:
     """Compile a quantized .tflite into C. Raises BadInput for ops or types edgeq-c lacks.
 
     `in_place=False` gives every tensor its own bytes (no kernel writes over its input), for
@@ -171,19 +173,21 @@ def compile_model(tflite: bytes, prefix: str = "edgeq", source: str = "<bytes>",
     fewer instructions); the code runs on any core. Given the device's `flash_bytes`, widened
     weights are taken only when the constants fit beside the code; otherwise none are, so that a
     model that fits in int8 is not pushed out of the flash for speed (`CompiledModel.widen` says
-    which)."""
-    compiled = _compile(tflite, prefix, source, in_place, graph, dsp, widen)
+    which). `mve`: the core has Helium, whose kernels take the blocked filters in 16-byte steps and
+    widen nothing; that code needs such a core."""
+    widen = "never" if mve else widen
+    compiled = _compile(tflite, prefix, source, in_place, graph, dsp, widen, mve)
     if (dsp and widen != "never" and flash_bytes is not None
             and compiled.const_bytes + WIDENED_CODE_ALLOWANCE_BYTES > flash_bytes):
-        return _compile(tflite, prefix, source, in_place, graph, dsp, "never")
+        return _compile(tflite, prefix, source, in_place, graph, dsp, "never", mve)
     return compiled
 
 
 def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Graph | None, dsp: bool,
-             widen: str) -> CompiledModel:
+             widen: str, mve: bool) -> CompiledModel:
     check_prefix(prefix)
     graph = graph if graph is not None else read_graph(tflite, source)
-    lowered = lower(graph, prefix, dsp=dsp, widen=widen)
+    lowered = lower(graph, prefix, dsp=dsp, widen=widen, mve=mve)
 
     def root(i: int) -> int:
         while i in lowered.alias:
@@ -193,12 +197,13 @@ def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Gra
     for o in graph.outputs:
         if graph.tensors[root(o)].is_constant:
             raise BadInput(f"{source}: model output {o} is a constant")
-    buffers, rules, plan = plan_arena(graph, lowered, in_place, dsp)
+    # `dsp` there chooses the strided depthwise kernel's scratch, which MVE cores do not use
+    buffers, rules, plan = plan_arena(graph, lowered, in_place, dsp and not mve)
     # The plan overlaps some ops' input and output: lower those again with the kernel variant
     # that allows it (element-wise kernels are safe in place as they are).
     variants = {lowered.steps[r.step].op_index: r.kind for r in plan.in_place if r.kind != ELEMENTWISE}
     if variants:
-        lowered = lower(graph, prefix, variants, dsp, widen)
+        lowered = lower(graph, prefix, variants, dsp, widen, mve)
     steps = lowered.steps
     for k, s in enumerate(steps):
         if s.scratch_bytes > plan.scratch_bytes.get(k, 0):
@@ -230,5 +235,5 @@ def _compile(tflite: bytes, prefix: str, source: str, in_place: bool, graph: Gra
         ops=tuple(f"{s.op_index} {s.opcode} -> {s.kernel}" for s in steps), kernels=kernels,
         inputs=tuple(_info(graph, i, root(i)) for i in graph.inputs),
         outputs=tuple(_info(graph, o, root(o)) for o in graph.outputs), sha256=sha,
-        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules), dsp=dsp,
+        plan=plan, buffers=tuple(buffers), in_place_rules=tuple(rules), dsp=dsp, mve=mve,
         widen=widen if dsp else "never")

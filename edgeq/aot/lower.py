@@ -21,13 +21,14 @@ def ops_without_kernel(graph: Graph) -> list[Operator]:
 
 
 def lower(graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False,
-          widen: str = "auto") -> Lowered:
+          widen: str = "auto", mve: bool = False) -> Lowered:
     """Every operator of the graph as a kernel call; raises BadInput naming the first
     operator edgeq-c cannot run. `variants` (op index -> in-place kind) selects the kernels
     that may write their output over their input, for the ops the memory plan overlaps;
     `dsp` (the target has the DSP extension) the kernels and weight layouts made for it, the
-    filters widened by the `widen` policy (lowering.WIDEN_POLICIES)."""
-    lw = Lowering(graph, prefix, variants, dsp, widen)
+    filters widened by the `widen` policy (lowering.WIDEN_POLICIES); `mve` (the target has Helium) its
+    blocked filters' 16-byte steps, and no widened ones."""
+    lw = Lowering(graph, prefix, variants, dsp, widen, mve)
     fusions = conv_add_fusions(graph)
     fused_convs = {c: a for a, c in fusions.items()}
     steps: list[Step] = []

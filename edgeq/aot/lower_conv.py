@@ -236,9 +236,9 @@ def depthwise(lw: Lowering, op: Operator) -> Step:
         if variant == DEPTHWISE_CHANNEL and oc != ic:
             raise ValueError("the channel-by-channel in-place kernel needs depth multiplier 1")
         if by_channel:
-            strided = lw.dsp and dsp_strided_depthwise(op.options, kh, kw, out.shape[2])
+            strided = lw.dsp_across and dsp_strided_depthwise(op.options, kh, kw, out.shape[2])
             step.kernel = "eq_depthwise_conv_strided_s8" if strided else "eq_depthwise_conv_in_place_s8"
-            scratch = depthwise_channel_scratch_bytes(inp.shape, out.shape, op.options, kh, kw, lw.dsp)
+            scratch = depthwise_channel_scratch_bytes(inp.shape, out.shape, op.options, kh, kw, lw.dsp_across)
         elif variant == WINDOW_ROWS:
             step.kernel = "eq_depthwise_conv_rows_s8"
             scratch = depthwise_rows_scratch_bytes(out.shape[2], ic, oc, op.options, kh, kw)

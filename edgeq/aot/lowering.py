@@ -107,18 +107,25 @@ def _padding(padding: int, in_size: int, filter_size: int, stride: int, dilation
 # eq_matvec_blocked_acc), so below that a byte buys less than eight instructions; "always", every one
 # that has a widened kernel (speed before flash); "never", none (flash before speed).
 WIDEN_MIN_USES = 16
+# EQ_BLOCK of eq_math.h: a row's bytes in a blocked filter's step, on DSP and portable cores and on MVE cores.
+DSP_BLOCK, MVE_BLOCK = 4, 16
 WIDEN_POLICIES = {"auto": WIDEN_MIN_USES, "always": 1, "never": None}
 
 
 class Lowering:
     def __init__(self, graph: Graph, prefix: str, variants: Mapping[int, str] | None = None, dsp: bool = False,
-                 widen: str = "auto"):
+                 widen: str = "auto", mve: bool = False):
         self.g = graph
         self.prefix = prefix
         self.dsp = dsp  # the target has the DSP extension: its SIMD kernels and weight layouts
         if widen not in WIDEN_POLICIES:
             raise ValueError(f"unknown widening policy {widen!r}; expected one of {', '.join(WIDEN_POLICIES)}")
-        self.widen_min_uses = WIDEN_POLICIES[widen] if dsp else None
+        # MVE reads int8 weights 16 a load: nothing is widened, and blocked filters step 16 bytes a row.
+        self.mve = mve
+        # The DSP kernels' strided depthwise across channels (eq_depthwise_conv_strided_s8) runs where
+        # MVE does not: MVE cores take every depthwise layer through the channel plane.
+        self.dsp_across = dsp and not mve
+        self.widen_min_uses = WIDEN_POLICIES[widen] if dsp and not mve else None
         self.variants = dict(variants or {})  # op index -> in-place kind its kernel must honour
         self.alias: dict[int, int] = {}
         self.const_tensors: dict[int, str] = {}
@@ -211,7 +218,8 @@ class Lowering:
 
     def filter_ptr_blocked(self, filt: Tensor) -> str:
         """The filter in the blocked layout of eq_types.h (four output channels interleaved word by word)."""
-        return self._filter_layout(filt, self.blocked_tensors, "blocked", "int8_t", block_filter)
+        step = MVE_BLOCK if self.mve else DSP_BLOCK
+        return self._filter_layout(filt, self.blocked_tensors, "blocked", "int8_t", lambda w: block_filter(w, step))
 
     def filter_ptr_wide(self, filt: Tensor) -> str:
         """The filter widened to int16 pairs (eq_types.h)."""
@@ -296,14 +304,18 @@ class Lowering:
     # ---- ops ----
 
 
-def block_filter(w: np.ndarray) -> np.ndarray:
-    """[units][depth] int8 weights in the blocked layout (eq_types.h): for each group of four
-    units, the four rows' bytes 4i..4i+3 one after the other, then the four rows' last
-    depth % 4 bytes one row after the other; the units % 4 last rows as they are. Same size."""
+def block_filter(w: np.ndarray, step: int = DSP_BLOCK) -> np.ndarray:
+    """[units][depth] int8 weights in the blocked layout (eq_types.h, EQ_BLOCK = `step`): for each
+    group of four units, the four rows' bytes step*i..step*i+step-1 one after the other, then the
+    four rows' last depth % step bytes one row after the other; the units % 4 last rows as they are.
+    Same size, but for MVE's 16-byte steps, whose rows are first zero-padded to whole steps
+    (EQ_BLOCK_ROW) so that the kernels load no partial weight vector."""
+    if step == MVE_BLOCK and w.shape[1] % step:
+        w = np.pad(w, ((0, 0), (0, -w.shape[1] % step)))
     units, depth = w.shape
-    groups, whole = units // 4, depth // 4 * 4
+    groups, whole = units // 4, depth // step * step
     g = w[:groups * 4].reshape(groups, 4, depth)
-    body = g[:, :, :whole].reshape(groups, 4, whole // 4, 4).transpose(0, 2, 1, 3).reshape(groups, 4 * whole)
+    body = g[:, :, :whole].reshape(groups, 4, whole // step, step).transpose(0, 2, 1, 3).reshape(groups, 4 * whole)
     tail = g[:, :, whole:].reshape(groups, 4 * (depth - whole))
     return np.concatenate([np.concatenate([body, tail], axis=1).reshape(-1), w[groups * 4:].reshape(-1)])
 

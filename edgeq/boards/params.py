@@ -16,17 +16,14 @@ from dataclasses import dataclass
 
 from edgeq.boards.chips import FAMILIES as SILICON_FAMILIES
 from edgeq.boards.silicon import QEMU_SILICON, silicon_fields
+from edgeq.boards.systick import QEMU_ICOUNT_SHIFT, SYSTICK_PERIOD, qemu_tick
 from edgeq.errors import BadInput
 
 FAMILIES = ("cortex_m_cmsdk", "host", *(f for f in SILICON_FAMILIES if f != "esp_idf"))
 CYCLES_UNITS = ("instructions", "cycles", "ns")
-# Under -icount shift=0 every guest instruction advances QEMU's virtual clock by 2**0 ns.
-QEMU_ICOUNT_SHIFT = 0
-NS_PER_SECOND = 1_000_000_000
 # The stack takes half of the profile's reserved RAM, up to this; the rest is for the firmware's statics.
 MAX_STACK_BYTES = 16 * 1024
 CMSDK_UART_MIN_BAUDDIV = 16
-SYSTICK_MAX_PERIOD = 1 << 24  # SysTick's counter is 24 bits wide
 ARMV6M_CPUS = ("cortex-m0", "cortex-m0plus")
 
 
@@ -49,6 +46,10 @@ class QemuMachine:
     irq_count: int          # external interrupts the NVIC has
     secure: bool            # the core resets in Secure state (v8-M with TrustZone)
     ram_blocks: tuple[RamBlock, ...]  # where code and data may go, as the core addresses them
+    # Where the core reads its vector table at reset, when that is not the flash's first word (the
+    # AN547 boots from its ITCM, whose Secure alias is here); the linker puts .vectors there.
+    vector_origin: int | None = None
+    uart_clock_hz: int | None = None  # the UARTs' clock when it is not SYSCLK
 
 
 _MPS2_SSRAM1 = RamBlock("ZBT SSRAM1", 0x0000_0000, 4 << 20)
@@ -69,6 +70,15 @@ QEMU_MACHINES: dict[str, QemuMachine] = {
         RamBlock("IoT Kit SRAM (Secure alias)", 0x3000_0000, 32 << 10),
         RamBlock("ZBT SSRAM2+3 (Secure alias)", 0x3800_0000, 4 << 20),
         RamBlock("PSRAM", 0x8000_0000, 16 << 20))),
+    # MPS3 with the AN547 image: Corstone SSE-300, Cortex-M55 with MVE, TrustZone. Secure aliases again;
+    # UART0's Non-secure address is 0x49303000. The core boots from the 512 KB ITCM (init_svtor 0).
+    # The 8 MB QSPI flash is ROM to the guest, as on the board; the ISRAM's two 2 MB blocks are contiguous.
+    "mps3-an547": QemuMachine("cortex-m55", True, 0x5930_3000, 32_000_000, 96, True, (
+        RamBlock("QSPI flash (Secure alias)", 0x3800_0000, 8 << 20),
+        RamBlock("ISRAM0+1 (Secure alias)", 0x3100_0000, 4 << 20),
+        RamBlock("DTCM (Secure alias)", 0x3000_0000, 512 << 10),
+        RamBlock("FPGA SRAM (Secure alias)", 0x1100_0000, 2 << 20)),
+        vector_origin=0x1000_0000, uart_clock_hz=25_000_000),
 }
 
 
@@ -92,8 +102,9 @@ class BoardParams:
     baud_rate: int = 115200
     irq_count: int = 0
     secure: bool = False
-    cycles_per_tick: int = 1    # what one SysTick tick is worth in eq_board_cycles() units
-    systick_period: int = SYSTICK_MAX_PERIOD  # ticks between SysTick exceptions; shorter only to test wraps
+    vector_origin: int | None = None  # the vector table's own region, where the core boots from it
+    uart_clock_hz: int | None = None  # the UART's clock, when it is not clock_hz
+    systick_period: int = SYSTICK_PERIOD  # ticks between SysTick exceptions; shorter only to test wraps
     cycles_unit: str = "cycles"  # "instructions" under QEMU -icount, "cycles" on silicon, "ns" on host
     # Real microcontrollers (edgeq.boards.silicon): the chip and UART rows, whether QEMU runs it
     # (no clock set-up), the counter (dwt or systick), one tick in eq_board_cycles() units as a fraction.
@@ -101,7 +112,7 @@ class BoardParams:
     uart: object = None
     emulated: bool = False
     counter: str = "systick"
-    tick_ratio: tuple[int, int] = (1, 1)
+    tick_ratio: tuple[int, int] = (1, 1)  # one SysTick tick in eq_board_cycles() units, as a fraction
     uart_divisor: dict | None = None
 
     def __post_init__(self) -> None:
@@ -120,16 +131,21 @@ class BoardParams:
         if self.stack_bytes % 8 or self.heap_bytes % 8:
             raise BadInput(f"board {self.board}: stack_bytes ({self.stack_bytes}) and heap_bytes "
                            f"({self.heap_bytes}) must be multiples of 8, the AAPCS stack alignment")
-        if not 2 <= self.systick_period <= SYSTICK_MAX_PERIOD:
+        if not 2 <= self.systick_period <= SYSTICK_PERIOD:
             raise BadInput(f"board {self.board}: systick_period {self.systick_period} is outside "
-                           f"2..{SYSTICK_MAX_PERIOD}, what SysTick's 24-bit reload register allows")
+                           f"2..{SYSTICK_PERIOD}, what SysTick's 24-bit reload register allows")
         if self.family == "cortex_m_cmsdk" and self.uart_bauddiv < CMSDK_UART_MIN_BAUDDIV:
             raise BadInput(f"board {self.board}: {self.baud_rate} baud from a {self.clock_hz} Hz clock "
                            f"needs BAUDDIV {self.uart_bauddiv}; the CMSDK UART needs at least 16")
 
     @property
     def uart_bauddiv(self) -> int:
-        return self.clock_hz // self.baud_rate
+        return (self.uart_clock_hz or self.clock_hz) // self.baud_rate
+
+    @property
+    def cycles_per_tick(self) -> int:
+        """The most eq_board_cycles() units one tick stands for: a reading's resolution."""
+        return -(-self.tick_ratio[0] // self.tick_ratio[1])
 
 
 def _profile_error(profile, key: str, message: str) -> BadInput:
@@ -162,6 +178,7 @@ def board_params_for(profile) -> BoardParams:
                              f"expected one of {', '.join(QEMU_MACHINES)}")
     _check_against_machine(profile, machine_name, machine)
     memory = profile.memory
+    tick, period = qemu_tick(machine.sysclk_hz)
     return BoardParams(
         board=machine_name, family="cortex_m_cmsdk", cpu=machine.cpu, fpu=machine.fpu,
         clock_hz=machine.sysclk_hz, cflags=cflags,
@@ -169,8 +186,8 @@ def board_params_for(profile) -> BoardParams:
         ram_origin=memory.ram_origin, ram_bytes=memory.ram_bytes,
         stack_bytes=_stack_bytes(profile),
         uart_base=machine.uart_base, baud_rate=profile.serial.baud, irq_count=machine.irq_count,
-        secure=machine.secure, cycles_per_tick=qemu_instructions_per_tick(machine.sysclk_hz),
-        cycles_unit="instructions",
+        secure=machine.secure, vector_origin=machine.vector_origin, uart_clock_hz=machine.uart_clock_hz,
+        tick_ratio=tick, systick_period=period, cycles_unit="instructions",
     )
 
 
@@ -198,15 +215,6 @@ def _check_against_machine(profile, machine_name: str, machine: QemuMachine) -> 
             raise _profile_error(profile, f"memory.{region}_origin",
                                  f"0x{origin:08X} + {size} bytes is not inside one RAM of QEMU's "
                                  f"{machine_name}: {blocks}")
-
-
-def qemu_instructions_per_tick(clock_hz: int, icount_shift: int = QEMU_ICOUNT_SHIFT) -> int:
-    """Guest instructions per tick of a `clock_hz` timer under -icount shift=N (2**N ns each)."""
-    ns_per_tick, remainder = divmod(NS_PER_SECOND, clock_hz << icount_shift)
-    if remainder or ns_per_tick == 0:
-        raise BadInput(f"a {clock_hz} Hz timer under -icount shift={icount_shift} does not tick a whole "
-                       "number of instructions")
-    return ns_per_tick
 
 
 def qemu_command(machine: str, elf_path: str, serial_port: int, *, wait: bool = True,

@@ -8,9 +8,8 @@ so the counter is SysTick on the fixed core clock under -icount, in instructions
 
 from __future__ import annotations
 
-import math
-
 from edgeq.boards.chips import CHIPS, FAMILIES, NRF_BAUDRATES, baud_divisor, baud_error
+from edgeq.boards.systick import SYSTICK_PERIOD, qemu_tick
 from edgeq.errors import BadInput
 
 # QEMU machines modelling one of the chips: (chip, SysTick's clock, RAM blocks QEMU maps), from
@@ -23,8 +22,6 @@ QEMU_SILICON: dict[str, tuple[str, int, tuple[tuple[int, int], ...]]] = {
     "microbit": ("nrf51822", 16_000_000, ((0x0000_0000, 256 << 10), (0x2000_0000, 16 << 10))),
 }
 MAX_BAUD_ERROR = 0.02
-NS_PER_SECOND = 1_000_000_000
-SYSTICK_PERIOD = 1 << 24  # SysTick's counter is 24 bits wide
 
 
 def _error(profile, key: str, message: str) -> BadInput:
@@ -77,14 +74,11 @@ def silicon_fields(profile) -> dict:
             raise _error(profile, f"memory.{key}", "missing; the linker script needs it")
     counter = "systick" if emulated else chip.cycle_counter
     tick, period = (1, 1), SYSTICK_PERIOD
-    if emulated:  # instructions per tick = 10^9 ns / clock_hz, as a fraction in lowest terms
-        divisor = math.gcd(NS_PER_SECOND, clock_hz)
-        tick = (NS_PER_SECOND // divisor, clock_hz // divisor)
-        # eq_board.c divides phase * numerator in 32 bits, and a period must be whole instructions.
-        period = SYSTICK_PERIOD // tick[1] * tick[1]
-        if period * tick[0] >= 1 << 32:
-            raise _error(profile, "clock_mhz", f"a {clock_hz} Hz SysTick under -icount is {tick[0]}/{tick[1]} "
-                         "instructions a tick, too fine a fraction for edgeq's 32-bit conversion")
+    if emulated:
+        try:
+            tick, period = qemu_tick(clock_hz)
+        except BadInput as error:
+            raise _error(profile, "clock_mhz", str(error)) from None
     return {
         "board": profile.emulator.qemu_machine if emulated else profile.name, "family": chip.family, "cpu": chip.cpu,
         "fpu": profile.has_fpu, "clock_hz": clock_hz, "flash_origin": profile.memory.flash_origin,

@@ -42,15 +42,15 @@ def render_board(params: BoardParams) -> dict[str, str]:
         "stack_bytes": params.stack_bytes, "heap_bytes": params.heap_bytes,
         "uart_base": params.uart_base, "baud_rate": params.baud_rate,
         "irq_count": params.irq_count, "secure_fault": params.secure,
-        "cycles_per_tick": params.cycles_per_tick, "cycles_unit": params.cycles_unit,
-        "systick_period": params.systick_period,
+        "tick_num": params.tick_ratio[0], "tick_den": params.tick_ratio[1], "cycles_unit": params.cycles_unit,
+        "systick_period": params.systick_period, "vector_origin": params.vector_origin,
         "armv6m": params.cpu in ARMV6M_CPUS, "no_vtor": params.cpu == "cortex-m0", "boot2": False,
     }
     if params.family == "cortex_m_cmsdk":
-        context["uart_bauddiv"] = params.uart_bauddiv
+        context.update(uart_bauddiv=params.uart_bauddiv, uart_clock_hz=params.uart_clock_hz or params.clock_hz)
     if params.chip is not None:
         context.update(chip=params.chip, uart=params.uart, emulated=params.emulated, counter=params.counter,
-                       tick_num=params.tick_ratio[0], tick_den=params.tick_ratio[1], divisor=params.uart_divisor)
+                       divisor=params.uart_divisor)
         if params.chip.boot2:
             # boot2 takes the first 256 bytes of flash; the vector table and the rest of the image follow.
             context.update(boot2_origin=params.flash_origin, boot2_asm=BOOT2_ASM,

@@ -86,16 +86,46 @@ def arena_size_with_margin(arena_bytes: int, margin_fraction: float = DEFAULT_AR
     return int(-(-padded // ARENA_ALIGNMENT) * ARENA_ALIGNMENT)
 
 
+# CMSIS-NN's MVE kernels (arm_nnsupportfunctions.h): depthwise input channels handled a block.
+CMSIS_NN_CH_IN_BLOCK_MVE = 124
+
+
+def cmsis_nn_mve_arena_bytes(graph: Graph) -> int:
+    """What CMSIS-NN's MVE kernels take from the arena beyond what the host's reference kernels do: the
+    arena is measured on the host, and TFLM's CMSIS-NN FULLY_CONNECTED keeps each layer's int32 weight
+    sums (one per output) as a persistent buffer on MVE cores, and MVE convolutions ask for im2col and
+    depthwise scratch of their own (arm_*_get_buffer_size_mve). Sums add up; scratch is at most the
+    largest. An upper bound: the firmware's HELLO reports what TFLM really used."""
+    persistent, scratch = 0, 0
+    for op in graph.operators:
+        tensors = [graph.tensors[i] if i >= 0 else None for i in op.inputs]
+        if len(tensors) < 2 or tensors[0] is None or tensors[0].type != "INT8" or tensors[1] is None:
+            continue
+        filter_shape = tensors[1].shape
+        if op.opcode == "FULLY_CONNECTED":
+            sums = filter_shape[0] * 4
+            if tensors[1].is_constant:
+                persistent += -(-sums // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+            else:
+                scratch = max(scratch, sums)
+        elif op.opcode == "CONV_2D" and len(filter_shape) == 4:
+            columns = filter_shape[1] * filter_shape[2] * filter_shape[3]
+            scratch = max(scratch, 4 * -(-columns // 16) * 16)
+        elif op.opcode == "DEPTHWISE_CONV_2D" and len(filter_shape) == 4:
+            scratch = max(scratch, 4 * CMSIS_NN_CH_IN_BLOCK_MVE * filter_shape[1] * filter_shape[2])
+    return persistent + (-(-scratch // ARENA_ALIGNMENT) * ARENA_ALIGNMENT)
+
+
 def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: bytes,
                         prefix: str = DEFAULT_PREFIX, margin_fraction: float = DEFAULT_ARENA_MARGIN, *,
                         model_symbol: str = DEFAULT_MODEL_SYMBOL, target: TflmTarget = HOST_TFLM_TARGET,
-                        baud: int = DEFAULT_BAUD) -> dict[str, str]:
+                        baud: int = DEFAULT_BAUD, mve_bytes: int = 0) -> dict[str, str]:
     """A TFLM firmware project: main.cc (the eq_serve harness), the model data, eq_protocol,
     a Makefile for a TFLM tree, and an Arduino sketch in arduino/<name>/.
 
     `arena_bytes` is the smallest arena TFLM's AllocateTensors succeeds in on the host (not the
     recording allocator's total, which leaves out the memory planner's temporary memory); the
-    firmware reserves it plus `margin_fraction`. `hello` is the HELLO payload (edgeq.protocol.encode_hello);
+    firmware reserves it plus `mve_bytes` (cmsis_nn_mve_arena_bytes, on an MVE core) plus `margin_fraction`. `hello` is the HELLO payload (edgeq.protocol.encode_hello);
     the firmware writes the arena it really used into it before sending it. The board support
     (eq_board.h and its implementation, from edgeq.codegen.boards.render_board) goes into board/.
     """
@@ -109,7 +139,7 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
     op_names = model_op_names(tflite, graph)
     methods = check_tflm_ops(op_names, graph)
     inputs, outputs = io_tensors(graph, "input"), io_tensors(graph, "output")
-    arena_size = arena_size_with_margin(arena_bytes, margin_fraction)
+    arena_size = arena_size_with_margin(arena_bytes + mve_bytes, margin_fraction)
     sketch = prefix.lstrip("_") or DEFAULT_PREFIX  # Arduino sketch names start with a letter or digit
 
     context = {
@@ -118,7 +148,8 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
         "ops": list(zip(op_names, methods)), "op_count": len(methods),
         "step_count": max(1, len(graph.operators)),  # the profiled build counts each operator's Invoke
         "arena_measured": arena_bytes, "arena_size": arena_size,
-        "margin_percent": f"{float(margin_fraction) * 100:g}", "margin_bytes": arena_size - arena_bytes,
+        "margin_percent": f"{float(margin_fraction) * 100:g}", "mve_bytes": mve_bytes,
+        "margin_bytes": arena_size - arena_bytes - mve_bytes,
         "input_bytes": [t.nbytes for t in inputs], "output_bytes": [t.nbytes for t in outputs],
         "inputs_desc": describe(inputs), "outputs_desc": describe(outputs),
         "hello_length": len(hello), "hello_bytes": c_byte_array(bytes(hello)),
@@ -204,8 +235,10 @@ def render_tflm_firmware(profile, tflite: bytes, graph: Graph, arena_bytes: int,
     toolchain and baud, the .tflite and the manifest; `arena_bytes` is the smallest arena TFLM's
     AllocateTensors accepts on the host."""
     board, params = board_files(profile)
+    mve_bytes = cmsis_nn_mve_arena_bytes(graph) if profile.has_mve else 0
     hello = hello_payload(tflite, graph, runtime, profile.clock_hz, 0)
     files = {**render_tflm_project(tflite, graph, arena_bytes, hello, target=tflm_target(profile, params),
-                                   baud=profile.serial.baud), **board}
-    return finish_project(files, profile, params, tflite, stem, runtime, arena_bytes=arena_size_with_margin(arena_bytes),
+                                   baud=profile.serial.baud, mve_bytes=mve_bytes), **board}
+    return finish_project(files, profile, params, tflite, stem, runtime,
+                          arena_bytes=arena_size_with_margin(arena_bytes + mve_bytes),
                           steps=tflm_steps(graph), registry_tflm=True)

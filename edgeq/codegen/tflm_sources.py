@@ -92,7 +92,9 @@ OP_KERNELS: dict[str, tuple[str, ...]] = {
 CMSIS_NN_KERNELS: dict[str, tuple[str, ...]] = {
     "add": ("BasicMathFunctions",), "mul": ("BasicMathFunctions",), "maximum_minimum": ("BasicMathFunctions",),
     "batch_matmul": ("FullyConnectedFunctions",),
-    "conv": ("ConvolutionFunctions",), "depthwise_conv": ("ConvolutionFunctions",),
+    # On MVE cores the depthwise wrapper turns a one-input-channel depthwise into a convolution
+    # through arm_transpose_s8.
+    "conv": ("ConvolutionFunctions",), "depthwise_conv": ("ConvolutionFunctions", "TransposeFunctions"),
     "transpose_conv": ("ConvolutionFunctions",),
     "fully_connected": ("ConvolutionFunctions", "FullyConnectedFunctions"),
     "pad": ("PadFunctions",), "pooling": ("PoolingFunctions",), "softmax": ("SoftmaxFunctions",),

@@ -133,6 +133,11 @@ class Profile:
         return "dsp" in self.simd
 
     @property
+    def has_mve(self) -> bool:
+        """The core has the M-profile Vector Extension (Helium): CMSIS-NN and edgeq-c use their MVE kernels."""
+        return "mve" in self.simd
+
+    @property
     def default_runtime(self) -> str:
         return self.runtimes[0]
 

@@ -3,6 +3,7 @@
  * cover input rows no later row reads: docs/edgeq-c-memory.md, window_rows). Output row y
  * is eq_conv_s8's output row 0 with the top padding moved up by y strides. */
 #include "eq_kernels.h"
+#include "eq_dot_s8.h"
 
 int32_t eq_conv_rows_s8_scratch_size(const eq_dims *output_dims)
 {
@@ -18,7 +19,7 @@ eq_status eq_conv_rows_s8(const eq_context *ctx, const eq_conv_params *params,
     const eq_dims row_dims = {1, 1, output_dims->w, output_dims->c};
     eq_conv_params row_params = *params;
     int8_t *row;
-    int32_t y, i;
+    int32_t y;
     if (ctx == 0 || ctx->buf == 0 || ctx->size < row_bytes) {
         return EQ_ERROR_SCRATCH;
     }
@@ -33,9 +34,7 @@ eq_status eq_conv_rows_s8(const eq_context *ctx, const eq_conv_params *params,
         if (status != EQ_OK) {
             return status;
         }
-        for (i = 0; i < row_bytes; i++) {
-            output[y * row_bytes + i] = row[i];
-        }
+        eq_copy_s8(output + y * row_bytes, row, row_bytes);
     }
     return EQ_OK;
 }

@@ -114,6 +114,94 @@ static EQ_HOT_INLINE int8_t eq_conv_s8_output(int32_t acc, const eq_quant_params
     return add != 0 ? (int8_t)eq_add_quantized(add, own, skip[oc]) : own;
 }
 
+#if EQ_MVE
+#define EQ_MVE_ROW_ACC 512 /* accumulators of a row's pixels requantized in one call: 2 KiB of stack */
+
+/* The window of output column ox on MVE cores: in place when it is one run of the input, else its
+ * rows copied into col sixteen bytes a pass when it lies inside the image, else gathered. */
+static inline const int8_t *eq_conv_s8_window_mve(const eq_conv_params *params, const eq_dims *input_dims,
+                                                  const eq_dims *filter_dims, const int8_t *in_batch,
+                                                  int32_t iy0, int32_t ix0, int rows_inside, int contiguous,
+                                                  int8_t *col)
+{
+    const int32_t in_w = input_dims->w, in_c = input_dims->c, k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t row_len = k_w * in_c;
+    const int inside = rows_inside && ix0 >= 0 && ix0 + (k_w - 1) * params->dilation.w < in_w;
+    const int8_t *window = in_batch + (iy0 * in_w + ix0) * in_c;
+    int32_t ky;
+    if (inside && contiguous) {
+        return window;
+    }
+    if (params->dilation.w == 1 && params->dilation.h == 1) {
+        /* each row: the padding left of the image, the run inside it, the padding right of it */
+        const int32_t kx0 = EQ_MIN(k_w, EQ_MAX(0, -ix0)), kx1 = EQ_MAX(kx0, EQ_MIN(k_w, in_w - ix0));
+        const int32_t zero_point = -params->input_offset;
+        for (ky = 0; ky < k_h; ky++, window += in_w * in_c) {
+            int8_t *to = col + ky * row_len;
+            if (inside) {
+                eq_copy_s8(to, window, row_len);
+            } else if (iy0 + ky < 0 || iy0 + ky >= input_dims->h) {
+                eq_fill_s8(to, zero_point, row_len);
+            } else {
+                eq_fill_s8(to, zero_point, kx0 * in_c);
+                eq_copy_s8(to + kx0 * in_c, window + kx0 * in_c, (kx1 - kx0) * in_c);
+                eq_fill_s8(to + kx1 * in_c, zero_point, (k_w - kx1) * in_c);
+            }
+        }
+        return col;
+    }
+    eq_conv_s8_gather(params, input_dims, filter_dims, in_batch, iy0, ix0, 0, k_h * row_len, col);
+    return col;
+}
+
+/* One output row (its first byte `at` in output and skip) on MVE cores, when the vector output stage
+ * can take it: two pixels at a time, each group of four channels' weights loaded once for both
+ * windows (eq_mve_dot4x2_blocked), every group's sums into a run of pixels' accumulators, then
+ * requantized (and added) in one eq_mve_outputs_s8 call. Returns 0, leaving the row to the generic
+ * path, when it cannot. */
+static inline int eq_conv_s8_row_mve(const eq_conv_params *params, const eq_quant_params *quant,
+                                     const eq_dims *input_dims, const int8_t *in_batch, const eq_dims *filter_dims,
+                                     const int8_t *filter, const int32_t *bias, const eq_dims *output_dims,
+                                     int32_t at, int8_t *output, const eq_add_params *add, const int8_t *skip,
+                                     int32_t iy0, int8_t *col)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w, out_w = output_dims->w, out_c = output_dims->c;
+    const int32_t size = k_h * k_w * in_c, s_w = params->stride.w, p_w = params->padding.w;
+    const int contiguous = params->dilation.w == 1 && (k_h == 1 || (k_w == in_w && params->dilation.h == 1));
+    const int rows_inside = iy0 >= 0 && iy0 + (k_h - 1) * params->dilation.h < in_h;
+    const int32_t run = EQ_MVE_ROW_ACC / EQ_MAX(out_c, 1);
+    int8_t col2[EQ_CONV_COL_BYTES];
+    int32_t acc[EQ_MVE_ROW_ACC];
+    int32_t ox0, ox, g, n;
+    if (quant->bounded == 0 || (add != 0 && add->bounded == 0) || out_c % 4 != 0 || run == 0 ||
+        (size > EQ_CONV_COL_BYTES && !(contiguous && rows_inside))) {
+        return 0;
+    }
+    for (ox0 = 0; ox0 < out_w; ox0 += n) {
+        n = EQ_MIN(run, out_w - ox0);
+        for (ox = ox0; ox < ox0 + n; ox += 2) {
+            const int8_t *a = eq_conv_s8_window_mve(params, input_dims, filter_dims, in_batch, iy0, ox * s_w - p_w,
+                                                    rows_inside, contiguous, col);
+            const int8_t *f = filter;
+            int32_t *sums = acc + (ox - ox0) * out_c;
+            if (ox + 1 < ox0 + n) {
+                const int8_t *b = eq_conv_s8_window_mve(params, input_dims, filter_dims, in_batch, iy0,
+                                                        (ox + 1) * s_w - p_w, rows_inside, contiguous, col2);
+                (void)eq_mve_matvec2(f, a, b, size, out_c, bias, sums, sums + out_c);
+            } else {
+                for (g = 0; g < out_c; g += 4) {
+                    f = eq_mve_dot4_blocked(f, a, size, bias + g, sums + g);
+                }
+            }
+        }
+        eq_mve_outputs_s8(acc, n, out_c, 0, out_c, quant, params->output_offset, &params->activation, add,
+                          add != 0 ? skip + at + ox0 * out_c : 0, output + at + ox0 * out_c);
+    }
+    return 1;
+}
+#endif
+
 /* `skip` (read only when `add` is given) has the output's shape; output may be skip itself. */
 static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_quant_params *quant,
                                         const eq_dims *input_dims, const int8_t *input,
@@ -130,8 +218,10 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
     const int contiguous_rows = params->dilation.w == 1 && (k_h == 1 || (k_w == in_w && params->dilation.h == 1));
     uint32_t col_words[EQ_CONV_COL_BYTES / 4]; /* words: the gathered window is read a word at a time */
     int8_t *col = (int8_t *)col_words;
-#if EQ_DSP
+#if EQ_DSP && !EQ_MVE
     int32_t xw[EQ_WIDE_DEPTH / 2]; /* the window widened (eq_widen_s8) */
+#endif
+#if EQ_DSP && !EQ_MVE
     int32_t acc_run[EQ_BLOCKED_UNITS];
     int32_t n;
 #endif
@@ -144,6 +234,12 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
         for (oy = 0; oy < out_h; oy++) {
             const int32_t iy0 = oy * params->stride.h - params->padding.h;
             const int rows_inside = iy0 >= 0 && iy0 + (k_h - 1) * params->dilation.h < in_h;
+#if EQ_MVE
+            if (eq_conv_s8_row_mve(params, quant, input_dims, in_batch, filter_dims, filter, bias, output_dims,
+                                   ((int32_t)b * out_h + oy) * out_w * out_c, output, add, skip, iy0, col)) {
+                continue;
+            }
+#endif
             for (ox = 0; ox < out_w; ox++) {
                 const int32_t ix0 = ox * params->stride.w - params->padding.w;
                 const int32_t pixel = (((int32_t)b * out_h + oy) * out_w + ox) * out_c;
@@ -160,7 +256,7 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                     window = 0; /* gathered piece by piece below */
                 }
                 g = 0;
-#if EQ_DSP
+#if EQ_DSP && !EQ_MVE
                 /* the window widened once for all the groups (eq_matvec_blocked_acc) */
                 if (window != 0 && groups >= 2 && size <= EQ_WIDE_DEPTH) {
                     eq_widen_s8(window, size, xw);
@@ -174,7 +270,7 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                     g = groups;
                 }
 #endif
-                for (; g < groups; g++, f += 4 * size) {
+                for (; g < groups; g++, f += 4 * EQ_BLOCK_ROW(size)) {
                     int32_t acc[4];
                     oc = 4 * g;
                     for (j = 0; j < 4; j++) {
@@ -193,7 +289,7 @@ static inline eq_status eq_conv_s8_core(const eq_conv_params *params, const eq_q
                         out[oc + j] = eq_conv_s8_output(acc[j], quant, oc + j, params, add, res);
                     }
                 }
-                for (oc = 4 * groups; oc < out_c; oc++, f += size) {
+                for (oc = 4 * groups; oc < out_c; oc++, f += EQ_BLOCK_ROW(size)) {
                     int32_t acc = bias[oc];
                     if (window != 0) {
                         acc = eq_dot_s8(acc, f, window, size);

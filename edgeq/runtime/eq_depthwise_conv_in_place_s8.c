@@ -27,7 +27,7 @@ eq_status eq_depthwise_conv_in_place_s8(const eq_context *ctx, const eq_dw_conv_
     const int32_t p_h = params->padding.h, p_w = params->padding.w;
     int32_t rows, cols, iy0, iy1, ix0, ix1;
     int8_t *plane;
-    int32_t b, c, iy;
+    int32_t b, c;
     if (ctx == 0 || ctx->buf == 0 ||
         ctx->size < eq_depthwise_conv_in_place_s8_scratch_size(params, filter_dims, output_dims)) {
         return EQ_ERROR_SCRATCH;
@@ -48,11 +48,8 @@ eq_status eq_depthwise_conv_in_place_s8(const eq_context *ctx, const eq_dw_conv_
         const int8_t *in_batch = input + b * in_h * in_w * depth;
         int8_t *out_batch = output + b * output_dims->h * output_dims->w * depth;
         for (c = 0; c < depth; c++) {
-            for (iy = iy0; iy < iy1; iy++) {
-                const int8_t *src = in_batch + (iy * in_w + ix0) * depth + c;
-                int8_t *dst = plane + (iy + p_h) * cols + ix0 + p_w;
-                eq_gather_s8(dst, src, depth, ix1 - ix0);
-            }
+            eq_gather_rows_s8(plane + (iy0 + p_h) * cols + ix0 + p_w, cols, in_batch + (iy0 * in_w + ix0) * depth + c,
+                              in_w * depth, depth, ix1 - ix0, iy1 - iy0);
             eq_dw_channel(params, quant, c, bias[c], filter_dims, output_dims, plane, cols, filter + c,
                           out_batch + c, depth);
         }

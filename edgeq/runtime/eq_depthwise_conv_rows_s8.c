@@ -71,7 +71,7 @@ eq_status eq_depthwise_conv_rows_s8(const eq_context *ctx, const eq_dw_conv_para
     if (output_dims->c != depth || filter_dims->c != depth) {
         return EQ_ERROR_ARGUMENT;
     }
-#if EQ_DSP
+#if EQ_DSP && !EQ_MVE
     /* strided: four channels a pass straight from the input, no plane (eq_depthwise_across_s8.h) */
     if (eq_dw_strided_across(params, filter_dims, output_dims)) {
         for (y = 0; y < output_dims->h; y++) {

@@ -55,7 +55,8 @@ static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
 /* Runs of a few to a few hundred bytes (a window's rows, a pixel's vector), often empty:
  * copied and filled inline, a word at a time where whole words fit (the M3 and later load and
  * store unaligned words), not by library calls that cost more than the run. The empty asm
- * hides the value from GCC, which would otherwise turn the loops back into calls. */
+ * hides the value from GCC, which would otherwise turn the loops back into calls. On MVE cores
+ * sixteen bytes a pass, in tail-predicated loops (WLSTP/LETP) whose last pass moves what is left. */
 #if defined(__GNUC__)
 #define EQ_OPAQUE(v) __asm__("" : "+r"(v))
 #else
@@ -65,6 +66,20 @@ static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
 static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 {
     int32_t i = 0;
+#if EQ_MVE
+    __asm__ volatile(
+        "wlstp.8 lr, %[n], 2f\n"
+        "1:\n\t"
+        "vldrb.8 q0, [%[src]], #16\n\t"
+        "vstrb.8 q0, [%[dst]], #16\n\t"
+        "letp lr, 1b\n"
+        "2:"
+        : [dst] "+r"(dst), [src] "+r"(src)
+        : [n] "r"(n)
+        : "lr", "q0", "memory");
+    (void)i;
+    return;
+#endif
     for (; i + 4 <= n; i += 4) {
         uint32_t v;
         memcpy(&v, src + i, 4);
@@ -81,6 +96,20 @@ static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
 {
     int32_t i;
+#if EQ_MVE
+    __asm__ volatile(
+        "vdup.8 q0, %[value]\n\t"
+        "wlstp.8 lr, %[n], 2f\n"
+        "1:\n\t"
+        "vstrb.8 q0, [%[dst]], #16\n\t"
+        "letp lr, 1b\n"
+        "2:"
+        : [dst] "+r"(dst)
+        : [n] "r"(n), [value] "r"(value)
+        : "lr", "q0", "memory");
+    (void)i;
+    return;
+#endif
     for (i = 0; i < n; i++) {
         int32_t b = value;
         EQ_OPAQUE(b);
@@ -190,10 +219,16 @@ static EQ_NOINLINE const int8_t *eq_matvec_blocked_acc(const int8_t *f, const in
 #endif
 
 /* acc + sum(a[i] * b[i]) over n int8 values. */
+#if EQ_MVE
+#include "eq_mve_s8.h"
+#endif
+
 EQ_VECTORIZE static EQ_HOT_INLINE int32_t eq_dot_s8(int32_t acc, const int8_t *a, const int8_t *b, int32_t n)
 {
     int32_t i = 0;
-#if EQ_DSP
+#if EQ_MVE
+    return eq_mve_dot(acc, a, b, n);
+#elif EQ_DSP
     for (; i + 4 <= n; i += 4) {
         acc = eq_mac4(eq_read_s8x4(a + i), eq_read_s8x4(b + i), acc);
     }
@@ -239,8 +274,13 @@ EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_s8(const int8_t *f, int32_t strid
 }
 
 /* acc[j] += row j . x for one group of four blocked rows (eq_types.h) of n values starting
- * at f: one pointer walks the four rows, sixteen bytes a step. */
-#if EQ_DSP
+ * at f: one pointer walks the four rows, 4 * EQ_BLOCK bytes a step. */
+#if EQ_MVE
+static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
+{
+    (void)eq_mve_dot4_blocked(f, x, n, acc, acc);
+}
+#elif EQ_DSP
 EQ_VECTORIZE static EQ_HOT_INLINE void eq_dot4_blocked_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t *acc)
 {
     const int32_t r = n & 3;
@@ -406,7 +446,22 @@ static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int
 {
     const int8_t *f = filter;
     int32_t o = 0, j;
-#if EQ_DSP
+#if EQ_MVE
+    /* a run of channels' sums, then their outputs four a pass */
+    int32_t acc[EQ_BLOCKED_UNITS];
+    for (; o + 4 <= units; o += j) {
+        int32_t g;
+        j = EQ_MIN(EQ_BLOCKED_UNITS, (units - o) & ~3);
+        for (g = 0; g < j; g += 4) {
+            f = eq_mve_dot4_blocked(f, x, depth, bias + o + g, acc + g);
+        }
+        if (quant->bounded != 0) {
+            eq_mve_outputs_s8(acc, 1, j, o, 0, quant, output_offset, activation, 0, 0, out + o);
+        } else {
+            eq_output_channels_s8(acc, j, quant, o, output_offset, activation, out + o);
+        }
+    }
+#elif EQ_DSP
     /* x widened once pays from two groups of four channels on */
     if (depth <= EQ_WIDE_DEPTH && units >= 8) {
         int32_t xw[EQ_WIDE_DEPTH / 2];
@@ -419,7 +474,7 @@ static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int
         }
     }
 #endif
-    for (; o + 4 <= units; o += 4, f += 4 * depth) {
+    for (; o + 4 <= units; o += 4, f += 4 * EQ_BLOCK_ROW(depth)) {
         int32_t acc[4];
         for (j = 0; j < 4; j++) {
             acc[j] = bias[o + j];
@@ -429,7 +484,7 @@ static inline void eq_matvec_blocked_s8(const int8_t *filter, int32_t depth, int
             out[o + j] = eq_output_s8(acc[j], quant, o + j, output_offset, activation);
         }
     }
-    for (; o < units; o++, f += depth) {
+    for (; o < units; o++, f += EQ_BLOCK_ROW(depth)) {
         out[o] = eq_output_s8(eq_dot_s8(bias[o], f, x, depth), quant, o, output_offset, activation);
     }
 }

@@ -20,6 +20,22 @@
 #define EQ_DSP 0
 #endif
 
+/* Cores with the M-profile Vector Extension's integer instructions (Helium: Cortex-M55, M85) take
+ * the MVE paths instead, where a kernel has one: sixteen int8 lanes a vector, VMLADAVA for dot
+ * products. Their blocked filters step 16 bytes a row instead of 4 (EQ_BLOCK, eq_types.h), each row
+ * zero-padded to whole steps (EQ_BLOCK_ROW), so that no weight load needs a tail; the generator
+ * must know it (edgeq.aot.lowering.block_filter). EQ_PORTABLE forces the portable path. */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(EQ_PORTABLE)
+#define EQ_MVE 1
+#include <arm_mve.h>
+#define EQ_BLOCK 16
+#define EQ_BLOCK_ROW(n) (((n) + 15) & ~15) /* a blocked row's bytes: zero-padded to whole steps */
+#else
+#define EQ_MVE 0
+#define EQ_BLOCK 4
+#define EQ_BLOCK_ROW(n) (n)
+#endif
+
 /* Inner loops are written to vectorize. On hosts with SIMD, ask GCC to do so even at
  * -O2 (whose cost model skips loops with a remainder); size-optimized and
  * microcontroller builds are left alone. */

@@ -72,7 +72,10 @@ WIDENING = {"-Os": "never", "-O2": "auto", "-O3": "always"}
 
 
 def widening(profile) -> str:
-    """Which filters edgeq-c widens for `profile` (lowering.WIDEN_POLICIES)."""
+    """Which filters edgeq-c widens for `profile` (lowering.WIDEN_POLICIES): none on a core with Helium,
+    whose kernels read int8 weights sixteen at a time."""
+    if profile.has_mve:
+        return "never"
     return WIDENING.get(profile.toolchain.optimize, "auto")
 
 
@@ -101,7 +104,7 @@ class EdgeqC(Runtime):
         Everything that compiles for a device goes through here, so the firmware, the fit and the
         per-layer profile agree on the kernels."""
         return compile_if_supported(tflite, source, graph, dsp=profile.has_dsp, flash_bytes=profile.memory.flash_bytes,
-                                    widen=widening(profile))
+                                    widen=widening(profile), mve=profile.has_mve)
 
     def refuses_ops(self, profile, tflite: bytes, graph: Graph, host: HostOps) -> str | None:
         missing = ops_without_kernel(graph)

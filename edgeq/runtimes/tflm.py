@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeq.codegen.tflm import arena_size_with_margin, render_tflm_firmware, tflm_version
+from edgeq.codegen.tflm import arena_size_with_margin, cmsis_nn_mve_arena_bytes, render_tflm_firmware, tflm_version
 from edgeq.codegen.tflm_ops import check_tflm_ops, model_op_names
 from edgeq.errors import BadInput, EdgeqError
 from edgeq.graph import Graph, ops_text
@@ -173,14 +173,15 @@ class Tflm(Runtime):
         except EdgeqError as exc:
             return {"error": str(exc)}
         return {"arena_bytes": arena.total_bytes, "head_bytes": arena.head_bytes, "tail_bytes": arena.tail_bytes,
-                "smallest_bytes": arena.smallest_bytes}
+                "smallest_bytes": arena.smallest_bytes, "mve_extra_bytes": cmsis_nn_mve_arena_bytes(graph)}
 
     def candidate_fit(self, record: dict, profile) -> Fit | str:
         tflm = record.get(self.record_key) or {}
         if "arena_bytes" not in tflm:
             return f"TFLM: {tflm.get('error', 'not measured')}"
-        return tflm_fit(profile, record["tflite_bytes"],
-                        arena_size_with_margin(tflm.get("smallest_bytes") or tflm["arena_bytes"]))
+        arena = (tflm.get("smallest_bytes") or tflm["arena_bytes"]) + (
+            tflm.get("mve_extra_bytes", 0) if profile.has_mve else 0)
+        return tflm_fit(profile, record["tflite_bytes"], arena_size_with_margin(arena))
 
 
 TFLM = Tflm()
