@@ -156,7 +156,7 @@ static inline const int8_t *eq_conv_s8_window_mve(const eq_conv_params *params, 
 
 /* One output row (its first byte `at` in output and skip) on MVE cores, when the vector output stage
  * can take it: two pixels at a time, each group of four channels' weights loaded once for both
- * windows (eq_mve_dot4x2_blocked), every group's sums into a run of pixels' accumulators, then
+ * windows (eq_mve_dot4x2_groups), every group's sums into a run of pixels' accumulators, then
  * requantized (and added) in one eq_mve_outputs_s8 call. Returns 0, leaving the row to the generic
  * path, when it cannot. */
 static inline int eq_conv_s8_row_mve(const eq_conv_params *params, const eq_quant_params *quant,

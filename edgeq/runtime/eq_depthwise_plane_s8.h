@@ -249,7 +249,7 @@ static EQ_NOINLINE void eq_dw_run_taps(const eq_dw_run *run, int32_t d_w, const 
 /* eq_dw_channel_mve's 3x3 loop without dilation, in assembly (in C, GCC keeps the taps on the
  * stack and reloads each one byte by byte): k = the nine taps as int32, then bias, multiplier,
  * round, -right_shift, the output offset, the stride, the depth and the activation's bounds. */
-static EQ_NOINLINE void eq_dw3x3_channel_mve(const int8_t *plane, int32_t tap_row, const int32_t *k, int8_t *out,
+static EQ_NOINLINE EQ_NO_FRAME_POINTER void eq_dw3x3_channel_mve(const int8_t *plane, int32_t tap_row, const int32_t *k, int8_t *out,
                                              int32_t n, int32_t out_step, int32_t out_w, int32_t s_w, int32_t wrap)
 {
     register const int8_t *p __asm__("r0") = plane;

@@ -62,6 +62,13 @@
 #define EQ_NOINLINE
 #endif
 
+/* Assembly that binds r7, which Thumb code keeps as its frame pointer when it keeps one (-O0). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define EQ_NO_FRAME_POINTER __attribute__((optimize("omit-frame-pointer")))
+#else
+#define EQ_NO_FRAME_POINTER
+#endif
+
 #define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EQ_CLAMP(x, lo, hi) EQ_MIN(EQ_MAX((x), (lo)), (hi))

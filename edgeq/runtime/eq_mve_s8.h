@@ -1,5 +1,5 @@
 /* edgeq-c runtime: the int8 dot products and output stage on cores with Helium (MVE), included by
- * eq_dot_s8.h when EQ_MVE is set.
+ * eq_dot_s8.h; empty elsewhere.
  *
  * A blocked filter (eq_types.h) steps EQ_BLOCK = 16 bytes a row here: each step of a group holds 16
  * weights of each of its four rows in turn, so one 16-byte load of the input meets four 16-byte loads
@@ -17,6 +17,8 @@
 #define EQ_MVE_S8_H
 
 #include "eq_math.h"
+
+#if EQ_MVE
 
 /* acc[0..4) = init[0..4) + rows 0..3 of the blocked group at f . x over n values (acc may be init);
  * returns f past the group. Fixed registers: VMLADAVA accumulates into even-numbered registers only. */
@@ -63,80 +65,6 @@ static EQ_HOT_INLINE const int8_t *eq_mve_dot4_blocked(const int8_t *f, const in
     return w;
 }
 
-/* Two windows at once: acc0[0..4) = init + rows 0..3 of the blocked group at f . x0 and acc1 the same
- * for x1, over n values, each load of weights serving both: 128 multiply-accumulates in fifteen
- * instructions. The eight accumulators take every even register, lr included, so the loop counts
- * in r9 with SUBS/BNE rather than LE. Returns f past the group. */
-static EQ_HOT_INLINE const int8_t *eq_mve_dot4x2_blocked(const int8_t *f, const int8_t *x0, const int8_t *x1,
-                                                         int32_t n, const int32_t *init, int32_t *acc0,
-                                                         int32_t *acc1)
-{
-    register int32_t a0 __asm__("r0") = init[0];
-    register int32_t a1 __asm__("r2") = init[1];
-    register int32_t a2 __asm__("r4") = init[2];
-    register int32_t a3 __asm__("r6") = init[3];
-    register int32_t b0 __asm__("r8") = init[0];
-    register int32_t b1 __asm__("r10") = init[1];
-    register int32_t b2 __asm__("r12") = init[2];
-    register int32_t b3 __asm__("lr") = init[3];
-    register const int8_t *w __asm__("r1") = f;
-    register const int8_t *u __asm__("r3") = x0;
-    register const int8_t *v __asm__("r5") = x1;
-    register int32_t steps __asm__("r9") = n >> 4;
-    const int32_t r = n & 15;
-    __asm__ volatile(
-        "cmp %[steps], #0\n\t"
-        "beq 2f\n"
-        "1:\n\t"
-        "vldrb.8 q0, [%[u]], #16\n\t"
-        "vldrb.8 q1, [%[v]], #16\n\t"
-        "vldrb.8 q2, [%[w]], #16\n\t"
-        "vldrb.8 q3, [%[w]], #16\n\t"
-        "vmladava.s8 %[a0], q2, q0\n\t"
-        "vmladava.s8 %[b0], q2, q1\n\t"
-        "vldrb.8 q2, [%[w]], #16\n\t"
-        "vmladava.s8 %[a1], q3, q0\n\t"
-        "vmladava.s8 %[b1], q3, q1\n\t"
-        "vldrb.8 q3, [%[w]], #16\n\t"
-        "vmladava.s8 %[a2], q2, q0\n\t"
-        "vmladava.s8 %[b2], q2, q1\n\t"
-        "vmladava.s8 %[a3], q3, q0\n\t"
-        "vmladava.s8 %[b3], q3, q1\n\t"
-        "subs %[steps], %[steps], #1\n\t"
-        "bne 1b\n"
-        "2:"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
-          [b2] "+r"(b2), [b3] "+r"(b3), [w] "+r"(w), [u] "+r"(u), [v] "+r"(v), [steps] "+r"(steps)
-        :
-        : "q0", "q1", "q2", "q3", "cc", "memory");
-    if (r != 0) { /* the last, partial step: the windows' r values under a tail predicate */
-        const mve_pred16_t p = vctp8q((uint32_t)r);
-        const int8x16_t xu = vldrbq_z_s8(u, p), xv = vldrbq_z_s8(v, p);
-        int8x16_t k = vld1q_s8(w);
-        a0 = vmladavaq_s8(a0, k, xu);
-        b0 = vmladavaq_s8(b0, k, xv);
-        k = vld1q_s8(w + 16);
-        a1 = vmladavaq_s8(a1, k, xu);
-        b1 = vmladavaq_s8(b1, k, xv);
-        k = vld1q_s8(w + 32);
-        a2 = vmladavaq_s8(a2, k, xu);
-        b2 = vmladavaq_s8(b2, k, xv);
-        k = vld1q_s8(w + 48);
-        a3 = vmladavaq_s8(a3, k, xu);
-        b3 = vmladavaq_s8(b3, k, xv);
-        w += 64;
-    }
-    acc0[0] = a0;
-    acc0[1] = a1;
-    acc0[2] = a2;
-    acc0[3] = a3;
-    acc1[0] = b0;
-    acc1[1] = b1;
-    acc1[2] = b2;
-    acc1[3] = b3;
-    return w;
-}
-
 /* Two windows' multiply-accumulates against four blocked rows, one 16-byte step: q0 and q1 hold the
  * windows' values, r1 walks the weights. */
 #define EQ_MVE_STEP4X2                                        \
@@ -167,7 +95,7 @@ typedef struct {
  * fifteen instructions. All in assembly, groups included: the eight accumulators take every even
  * register (VMLADAVA accumulates into even registers only), lr among them, so the loops count with
  * SUBS/BNE, and what a group needs is read from `pair` (r7). Returns f past the groups. */
-static EQ_NOINLINE const int8_t *eq_mve_dot4x2_groups(const int8_t *f, eq_mve_pair *pair, int32_t groups)
+static EQ_NOINLINE EQ_NO_FRAME_POINTER const int8_t *eq_mve_dot4x2_groups(const int8_t *f, eq_mve_pair *pair, int32_t groups)
 {
     register const int8_t *w __asm__("r1") = f;
     register eq_mve_pair *p __asm__("r7") = pair;
@@ -352,5 +280,7 @@ static EQ_NOINLINE void eq_mve_outputs_s8(const int32_t *acc, int32_t pixels, in
         }
     }
 }
+
+#endif /* EQ_MVE */
 
 #endif /* EQ_MVE_S8_H */
