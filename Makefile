@@ -7,7 +7,7 @@ STAMP := $(VENV)/.edgeq-installed
 DIGITS := examples/digits/artifacts
 DEVICE ?= qemu-mps2-an386
 
-.PHONY: setup demo test deploy bench toolchain arm-linux browser clean report-screenshot
+.PHONY: setup demo test deploy bench toolchain arm-linux browser system-packages clean report-screenshot
 
 setup: $(STAMP)
 
@@ -46,8 +46,14 @@ deploy: setup
 	@$(BIN)/edgeq deploy $(MODEL) --device $(DEVICE) $(if $(DATA),--data $(DATA)) \
 		$(if $(VAL),--val $(VAL)) $(if $(QUANT),--quant $(QUANT))
 
-test: setup toolchain arm-linux browser
+# The Python packages (pip) and the system ones install at the same time; the system ones one script
+# after another, as apt takes one lock.
+test:
+	@$(MAKE) --no-print-directory -j2 setup system-packages
 	@$(BIN)/python -m pytest -q
+
+system-packages:
+	@bash scripts/ensure-toolchain.sh && bash scripts/ensure-arm-linux.sh && bash scripts/ensure-browser.sh
 
 # Every benchmark; device_bench checks issue 10's targets against TFLM + CMSIS-NN (--strict).
 bench: setup toolchain arm-linux
