@@ -135,8 +135,8 @@ class BoardParams:
             raise BadInput(f"board {self.board}: systick_period {self.systick_period} is outside "
                            f"2..{SYSTICK_PERIOD}, what SysTick's 24-bit reload register allows")
         if self.family == "cortex_m_cmsdk" and self.uart_bauddiv < CMSDK_UART_MIN_BAUDDIV:
-            raise BadInput(f"board {self.board}: {self.baud_rate} baud from a {self.clock_hz} Hz clock "
-                           f"needs BAUDDIV {self.uart_bauddiv}; the CMSDK UART needs at least 16")
+            raise BadInput(f"board {self.board}: {self.baud_rate} baud from a {self.uart_clock_hz or self.clock_hz} "
+                           f"Hz clock needs BAUDDIV {self.uart_bauddiv}; the CMSDK UART needs at least 16")
 
     @property
     def uart_bauddiv(self) -> int:

@@ -125,8 +125,9 @@ def render_tflm_project(tflite: bytes, graph: Graph, arena_bytes: int, hello: by
 
     `arena_bytes` is the smallest arena TFLM's AllocateTensors succeeds in on the host (not the
     recording allocator's total, which leaves out the memory planner's temporary memory); the
-    firmware reserves it plus `mve_bytes` (cmsis_nn_mve_arena_bytes, on an MVE core) plus `margin_fraction`. `hello` is the HELLO payload (edgeq.protocol.encode_hello);
-    the firmware writes the arena it really used into it before sending it. The board support
+    firmware reserves it plus `mve_bytes` (cmsis_nn_mve_arena_bytes, on an MVE core) plus
+    `margin_fraction`. `hello` is the HELLO payload (edgeq.protocol.encode_hello); the firmware
+    writes the arena it really used into it before sending it. The board support
     (eq_board.h and its implementation, from edgeq.codegen.boards.render_board) goes into board/.
     """
     validate_symbol(prefix, "symbol prefix")
