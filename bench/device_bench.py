@@ -145,6 +145,18 @@ MVE_BOARDS = ("mps3-an547",)
 MAX_MVE_INSTRUCTIONS_VS_TFLM = 0.7  # KWS, VWW, ResNet-8, AD01; image <= TFLM's and RAM <= MAX_RAM_VS_TFLM too
 
 
+def _against_tflm(where: str, e: dict, t: dict, max_instructions: float) -> list[str]:
+    """edgeq-c's row `e` against TFLM + CMSIS-NN's `t`: image <= TFLM's, instructions <= `max_instructions`
+    of TFLM's, RAM <= MAX_RAM_VS_TFLM of TFLM's."""
+    failures = []
+    if e["flash"] > t["flash"]:
+        failures.append(f"{where}: image {e['flash'] / t['flash']:.2f}x TFLM + CMSIS-NN's (target <= 1x)")
+    for key, limit, what in (("instructions", max_instructions, "instructions"), ("ram", MAX_RAM_VS_TFLM, "RAM")):
+        if e[key] > limit * t[key]:
+            failures.append(f"{where}: {what} {e[key] / t[key]:.3f}x TFLM + CMSIS-NN's (target <= {limit}x)")
+    return failures
+
+
 def target_failures(rows: list[dict]) -> list[str]:
     """Every target that a measured row misses, as a sentence naming model, board and figures."""
     failures = []
@@ -158,12 +170,7 @@ def target_failures(rows: list[dict]) -> list[str]:
                 failures.append(f"{where}: {e['instructions']:,.0f} instructions, more than the "
                                 f"{AN385_BASELINE[r['model']]:,} of before")
         if r["board"] in MVE_BOARDS and r["model"] != "digits" and t is not None:
-            if e["flash"] > t["flash"]:
-                failures.append(f"{where}: image {e['flash'] / t['flash']:.2f}x TFLM + CMSIS-NN's (target <= 1x)")
-            for key, limit, what in (("instructions", MAX_MVE_INSTRUCTIONS_VS_TFLM, "instructions"),
-                                     ("ram", MAX_RAM_VS_TFLM, "RAM")):
-                if e[key] > limit * t[key]:
-                    failures.append(f"{where}: {what} {e[key] / t[key]:.3f}x TFLM + CMSIS-NN's (target <= {limit}x)")
+            failures += _against_tflm(where, e, t, MAX_MVE_INSTRUCTIONS_VS_TFLM)
         if r["board"] not in DSP_BOARDS or r["model"] == "digits":
             continue
         if r["model"] != "AD01" and e["per_mac"] > MAX_INSTRUCTIONS_PER_MAC:
@@ -175,12 +182,7 @@ def target_failures(rows: list[dict]) -> list[str]:
                             f"{MAX_INSTRUCTIONS_VS_PUBLISHED}x)")
         if t is None:
             continue
-        if e["flash"] > t["flash"]:
-            failures.append(f"{where}: image {e['flash'] / t['flash']:.2f}x TFLM + CMSIS-NN's (target <= 1x)")
-        for key, limit, what in (("instructions", MAX_INSTRUCTIONS_VS_TFLM, "instructions"),
-                                 ("ram", MAX_RAM_VS_TFLM, "RAM")):
-            if e[key] > limit * t[key]:
-                failures.append(f"{where}: {what} {e[key] / t[key]:.2f}x TFLM + CMSIS-NN's (target <= {limit}x)")
+        failures += _against_tflm(where, e, t, MAX_INSTRUCTIONS_VS_TFLM)
         if r["model"] == "KWS" and e["flash"] > MAX_KWS_IMAGE_VS_TFLM * t["flash"]:
             failures.append(f"{where}: image {e['flash'] / t['flash']:.2f}x TFLM + CMSIS-NN's "
                             f"(target <= {MAX_KWS_IMAGE_VS_TFLM}x)")

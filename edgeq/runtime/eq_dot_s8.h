@@ -65,7 +65,6 @@ static EQ_HOT_INLINE int32_t eq_mac4(uint32_t a, uint32_t b, int32_t acc)
 
 static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 {
-    int32_t i = 0;
 #if EQ_MVE
     __asm__ volatile(
         "wlstp.8 lr, %[n], 2f\n"
@@ -77,9 +76,8 @@ static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
         : [dst] "+r"(dst), [src] "+r"(src)
         : [n] "r"(n)
         : "lr", "q0", "memory");
-    (void)i;
-    return;
-#endif
+#else
+    int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
         uint32_t v;
         memcpy(&v, src + i, 4);
@@ -91,11 +89,11 @@ static EQ_HOT_INLINE void eq_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
         EQ_OPAQUE(b);
         dst[i] = (int8_t)b;
     }
+#endif
 }
 
 static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
 {
-    int32_t i;
 #if EQ_MVE
     __asm__ volatile(
         "vdup.8 q0, %[value]\n\t"
@@ -107,14 +105,14 @@ static EQ_HOT_INLINE void eq_fill_s8(int8_t *dst, int32_t value, int32_t n)
         : [dst] "+r"(dst)
         : [n] "r"(n), [value] "r"(value)
         : "lr", "q0", "memory");
-    (void)i;
-    return;
-#endif
+#else
+    int32_t i;
     for (i = 0; i < n; i++) {
         int32_t b = value;
         EQ_OPAQUE(b);
         dst[i] = (int8_t)b;
     }
+#endif
 }
 
 #if EQ_DSP
