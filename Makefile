@@ -47,10 +47,12 @@ deploy: setup
 		$(if $(VAL),--val $(VAL)) $(if $(QUANT),--quant $(QUANT))
 
 # The Python packages (pip) and the system ones install at the same time; the system ones one script
-# after another, as apt takes one lock.
+# after another, as apt takes one lock. The tests run in TEST_JOBS processes, a test module in one of them
+# (tests/conftest.py groups them).
+TEST_JOBS ?= 2
 test:
 	@$(MAKE) --no-print-directory -j2 setup system-packages
-	@$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 system-packages:
 	@bash scripts/ensure-toolchain.sh && bash scripts/ensure-arm-linux.sh && bash scripts/ensure-browser.sh

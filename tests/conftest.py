@@ -91,3 +91,15 @@ def no_processes(monkeypatch):
     monkeypatch.setattr(os, "fork", refuse("fork"))
     monkeypatch.setattr(serial.Serial, "open", refuse("open a serial port"))
     monkeypatch.setattr(serial, "serial_for_url", refuse("open a serial port"))
+
+
+# Both start and stop Ray on this machine (`ray stop --force` ends every Ray process), so they never overlap.
+_SHARES_A_PROCESS = {"test_sweep.py": "ray", "test_sweep_cluster.py": "ray"}
+
+
+def pytest_collection_modifyitems(items):
+    """Under `pytest -n N --dist loadgroup` a module runs whole in one process, so its module fixtures
+    (converted models, trained networks, built firmware) are made once."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group(_SHARES_A_PROCESS.get(name, name)))
