@@ -356,9 +356,7 @@ def main() -> int:
 
         models = [m for m in int4_bench.available_models() if not args.models or m in args.models.split(",")]
         with tempfile.TemporaryDirectory(prefix="edgeq-int4-bench-") as work:
-            # issue 20's int4 kernels are the DSP cores'; Helium has no int4 kernels yet (issue 23)
-            boards = [b for b in args.boards.split(",") if b.removeprefix("qemu-") not in MVE_BOARDS]
-            int4 = int4_bench.int4_rows(models, boards, min(args.samples, 2), Path(work))
+            int4 = int4_bench.int4_rows(models, args.boards.split(","), min(args.samples, 2), Path(work))
         print("\nint4 weights against int8, the same float model (bench/int4_bench.py):")
         print(int4_bench.int4_table(int4))
         failures += int4_bench.int4_failures(int4)

@@ -37,7 +37,8 @@ STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
 BOARDS = {"qemu-mps2-an385": (None, DSP_BLOCK), "qemu-mps2-an386": ("__ARM_FEATURE_DSP", DSP_BLOCK),
           "qemu-mps2-an500": ("__ARM_FEATURE_DSP", DSP_BLOCK), "qemu-mps2-an505": ("__ARM_FEATURE_DSP", DSP_BLOCK),
           "qemu-mps3-an547": ("__ARM_FEATURE_MVE", MVE_BLOCK)}
-KERNELS = ("eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8", "eq_fully_connected_s8",
+KERNELS = ("eq_add_s8", "eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8",
+           "eq_fully_connected_s8",
            "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8",
            "eq_depthwise_conv_strided_s8",
            "eq_conv_1x1_in_place_wide_s8", "eq_fully_connected_wide_s8", "eq_conv_wide_s8", "eq_conv_rows_wide_s8",
@@ -105,7 +106,7 @@ def _filter_array(kernel: str, name: str, f, block: int) -> str:
     if kernel in WIDE:
         return _c_array("int32_t", name, widen_filter(f))
     if kernel in PAIRED:
-        return _c_array("uint32_t", name, pair_nibbles(f))
+        return _c_array("uint32_t", name, pair_nibbles(f, block))
     return _c_array("int8_t", name, block_filter(f, block))
 
 
@@ -151,16 +152,7 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None, block: int = 
                       f"EMIT(work, {out_bytes});"]
     elif kernel in ("eq_conv_add_s8", "eq_conv_add_wide_s8"):
         skip = rng.integers(-128, 128, out_bytes)
-        off1, off2, off_out = (int(v) for v in rng.integers(-128, 128, 3))
-        fast = bounded_add(20, 127, (off1, (1073741824, -1)), (off2, (1518500250, -2)), (1431655765, -19))
-        bounded = "0"
-        if rng.random() < 0.5:  # the add's bounded requantization, half the cases
-            bounded = f"{p}_add_bounded"
-            case.decls.append(f"static const eq_requant {bounded}[3] = {{"
-                              + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast) + "};")
-        case.decls += [_c_array("int8_t", f"{p}_skip", skip),
-                       f"static const eq_add_params {p}_add = {{{off1}, {off2}, {off_out}, 20, 1073741824, -1, "
-                       f"1518500250, -2, 1431655765, -19, {{-128, 127}}, {bounded}}};"]
+        case.decls += [_c_array("int8_t", f"{p}_skip", skip), *_add_params(rng, p)]
         # in place over the skip tensor, as the planner places it
         case.body += [f"memcpy(work, {p}_skip, {out_bytes});",
                       f"CALL({kernel}(0, &{p}_params, &{p}_quant, &{p}_add, &{p}_in, {p}_input, &{p}_fd, "
@@ -171,6 +163,39 @@ def conv_case(rng, i: int, kernel: str, shape: dict | None = None, block: int = 
         case.body += [f"ctx.size = {ow * cout};",
                       f"CALL({kernel}({ctx}, " + args.format(input=f"{p}_input", output="work") + "));",
                       f"EMIT(work, {out_bytes});"]
+    return case
+
+
+def _add_params(rng, p: str) -> list[str]:
+    """An int8 ADD's parameters, their bounded form in half the cases."""
+    off1, off2, off_out = (int(v) for v in rng.integers(-128, 128, 3))
+    lo, hi = _activation(rng)
+    bounded, decls = "0", []
+    if rng.random() < 0.5:
+        bounded = f"{p}_add_bounded"
+        fast = bounded_add(20, 127, (off1, (1073741824, -1)), (off2, (1518500250, -2)), (1431655765, -19))
+        decls.append(f"static const eq_requant {bounded}[3] = {{" + ", ".join(f"{{{m}, {r}, {s}}}" for m, r, s in fast)
+                     + "};")
+    return decls + [f"static const eq_add_params {p}_add = {{{off1}, {off2}, {off_out}, 20, 1073741824, -1, "
+                    f"1518500250, -2, 1431655765, -19, {{{lo}, {hi}}}, {bounded}}};"]
+
+
+def add_case(rng, i: int) -> Case:
+    """ADD of two [n][h][w][c] tensors, the second whole, broadcast over h and w, or a scalar."""
+    p = f"c{i}"
+    n, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    c = int(rng.choice([1, 3, 4, 5, 8, 13, 16, 33]))
+    kind = ("whole", "channels", "scalar")[int(rng.integers(3))]
+    shape2 = {"whole": (n, h, w, c), "channels": (1, 1, 1, c), "scalar": (1, 1, 1, 1)}[kind]
+    strides2 = {"whole": (h * w * c, w * c, c, 1), "channels": (0, 0, 0, 1), "scalar": (0, 0, 0, 0)}[kind]
+    case = Case(f"eq_add_s8:{n}x{h}x{w}x{c}+{kind}")
+    case.decls += [_c_array("int8_t", f"{p}_x", rng.integers(-128, 128, (n, h, w, c))),
+                   _c_array("int8_t", f"{p}_y", rng.integers(-128, 128, shape2)), *_add_params(rng, p),
+                   f"static const eq_strides {p}_s1 = {{{h * w * c}, {w * c}, {c}, 1}};",
+                   f"static const eq_strides {p}_s2 = {{{', '.join(map(str, strides2))}}};",
+                   f"static const eq_dims {p}_out = {{{n}, {h}, {w}, {c}}};"]
+    case.body += [f"CALL(eq_add_s8(0, &{p}_add, &{p}_s1, {p}_x, &{p}_s2, {p}_y, &{p}_out, work));",
+                  f"EMIT(work, {n * h * w * c});"]
     return case
 
 
@@ -260,7 +285,9 @@ def make_cases(seed: int = 10, per_kernel: int = 12, block: int = DSP_BLOCK) -> 
     for kernel in KERNELS:
         for _ in range(per_kernel):
             i = len(cases)
-            if kernel.startswith("eq_fully_connected"):
+            if kernel == "eq_add_s8":
+                cases.append(add_case(rng, i))
+            elif kernel.startswith("eq_fully_connected"):
                 cases.append(fc_case(rng, i, kernel, block=block))
             elif kernel.startswith("eq_depthwise"):
                 cases.append(depthwise_case(rng, i, kernel))
@@ -273,7 +300,8 @@ def make_cases(seed: int = 10, per_kernel: int = 12, block: int = DSP_BLOCK) -> 
     # more units than the DSP kernels' accumulator run (64), requantized run by run
     cases.append(fc_case(rng, len(cases), "eq_fully_connected_wide_s8", units=70, block=block))
     cases.append(fc_case(rng, len(cases), "eq_fully_connected_s8", units=70, block=block))
-    for kernel in ("eq_conv_s8", "eq_conv_1x1_in_place_s8"):
+    cases.append(fc_case(rng, len(cases), "eq_fully_connected_paired_s4", units=70, block=block))
+    for kernel in ("eq_conv_s8", "eq_conv_1x1_in_place_s8", "eq_conv_paired_s4"):
         cases.append(conv_case(rng, len(cases), kernel, dict(cout=70), block))
     return cases
 
@@ -383,7 +411,7 @@ def host_results(cases, tmp_path_factory):
 
 @needs_gcc
 def test_every_kernel_variant_runs_every_case_on_the_host(host_results):
-    assert len(host_results) == len(KERNELS) * 12 + 6
+    assert len(host_results) == len(KERNELS) * 12 + 8
     assert {r[1] for r in host_results} == {"ok"}
     assert {r[0].split(":")[0] for r in host_results} == set(KERNELS)
     # the outputs are not all clamped: the cases exercise the requantization, not just the clamp
@@ -416,6 +444,22 @@ def test_mve_blocked_filters_step_16_bytes_a_row_each_row_zero_padded_to_whole_s
     assert list(blocked[:64]) == [v for row in padded[:4, :16] for v in row]
     assert list(blocked[64:128]) == [v for row in padded[:4, 16:] for v in row]
     assert list(blocked[128:]) == list(padded[4])
+
+
+def test_mve_paired_int4_steps_hold_32_weights_a_row_in_16_bytes_rows_four_by_four():
+    f = np.arange(5 * 40).reshape(5, 40) % 16 - 8
+    data = pair_nibbles(f, MVE_BLOCK).view(np.uint8)
+    padded = np.zeros((8, 64), np.int64)
+    padded[:5, :40] = f
+    assert len(data) == 8 * 2 * 16  # rows to a multiple of four, each to whole steps of 32: half a byte a weight
+    low = ((data & 0xF).astype(np.int64) ^ 8) - 8
+    high = ((data >> 4).astype(np.int64) ^ 8) - 8
+    # group 0's step 1 holds weights 32..47 (low nibbles) and 48..63 (high) of rows 0..3 in turn
+    assert [list(low[64 + 16 * r:80 + 16 * r]) for r in range(4)] == [list(padded[r, 32:48]) for r in range(4)]
+    assert [list(high[64 + 16 * r:80 + 16 * r]) for r in range(4)] == [list(padded[r, 48:64]) for r in range(4)]
+    # group 1: row 4, then the padding rows 5..7, zero, in each step
+    assert list(low[128:144]) == list(padded[4, :16]) and list(high[192:208]) == list(padded[4, 48:64])
+    assert not data[144:192].any() and not data[208:256].any()
 
 
 def test_an_mve_core_gets_the_mve_layout_and_no_widened_weights(small_cnn_int8):

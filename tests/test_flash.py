@@ -44,6 +44,15 @@ def test_st_flash_erases_first_and_selects_the_probe_in_both_commands():
         ["st-flash", "--serial", "0671FF", "--reset", "write", "/fw/firmware.bin", "0x08000000"]]
 
 
+def test_stm32n6_fsbl_gets_st_boot_header_then_goes_to_the_nor_flash_through_the_external_loader():
+    assert commands("stm32n6570-dk", probe="004A00", erase=True) == [
+        ["STM32_SigningTool_CLI", "-bin", "/fw/firmware.bin", "-nk", "-of", "0x80000000", "-t", "fsbl", "-hv", "2.3",
+         "-o", "/fw/firmware-fsbl.bin", "-s"],
+        ["STM32_Programmer_CLI", "-c", "port=SWD", "sn=004A00", "mode=HOTPLUG",
+         "-el", "MX66UW1G45G_STM32N6570-DK.stldr", "-hardRst", "-e", "all", "-w", "/fw/firmware-fsbl.bin",
+         "0x70000000"]]
+
+
 def test_bossac_gets_the_serial_port_in_its_own_argument_and_writes_at_the_bootloaders_offset():
     assert commands("arduino-nano-33-ble-sense", port="/dev/ttyACM0") == [
         ["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "--offset=0x10000", "/fw/firmware.bin", "-R"]]
@@ -115,6 +124,7 @@ def test_every_tool_names_the_package_that_provides_it():
         "pyocd": "the PyPI package pyocd (pip install pyocd)",
         "openocd": "the Debian package openocd",
         "st-flash": "the Debian package stlink-tools",
+        "stm32cubeprogrammer": "ST's STM32CubeProgrammer (st.com)",
         "esptool": "the PyPI package esptool (pip install esptool)",
         "picotool": "the Debian package picotool",
         "nrfjprog": "Nordic's nRF Command Line Tools (nordicsemi.com)",

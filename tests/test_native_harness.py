@@ -19,7 +19,7 @@ from edgeq.codegen.litert import cpuinfo_text, harness_command
 from edgeq.device.loop import build_firmware, measure_run
 from edgeq.device.measure import FirmwareMismatch, Run
 from edgeq.device.native import measure_native, native_summary
-from edgeq.device.remote import Adb, Ssh
+from edgeq.device.remote import Adb, Ssh, run_tag
 from edgeq.errors import BadInput
 from edgeq.files import write_files
 from edgeq.graph import read_graph
@@ -214,3 +214,9 @@ def test_qemus_max_cpu_with_sme_is_refused_because_xnnpack_int8_is_wrong_there()
     with pytest.raises(BadInput, match=r"-cpu max enables SME"):
         cpuinfo_text("max", 4)
     assert "CPU part\t: 0xd0c" in cpuinfo_text("max,sme=off", 1)
+
+
+def test_two_runs_of_one_model_on_one_device_get_folders_of_their_own():
+    sha = "ab" * 32
+    first, second = run_tag(sha), run_tag(sha)
+    assert first != second and first.startswith("abababababab-") and second.startswith("abababababab-")

@@ -273,7 +273,7 @@ def test_flashing_with_qemu_needs_an_emulator_section(good):
 def test_an_unknown_flash_placeholder_is_refused(good):
     good["flash"]["args"] = ["{firmware}"]
     assert refused(good) == (f"{SOURCE}: flash.args: expected arguments whose placeholders are among "
-                             "{image}, {elf}, {bin}, {hex}, {uf2}, {port}, {host}, got ['{firmware}']")
+                             "{image}, {elf}, {bin}, {hex}, {uf2}, {fsbl}, {port}, {host}, got ['{firmware}']")
 
 
 def test_a_document_that_is_not_a_mapping_is_refused(good):

@@ -32,14 +32,14 @@ from edgeq.profiles import Board, get_profile, load_profile_file
 from edgeq.resources import PROFILE_DIR
 from edgeq.runtimes import get_runtime
 
-REAL_PROFILES = ["nucleo-l4r5zi", "stm32f746g-disco", "nucleo-h743zi2", "arduino-nano-33-ble-sense",
-                 "rpi-pico", "sparkfun-edge"]
+REAL_PROFILES = ["nucleo-l4r5zi", "stm32f746g-disco", "nucleo-h743zi2", "stm32n6570-dk",
+                 "arduino-nano-33-ble-sense", "rpi-pico", "sparkfun-edge"]
 EMULATED_SILICON = ["qemu-netduinoplus2", "qemu-microbit"]
 # TFLM for one profile per distinct set of CPU flags: Cortex-M4F (also the Nano 33, the Edge and the
 # netduinoplus2), Cortex-M7 with the double-precision FPU, Cortex-M0+; the F746's single-precision M7
 # differs from the H743 only in -mfpu.
 TFLM_REPRESENTATIVES = ["nucleo-l4r5zi", "nucleo-h743zi2", "rpi-pico"]
-PORTS = {"nucleo-l4r5zi": None, "stm32f746g-disco": None, "nucleo-h743zi2": None,
+PORTS = {"nucleo-l4r5zi": None, "stm32f746g-disco": None, "nucleo-h743zi2": None, "stm32n6570-dk": None,
          "arduino-nano-33-ble-sense": "/dev/ttyACM0", "rpi-pico": None, "sparkfun-edge": None}
 
 needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
@@ -84,6 +84,18 @@ def test_uart_divisor_is_within_two_percent_of_the_profiles_baud(profile_name):
 
 def test_lpuart1_brr_is_256_times_the_kernel_clock_over_the_baud():
     assert board_params_for(get_profile("nucleo-l4r5zi")).uart_divisor == {"brr": 266667}  # 256 * 120 MHz / 115200
+
+
+def test_an_image_the_stm32n6_boot_rom_starts_sets_its_own_stack_and_limit_before_any_c():
+    files = render_board(board_params_for(get_profile("stm32n6570-dk")))
+    entry = files["startup.c"].split("void Reset_Handler(void)\n{")[1].split("}")[0]
+    assert "naked" in files["startup.c"].split("void Reset_Handler(void)\n{")[0].splitlines()[-1]
+    assert [line.strip() for line in entry.splitlines() if line.strip().startswith('"')] == [
+        '"ldr r0, =__StackLimit\\n\\t"', '"msr msplim, r0\\n\\t"', '"ldr r0, =__StackTop\\n\\t"',
+        '"msr msp, r0\\n\\t"', '"b eq_reset\\n\\t");']
+    assert "SecureFault_Handler," in files["startup.c"]  # the FSBL runs in Secure state
+    assert "eq_icache_enable();" in files["eq_board.c"]
+    assert "msplim" not in render_board(board_params_for(get_profile("nucleo-h743zi2")))["startup.c"]
 
 
 def test_cortex_m7_unlocks_dwt_before_counting():
@@ -289,16 +301,21 @@ def test_pico_uf2_writes_the_bin_from_0x10000000_for_the_rp2040_family(built):
     assert crc32_rp2040(image[:252]) == struct.unpack_from("<I", image, 252)[0]
 
 
-def expected_flash_command(profile_name: str, folder: Path) -> list[str]:
+def expected_flash_commands(profile_name: str, folder: Path) -> list[list[str]]:
     files = {suffix: str(folder / f"firmware.{suffix}") for suffix in ("elf", "bin")}
+    fsbl = str(folder / "firmware-fsbl.bin")
     return {
-        "nucleo-l4r5zi": ["st-flash", "--reset", "write", files["bin"], "0x08000000"],
-        "stm32f746g-disco": ["st-flash", "--reset", "write", files["bin"], "0x08000000"],
-        "nucleo-h743zi2": ["st-flash", "--reset", "write", files["bin"], "0x08000000"],
-        "arduino-nano-33-ble-sense": ["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "--offset=0x10000",
-                                      files["bin"], "-R"],
-        "rpi-pico": ["picotool", "load", "-v", "-x", files["elf"]],
-        "sparkfun-edge": ["pyocd", "flash", "--target", "ama3b1kk_kbr", files["elf"]],
+        "nucleo-l4r5zi": [["st-flash", "--reset", "write", files["bin"], "0x08000000"]],
+        "stm32f746g-disco": [["st-flash", "--reset", "write", files["bin"], "0x08000000"]],
+        "nucleo-h743zi2": [["st-flash", "--reset", "write", files["bin"], "0x08000000"]],
+        "stm32n6570-dk": [["STM32_SigningTool_CLI", "-bin", files["bin"], "-nk", "-of", "0x80000000", "-t", "fsbl",
+                           "-hv", "2.3", "-o", fsbl, "-s"],
+                          ["STM32_Programmer_CLI", "-c", "port=SWD", "mode=HOTPLUG", "-el",
+                           "MX66UW1G45G_STM32N6570-DK.stldr", "-hardRst", "-w", fsbl, "0x70000000"]],
+        "arduino-nano-33-ble-sense": [["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "--offset=0x10000",
+                                       files["bin"], "-R"]],
+        "rpi-pico": [["picotool", "load", "-v", "-x", files["elf"]]],
+        "sparkfun-edge": [["pyocd", "flash", "--target", "ama3b1kk_kbr", files["elf"]]],
     }[profile_name]
 
 
@@ -309,8 +326,8 @@ def test_flash_dry_run_is_the_exact_command_on_files_the_build_wrote(profile_nam
     folder, result = built[profile_name]
     images = Images(elf=result.elf, bin=result.bin, hex=result.hex, image=result.elf, uf2=result.uf2)
     commands = flash(profile, images, FlashOptions(port=PORTS[profile_name]), dry_run=True)
-    assert commands == [expected_flash_command(profile_name, folder)]
-    assert all(Path(arg).is_file() for arg in commands[0] if arg.startswith(str(folder)))
+    assert commands == expected_flash_commands(profile_name, folder)
+    assert all(Path(arg).is_file() for arg in commands[0] if arg.startswith(str(folder / "firmware.")))
 
 
 # ---- TFLM for each distinct core ------------------------------------------------------------------------

@@ -64,7 +64,10 @@ def _requant(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, 
         reals = [float(np.float32(in_scale) * np.float32(filt.scales[0])) / float(np.float32(out_scale))]
     else:
         reals = [float(np.float32(in_scale)) * float(np.float32(s)) / float(np.float32(out_scale)) for s in fscales]
-    bounds = _accumulator_bounds(lw, op, inp, filt, channels) if lw.kind(op) == "s8" else None
+    # the bounded form for the int8 kernels and the paired int4 ones (their accumulators are int8's);
+    # the portable int4 kernels read the general pairs only
+    bounded = lw.kind(op) == "s8" or (lw.kind(op) == "s4" and _paired(lw, step.kernel, filt) is not None)
+    bounds = _accumulator_bounds(lw, op, inp, filt, channels) if bounded else None
     return lw.requant_arrays(step, reals, bounds, out_zp)
 
 def _output_stage(lw: Lowering, step: Step, op: Operator, inp: Tensor, filt: Tensor, out: Tensor,

@@ -227,7 +227,8 @@ class Lowering:
 
     def filter_ptr_paired(self, filt: Tensor) -> str:
         """An int4 filter in the paired layout (eq_matvec_paired_s4.h)."""
-        return self._filter_layout(filt, self.paired_tensors, "paired", "uint32_t", pair_nibbles)
+        step = MVE_BLOCK if self.mve else DSP_BLOCK
+        return self._filter_layout(filt, self.paired_tensors, "paired", "uint32_t", lambda w: pair_nibbles(w, step))
 
     def bias64(self, step: Step, op: Operator) -> str:
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
@@ -370,13 +371,21 @@ def conv_add_fusions(graph: Graph) -> dict[int, int]:
     return fusions
 
 
-def pair_nibbles(w: np.ndarray) -> np.ndarray:
+def pair_nibbles(w: np.ndarray, step: int = DSP_BLOCK) -> np.ndarray:
     """[units][depth] int4 weights (int8 values in [-8, 7]) in the paired layout
     (eq_matvec_paired_s4.h): for a row's step s of eight, one word whose byte k holds weight
     8s + k in its low nibble and 8s + 4 + k in its high one; rows two by two, their words
     alternating step by step; rows zero-padded to whole steps and to an even count. Half a byte a
-    weight, as TFLite's packed INT4."""
+    weight, as TFLite's packed INT4. With MVE's step (MVE_BLOCK), a row's step is 32 weights in 16
+    bytes (weight 32s + k low, 32s + 16 + k high in byte k) and rows go four by four."""
     units, depth = w.shape
+    if step == MVE_BLOCK:
+        steps, rows = -(-depth // 32), -(-units // 4) * 4
+        padded = np.zeros((rows, steps * 32), np.uint8)
+        padded[:units, :depth] = w.astype(np.int8).view(np.uint8) & 0xF
+        nibbles = padded.reshape(rows, steps, 2, 16)  # [row][step][half][k]
+        byte = nibbles[:, :, 0, :] | (nibbles[:, :, 1, :] << 4)
+        return byte.reshape(rows // 4, 4, steps, 16).transpose(0, 2, 1, 3).reshape(-1).view("<u4").astype(np.uint32)
     steps = -(-depth // 8)
     padded = np.zeros((units + units % 2, steps * 8), np.int64)
     padded[:units, :depth] = w

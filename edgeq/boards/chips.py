@@ -55,6 +55,10 @@ class Chip:
     gpio_stride: int = 0x400
     gpio_enable: int = 0     # RCC register whose bit n clocks GPIO port n (STM32)
     boot2: bool = False      # the first 256 bytes of flash are a second-stage boot loader (RP2040)
+    secure: bool = False     # the image runs in Secure state (Armv8-M with TrustZone)
+    # A boot ROM copies the image into RAM and jumps to its reset handler with the ROM's own stack and
+    # stack limit (MSPLIM) still set, rather than the core resetting into it (STM32N6).
+    boot_rom: bool = False
 
 
 CHIPS: dict[str, Chip] = {chip.name: chip for chip in (
@@ -76,6 +80,14 @@ CHIPS: dict[str, Chip] = {chip.name: chip for chip in (
         "usart3": Uart("usart3", 0x4000_4800, "stm32_v2", 120_000_000, Pin(3, 8, 7), Pin(3, 9, 7),
                               (0xE8, 18), "ST-LINK/V3E virtual COM port over the board's USB"),
     }, gpio_base=0x5802_0000, gpio_enable=0xE0),
+    # RM0486: RCC (PLL1 and the IC dividers, set/clear registers at +0x800/+0x1000), GPIO 13,
+    # USART 62; the FSBL templates of STM32CubeN6 1.1 run the core at 600 MHz without overdrive, the buses
+    # at 200 MHz. UM3300: USART1 PE5/PE6 (AF7) goes to the ST-LINK-V3EC VCP. Secure aliases: the boot ROM
+    # starts the first-stage boot loader, which edgeq's firmware is, in Secure state.
+    Chip("stm32n657x0", "stm32", "n6", "cortex-m55", 600_000_000, 195, "dwt", "RM0486", {
+        "usart1": Uart("usart1", 0x5200_1000, "stm32_v2", 200_000_000, Pin(4, 5, 7), Pin(4, 6, 7),
+                              (0xA6C, 4), "ST-LINK-V3EC virtual COM port over the board's USB"),
+    }, gpio_base=0x5602_0000, gpio_enable=0xA5C, secure=True, boot_rom=True),
     # RM0090 rev 19: RCC 7.3, FLASH 3.9 (5 wait states at 168 MHz), GPIO 8.4, USART 30.6 (the F4 layout,
     # SR/DR, which QEMU's stm32f2xx_usart models); QEMU's netduinoplus2 serves USART1 on -serial.
     Chip("stm32f405rg", "stm32", "f4", "cortex-m4", 168_000_000, 82, "dwt", "RM0090", {

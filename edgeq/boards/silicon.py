@@ -85,7 +85,8 @@ def silicon_fields(profile) -> dict:
         "flash_bytes": profile.memory.flash_bytes, "ram_origin": profile.memory.ram_origin,
         "ram_bytes": profile.memory.ram_bytes, "uart_base": uart.base, "baud_rate": baud, "irq_count": chip.irq_count,
         "cycles_unit": "instructions" if emulated else "cycles", "chip": chip, "uart": uart, "emulated": emulated,
-        "counter": counter, "tick_ratio": tick, "systick_period": period, "uart_divisor": baud_divisor(uart, baud),
+        "counter": counter, "secure": chip.secure, "tick_ratio": tick, "systick_period": period,
+        "uart_divisor": baud_divisor(uart, baud),
     }
 
 

@@ -45,6 +45,7 @@ def render_board(params: BoardParams) -> dict[str, str]:
         "tick_num": params.tick_ratio[0], "tick_den": params.tick_ratio[1], "cycles_unit": params.cycles_unit,
         "systick_period": params.systick_period, "vector_origin": params.vector_origin,
         "armv6m": params.cpu in ARMV6M_CPUS, "no_vtor": params.cpu == "cortex-m0", "boot2": False,
+        "boot_rom": params.chip is not None and params.chip.boot_rom,
     }
     if params.family == "cortex_m_cmsdk":
         context.update(uart_bauddiv=params.uart_bauddiv, uart_clock_hz=params.uart_clock_hz or params.clock_hz)

@@ -134,6 +134,34 @@ class StFlashRunner(Runner):
         return [*erase, [self.program, *select, *args]]
 
 
+class StM32CubeProgrammerRunner(Runner):
+    """ST's STM32_Programmer_CLI. `{fsbl}` in flash.args asks for the bin behind the header the STM32N6
+    boot ROM reads (an unsigned FSBL image): ST's STM32_SigningTool_CLI, from the same install, makes it
+    first, next to the bin."""
+
+    name, program, provides = "stm32cubeprogrammer", "STM32_Programmer_CLI", "ST's STM32CubeProgrammer (st.com)"
+    supports = frozenset({"probe", "erase"})
+
+    def commands(self, args, images, options):
+        if not any("{fsbl}" in arg for arg in args):
+            return super().commands(args, images, options)
+        if images.bin is None:
+            raise BadInput("flash.args use {fsbl}, but the build made no bin file to put the boot header on")
+        fsbl = images.bin.with_name(f"{images.bin.stem}-fsbl.bin")
+        sign = ["STM32_SigningTool_CLI", "-bin", str(images.bin), "-nk", "-of", "0x80000000", "-t", "fsbl",
+                "-hv", "2.3", "-o", str(fsbl), "-s"]
+        return [sign, *super().commands([arg.replace("{fsbl}", str(fsbl)) for arg in args], images, options)]
+
+    def compose(self, args, options):
+        # -c's parameters follow it as words: `-c port=SWD sn=ID`; -e all erases before -w writes.
+        if options.probe:
+            args = _insert_after(args, "port=SWD", [f"sn={options.probe}"]) if "port=SWD" in args \
+                else [*args, "sn=" + options.probe]
+        if options.erase:
+            args = _insert_after(args, "-hardRst", ["-e", "all"]) if "-hardRst" in args else ["-e", "all", *args]
+        return [[self.program, *args]]
+
+
 class EsptoolRunner(Runner):
     name, program, provides = "esptool", "esptool.py", "the PyPI package esptool (pip install esptool)"
     supports = frozenset({"erase"})
@@ -204,8 +232,8 @@ class HostRunner(Runner):
 
 
 RUNNERS: dict[str, type[Runner]] = {cls.name: cls for cls in (
-    QemuRunner, HostRunner, PyocdRunner, OpenocdRunner, StFlashRunner, EsptoolRunner, PicotoolRunner,
-    NrfjprogRunner, BossacRunner)}
+    QemuRunner, HostRunner, PyocdRunner, OpenocdRunner, StFlashRunner, StM32CubeProgrammerRunner, EsptoolRunner,
+    PicotoolRunner, NrfjprogRunner, BossacRunner)}
 
 
 def runner_for(profile) -> Runner:

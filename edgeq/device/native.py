@@ -42,7 +42,7 @@ from edgeq.device.measure import (
     sample_bytes,
     summarize,
 )
-from edgeq.device.remote import Transport, run_commands, transport_for
+from edgeq.device.remote import Transport, run_commands, run_tag, transport_for
 from edgeq.device.sshd import local_ssh_server
 from edgeq.errors import BadInput, ToolFailed
 from edgeq.graph import read_graph
@@ -214,7 +214,7 @@ def measure_native(profile, project: Path, run: Run, address: str | None = None,
     reference = reference_outputs(run.reference, run.tflite, xq)
     bundle = _bundle_record(project) or None
     with _reach(profile, address) as (reached, ssh_config), tempfile.TemporaryDirectory(prefix="edgeq-native-") as tmp:
-        transport = transport_for(profile, reached, manifest.model_sha256[:12], ssh_config)
+        transport = transport_for(profile, reached, run_tag(manifest.model_sha256), ssh_config)
         with console.stage("device", f"{len(xq[0])} samples on {profile.name}, over {transport.name}"):
             result, raw, op_profile, facts = run_harness(profile, project, xq, transport, per_layer=per_layer,
                                                          into=Path(tmp))
@@ -256,7 +256,7 @@ def benchmark_model_commands(profile, project: Path, tool: Path, transport: Tran
 def run_benchmark_model(profile, project: Path, tool: Path, address: str | None, delegate: str) -> dict:
     """benchmark_model on the device with `delegate`: its figures (edgeq.measure.benchmark_model), labelled."""
     manifest = read_manifest(project)
-    transport = transport_for(profile, address, manifest.model_sha256[:12])
+    transport = transport_for(profile, address, run_tag(manifest.model_sha256))
     commands = benchmark_model_commands(profile, project, tool, transport, delegate)
     run_commands(transport, commands["push"])
     try:

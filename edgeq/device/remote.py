@@ -10,6 +10,7 @@ emulated) is edgeq.codegen.litert.harness_command.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,12 @@ class Local(Transport):
 
     def cleanup(self) -> list[str]:
         return ["rm", "-rf", self.directory]
+
+
+def run_tag(model_sha256: str) -> str:
+    """The folder tag of one run that pushes, runs and cleans up: the model's hash and a token of its own,
+    so that two runs of one model on one device neither share nor delete each other's folder."""
+    return f"{model_sha256[:12]}-{secrets.token_hex(4)}"
 
 
 def transport_for(profile, address: str | None, tag: str, ssh_config: str | None = None) -> Transport:

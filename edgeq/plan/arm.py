@@ -19,7 +19,7 @@ from edgeq.codegen.sources import io_tensors, tensor_info
 from edgeq.device.loop import build_firmware
 from edgeq.device.measure import device_inputs
 from edgeq.device.native import run_harness
-from edgeq.device.remote import transport_for
+from edgeq.device.remote import run_tag, transport_for
 from edgeq.errors import EdgeqError
 from edgeq.files import write_files
 from edgeq.graph import NUMPY_DTYPES, read_graph
@@ -55,7 +55,7 @@ def arm_outputs(profile, tflite: bytes, x) -> Outputs:
         files = LITERT.project(twin, tflite, "candidate")
         write_files(project, {k: v if isinstance(v, bytes) else v.encode() for k, v in files.items()})
         build_firmware(project, twin)
-        transport = transport_for(twin, None, hashlib.sha256(tflite).hexdigest()[:12] + "-arm")
+        transport = transport_for(twin, None, run_tag(hashlib.sha256(tflite).hexdigest()))
         _, raw, _, _ = run_harness(twin, project, xq, transport, per_layer=False, into=into)
     count, arrays, offset = len(xq[0]), [], 0
     block = np.frombuffer(raw, np.uint8).reshape(count, sum(t.nbytes for t in outputs))

@@ -12,15 +12,15 @@ DEFAULT_PROFILE = "qemu-mps2-an386"
 
 KINDS = ("mcu", "linux", "phone", "host")
 NUMERICS = ("int8", "int16x8", "int4", "fp16", "fp32")
-FLASH_METHODS = ("qemu", "host", "pyocd", "openocd", "st-flash", "esptool", "picotool", "nrfjprog",
-                 "bossac", "adb", "ssh")
+FLASH_METHODS = ("qemu", "host", "pyocd", "openocd", "st-flash", "stm32cubeprogrammer", "esptool", "picotool",
+                 "nrfjprog", "bossac", "adb", "ssh")
 OPTIMIZE_LEVELS = ("-Os", "-O2", "-O3")
 DELEGATES = ("xnnpack", "gpu", "nnapi")
 # The CPU architectures edgeq builds its native LiteRT harness for (edgeq.device.litert_lib).
 ABIS = ("aarch64", "x86-64")
 # What the flash stage substitutes into flash.args: the built files, the serial port and, for boards
-# reached over the network, user@address.
-FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "uf2", "port", "host")
+# reached over the network, user@address; {fsbl} is the bin behind an STM32N6 boot ROM's header.
+FLASH_PLACEHOLDERS = ("image", "elf", "bin", "hex", "uf2", "fsbl", "port", "host")
 
 
 
