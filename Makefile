@@ -52,7 +52,7 @@ deploy: setup
 TEST_JOBS ?= 2
 test:
 	@$(MAKE) --no-print-directory -j2 setup system-packages
-	@$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
+	@$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadscope
 
 system-packages:
 	@bash scripts/ensure-toolchain.sh && bash scripts/ensure-arm-linux.sh && bash scripts/ensure-browser.sh

@@ -38,8 +38,8 @@ A fourth table gives the cycles edgeq's timing model estimates from the instruct
 plugin counts (docs/cycles.md; --no-cycles leaves it out, the plugin costs about 1.7x the emulation
 time): the band low..high and its estimate, per MAC, and in ms at the profile's clock, next to the
 measured instructions and instructions per MAC; on the M4 also at the NUCLEO-L4R5ZI's 120 MHz with its
-5 flash wait states. Estimates, not measurements: the table says so. The timing model has no Cortex-M55
-(docs/cycles.md): its rows have none.
+5 flash wait states, and on the M55 at the STM32N6570-DK's 600 MHz. Estimates, not measurements: the
+table says so; the M55's is an approximation (docs/cycles.md).
 """
 
 from __future__ import annotations
@@ -235,30 +235,33 @@ def published_table(rows: list[dict]) -> str:
     return format_table(header, lines) if lines else ""
 
 
-# The NUCLEO-L4R5ZI, MLPerf Tiny's reference board: the M4 rows are also priced at its clock and wait states.
-L4R5 = "nucleo-l4r5zi"
+# The real boards the emulated M4 and M55 stand in for: their rows are also priced at their clock and wait states.
+L4R5, N6 = "nucleo-l4r5zi", "stm32n6570-dk"
 
 
 def cycles_table(rows: list[dict]) -> str:
     """edgeq-c's estimated cycle band per model and board, beside its measured instructions."""
     lines = []
-    l4r5 = get_profile(L4R5)
+    # the real board of each core the emulated one stands in for: the M4's MLPerf Tiny reference, the M55's
+    # STM32N6570-DK (its image runs from SRAM: no wait states)
+    silicon = {p.core: p for p in map(get_profile, (L4R5, N6))}
     for r in rows:
         e = r["edgeq-c"]
         if not e.get("windows"):
             continue
         profile = get_profile(f"qemu-{r['board']}")
         b = estimated_cycles(e["windows"], profile.core, profile.clock_hz, profile.memory.flash_wait_states)
-        at_l4r5 = "-"
-        if profile.core == l4r5.core:
-            n = estimated_cycles(e["windows"], l4r5.core, l4r5.clock_hz, l4r5.memory.flash_wait_states)
-            at_l4r5 = f"{n['low_ms']:.1f}..{n['high_ms']:.1f} ({n['estimate_ms']:.1f})"
+        at_silicon = "-"
+        if profile.core in silicon:
+            board = silicon[profile.core]
+            n = estimated_cycles(e["windows"], board.core, board.clock_hz, board.memory.flash_wait_states)
+            at_silicon = f"{board.name}: {n['low_ms']:.2f}..{n['high_ms']:.2f} ({n['estimate_ms']:.2f})"
         per_mac = f"{b['estimate_cycles'] / e['macs']:.2f}" if e.get("macs") else "-"
         lines.append((r["model"], r["board"], profile.core, f"{e['instructions']:,.0f}", f"{e['per_mac']:.2f}",
                       f"{b['low_cycles']:,}..{b['high_cycles']:,}", f"{b['estimate_cycles']:,}", per_mac,
-                      f"{b['low_ms']:.2f}..{b['high_ms']:.2f} ({b['estimate_ms']:.2f})", at_l4r5))
+                      f"{b['low_ms']:.2f}..{b['high_ms']:.2f} ({b['estimate_ms']:.2f})", at_silicon))
     header = ("model", "board", "core", "instr (measured)", "instr/MAC", "~cycles low..high", "~cycles",
-              "~cyc/MAC", "~ms at the board's clock", f"~ms on {L4R5} 120 MHz, 5 WS")
+              "~cyc/MAC", "~ms at the board's clock", f"~ms on {L4R5} (120 MHz, 5 WS) or {N6} (600 MHz)")
     return format_table(header, lines) if lines else ""
 
 

@@ -97,9 +97,15 @@ def no_processes(monkeypatch):
 _SHARES_A_PROCESS = {"test_sweep.py": "ray", "test_sweep_cluster.py": "ray"}
 
 
-def pytest_collection_modifyitems(items):
-    """Under `pytest -n N --dist loadgroup` a module runs whole in one process, so its module fixtures
-    (converted models, trained networks, built firmware) are made once."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(_SHARES_A_PROCESS.get(name, name)))
+def pytest_xdist_make_scheduler(config, log):
+    """Under `pytest -n N` (make test) a test module runs whole in one process, so its module fixtures
+    (converted models, trained networks, built firmware) are made once; the Ray modules share one.
+    (pytest-xdist's own --dist loadgroup does not group under pytest 9; _split_scope is 3.8's, pinned.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return _SHARES_A_PROCESS.get(Path(module).name, module)
+
+    return ByModule(config, log)

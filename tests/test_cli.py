@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.interrupt import interruptible
+
 REPORT_KEYS = ["model.sha256", "profile.name", "quantization.mode", "size.tflite_bytes",
                "memory.tflm_arena_bytes", "accuracy.float", "accuracy.quantized", "latency.host_ms_median",
                "fit.verdict"]
@@ -254,7 +256,8 @@ def test_an_interrupted_deploy_exits_130_and_leaves_no_report(tmp_path, small_cn
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "edgeq", "deploy", str(small_cnn_path), "--device", "host",
                              "--quant", "int8", "--data", str(small_data["calib"]), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not (out / "edgeq.log").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -37,7 +37,7 @@ STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
 BOARDS = {"qemu-mps2-an385": (None, DSP_BLOCK), "qemu-mps2-an386": ("__ARM_FEATURE_DSP", DSP_BLOCK),
           "qemu-mps2-an500": ("__ARM_FEATURE_DSP", DSP_BLOCK), "qemu-mps2-an505": ("__ARM_FEATURE_DSP", DSP_BLOCK),
           "qemu-mps3-an547": ("__ARM_FEATURE_MVE", MVE_BLOCK)}
-KERNELS = ("eq_add_s8", "eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8",
+KERNELS = ("eq_add_s8", "eq_max_pool_s8", "eq_avg_pool_s8", "eq_conv_s8", "eq_conv_rows_s8", "eq_conv_1x1_in_place_s8", "eq_conv_add_s8",
            "eq_fully_connected_s8",
            "eq_depthwise_conv_s8", "eq_depthwise_conv_rows_s8", "eq_depthwise_conv_in_place_s8",
            "eq_depthwise_conv_strided_s8",
@@ -199,6 +199,27 @@ def add_case(rng, i: int) -> Case:
     return case
 
 
+def pool_case(rng, i: int, kernel: str) -> Case:
+    """MAX_POOL_2D or AVERAGE_POOL_2D over a random window, stride and padding."""
+    p = f"c{i}"
+    n, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    c = int(rng.choice([1, 3, 4, 5, 8, 13, 16, 17, 33]))
+    kh, kw = int(rng.integers(1, min(h, 3) + 1)), int(rng.integers(1, min(w, 3) + 1))
+    sh, sw = (int(v) for v in rng.integers(1, 3, 2))
+    ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    oh, ow = _out_size(h, kh, sh, 1, ph), _out_size(w, kw, sw, 1, pw)
+    lo, hi = _activation(rng)
+    case = Case(f"{kernel}:{n}x{h}x{w}x{c}->{oh}x{ow}:k{kh}x{kw}:s{sh}x{sw}:p{ph}x{pw}")
+    case.decls += [_c_array("int8_t", f"{p}_input", rng.integers(-128, 128, (n, h, w, c))),
+                   f"static const eq_pool_params {p}_params = {{{{{sw}, {sh}}}, {{{pw}, {ph}}}, {{{kw}, {kh}}}, "
+                   f"{{{lo}, {hi}}}}};",
+                   f"static const eq_dims {p}_in = {{{n}, {h}, {w}, {c}}};",
+                   f"static const eq_dims {p}_out = {{{n}, {oh}, {ow}, {c}}};"]
+    case.body += [f"CALL({kernel}(0, &{p}_params, &{p}_in, {p}_input, &{p}_out, work));",
+                  f"EMIT(work, {n * oh * ow * c});"]
+    return case
+
+
 def fc_case(rng, i: int, kernel: str, units: int | None = None, block: int = DSP_BLOCK) -> Case:
     p = f"c{i}"
     batches, depth = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 4, 5, 7, 8, 15, 16, 33, 64, 70]))
@@ -287,6 +308,8 @@ def make_cases(seed: int = 10, per_kernel: int = 12, block: int = DSP_BLOCK) -> 
             i = len(cases)
             if kernel == "eq_add_s8":
                 cases.append(add_case(rng, i))
+            elif kernel.endswith("_pool_s8"):
+                cases.append(pool_case(rng, i, kernel))
             elif kernel.startswith("eq_fully_connected"):
                 cases.append(fc_case(rng, i, kernel, block=block))
             elif kernel.startswith("eq_depthwise"):

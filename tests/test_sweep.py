@@ -20,6 +20,7 @@ from edgeq.sweep import Options, SweepRequest
 from edgeq.sweep.cells import bind, plan_cells
 from edgeq.sweep.summary import pareto_front, reusable
 from tests.browser import CHROMIUM, opened
+from tests.interrupt import interruptible
 
 needs_boards = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                                   reason="needs qemu-system-arm and arm-none-eabi-gcc")
@@ -188,7 +189,7 @@ def test_an_interrupted_sweep_keeps_its_finished_cells_and_a_rerun_finishes_the_
     args = (str(small_cnn_path), "--device", ",".join(DEVICES), "--quant", "int8", "--data", str(small_data["calib"]),
             "--samples", "2", "--no-cycles", "--workers", "1", "--out", "out")
     proc = subprocess.Popen([sys.executable, "-m", "edgeq", "sweep", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 600
     while not list((tmp_path / "out" / "cells").glob("*/cell.json")) and time.monotonic() < deadline:
         time.sleep(0.1)

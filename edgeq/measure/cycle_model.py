@@ -105,8 +105,24 @@ CORTEX_M7 = CoreTiming(
     pc_load_refill=(1, 2, 3), issue_factor=(0.5, 0.68, 1.0),
     notes=("dual issue approximated by a factor (0.5, 0.68, 1.0), not modelled instruction by instruction",))
 
+# The Cortex-M55 runs MVE instructions beat-wise: a 128-bit instruction is four beats, which the M55
+# executes two a cycle (dual-beat), and two vector instructions of different kinds (a load and a
+# multiply, say) overlap by half, so a well-interleaved stream retires one a cycle and an unoverlapped
+# one takes two (Armv8.1-M ARM, B5.2 "beat-wise execution"; Arm's Cortex-M55 product brief: dual-beat).
+# Every MVE instruction falls in the plugin's `fpu` class (the coprocessor and vector encodings), so it
+# is priced 1 / 1.5 / 2. Low-overhead loops' WLS, DLS and LE fall in `other`: LE costs nothing once the
+# loop is in the branch cache, hence 0 / 0.5 / 2. Scalar code is priced as the M4's, as for the M33: no
+# cycle table is published for the M55's pipeline. An approximation, and the band is wide on purpose.
+CORTEX_M55 = CoreTiming(
+    "cortex-m55", "approximation: MVE instructions 1..2 cycles (dual-beat, overlapped), scalar as the "
+    "Cortex-M4 TRM (ARM DDI 0439B) 3.3",
+    prices={**CORTEX_M4.prices, "fpu": (1, 1.5, 2), "other": (0, 0.5, 2)}, ldr_pipelined=_same(1),
+    per_register=_same(1), refill=(1, 2, 3), pc_load_refill=(1, 2, 3),
+    notes=("MVE instructions priced 1 (overlapped) to 2 (alone) cycles: dual-beat, not modelled instruction by "
+           "instruction", "scalar instructions priced as a Cortex-M4's: the M55 publishes no cycle table"))
+
 CORES: dict[str, CoreTiming] = {t.core: t for t in (CORTEX_M0, CORTEX_M0PLUS, CORTEX_M3, CORTEX_M4, CORTEX_M33,
-                                                    CORTEX_M7)}
+                                                    CORTEX_M7, CORTEX_M55)}
 
 
 def timing_for(core: str) -> CoreTiming:
