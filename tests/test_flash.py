@@ -47,7 +47,7 @@ def test_st_flash_erases_first_and_selects_the_probe_in_both_commands():
 def test_stm32n6_fsbl_gets_st_boot_header_then_goes_to_the_nor_flash_through_the_external_loader():
     assert commands("stm32n6570-dk", probe="004A00", erase=True) == [
         ["STM32_SigningTool_CLI", "-bin", "/fw/firmware.bin", "-nk", "-of", "0x80000000", "-t", "fsbl", "-hv", "2.3",
-         "-o", "/fw/firmware-fsbl.bin", "-s"],
+         "-align", "-o", "/fw/firmware-fsbl.bin"],
         ["STM32_Programmer_CLI", "-c", "port=SWD", "sn=004A00", "mode=HOTPLUG",
          "-el", "MX66UW1G45G_STM32N6570-DK.stldr", "-hardRst", "-e", "all", "-w", "/fw/firmware-fsbl.bin",
          "0x70000000"]]

@@ -309,7 +309,7 @@ def expected_flash_commands(profile_name: str, folder: Path) -> list[list[str]]:
         "stm32f746g-disco": [["st-flash", "--reset", "write", files["bin"], "0x08000000"]],
         "nucleo-h743zi2": [["st-flash", "--reset", "write", files["bin"], "0x08000000"]],
         "stm32n6570-dk": [["STM32_SigningTool_CLI", "-bin", files["bin"], "-nk", "-of", "0x80000000", "-t", "fsbl",
-                           "-hv", "2.3", "-o", fsbl, "-s"],
+                           "-hv", "2.3", "-align", "-o", fsbl],
                           ["STM32_Programmer_CLI", "-c", "port=SWD", "mode=HOTPLUG", "-el",
                            "MX66UW1G45G_STM32N6570-DK.stldr", "-hardRst", "-w", fsbl, "0x70000000"]],
         "arduino-nano-33-ble-sense": [["bossac", "--port=/dev/ttyACM0", "-U", "-i", "-e", "-w", "--offset=0x10000",

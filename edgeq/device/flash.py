@@ -148,8 +148,10 @@ class StM32CubeProgrammerRunner(Runner):
         if images.bin is None:
             raise BadInput("flash.args use {fsbl}, but the build made no bin file to put the boot header on")
         fsbl = images.bin.with_name(f"{images.bin.stem}-fsbl.bin")
+        # -align: the boot ROM wants the image at a 0x400 boundary behind the header, which
+        # STM32CubeProgrammer 2.21's signing tool no longer pads to by itself
         sign = ["STM32_SigningTool_CLI", "-bin", str(images.bin), "-nk", "-of", "0x80000000", "-t", "fsbl",
-                "-hv", "2.3", "-o", str(fsbl), "-s"]
+                "-hv", "2.3", "-align", "-o", str(fsbl)]
         return [sign, *super().commands([arg.replace("{fsbl}", str(fsbl)) for arg in args], images, options)]
 
     def compose(self, args, options):

@@ -97,7 +97,8 @@ static EQ_HOT_INLINE void eq_paired_outputs(int32_t *acc, int32_t pixels, int32_
 {
     int32_t p, k;
     for (k = 0; k < m; k += 4) {
-        const int32x4_t b = n - k >= 4 ? vld1q_s32(bias + c0 + k) : vldrwq_z_s32(bias + c0 + k, vctp32q((uint32_t)(n - k)));
+        const int32_t *at = bias + c0 + k;
+        const int32x4_t b = n - k >= 4 ? vld1q_s32(at) : vldrwq_z_s32(at, vctp32q((uint32_t)(n - k)));
         for (p = 0; p < pixels; p++) {
             int32_t *a = acc + p * m + k;
             vst1q_s32(a, vaddq_s32(b, vshrq_n_s32(vld1q_s32(a), 4)));
