@@ -57,12 +57,7 @@ static EQ_NOINLINE EQ_NO_FRAME_POINTER void eq_mve_paired_dot4x2_groups(const ui
         EQ_MVE_PAIRED_ROW("r6", "lr")
         "subs r9, r9, #1\n\t"
         "bne 2b\n\t"
-        "ldr r9, [r7, #20]\n\t"
-        "stm r9!, {r0, r2, r4, r6}\n\t"
-        "str r9, [r7, #20]\n\t"
-        "ldr r9, [r7, #24]\n\t"
-        "stm r9!, {r8, r10, r12, lr}\n\t"
-        "str r9, [r7, #24]\n\t"
+        EQ_MVE_PAIR_STORE_ASM
         "subs %[left], %[left], #1\n\t"
         "bne 1b"
         : [w] "+r"(w), [left] "+r"(left)

@@ -90,6 +90,16 @@ typedef struct {
     int32_t *acc0, *acc1;
 } eq_mve_pair;
 
+/* A group's end in the two-window kernels: the eight accumulators stored to the pair's acc0 (offset
+ * 20) and acc1 (24) runs, each advanced past them; r7 holds the pair, r9 is free. */
+#define EQ_MVE_PAIR_STORE_ASM                                 \
+    "ldr r9, [r7, #20]\n\t"                                   \
+    "stm r9!, {r0, r2, r4, r6}\n\t"                           \
+    "str r9, [r7, #20]\n\t"                                   \
+    "ldr r9, [r7, #24]\n\t"                                   \
+    "stm r9!, {r8, r10, r12, lr}\n\t"                         \
+    "str r9, [r7, #24]\n\t"
+
 /* Two windows against `groups` groups of four blocked rows from f: acc0[4g..4g+3] = bias + rows .
  * x0, acc1 the same for x1; each weight load serves both windows, 128 multiply-accumulates in
  * fifteen instructions. All in assembly, groups included: the eight accumulators take every even
@@ -128,12 +138,7 @@ static EQ_NOINLINE EQ_NO_FRAME_POINTER const int8_t *eq_mve_dot4x2_groups(const 
         "vldrbt.8 q1, [r5]\n\t"
         EQ_MVE_STEP4X2
         "4:\n\t"
-        "ldr r9, [r7, #20]\n\t"
-        "stm r9!, {r0, r2, r4, r6}\n\t"
-        "str r9, [r7, #20]\n\t"
-        "ldr r9, [r7, #24]\n\t"
-        "stm r9!, {r8, r10, r12, lr}\n\t"
-        "str r9, [r7, #24]\n\t"
+        EQ_MVE_PAIR_STORE_ASM
         "subs %[left], %[left], #1\n\t"
         "bne 1b"
         : [w] "+r"(w), [left] "+r"(left)
